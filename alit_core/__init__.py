@@ -1,0 +1,31 @@
+"""alit_core: a from-scratch PyTorch implementation of ALIT, the adaptive-length image tokenizer.
+
+Public API (what the app and external code use):
+    load_tokenizer, from_official, save_checkpoint, load_image, Tokenizer, Step, Encoding,
+    Criterion, select_iterations, select_batch_iteration, latent_attention_maps,
+    ALIT, ALITConfig, VQGANConfig, PRESETS, get_preset, OFFICIAL_CHECKPOINTS, fetch_official,
+    available_devices, supported_dtypes, and the errors ALITError, ImageInputError,
+    CheckpointError, DownloadError.
+"""
+
+from .alit import ALIT
+from .attention_maps import latent_attention_maps
+from .checkpoints import from_official, infer_config, load_tokenizer, save_checkpoint
+from .config import PRESETS, ALITConfig, VQGANConfig, get_preset
+from .devices import available_devices, supported_dtypes
+from .errors import ALITError, CheckpointError, DownloadError, ImageInputError
+from .image_io import load_image, open_image, square_crop_resize, tensor_to_image
+from .registry import OFFICIAL_CHECKPOINTS, fetch_official
+from .rollout import Step
+from .selection import DEFAULT_THRESHOLD, Criterion, select_batch_iteration, select_iterations
+from .tokenizer import Encoding, Tokenizer
+
+__all__ = [
+    "ALIT", "ALITConfig", "VQGANConfig", "PRESETS", "get_preset",
+    "Tokenizer", "Step", "Encoding", "Criterion", "DEFAULT_THRESHOLD",
+    "load_tokenizer", "from_official", "save_checkpoint", "infer_config",
+    "load_image", "open_image", "square_crop_resize", "tensor_to_image",
+    "select_iterations", "select_batch_iteration", "latent_attention_maps",
+    "OFFICIAL_CHECKPOINTS", "fetch_official", "available_devices", "supported_dtypes",
+    "ALITError", "ImageInputError", "CheckpointError", "DownloadError",
+]

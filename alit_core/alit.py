@@ -1,0 +1,146 @@
+"""The ALIT model: recurrent latent-token allocation on top of a VQGAN (SPEC 1.2-1.3).
+
+This module holds the parameters and the pieces of one iteration; `rollout.py` strings the
+iterations together. Parameter names are the official ones (top level of the official model),
+except that the official `base_tokenizer.vqgan.` prefix is `vqgan.` here.
+
+Sequence layout, encoder and decoder alike: index 0 the class token, 1..P the P = 256 image
+(encoder) or mask (decoder) tokens in row-major grid order, then the latents (latent k at P+1+k).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+from torch import nn
+
+from .config import ALITConfig
+from .transformer import Transformer
+from .vqgan import VQGAN
+
+
+def _embedding(*shape: int, width: int) -> nn.Parameter:
+    return nn.Parameter(torch.randn(*shape) * width**-0.5)
+
+
+class LatentQuantizer(nn.Module):
+    """Cosine vector quantiser: L2-normalised nearest neighbour in a (4096, 12) codebook."""
+
+    def __init__(self, size: int, dim: int, commitment: float = 0.25):
+        super().__init__()
+        self.commitment = commitment
+        self.embedding = nn.Embedding(size, dim)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z (B, N, d) -> straight-through codes (B, N, d), indices (B, N), VQ loss (scalar)."""
+        z = F.normalize(z.float(), dim=-1)
+        book = F.normalize(self.embedding.weight.float(), dim=-1)
+        dist = z.pow(2).sum(-1, keepdim=True) + book.pow(2).sum(-1) - 2 * z @ book.t()
+        idx = dist.argmin(-1)
+        code = book[idx]
+        loss = self.commitment * F.mse_loss(z, code.detach()) + F.mse_loss(code, z.detach())
+        return z + (code - z).detach(), idx, loss
+
+
+class LatentDecoder(Transformer):
+    """Predicts VQGAN code logits for every 2D position from the current latents."""
+
+    def __init__(self, cfg: ALITConfig):
+        w = cfg.dec_width
+        super().__init__(w, cfg.dec_depth, cfg.dec_heads, cfg.mlp_ratio, cfg.layernorm_eps)
+        self.latent_token_positional_embedding = _embedding(cfg.max_tokens, w, width=w)
+        self.decoder_embed = nn.Linear(cfg.latent_dim, w)
+        self.ln_pre = nn.LayerNorm(w, eps=cfg.layernorm_eps)
+        self.ln_post = nn.LayerNorm(w, eps=cfg.layernorm_eps)
+        self.ffn = nn.Sequential(nn.Linear(w, 2 * w), nn.Tanh(), nn.Linear(2 * w, cfg.vqgan.codebook_size))
+
+
+class ALIT(nn.Module):
+    def __init__(self, cfg: ALITConfig):
+        super().__init__()
+        self.cfg = cfg
+        w, dw, p, n = cfg.width, cfg.dec_width, cfg.num_positions, cfg.latents_per_iteration
+        self.vqgan = VQGAN(cfg.vqgan)
+        self.patch_embed = nn.Conv2d(3, w - cfg.vqgan.z_channels, cfg.patch_size, stride=cfg.patch_size)
+
+        self.encoder_positional_embedding = _embedding(p + 1, w, width=w)
+        self.encoder_class_embedding = _embedding(1, w, width=w)
+        self.encoder_mask_token = _embedding(1, 1, w, width=w)
+        self.latent_tokens = _embedding(n, w, width=w)
+        self.latent_token_positional_embedding = _embedding(n, w, width=w)
+        self.timestep_embedding = _embedding(cfg.iterations, n, w, width=w)
+        self.encoder_ln_pre = nn.LayerNorm(w, eps=cfg.layernorm_eps)
+        self.encoder_ln_post = nn.LayerNorm(w, eps=cfg.layernorm_eps)
+        self.encoder_ln_recursive = nn.LayerNorm(w, eps=cfg.layernorm_eps)
+        self.encoder = Transformer(w, cfg.depth, cfg.heads, cfg.mlp_ratio, cfg.layernorm_eps)
+        self.pre_quantizer_mlp = nn.Linear(w, cfg.latent_dim)
+        if cfg.quantize_latents:
+            self.quantize = LatentQuantizer(cfg.latent_codebook_size, cfg.latent_dim)
+
+        self.decoder_positional_embedding = _embedding(p + 1, dw, width=dw)
+        self.decoder_class_embedding = _embedding(1, dw, width=dw)
+        self.decoder_mask_token = _embedding(1, 1, dw, width=dw)
+        self.decoder = LatentDecoder(cfg)
+
+    # --- image side -------------------------------------------------------------------------
+    def image_tokens(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (B,3,H,W) in [0,1] -> L2-normalised 2D tokens (B, P, W) and VQGAN targets (B, P)."""
+        features = self.vqgan.encode(images)
+        targets = self.vqgan.indices(features)
+        tokens = torch.cat([features, self.patch_embed(images)], dim=1)
+        tokens = F.normalize(rearrange(tokens, "b c h w -> b (h w) c"), dim=-1)
+        return tokens, targets
+
+    # --- encoder side -----------------------------------------------------------------------
+    def new_latents(self, iteration: int, batch: int) -> torch.Tensor:
+        lat = self.latent_tokens + self.latent_token_positional_embedding + self.timestep_embedding[iteration]
+        return repeat(lat, "n w -> b n w", b=batch)
+
+    def initial_sequence(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[class ; image tokens] + positions, then the first latents; LN_pre over everything."""
+        b = tokens.shape[0]
+        cls = repeat(self.encoder_class_embedding, "1 w -> b 1 w", b=b)
+        x = torch.cat([cls, tokens], dim=1) + self.encoder_positional_embedding
+        return self.encoder_ln_pre(torch.cat([x, self.new_latents(0, b)], dim=1))
+
+    def extend_sequence(self, x: torch.Tensor, iteration: int) -> torch.Tensor:
+        """Append the latents of `iteration` and renormalise the whole running sequence."""
+        return self.encoder_ln_recursive(torch.cat([x, self.new_latents(iteration, x.shape[0])], dim=1))
+
+    def mask_image_tokens(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Replace halted image tokens (mask (B, P) True) by the mask token + their position."""
+        p = self.cfg.num_positions
+        filler = self.encoder_mask_token + self.encoder_positional_embedding[1 : p + 1]
+        image = torch.where(mask[..., None], filler.to(x.dtype), x[:, 1 : p + 1])
+        return torch.cat([x[:, :1], image, x[:, p + 1 :]], dim=1)
+
+    def bottleneck(self, latents: torch.Tensor):
+        """Encoder latents (B, N, W) -> 12-d factorised z, decoder input, codes (or None), VQ loss."""
+        z = self.pre_quantizer_mlp(self.encoder_ln_post(latents))
+        if not self.cfg.quantize_latents:
+            return z, z, None, z.new_zeros(())
+        zq, codes, loss = self.quantize(z)
+        return z, zq, codes, loss
+
+    # --- decoder side -----------------------------------------------------------------------
+    def decode_logits(self, zq: torch.Tensor, attention_layers: frozenset[int] = frozenset()):
+        """Latent codes (B, N, d) -> VQGAN code logits (B, P, codebook) and {layer: attention}."""
+        b, n, _ = zq.shape
+        dec = self.decoder
+        cls = repeat(self.decoder_class_embedding, "1 w -> b 1 w", b=b)
+        masks = repeat(self.decoder_mask_token, "1 1 w -> b p w", b=b, p=self.cfg.num_positions)
+        grid = torch.cat([cls, masks], dim=1) + self.decoder_positional_embedding
+        lat = dec.decoder_embed(zq.to(grid.dtype)) + dec.latent_token_positional_embedding[:n]
+        x = dec.ln_pre(torch.cat([grid, lat], dim=1))
+        x, maps = dec(x, attention_layers)
+        x = dec.ln_post(x[:, 1 : self.cfg.num_positions + 1])
+        return dec.ffn(x), maps
+
+    def soft_codes(self, logits: torch.Tensor) -> torch.Tensor:
+        """Expected VQGAN code vector per position under the predicted distribution (B, P, C)."""
+        return torch.softmax(logits.float(), dim=-1) @ self.vqgan.codebook.float()
+
+    def reconstruct(self, logits: torch.Tensor) -> torch.Tensor:
+        """Pixels from logits: the VQGAN decoder of the soft codes, no re-quantisation."""
+        return self.vqgan.decode(self.vqgan.codes_to_features(self.soft_codes(logits)))

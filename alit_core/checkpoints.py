@@ -1,0 +1,294 @@
+"""Loading and saving weights: official ALIT checkpoints and our own format.
+
+Official files (SPEC 2) are dicts with 'ema' and/or 'model' state dicts under the official key
+names; the configuration is inferred from the tensor shapes, plus the official table for the
+number of heads (which no tensor records). Loading is strict: every tensor the model needs must
+be present with the right shape, and the only keys allowed to be left over are the
+training-only `gan_losses.*`.
+
+Our own format is a dict of plain data and tensors, so `torch.load(weights_only=True)` reads it
+without unpickling code:
+    {"format": "alit-explorer", "version": 1, "config": ALITConfig.to_dict(),
+     "state_dict": {...}, "metadata": {...}}
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from pathlib import Path
+
+import torch
+
+from .alit import ALIT
+from .config import ALITConfig, VQGANConfig, get_preset, heads_for
+from .errors import CheckpointError
+from .tokenizer import Tokenizer
+
+FORMAT = "alit-explorer"
+FORMAT_VERSION = 1
+OFFICIAL_VQGAN_PREFIX = "base_tokenizer.vqgan."
+OUR_VQGAN_PREFIX = "vqgan."
+TRAINING_ONLY_PREFIX = "gan_losses."
+BUNDLED_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "alit_default.pt"
+
+
+# --- reading files ------------------------------------------------------------------------------
+def read_file(path) -> dict:
+    """torch.load with weights_only=True, turning every failure into a CheckpointError."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint path is a directory, not a file: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint file is empty: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{path} holds Python objects other than tensors and plain data; refusing to unpickle it "
+            f"(only weights_only loading is allowed). Details: {str(err).splitlines()[0]}"
+        ) from err
+    except Exception as err:  # torch raises RuntimeError, EOFError, ... for non-checkpoints
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or another format): {err}") from err
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a dict of tensors")
+    return obj
+
+
+def _is_zip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+# --- official layout ----------------------------------------------------------------------------
+def official_to_ours(state_dict: dict) -> dict:
+    """Rename official keys to ours and drop the training-only GAN-loss modules."""
+    if any(k.startswith("base_tokenizer.vae.") for k in state_dict):
+        raise CheckpointError(
+            "this is a VAE-based ALIT checkpoint (base_tokenizer.vae.*); the KL-16 VAE base tokenizer is not "
+            "implemented in alit_core yet, so it cannot be loaded. Use a VQGAN-based checkpoint."
+        )
+    out = {}
+    for k, v in state_dict.items():
+        if k.startswith(TRAINING_ONLY_PREFIX):
+            continue
+        if k.startswith(OFFICIAL_VQGAN_PREFIX):
+            k = OUR_VQGAN_PREFIX + k[len(OFFICIAL_VQGAN_PREFIX) :]
+        out[k] = v
+    return out
+
+
+def ours_to_official(state_dict: dict) -> dict:
+    return {
+        (OFFICIAL_VQGAN_PREFIX + k[len(OUR_VQGAN_PREFIX) :] if k.startswith(OUR_VQGAN_PREFIX) else k): v
+        for k, v in state_dict.items()
+    }
+
+
+def _count_indexed(keys, prefix: str) -> int:
+    pat = re.compile(re.escape(prefix) + r"(\d+)\.")
+    found = {int(m.group(1)) for k in keys if (m := pat.match(k))}
+    return max(found) + 1 if found else 0
+
+
+def infer_config(state_dict: dict, heads: int | None = None) -> ALITConfig:
+    """Rebuild the configuration of a state dict (our key names) from its tensor shapes."""
+    sd = state_dict
+    try:
+        width = sd["encoder_positional_embedding"].shape[1]
+        positions = sd["encoder_positional_embedding"].shape[0] - 1
+        depth = _count_indexed(sd, "encoder.transformer.")
+        dec_width = sd["decoder_positional_embedding"].shape[1]
+        dec_depth = _count_indexed(sd, "decoder.transformer.")
+        grid = round(positions**0.5)
+        levels = _count_indexed(sd, "vqgan.encoder.down.")
+        ch = sd["vqgan.encoder.conv_in.weight"].shape[0]
+        vq = VQGANConfig(
+            resolution=grid * 2 ** (levels - 1),
+            in_channels=sd["vqgan.encoder.conv_in.weight"].shape[1],
+            ch=ch,
+            ch_mult=tuple(sd[f"vqgan.encoder.down.{i}.block.0.conv1.weight"].shape[0] // ch for i in range(levels)),
+            num_res_blocks=_count_indexed(sd, "vqgan.encoder.down.0.block."),
+            z_channels=sd["vqgan.encoder.conv_out.weight"].shape[0],
+            codebook_size=sd["vqgan.quantize.embedding.weight"].shape[0],
+        )
+        if heads is None:
+            heads = heads_for(width, depth)
+        if heads is None:
+            raise CheckpointError(
+                f"width {width} with {depth} layers is not an official ALIT size, and the number of attention "
+                "heads cannot be read from the tensors; pass heads=<n>"
+            )
+        quantized = "quantize.embedding.weight" in sd
+        return ALITConfig(
+            width=width,
+            depth=depth,
+            heads=heads,
+            decoder_width=dec_width if dec_width != width else None,
+            decoder_depth=dec_depth if dec_depth != depth else None,
+            mlp_ratio=sd["encoder.transformer.0.mlp.c_fc.weight"].shape[0] / width,
+            patch_size=sd["patch_embed.weight"].shape[-1],
+            latents_per_iteration=sd["latent_tokens"].shape[0],
+            iterations=sd["timestep_embedding"].shape[0],
+            latent_dim=sd["pre_quantizer_mlp.weight"].shape[0],
+            quantize_latents=quantized,
+            latent_codebook_size=sd["quantize.embedding.weight"].shape[0] if quantized else 4096,
+            vqgan=vq,
+        )
+    except KeyError as err:
+        raise CheckpointError(f"not an ALIT state dict: tensor {err.args[0]!r} is missing") from err
+
+
+def load_state_dict_strict(model: ALIT, state_dict: dict) -> None:
+    """Fill every model tensor from state_dict (our key names); any mismatch names the keys."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong = sorted(
+        f"{k}: checkpoint {tuple(state_dict[k].shape)}, model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    )
+    problems = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+        if items:
+            shown = ", ".join(items[:8]) + (f", ... ({len(items)} in all)" if len(items) > 8 else "")
+            problems.append(f"{label} keys: {shown}")
+    if problems:
+        raise CheckpointError("checkpoint does not match the model; " + "; ".join(problems))
+    with torch.no_grad():
+        for k, v in expected.items():
+            v.copy_(state_dict[k].to(v.dtype))
+
+
+def model_from_official_state_dict(state_dict: dict, config: ALITConfig | None = None, heads: int | None = None) -> ALIT:
+    ours = official_to_ours(state_dict)
+    cfg = config or infer_config(ours, heads)
+    model = ALIT(cfg)
+    load_state_dict_strict(model, ours)
+    return model
+
+
+def config_from_official_json(cfg: dict) -> ALITConfig:
+    """The reference layout's config.json (sections 'alit' and 'vqgan.yaml') to an ALITConfig."""
+    a = cfg["alit"]
+    dd = cfg["vqgan"]["yaml"]["model"]["params"]
+    ddc = dd["ddconfig"]
+    return ALITConfig(
+        width=a["encoder_width"],
+        depth=a["encoder_num_layers"],
+        heads=a["encoder_num_heads"],
+        decoder_width=a["decoder_width"] if a["decoder_width"] != a["encoder_width"] else None,
+        decoder_depth=a["decoder_num_layers"] if a["decoder_num_layers"] != a["encoder_num_layers"] else None,
+        decoder_heads=a["decoder_num_heads"] if a["decoder_num_heads"] != a["encoder_num_heads"] else None,
+        mlp_ratio=a["mlp_ratio"],
+        patch_size=a["patch_size"],
+        latents_per_iteration=a["num_init_latent_tokens"],
+        iterations=a["max_rollout_iters"],
+        latent_dim=a["vq_token_dim"],
+        quantize_latents=a["quantize_latent"],
+        latent_codebook_size=a["vq_codebook_size"],
+        halting_threshold=a["dynamic_halting_threshold"],
+        layernorm_eps=a.get("layernorm_eps", 1e-5),
+        vqgan=VQGANConfig(
+            resolution=ddc["resolution"],
+            in_channels=ddc["in_channels"],
+            ch=ddc["ch"],
+            ch_mult=tuple(ddc["ch_mult"]),
+            num_res_blocks=ddc["num_res_blocks"],
+            z_channels=ddc["z_channels"],
+            codebook_size=dd["n_embed"],
+        ),
+    )
+
+
+def from_official(config, state_dict, device=None, dtype=None) -> Tokenizer:
+    """A tokenizer from an official-layout config.json (path or dict) and state dict (path or dict)."""
+    if not isinstance(config, dict):
+        try:
+            config = json.loads(Path(config).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise CheckpointError(f"cannot read the configuration {config}: {err}") from err
+    if not isinstance(state_dict, dict):
+        state_dict = read_file(state_dict)
+    try:
+        cfg = config_from_official_json(config)
+    except KeyError as err:
+        raise CheckpointError(f"configuration lacks the field {err.args[0]!r}") from err
+    return Tokenizer(model_from_official_state_dict(_unwrap(state_dict), cfg), device, dtype)
+
+
+def _unwrap(obj: dict) -> dict:
+    """The state dict inside an official training checkpoint ('ema' first, then 'model')."""
+    for key in ("ema", "model"):
+        if key in obj and isinstance(obj[key], dict):
+            return obj[key]
+    return obj
+
+
+# --- our format ---------------------------------------------------------------------------------
+def save_checkpoint(model_or_tokenizer, path, *, metadata: dict | None = None, dtype: torch.dtype | None = None) -> Path:
+    """Save weights with their configuration embedded; `dtype` (e.g. bfloat16) shrinks the file."""
+    model = model_or_tokenizer.model if isinstance(model_or_tokenizer, Tokenizer) else model_or_tokenizer
+    sd = {k: (v.detach().to(dtype) if dtype is not None and v.is_floating_point() else v.detach()).cpu().contiguous()
+          for k, v in model.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(
+        {"format": FORMAT, "version": FORMAT_VERSION, "config": model.cfg.to_dict(), "state_dict": sd,
+         "metadata": dict(metadata or {})},
+        tmp,
+    )
+    tmp.replace(path)
+    return path
+
+
+def model_from_checkpoint(obj: dict, heads: int | None = None) -> ALIT:
+    """An ALIT model from a loaded file of either format."""
+    if obj.get("format") == FORMAT:
+        if obj.get("version", 0) > FORMAT_VERSION:
+            raise CheckpointError(
+                f"checkpoint format version {obj['version']} is newer than this alit_core reads ({FORMAT_VERSION}); "
+                "update ALIT Explorer"
+            )
+        try:
+            cfg = ALITConfig.from_dict(obj["config"])
+        except (TypeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"checkpoint configuration is invalid: {err}") from err
+        model = ALIT(cfg)
+        load_state_dict_strict(model, obj["state_dict"])
+        return model
+    sd = _unwrap(obj)
+    if not any(k.startswith(("encoder_", "latent_tokens", "base_tokenizer.")) for k in sd):
+        raise CheckpointError(
+            "file is neither an ALIT Explorer checkpoint nor an official ALIT checkpoint "
+            "(no 'format' field, no 'ema'/'model' state dict with official key names)"
+        )
+    return model_from_official_state_dict(sd, heads=heads)
+
+
+def load_tokenizer(source=None, device=None, dtype=None, *, heads: int | None = None, progress=None) -> Tokenizer:
+    """Load a tokenizer.
+
+    source: None for the bundled model; a path to an official or our own checkpoint;
+    "official:<name>" for a released checkpoint (downloaded into the cache when possible, see
+    `alit_core.registry`); or "preset:<name>" for randomly initialised weights of a preset.
+    """
+    if source is None:
+        if not BUNDLED_CHECKPOINT.exists():
+            raise CheckpointError(
+                f"the bundled model {BUNDLED_CHECKPOINT} is missing; pass a checkpoint path or 'official:<name>'"
+            )
+        source = BUNDLED_CHECKPOINT
+    if isinstance(source, str) and source.startswith("preset:"):
+        torch.manual_seed(0)
+        return Tokenizer(ALIT(get_preset(source.split(":", 1)[1])), device, dtype)
+    if isinstance(source, str) and source.startswith("official:"):
+        from .registry import fetch_official
+
+        source = fetch_official(source.split(":", 1)[1], progress=progress)
+    return Tokenizer(model_from_checkpoint(read_file(source), heads=heads), device, dtype)

@@ -1,0 +1,167 @@
+"""Configurations of the base VQGAN and of ALIT, and the presets of the released models.
+
+Configs are plain dataclasses so they can be written into our own checkpoints as a dict
+and rebuilt exactly (`to_dict` / `from_dict`). Presets are data: a table of sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class VQGANConfig:
+    """The MaskGIT/MAGE VQGAN: conv encoder -> codebook -> conv decoder.
+
+    The official base tokenizer is ch=128, ch_mult=(1,1,2,2,4), 2 residual blocks per level,
+    256-d features and a 1024 x 256 codebook (about 54.5 M parameters).
+    """
+
+    resolution: int = 256
+    in_channels: int = 3
+    ch: int = 128
+    ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
+    num_res_blocks: int = 2
+    z_channels: int = 256
+    codebook_size: int = 1024
+
+    @property
+    def downsample(self) -> int:
+        return 2 ** (len(self.ch_mult) - 1)
+
+    @property
+    def grid_size(self) -> int:
+        return self.resolution // self.downsample
+
+
+@dataclass(frozen=True)
+class ALITConfig:
+    """The recurrent ALIT tokenizer on top of a VQGAN.
+
+    Encoder and decoder ViTs are symmetric (the official models) unless the decoder fields
+    are set. Sequence layout, both encoder and decoder: [class, 256 image/mask tokens, latents].
+    """
+
+    width: int = 1024
+    depth: int = 8
+    heads: int = 8
+    decoder_width: int | None = None
+    decoder_depth: int | None = None
+    decoder_heads: int | None = None
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
+    latents_per_iteration: int = 32
+    iterations: int = 8
+    latent_dim: int = 12  # the "factorisation" bottleneck
+    quantize_latents: bool = True
+    latent_codebook_size: int = 4096
+    halting_threshold: float = 0.55
+    layernorm_eps: float = 1e-5
+    vqgan: VQGANConfig = field(default_factory=VQGANConfig)
+
+    def __post_init__(self):
+        if self.vqgan.resolution // self.patch_size != self.vqgan.grid_size:
+            raise ValueError(
+                f"patch size {self.patch_size} gives a {self.vqgan.resolution // self.patch_size} grid "
+                f"but the VQGAN gives {self.vqgan.grid_size}; they must match"
+            )
+        if self.width <= self.vqgan.z_channels:
+            raise ValueError(
+                f"width {self.width} must exceed the VQGAN feature size {self.vqgan.z_channels}: "
+                "image tokens are the concat of VQGAN features and a (width - features) patch embedding"
+            )
+        for name, w, h in (("encoder", self.width, self.heads), ("decoder", self.dec_width, self.dec_heads)):
+            if w % h:
+                raise ValueError(f"{name} width {w} is not divisible by its {h} heads")
+
+    @property
+    def dec_width(self) -> int:
+        return self.decoder_width or self.width
+
+    @property
+    def dec_depth(self) -> int:
+        return self.decoder_depth or self.depth
+
+    @property
+    def dec_heads(self) -> int:
+        return self.decoder_heads or self.heads
+
+    @property
+    def resolution(self) -> int:
+        return self.vqgan.resolution
+
+    @property
+    def grid_size(self) -> int:
+        return self.vqgan.grid_size
+
+    @property
+    def num_positions(self) -> int:
+        return self.grid_size**2
+
+    @property
+    def max_tokens(self) -> int:
+        return self.latents_per_iteration * self.iterations
+
+    def tokens_at(self, iteration: int) -> int:
+        """Number of latent tokens after `iteration` (0-based)."""
+        return self.latents_per_iteration * (iteration + 1)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["vqgan"]["ch_mult"] = list(self.vqgan.ch_mult)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ALITConfig":
+        d = dict(d)
+        vq = dict(d.pop("vqgan", {}))
+        if "ch_mult" in vq:
+            vq["ch_mult"] = tuple(vq["ch_mult"])
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown ALIT config fields: {sorted(unknown)}")
+        return cls(**d, vqgan=VQGANConfig(**vq))
+
+    def with_(self, **changes) -> "ALITConfig":
+        return replace(self, **changes)
+
+
+# Official transformer sizes (SPEC 2). "small" is the 1024-wide one: the naming is the
+# official code's, kept so that checkpoint names line up.
+OFFICIAL_SIZES: dict[str, dict] = {
+    "tiny": dict(width=512, depth=8, heads=8),
+    "small": dict(width=1024, depth=8, heads=8),
+    "base": dict(width=768, depth=12, heads=12),
+    "semilarge": dict(width=1024, depth=16, heads=16),
+}
+
+
+def _official_presets() -> dict[str, ALITConfig]:
+    presets = {}
+    for size, dims in OFFICIAL_SIZES.items():
+        for quantized in (True, False):
+            kind = "quantized" if quantized else "continuous"
+            presets[f"alit_{size}_vqgan_{kind}"] = ALITConfig(**dims, quantize_latents=quantized)
+    return presets
+
+
+PRESETS: dict[str, ALITConfig] = _official_presets()
+
+
+def get_preset(name: str) -> ALITConfig:
+    """A preset by name; short names like 'small' mean the quantised VQGAN variant."""
+    if name in PRESETS:
+        return PRESETS[name]
+    long = f"alit_{name}_vqgan_quantized"
+    if long in PRESETS:
+        return PRESETS[long]
+    raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+
+
+def heads_for(width: int, depth: int) -> int | None:
+    """Heads of the official size with this width and depth (not recoverable from tensors)."""
+    for dims in OFFICIAL_SIZES.values():
+        if dims["width"] == width and dims["depth"] == depth:
+            return dims["heads"]
+    return None

@@ -1,0 +1,67 @@
+"""Dynamic halting: which image tokens to mask in the encoder after each iteration (SPEC 1.3 step 5).
+
+A position is a candidate only where the decoder already predicts its VQGAN code with
+probability p_gt >= 0.55. The official code then keeps a random subset (Bernoulli(p_gt)),
+even at evaluation time; we default to the deterministic rule so that the same image always
+gets the same answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+MODES = ("deterministic", "stochastic", "off")
+
+
+@dataclass
+class Halting:
+    """A halting policy for one rollout. Build it with `Halting.make`."""
+
+    mode: str
+    threshold: float = 0.55
+    generator: torch.Generator | None = None
+    masks: torch.Tensor | None = None  # replayed masks (T, B, P), mode == "replay"
+
+    @classmethod
+    def make(cls, halting, threshold: float = 0.55, seed: int | None = None) -> "Halting":
+        """From a mode name, a bool, or a (T, B, P) bool tensor of masks to replay."""
+        if isinstance(halting, Halting):
+            return halting
+        if isinstance(halting, torch.Tensor):
+            if halting.dtype != torch.bool or halting.dim() != 3:
+                raise ValueError(
+                    f"halting masks to replay must be a bool tensor (T, B, positions); got {halting.dtype} "
+                    f"of shape {tuple(halting.shape)}"
+                )
+            return cls("replay", threshold, masks=halting)
+        if halting is True:
+            halting = "deterministic"
+        elif halting is False or halting is None:
+            halting = "off"
+        if halting not in MODES:
+            raise ValueError(f"unknown halting mode {halting!r}; choose one of {MODES} or pass masks to replay")
+        generator = None
+        if halting == "stochastic":
+            # The official draw uses the default CPU generator; a private one keeps runs independent.
+            generator = torch.Generator(device="cpu")
+            generator.manual_seed(0 if seed is None else int(seed))
+        return cls(halting, threshold, generator)
+
+    def mask(self, iteration: int, p_gt: torch.Tensor) -> torch.Tensor | None:
+        """The (B, P) bool mask to apply after `iteration`, or None when nothing is masked."""
+        if self.mode == "off":
+            return None
+        if self.mode == "replay":
+            if iteration >= self.masks.shape[0]:
+                return None
+            m = self.masks[iteration]
+            if m.shape != p_gt.shape:
+                raise ValueError(f"replayed mask {iteration} has shape {tuple(m.shape)}, expected {tuple(p_gt.shape)}")
+            return m.to(p_gt.device)
+        candidate = p_gt >= self.threshold
+        if self.mode == "deterministic":
+            return candidate
+        draw = torch.bernoulli(p_gt.detach().float().cpu(), generator=self.generator).bool()
+        return draw.to(p_gt.device) & candidate

@@ -1,0 +1,75 @@
+"""A pre-LayerNorm ViT block with the official parameter names (`ln_1`, `attn.in_proj_weight`, ...).
+
+Attention uses the fused kernel (scaled_dot_product_attention) unless the caller asks for the
+attention weights, in which case it computes them explicitly, as the official visualisation
+path does. Both paths agree to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+class Attention(nn.Module):
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
+        self.out_proj = nn.Linear(width, width)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+
+    def forward(self, x: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, L, W) -> output (B, L, W) and, if asked, weights (B, heads, L, L)."""
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.heads)
+        if need_weights:
+            scale = q.shape[-1] ** -0.5
+            weights = torch.softmax((q * scale) @ k.transpose(-2, -1), dim=-1)
+            out = weights @ v
+        else:
+            weights = None
+            out = F.scaled_dot_product_attention(q, k, v)
+        return self.out_proj(rearrange(out, "b h l d -> b l (h d)")), weights
+
+
+class MLP(nn.Module):
+    def __init__(self, width: int, hidden: int):
+        super().__init__()
+        self.c_fc = nn.Linear(width, hidden)
+        self.c_proj = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(F.gelu(self.c_fc(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, width: int, heads: int, mlp_ratio: float = 4.0, eps: float = 1e-5):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(width, eps=eps)
+        self.attn = Attention(width, heads)
+        self.ln_2 = nn.LayerNorm(width, eps=eps)
+        self.mlp = MLP(width, int(width * mlp_ratio))
+
+    def forward(self, x: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a, weights = self.attn(self.ln_1(x), need_weights)
+        x = x + a
+        return x + self.mlp(self.ln_2(x)), weights
+
+
+class Transformer(nn.Module):
+    def __init__(self, width: int, depth: int, heads: int, mlp_ratio: float = 4.0, eps: float = 1e-5):
+        super().__init__()
+        self.transformer = nn.ModuleList(Block(width, heads, mlp_ratio, eps) for _ in range(depth))
+
+    def forward(self, x: torch.Tensor, attention_layers: frozenset[int] = frozenset()):
+        """Run every block; return the output and {layer: weights} for the requested layers."""
+        maps = {}
+        for i, blk in enumerate(self.transformer):
+            x, w = blk(x, need_weights=i in attention_layers)
+            if w is not None:
+                maps[i] = w
+        return x, maps
