@@ -164,12 +164,23 @@ def load_state_dict_strict(model: ALIT, state_dict: dict) -> None:
             v.copy_(state_dict[k].to(v.dtype))
 
 
+def build_model(cfg: ALITConfig, state_dict: dict) -> ALIT:
+    """An ALIT with the given weights, without spending time on a random init first."""
+    with torch.device("meta"):
+        model = ALIT(cfg)
+    bad = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"state dict entries that are not tensors: {', '.join(map(str, bad[:8]))}")
+    # Check keys and shapes on the meta model before any memory is allocated.
+    load_state_dict_strict(model, {k: v.to("meta") for k, v in state_dict.items()})
+    model.to_empty(device="cpu")
+    load_state_dict_strict(model, state_dict)
+    return model
+
+
 def model_from_official_state_dict(state_dict: dict, config: ALITConfig | None = None, heads: int | None = None) -> ALIT:
     ours = official_to_ours(state_dict)
-    cfg = config or infer_config(ours, heads)
-    model = ALIT(cfg)
-    load_state_dict_strict(model, ours)
-    return model
+    return build_model(config or infer_config(ours, heads), ours)
 
 
 def config_from_official_json(cfg: dict) -> ALITConfig:
@@ -259,9 +270,7 @@ def model_from_checkpoint(obj: dict, heads: int | None = None) -> ALIT:
             cfg = ALITConfig.from_dict(obj["config"])
         except (TypeError, ValueError, KeyError) as err:
             raise CheckpointError(f"checkpoint configuration is invalid: {err}") from err
-        model = ALIT(cfg)
-        load_state_dict_strict(model, obj["state_dict"])
-        return model
+        return build_model(cfg, obj["state_dict"])
     sd = _unwrap(obj)
     if not any(k.startswith(("encoder_", "latent_tokens", "base_tokenizer.")) for k in sd):
         raise CheckpointError(

@@ -1,0 +1,194 @@
+"""Command line: `python -m alit_core encode|info|official|download ...`.
+
+    python -m alit_core encode photo.jpg other.png --threshold 0.05 --json
+    python -m alit_core info assets/alit_default.pt
+    python -m alit_core official                 # the released checkpoints and where they go
+    python -m alit_core download in100-small-vqgan-quantized
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from .checkpoints import BUNDLED_CHECKPOINT, infer_config, load_tokenizer, official_to_ours, read_file, _unwrap
+from .config import ALITConfig, get_preset
+from .errors import ALITError, CheckpointError, ImageInputError
+from .image_io import load_image
+from .registry import OFFICIAL_CHECKPOINTS, cached_path, fetch_official
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ALITError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and closed early
+        return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m alit_core", description="ALIT adaptive-length image tokenizer")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("encode", help="token count and per-iteration error of each image")
+    e.add_argument("images", nargs="+", help="image files (any format PIL reads)")
+    e.add_argument("--checkpoint", help="checkpoint path, official:<name> or preset:<name> (default: bundled model)")
+    crit = e.add_mutually_exclusive_group()
+    crit.add_argument("--threshold", type=float, help="L1 threshold (default 0.07, the official value)")
+    crit.add_argument("--psnr", type=float, help="PSNR target in dB instead of an L1 threshold")
+    crit.add_argument("--tokens", type=int, help="a fixed token budget instead of an error target")
+    e.add_argument("--halting", default="deterministic", choices=["deterministic", "stochastic", "off"])
+    e.add_argument("--seed", type=int, default=0, help="seed for --halting stochastic")
+    e.add_argument("--device", help="cpu, cuda, mps (default: best available)")
+    e.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
+    e.add_argument("--heads", type=int, help="attention heads, for official checkpoints of non-standard size")
+    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    e.set_defaults(run=cmd_encode)
+
+    i = sub.add_parser("info", help="configuration and parameter counts of a checkpoint or preset")
+    i.add_argument("checkpoint", nargs="?", help="path, preset:<name> (default: bundled model)")
+    i.add_argument("--heads", type=int)
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(run=cmd_info)
+
+    o = sub.add_parser("official", help="list the released checkpoints and whether they are cached")
+    o.set_defaults(run=cmd_official)
+
+    d = sub.add_parser("download", help="download a released checkpoint into the cache")
+    d.add_argument("name", choices=list(OFFICIAL_CHECKPOINTS))
+    d.set_defaults(run=cmd_download)
+    return p
+
+
+def cmd_encode(args) -> int:
+    tok = load_tokenizer(args.checkpoint, device=args.device, dtype=args.dtype, heads=args.heads)
+    results, failed = [], 0
+    for path in args.images:
+        try:
+            x = load_image(path, size=tok.resolution)
+        except ImageInputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        enc = tok.encode(x[None], args.threshold, psnr=args.psnr, tokens=args.tokens, halting=args.halting,
+                         seed=args.seed)
+        results.append({
+            "image": path,
+            "num_tokens": enc.num_tokens[0],
+            "iteration": enc.iterations[0],
+            "l1": round(enc.l1[0], 6),
+            "psnr": round(enc.psnr[0], 3),
+            "criterion": {"kind": enc.criterion.kind, "value": enc.criterion.value},
+            "iterations_run": enc.iterations_run,
+            "per_iteration": [
+                {"tokens": tok.config.tokens_at(t), "l1": round(float(enc.l1_history[t, 0]), 6),
+                 "psnr": round(float(enc.psnr_history[t, 0]), 3)}
+                for t in range(enc.iterations_run)
+            ],
+        })
+        if not args.json:
+            print_result(results[-1], tok.config.iterations)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 1 if failed else 0
+
+
+def print_result(r: dict, max_iterations: int) -> None:
+    c = r["criterion"]
+    unit = {"l1": "L1 <", "psnr": "PSNR >=", "tokens": "budget"}[c["kind"]]
+    print(f"{r['image']}: {r['num_tokens']} tokens (iteration {r['iteration']}, {unit} {c['value']:g}; "
+          f"L1 {r['l1']:.4f}, PSNR {r['psnr']:.2f} dB)")
+    for t, it in enumerate(r["per_iteration"]):
+        mark = "  <- selected" if t == r["iteration"] else ""
+        print(f"  iteration {t}: {it['tokens']:4d} tokens  L1 {it['l1']:.4f}  PSNR {it['psnr']:6.2f} dB{mark}")
+    if r["iterations_run"] < max_iterations:
+        print(f"  (stopped early: {r['iterations_run']} of {max_iterations} iterations were needed)")
+
+
+def cmd_info(args) -> int:
+    if args.checkpoint and args.checkpoint.startswith("preset:"):
+        cfg = get_preset(args.checkpoint.split(":", 1)[1])
+        shapes = preset_shapes(cfg)
+        source = args.checkpoint
+    else:
+        path = Path(args.checkpoint) if args.checkpoint else BUNDLED_CHECKPOINT
+        obj = read_file(path)
+        if obj.get("format") == "alit-explorer":
+            cfg, sd = ALITConfig.from_dict(obj["config"]), obj["state_dict"]
+        else:
+            sd = official_to_ours(_unwrap(obj))
+            try:
+                cfg = infer_config(sd, args.heads)
+            except CheckpointError as err:
+                if "pass heads" not in str(err):
+                    raise
+                print(f"note: {str(err).replace('heads=<n>', '--heads N')}; showing 1 head", file=sys.stderr)
+                cfg = infer_config(sd, 1)
+        shapes = {k: tuple(v.shape) for k, v in sd.items()}
+        source = str(path)
+    counts = parameter_counts(shapes)
+    if args.json:
+        print(json.dumps({"source": source, "config": cfg.to_dict(), "parameters": counts}, indent=2))
+        return 0
+    print(f"{source}")
+    print(f"  resolution {cfg.resolution} px, {cfg.grid_size}x{cfg.grid_size} grid, patch {cfg.patch_size}")
+    print(f"  encoder {cfg.width} wide x {cfg.depth} layers x {cfg.heads} heads; "
+          f"decoder {cfg.dec_width} x {cfg.dec_depth} x {cfg.dec_heads}")
+    print(f"  {cfg.latents_per_iteration} tokens per iteration x {cfg.iterations} iterations "
+          f"(up to {cfg.max_tokens} tokens), {cfg.latent_dim}-d latents, "
+          + (f"quantised ({cfg.latent_codebook_size} codes)" if cfg.quantize_latents else "continuous"))
+    v = cfg.vqgan
+    print(f"  VQGAN ch {v.ch}, ch_mult {list(v.ch_mult)}, {v.num_res_blocks} blocks/level, "
+          f"{v.z_channels}-d features, codebook {v.codebook_size}")
+    for part, n in counts.items():
+        print(f"  parameters {part:>8s}: {n:>13,d}")
+    return 0
+
+
+def preset_shapes(cfg: ALITConfig) -> dict[str, tuple]:
+    from .alit import ALIT
+
+    with torch.device("meta"):
+        model = ALIT(cfg)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def parameter_counts(shapes: dict[str, tuple]) -> dict[str, int]:
+    counts = {"vqgan": 0, "encoder": 0, "decoder": 0, "other": 0}
+    for k, s in shapes.items():
+        n = int(torch.Size(s).numel())
+        part = ("vqgan" if k.startswith("vqgan.") else "decoder" if k.startswith("decoder") else
+                "encoder" if k.startswith(("encoder", "latent", "timestep", "patch_embed", "pre_quantizer", "quantize"))
+                else "other")
+        counts[part] += n
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def cmd_official(args) -> int:
+    for name, ck in OFFICIAL_CHECKPOINTS.items():
+        path = cached_path(name)
+        state = "cached" if path.exists() else ("not supported" if not ck.supported else "not downloaded")
+        print(f"{name:34s} {ck.preset:32s} {state}")
+        print(f"{'':34s} -> {path}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    path = fetch_official(args.name)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

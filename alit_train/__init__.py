@@ -1,0 +1,1 @@
+"""Training-side tools for ALIT Explorer: registry-only photo data and synthetic scenes."""

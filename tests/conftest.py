@@ -1,0 +1,57 @@
+"""Shared fixtures. The reference data lives in ../shared (beside the project, never copied in);
+tests that need it skip with a visible reason in a plain clone."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT.parent / "shared" / "alit_reference"
+TINY = REFERENCE / "tiny"
+MANIFESTS = REFERENCE / "manifests"
+
+needs_reference = pytest.mark.skipif(
+    not (TINY / "state_dict.pt").exists(),
+    reason=f"official reference outputs not found at {TINY} (they sit beside the project in ../shared)",
+)
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    # The reference was recorded with 2 threads; fewer threads also keeps CI machines calm.
+    prev = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(prev)
+
+
+@pytest.fixture(scope="session")
+def reference_tokenizer():
+    from alit_core import from_official
+
+    return from_official(config=TINY / "config.json", state_dict=TINY / "state_dict.pt", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def io_nohalt():
+    return torch.load(TINY / "io_nohalt.pt", weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def io_halt():
+    return torch.load(TINY / "io_halt.pt", weights_only=True)
+
+
+def small_config(**changes):
+    """A tiny ALIT for fast tests: 64 px, 16x16 grid (patch 4), 2-layer transformers."""
+    from alit_core import ALITConfig, VQGANConfig
+
+    base = dict(
+        width=96, depth=2, heads=2, latents_per_iteration=4, iterations=4, latent_codebook_size=64,
+        vqgan=VQGANConfig(resolution=64, ch=32, ch_mult=(1, 1, 2), num_res_blocks=1, z_channels=64,
+                          codebook_size=128),
+        patch_size=4,
+    )
+    base.update(changes)
+    return ALITConfig(**base)

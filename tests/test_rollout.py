@@ -1,0 +1,173 @@
+"""Rollout behaviour on a small random model: early exit, selection, halting modes, attention, devices."""
+
+import pytest
+import torch
+
+from alit_core import ALIT, Criterion, Tokenizer, select_batch_iteration, select_iterations
+from alit_core.devices import resolve_device, resolve_dtype
+from conftest import small_config
+
+
+@pytest.fixture(scope="module")
+def tok():
+    torch.manual_seed(0)
+    return Tokenizer(ALIT(small_config()), "cpu")
+
+
+@pytest.fixture(scope="module")
+def images():
+    g = torch.Generator().manual_seed(3)
+    flat = torch.full((3, 64, 64), 0.5)
+    return torch.stack([flat, torch.rand(3, 64, 64, generator=g)])
+
+
+class PassCounter:
+    def __init__(self, module):
+        self.n = 0
+        self.handle = module.register_forward_hook(self)
+
+    def __call__(self, *_):
+        self.n += 1
+
+
+@pytest.mark.parametrize("kwargs, passes", [
+    (dict(threshold=10.0), 1),        # met by every image at once
+    (dict(tokens=8), 2),              # a budget of two iterations (4 latents each)
+    (dict(threshold=0.0), 4),         # never met: all iterations, then the lowest-L1 fallback
+])
+def test_encode_stops_as_soon_as_every_image_is_done(tok, images, kwargs, passes):
+    enc_counter, dec_counter = PassCounter(tok.model.encoder), PassCounter(tok.model.decoder)
+    try:
+        enc = tok.encode(images, **kwargs)
+    finally:
+        enc_counter.handle.remove()
+        dec_counter.handle.remove()
+    assert enc_counter.n == passes and dec_counter.n == passes
+    assert enc.iterations_run == passes
+    assert enc.l1_history.shape == (passes, 2)
+
+
+def test_encode_picks_per_image_and_matches_select_iterations(tok, images):
+    full = tok.encode(images, threshold=0.0)
+    l1 = full.l1_history
+    # a threshold between the two images' best errors: one image meets it, the other falls back
+    lo, hi = sorted(l1.min(dim=0).values.tolist())
+    thr = (lo + hi) / 2
+    enc = tok.encode(images, threshold=thr)
+    assert enc.iterations_run == 4  # one image never meets it, so every iteration ran
+    met = [float(enc.l1_history[:, i].min()) < thr for i in range(2)]
+    assert sorted(met) == [False, True]
+    assert enc.iterations == select_iterations(l1[: enc.iterations_run], criterion=Criterion.make(thr))
+    assert [4 * (i + 1) for i in enc.iterations] == enc.num_tokens
+    assert len(enc.latents) == 2 and enc.latents[0].shape == (enc.num_tokens[0], 96)
+    assert enc.codes[1].shape == (enc.num_tokens[1],)
+    for i in range(2):
+        assert enc.l1[i] == pytest.approx(float(enc.l1_history[enc.iterations[i], i]))
+    assert enc.recon.shape == (2, 3, 64, 64)
+
+
+def test_selection_rules():
+    l1 = torch.tensor([[0.30, 0.10], [0.20, 0.12], [0.25, 0.05]])  # (T=3, B=2)
+    psnr = -10 * torch.log10(l1)  # image 0: 5.2, 7.0, 6.0 dB; image 1: 10.0, 9.2, 13.0 dB
+    assert select_iterations(l1, criterion=Criterion.make(threshold=0.21)) == [1, 0]
+    assert select_iterations(l1, criterion=Criterion.make(threshold=0.11)) == [1, 0]  # image 0 falls back
+    assert select_iterations(l1, criterion=Criterion.make(threshold=0.01)) == [1, 2]  # fallback: lowest L1
+    assert select_iterations(l1, psnr, Criterion.make(psnr=9.5)) == [1, 0]
+    assert select_iterations(l1, psnr, Criterion.make(psnr=100.0)) == [1, 2]  # fallback: highest PSNR
+    assert select_iterations(l1, criterion=Criterion.make(tokens=64)) == [1, 1]
+    assert select_iterations(l1, criterion=Criterion.make(tokens=1000)) == [2, 2]
+    # batch means 0.20, 0.16, 0.15: strictly below the threshold, else the lowest
+    assert select_batch_iteration(l1, 0.17) == 1
+    assert select_batch_iteration(l1, 0.16) == 2
+    assert select_batch_iteration(l1, 0.01) == 2
+
+
+def test_criterion_validation():
+    with pytest.raises(ValueError, match="at most one"):
+        Criterion.make(threshold=0.1, psnr=20)
+    with pytest.raises(ValueError, match="positive whole number"):
+        Criterion.make(tokens=33.5)
+    assert Criterion.make() == Criterion("l1", 0.07)
+
+
+def test_halting_modes(tok, images):
+    off = list(tok.rollout(images, halting="off"))
+    assert all(s.halt_mask is None for s in off)
+    det = list(tok.rollout(images, halting="deterministic"))
+    for s in det:
+        assert torch.equal(s.halt_mask, s.p_gt >= 0.55)
+    a = [s.halt_mask for s in tok.rollout(images, halting="stochastic", seed=5)]
+    b = [s.halt_mask for s in tok.rollout(images, halting="stochastic", seed=5)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    masks = torch.zeros(4, 2, 256, dtype=torch.bool)
+    masks[0, 0, :128] = True
+    replay = list(tok.rollout(images, halting=masks))
+    assert torch.equal(replay[0].halt_mask, masks[0])
+    assert torch.equal(replay[0].logits, off[0].logits)  # masks act only after an iteration
+    assert not torch.equal(replay[1].logits[0], off[1].logits[0])  # image 0 was masked
+    assert torch.allclose(replay[1].logits[1], off[1].logits[1], atol=1e-5)  # image 1 was not
+
+
+@pytest.mark.parametrize("halting, message", [
+    ("sometimes", "unknown halting mode 'sometimes'"),
+    (torch.zeros(4, 2, 256), "bool tensor"),
+    (torch.zeros(4, 2, 7, dtype=torch.bool), "replayed mask 0 has shape"),
+])
+def test_bad_halting(tok, images, halting, message):
+    with pytest.raises(ValueError, match=message):
+        list(tok.rollout(images, halting=halting))
+
+
+@pytest.mark.parametrize("shape, message", [((2, 3, 32, 32), r"\(B, 3, 64, 64\)"), ((2, 1, 64, 64), "shape"),
+                                            ((0, 3, 64, 64), "empty batch")])
+def test_bad_image_batches(tok, shape, message):
+    with pytest.raises(ValueError, match=message):
+        list(tok.rollout(torch.zeros(shape)))
+
+
+def test_attention_options(tok, images):
+    s = list(tok.rollout(images, attention_layers=-1, attention_heads="all", max_iterations=2))[-1]
+    assert set(s.attention) == {1}
+    assert s.attention[1].shape == (2, 2, 1 + 256 + 8, 1 + 256 + 8)
+    assert torch.allclose(s.attention[1].sum(-1), torch.ones(2, 2, 265), atol=1e-5)
+    mean = list(tok.rollout(images, attention_layers="all", max_iterations=2))[-1]
+    assert set(mean.attention) == {0, 1}
+    assert torch.allclose(mean.attention[1], s.attention[1].mean(1), atol=1e-6)
+    with pytest.raises(ValueError, match="layer 5 does not exist"):
+        list(tok.rollout(images, attention_layers=5))
+
+
+def test_decode_off_and_max_iterations(tok, images):
+    steps = list(tok.rollout(images, decode=False, max_iterations=2))
+    assert len(steps) == 2 and steps[-1].recon is None and steps[-1].l1 is None
+    assert steps[-1].num_tokens == 8
+
+
+def test_rollout_is_deterministic_and_leaves_no_grad(tok, images):
+    a = list(tok.rollout(images))[-1]
+    b = list(tok.rollout(images))[-1]
+    assert torch.equal(a.recon, b.recon)
+    assert not a.logits.requires_grad
+    assert torch.is_grad_enabled()  # contexts do not leak into the caller between steps
+
+
+def test_precisions_on_cpu(tok, images):
+    ref = list(tok.rollout(images, max_iterations=1))[0]
+    for dtype in ("bfloat16", "float16"):
+        other = Tokenizer(tok.model, "cpu", dtype)
+        s = list(other.rollout(images, max_iterations=1))[0]
+        assert s.logits.dtype == torch.float32
+        assert (s.logits - ref.logits).abs().max() < 0.5
+        assert torch.equal(s.targets, ref.targets)  # the VQGAN encoding stays float32
+    tok.to(dtype="float32")
+
+
+def test_device_and_dtype_errors():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device(None).type in ("cuda", "mps", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU is available"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="unknown precision 'int8'"):
+        resolve_dtype("int8", torch.device("cpu"))
+    assert resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
