@@ -32,15 +32,23 @@ class LatentQuantizer(nn.Module):
         self.commitment = commitment
         self.embedding = nn.Embedding(size, dim)
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """z (B, N, d) -> straight-through codes (B, N, d), indices (B, N), VQ loss (scalar)."""
+    def book(self) -> torch.Tensor:
+        return F.normalize(self.embedding.weight.float(), dim=-1)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z (B, N, d) -> straight-through codes (B, N, d) and indices (B, N)."""
         z = F.normalize(z.float(), dim=-1)
-        book = F.normalize(self.embedding.weight.float(), dim=-1)
+        book = self.book()
         dist = z.pow(2).sum(-1, keepdim=True) + book.pow(2).sum(-1) - 2 * z @ book.t()
         idx = dist.argmin(-1)
         code = book[idx]
-        loss = self.commitment * F.mse_loss(z, code.detach()) + F.mse_loss(code, z.detach())
-        return z + (code - z).detach(), idx, loss
+        return z + (code - z).detach(), idx
+
+    def loss(self, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Codebook + commitment loss (training) for pre-normalisation z and its indices."""
+        z = F.normalize(z.float(), dim=-1)
+        code = self.book()[idx]
+        return F.mse_loss(code, z.detach()) + self.commitment * F.mse_loss(z, code.detach())
 
 
 class LatentDecoder(Transformer):
@@ -124,7 +132,7 @@ class ALIT(nn.Module):
         return torch.cat([x[:, :1], image, x[:, p + 1 :]], dim=1)
 
     def bottleneck(self, latents: torch.Tensor):
-        """Encoder latents (B, N, W) -> 12-d factorised z, decoder input, codes (or None), VQ loss.
+        """Encoder latents (B, N, W) -> 12-d factorised z, decoder input, codes (None if continuous).
 
         Always float32: a W -> 12 projection costs nothing, and bfloat16 rounding of z would flip
         nearest-code decisions (the closest ones are 1e-5 apart).
@@ -132,9 +140,9 @@ class ALIT(nn.Module):
         with torch.autocast(latents.device.type, enabled=False):
             z = self.pre_quantizer_mlp(self.encoder_ln_post(latents.float()))
         if not self.cfg.quantize_latents:
-            return z, z, None, z.new_zeros(())
-        zq, codes, loss = self.quantize(z)
-        return z, zq, codes, loss
+            return z, z, None
+        zq, codes = self.quantize(z)
+        return z, zq, codes
 
     # --- decoder side -----------------------------------------------------------------------
     def decode_logits(self, zq: torch.Tensor, attention_layers: frozenset[int] = frozenset()):

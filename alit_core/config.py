@@ -148,6 +148,15 @@ def _official_presets() -> dict[str, ALITConfig]:
 
 PRESETS: dict[str, ALITConfig] = _official_presets()
 
+# Our own small models, trained on CPU for the bundled default (alit_train). A 16x16 grid like
+# the official models, so attention maps have the same layout, at 128 px (8x downsampling).
+PRESETS["explorer_128"] = ALITConfig(
+    width=192, depth=4, heads=3,
+    patch_size=8,
+    vqgan=VQGANConfig(resolution=128, ch=32, ch_mult=(1, 2, 2, 4), num_res_blocks=1, z_channels=64,
+                      codebook_size=1024),
+)
+
 
 def get_preset(name: str) -> ALITConfig:
     """A preset by name; short names like 'small' mean the quantised VQGAN variant."""

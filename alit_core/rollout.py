@@ -95,7 +95,7 @@ def rollout(
     for t in range(iterations):
         x, _ = model.encoder(x)
         latents = x[:, p + 1 :]
-        z, zq, codes, _ = model.bottleneck(latents)
+        z, zq, codes = model.bottleneck(latents)
         logits, maps = model.decode_logits(zq, layers)
         logits = logits.float()
         p_gt = torch.softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]

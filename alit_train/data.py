@@ -69,8 +69,9 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -139,7 +140,7 @@ def _log(msg: str) -> None:
 
 def _run(cmd: list[str], cwd: Path | None = None) -> str:
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
     except FileNotFoundError as exc:  # pragma: no cover - depends on the machine
         raise DataError(f"{cmd[0]} is not available on this machine") from exc
     if proc.returncode != 0:
@@ -159,7 +160,7 @@ def sha256_file(path: Path) -> str:
 
 
 def _apt_has_candidate(pkg: str) -> bool:
-    out = subprocess.run(["apt-cache", "policy", pkg], capture_output=True, text=True).stdout
+    out = subprocess.run(["apt-cache", "policy", pkg], capture_output=True, text=True, check=False).stdout
     m = re.search(r"Candidate:\s*(\S+)", out)
     return bool(m) and m.group(1) != "(none)"
 
@@ -227,8 +228,19 @@ def _fetch_wheel(pkg: str, version: str, out: Path, cache: Path) -> dict:
     if not wheels:
         _log(f"pip download --no-deps {pkg}=={version}")
         _run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             "--disable-pip-version-check", "-q", "-d", str(cache), f"{pkg}=={version}"]
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "-q",
+                "-d",
+                str(cache),
+                f"{pkg}=={version}",
+            ]
         )
         wheels = sorted(cache.glob(f"{stem}-{version}-*.whl"))
         if not wheels:
@@ -353,8 +365,7 @@ def skimage_licences(fetchers_source: str) -> dict[str, tuple[str, bool, str]]:
         files = [
             c.value.split("/")[-1]
             for c in ast.walk(node)
-            if isinstance(c, ast.Constant) and isinstance(c.value, str)
-            and c.value.startswith("data/")
+            if isinstance(c, ast.Constant) and isinstance(c.value, str) and c.value.startswith("data/")
         ]
         licence, free = classify_licence_text(doc)
         note = ""
@@ -416,13 +427,10 @@ def stamp_stats(rgba: np.ndarray) -> dict[str, float]:
     flat = float(same.mean()) if same.size else 1.0
     interior = _erode(alpha == 255, 2)
     lap = np.zeros(rgb.shape, np.int32)
-    lap[1:-1, 1:-1] = (
-        4 * rgb[1:-1, 1:-1] - rgb[:-2, 1:-1] - rgb[2:, 1:-1] - rgb[1:-1, :-2] - rgb[1:-1, 2:]
-    )
+    lap[1:-1, 1:-1] = 4 * rgb[1:-1, 1:-1] - rgb[:-2, 1:-1] - rgb[2:, 1:-1] - rgb[1:-1, :-2] - rgb[1:-1, 2:]
     ni = int(interior.sum())
     clean = float((np.abs(lap).max(-1)[interior] <= 2).mean()) if ni else 1.0
-    return {"interior": ni, "clean": round(clean, 4), "flat": round(flat, 4),
-            "top16": round(top16, 4)}
+    return {"interior": ni, "clean": round(clean, 4), "flat": round(flat, 4), "top16": round(top16, 4)}
 
 
 def stamp_role(image: Image.Image | np.ndarray, has_svg: bool = False) -> str:
@@ -470,19 +478,24 @@ def _unit_hash(key: str) -> float:
 
 def assign_splits(entries: list[dict], val_fraction: float = VAL_FRACTION) -> None:
     """Set entry['split'] in place: by group hash, stratified per (package, role)."""
-    strata: dict[tuple[str, str], dict[str, float]] = {}
+    strata: dict[tuple[str, str], set[str]] = {}
     for e in entries:
-        strata.setdefault((e["package"], e["role"]), {})[e["group"]] = _unit_hash(e["group"])
-    split_of: dict[str, str] = {}
-    for groups in strata.values():
-        s = {g: ("val" if h < val_fraction else "train") for g, h in groups.items()}
-        if len(groups) >= 2:
-            for missing in SPLITS:
-                if missing not in s.values():
-                    # move the group whose hash is nearest the threshold
-                    g = min(groups, key=lambda g: (abs(groups[g] - val_fraction), g))
-                    s[g] = missing
-        split_of.update(s)
+        strata.setdefault((e["package"], e["role"]), set()).add(e["group"])
+    hashes = {g: _unit_hash(g) for gs in strata.values() for g in gs}
+    split_of = {g: ("val" if h < val_fraction else "train") for g, h in hashes.items()}
+    moved: set[str] = set()
+    for key in sorted(strata):
+        groups = sorted(strata[key])
+        if len(groups) < 2:
+            continue
+        for missing in SPLITS:
+            if any(split_of[g] == missing for g in groups):
+                continue
+            # move the group whose hash is nearest the threshold (one not moved before)
+            free = [g for g in groups if g not in moved] or groups
+            g = min(free, key=lambda g: (abs(hashes[g] - val_fraction), g))
+            split_of[g] = missing
+            moved.add(g)
     for e in entries:
         e["split"] = split_of[e["group"]]
 
@@ -501,8 +514,9 @@ def _deb_info(root: Path, pkg: str) -> tuple[Path, str, list[dict]]:
     return base, version, paragraphs
 
 
-def _entry(path: Path, base: Path, pkg: str, version: str, role: str, licence: str,
-           note: str = "", copyright_: str = "") -> dict:
+def _entry(
+    path: Path, base: Path, pkg: str, version: str, role: str, licence: str, note: str = "", copyright_: str = ""
+) -> dict:
     w, h = _image_size(path)
     rel_pkg = path.relative_to(base).as_posix()
     e = {
@@ -523,8 +537,7 @@ def _entry(path: Path, base: Path, pkg: str, version: str, role: str, licence: s
     return e
 
 
-def _index_debian_backgrounds(root: Path, pkg: str, files: Iterable[Path],
-                              extra_note=None) -> list[dict]:
+def _index_debian_backgrounds(root: Path, pkg: str, files: Iterable[Path], extra_note=None) -> list[dict]:
     base, version, paragraphs = _deb_info(root, pkg)
     out = []
     for f in files:
@@ -540,8 +553,11 @@ def _index_debian_backgrounds(root: Path, pkg: str, files: Iterable[Path],
 def _plasma_files(base: Path) -> list[Path]:
     files = []
     for name in PLASMA_PHOTOS:
-        imgs = [p for p in (base / "usr/share/wallpapers" / name / "contents/images").glob("*")
-                if p.suffix.lower() in IMAGE_EXTS]
+        imgs = [
+            p
+            for p in (base / "usr/share/wallpapers" / name / "contents/images").glob("*")
+            if p.suffix.lower() in IMAGE_EXTS
+        ]
         if not imgs:
             continue
 
@@ -579,8 +595,7 @@ def _index_stamps(root: Path) -> list[dict]:
         role = _role_from_stats(stats, palette, f.with_suffix(".svg").exists())
         rel = f.relative_to(base).as_posix()
         licence, copyright_ = dep5_licence(paragraphs, rel)
-        e = _entry(f, base, pkg, version, role, licence, "debian/copyright of " + pkg,
-                   copyright_)
+        e = _entry(f, base, pkg, version, role, licence, "debian/copyright of " + pkg, copyright_)
         e["stamp_stats"] = stats
         out.append(e)
     return out
@@ -613,13 +628,11 @@ def _index_wheel(root: Path, pkg: str) -> list[dict]:
         if not free:
             _log(f"exclude {f.relative_to(root)}: licence {licence}")
             continue
-        out.append(_entry(f, base, pkg, version, "background", licence,
-                          f"{general}: {note}"))
+        out.append(_entry(f, base, pkg, version, "background", licence, f"{general}: {note}"))
     return out
 
 
-def build_index(root: str | os.PathLike = DEFAULT_SOURCES,
-                base: str | os.PathLike | None = None) -> list[dict]:
+def build_index(root: str | os.PathLike = DEFAULT_SOURCES, base: str | os.PathLike | None = None) -> list[dict]:
     """Index the unpacked sources under ``root``.
 
     Paths are stored relative to ``base`` (default: the parent of ``root``, i.e. the data
@@ -660,8 +673,7 @@ def write_index(entries: list[dict], path: str | os.PathLike) -> None:
     tmp.replace(path)
 
 
-REQUIRED_KEYS = ("path", "package", "version", "licence", "role", "width", "height",
-                 "sha256", "split")
+REQUIRED_KEYS = ("path", "package", "version", "licence", "role", "width", "height", "sha256", "split")
 
 
 def load_index(path: str | os.PathLike = DEFAULT_INDEX) -> list[dict]:
@@ -690,8 +702,7 @@ def verify_index(entries: list[dict]) -> list[str]:
 
 def summarize(entries: list[dict]) -> dict[str, Any]:
     """Counts per role, per (role, split), per package and licence."""
-    out: dict[str, Any] = {"total": len(entries), "role": {}, "role_split": {},
-                           "package": {}, "licence": {}}
+    out: dict[str, Any] = {"total": len(entries), "role": {}, "role_split": {}, "package": {}, "licence": {}}
     for e in entries:
         out["role"][e["role"]] = out["role"].get(e["role"], 0) + 1
         rs = f"{e['role']}/{e['split']}"
@@ -737,8 +748,7 @@ def main(argv: list[str] | None = None) -> int:
             for pkg, d in info.items():
                 state = "downloaded" if d["downloaded"] else "present"
                 print(f"{pkg} {d['version']}: {state} ({d['file']})")
-            print(f"fetch: {time.time() - t0:.1f} s, {_dir_size(Path(args.out)) / 2**20:.0f} MiB "
-                  f"in {args.out}")
+            print(f"fetch: {time.time() - t0:.1f} s, {_dir_size(Path(args.out)) / 2**20:.0f} MiB in {args.out}")
         if args.cmd in ("index", "all"):
             root = args.root if args.cmd == "index" else args.out
             out = Path(args.out if args.cmd == "index" else args.index)

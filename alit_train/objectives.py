@@ -1,0 +1,90 @@
+"""Training objectives as modules whose forward returns (loss, metrics).
+
+Wrapping each stage's loss in an nn.Module lets DistributedDataParallel see a forward call,
+which it needs to synchronise gradients.
+
+- VQGANObjective: pixel L1 + MSE through the straight-through quantiser, plus the codebook and
+  commitment losses. (The official VQGAN also used LPIPS and a GAN loss; LPIPS needs pretrained
+  VGG weights that cannot be fetched here, so ours optimises pixel error only.)
+- ALITStage1: the official stage-1 loss (SPEC 1.6): per-iteration weighted cross-entropy of the
+  decoder's code logits against the VQGAN codes, MSE between the soft codes and the true code
+  vectors, and the latent VQ loss; the VQGAN is frozen.
+- ALITEndToEnd: each step decodes one iteration (cycling) to pixels through the VQGAN decoder and
+  adds a pixel L1 loss to stage 1's; everything but the VQGAN encoder and codebook trains.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from alit_core.alit import ALIT
+from alit_core.halting import Halting
+from alit_core.rollout import rollout
+from alit_core.vqgan import VQGAN
+
+ITERATION_WEIGHTS = (2.5, 2.0, 1.5, 1.25, 1.0, 1.0, 1.0, 1.0)
+
+
+class VQGANObjective(nn.Module):
+    def __init__(self, vqgan: VQGAN, commitment: float = 0.25):
+        super().__init__()
+        self.vqgan = vqgan
+        self.commitment = commitment
+
+    def forward(self, images: torch.Tensor):
+        h = self.vqgan.encode(images)
+        idx = self.vqgan.indices(h)
+        # crops may be smaller than the model's resolution, so the grid comes from h itself
+        code = rearrange(self.vqgan.codebook[idx], "b (y x) c -> b c y x", y=h.shape[2]).to(h.dtype)
+        zq = h + (code - h).detach()
+        recon = self.vqgan.decode(zq).float()
+        l1 = (recon - images).abs().mean()
+        mse = (recon - images).pow(2).mean()
+        vq = F.mse_loss(code.float(), h.detach().float()) + self.commitment * F.mse_loss(h.float(), code.detach().float())
+        loss = l1 + mse + vq
+        psnr = -10 * torch.log10((recon.detach().clamp(0, 1) - images).pow(2).mean((1, 2, 3))).mean()
+        return loss, {"l1": l1.detach(), "mse": mse.detach(), "vq": vq.detach(), "psnr": psnr, "codes": idx.detach()}
+
+
+class ALITStage1(nn.Module):
+    def __init__(self, model: ALIT, halting: str = "stochastic", pixel_weight: float = 0.0):
+        super().__init__()
+        self.model = model
+        self.halting = halting
+        self.pixel_weight = pixel_weight
+        self.calls = 0
+
+    def forward(self, images: torch.Tensor):
+        m = self.model
+        # A fresh seed per call keeps halting draws independent across steps and ranks.
+        policy = Halting.make(self.halting, m.cfg.halting_threshold,
+                              seed=int(torch.randint(0, 2**31 - 1, (1,)).item()))
+        book = m.vqgan.codebook.detach().float()
+        ce_total = mse_total = vq_total = 0.0
+        metrics = {}
+        decode_at = self.calls % m.cfg.iterations
+        self.calls += 1
+        pixel = images.new_zeros(())
+        for step in rollout(m, images, halting=policy, decode=False):
+            t = step.iteration
+            w = ITERATION_WEIGHTS[t] if t < len(ITERATION_WEIGHTS) else 1.0
+            ce = F.cross_entropy(step.logits.flatten(0, 1), step.targets.flatten())
+            soft = m.soft_codes(step.logits)
+            mse = F.mse_loss(soft, book[step.targets])
+            vq = m.quantize.loss(step.factorized, step.codes) if step.codes is not None else images.new_zeros(())
+            ce_total = ce_total + w * ce
+            mse_total = mse_total + mse
+            vq_total = vq_total + vq
+            metrics[f"ce_{t}"] = ce.detach()
+            metrics[f"acc_{t}"] = (step.logits.argmax(-1) == step.targets).float().mean().detach()
+            if self.pixel_weight and t == decode_at:
+                recon = m.vqgan.decode(m.vqgan.codes_to_features(soft)).float()
+                pixel = (recon - images).abs().mean()
+                metrics["pixel_l1"] = pixel.detach()
+                metrics["pixel_iteration"] = torch.tensor(t)
+        loss = ce_total + mse_total + vq_total + self.pixel_weight * pixel
+        metrics.update(ce=ce_total.detach(), mse=mse_total.detach(), vq=vq_total.detach())
+        return loss, metrics

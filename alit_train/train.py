@@ -1,0 +1,334 @@
+"""Training: the VQGAN stage, ALIT stage 1 and an optional end-to-end stage, resumable, on CPU or GPU.
+
+    python -m alit_train.train vqgan --out runs/vqgan --steps 3000
+    python -m alit_train.train alit  --out runs/alit --vqgan runs/vqgan/last.pt --steps 4000
+    python -m alit_train.train e2e   --out runs/e2e --init runs/alit/last.pt --steps 1000
+    python -m alit_train.train export runs/e2e/last.pt assets/alit_default.pt
+    torchrun --nproc_per_node 2 -m alit_train.train alit ...      # DistributedDataParallel
+
+Recipe (SPEC 1.6): AdamW betas (0.9, 0.95), weight decay 0.05 except biases and 1-d tensors,
+lr = base_lr * global batch / 256, linear warm-up then half-cycle cosine, gradient clipping,
+EMA of the weights, bfloat16 autocast on CPU (float32 master weights). Running the same command
+again with the same --out resumes from `last.pt`. Metrics go to `<out>/metrics.jsonl`.
+Data: scenes generated on the fly from the offline photo index (alit_train.scenes), seeded by
+(seed, rank, step), so a resumed run sees exactly the data it would have seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from alit_core.alit import ALIT
+from alit_core.checkpoints import save_checkpoint
+from alit_core.config import ALITConfig, get_preset
+from alit_core.vqgan import VQGAN
+
+from .objectives import ALITStage1, VQGANObjective
+
+
+@dataclass
+class TrainConfig:
+    stage: str = "alit"  # vqgan | alit | e2e
+    model: str = "explorer_128"
+    out: str = "runs/alit"
+    steps: int = 2000
+    batch_size: int = 16  # per process
+    base_lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup: int = 100
+    weight_decay: float = 0.05
+    grad_clip: float = 3.0
+    ema_decay: float = 0.999
+    precision: str = "bfloat16"  # autocast dtype; "float32" to turn it off
+    seed: int = 0
+    crop: int = 64  # vqgan stage: random crops of this size (the VQGAN is fully convolutional)
+    index: str = "data/index.json"
+    vqgan: str | None = None  # alit stage: a VQGAN stage checkpoint
+    init: str | None = None  # e2e stage: an ALIT stage checkpoint
+    pixel_weight: float = 1.0  # e2e stage
+    log_every: int = 10
+    ckpt_every: int = 200
+    threads: int = 0  # torch threads (0: leave torch's default)
+    mix: dict = field(default_factory=lambda: {"scene": 0.5, "photo": 0.3, "simple": 0.2})
+
+
+# --- distributed --------------------------------------------------------------------------------
+def setup_distributed() -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+# --- data ---------------------------------------------------------------------------------------
+class SceneStream:
+    """Batches of training images (B, 3, S, S) in [0, 1], deterministic in (seed, rank, step)."""
+
+    def __init__(self, index: str, size: int, mix: dict, seed: int, rank: int, split: str = "train"):
+        from . import scenes
+
+        self.scenes = scenes
+        self.bank = scenes.PhotoBank.from_index(index)
+        self.size, self.seed, self.rank, self.split = size, seed, rank, split
+        self.kinds = list(mix)
+        p = np.array([mix[k] for k in self.kinds], dtype=float)
+        self.p = p / p.sum()
+
+    def image(self, rng: np.random.Generator) -> np.ndarray:
+        kind = self.kinds[rng.choice(len(self.kinds), p=self.p)]
+        s = self.scenes
+        if kind == "scene":
+            return s.make_scene(self.bank, rng, size=self.size, k_objects=(1, 4), split=self.split).image
+        if kind == "photo":
+            return s.photo_crop(self.bank, rng, size=self.size, split=self.split)
+        return s.simple_image(rng, self.size, kind=rng.choice(["flat", "gradient", "shapes"]))
+
+    def batch(self, step: int, batch_size: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.seed, self.rank, step])
+        arr = np.stack([self.image(rng) for _ in range(batch_size)])
+        if rng.random() < 0.5:  # horizontal flip, as in the official augmentation
+            arr = arr[:, :, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def random_crops(images: torch.Tensor, crop: int, generator: torch.Generator) -> torch.Tensor:
+    if crop >= images.shape[-1]:
+        return images
+    out = []
+    for img in images:
+        y, x = torch.randint(0, images.shape[-1] - crop + 1, (2,), generator=generator).tolist()
+        out.append(img[:, y : y + crop, x : x + crop])
+    return torch.stack(out)
+
+
+# --- optimisation -------------------------------------------------------------------------------
+def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step: int, cfg: TrainConfig, peak: float) -> float:
+    if step < cfg.warmup:
+        return peak * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    floor = peak * cfg.min_lr_ratio
+    return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class EMA:
+    """Exponential moving average of the trainable weights (frozen ones are copied as they are)."""
+
+    def __init__(self, module: nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone().float() for k, v in module.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, module: nn.Module, step: int):
+        # Warm-up of the decay so that early weights do not dominate short runs.
+        d = min(self.decay, (1 + step) / (10 + step))
+        for k, v in module.state_dict().items():
+            self.shadow[k].lerp_(v.float(), 1 - d)
+
+
+def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
+    """The objective module and the module whose weights are the result."""
+    model_cfg = get_preset(cfg.model)
+    if cfg.stage == "vqgan":
+        vq = VQGAN(model_cfg.vqgan)
+        return VQGANObjective(vq), vq, model_cfg
+    model = ALIT(model_cfg)
+    if cfg.stage == "alit":
+        if not cfg.vqgan:
+            raise SystemExit("the alit stage needs --vqgan <VQGAN stage checkpoint>")
+        vq_ck = torch.load(cfg.vqgan, map_location="cpu", weights_only=True)
+        model.vqgan.load_state_dict(vq_ck["ema"])
+        model.vqgan.requires_grad_(False)
+        return ALITStage1(model, pixel_weight=0.0), model, model_cfg
+    if cfg.stage == "e2e":
+        if not cfg.init:
+            raise SystemExit("the e2e stage needs --init <ALIT stage checkpoint>")
+        init = torch.load(cfg.init, map_location="cpu", weights_only=True)
+        model.load_state_dict(init["ema"])
+        # The targets must stay fixed: freeze the VQGAN encoder and codebook, train its decoder.
+        model.vqgan.encoder.requires_grad_(False)
+        model.vqgan.quantize.requires_grad_(False)
+        return ALITStage1(model, pixel_weight=cfg.pixel_weight), model, model_cfg
+    raise SystemExit(f"unknown stage {cfg.stage!r}")
+
+
+def restart_dead_codes(vq: VQGAN, usage: torch.Tensor, features: torch.Tensor, generator: torch.Generator) -> int:
+    """Move codebook entries unused since the last check onto random recent encoder outputs."""
+    dead = torch.nonzero(usage == 0).flatten()
+    if len(dead) == 0:
+        return 0
+    flat = features.detach().float().permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+    pick = torch.randint(0, len(flat), (len(dead),), generator=generator)
+    with torch.no_grad():
+        vq.quantize.embedding.weight[dead] = flat[pick] + 0.01 * torch.randn(len(dead), flat.shape[1], generator=generator)
+    return len(dead)
+
+
+# --- the loop -----------------------------------------------------------------------------------
+def train(cfg: TrainConfig) -> Path:
+    rank, world, device = setup_distributed()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed + 1000 * rank)
+    out = Path(cfg.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    objective, result, model_cfg = build(cfg)
+    objective.to(device)
+    params = [p for p in objective.parameters() if p.requires_grad]
+    peak = cfg.base_lr * cfg.batch_size * world / 256
+    opt = torch.optim.AdamW(param_groups(objective, cfg.weight_decay), lr=peak, betas=(0.9, 0.95))
+    ema = EMA(result, cfg.ema_decay)
+    start = 0
+    last = out / "last.pt"
+    if last.exists():
+        ck = torch.load(last, map_location="cpu", weights_only=True)
+        result.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        ema.shadow = {k: v.float() for k, v in ck["ema"].items()}
+        start = int(ck["step"])
+        if rank == 0:
+            print(f"resuming {last} at step {start}", file=sys.stderr)
+    runner = objective
+    if world > 1:
+        runner = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
+    size = cfg.crop if cfg.stage == "vqgan" else model_cfg.resolution
+    stream = SceneStream(cfg.index, model_cfg.resolution, cfg.mix, cfg.seed, rank)
+    crop_gen = torch.Generator().manual_seed(cfg.seed * 7919 + rank)
+    amp = cfg.precision != "float32"
+    amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.precision, torch.bfloat16)
+    usage = torch.zeros(model_cfg.vqgan.codebook_size, dtype=torch.long)
+    log = open(out / "metrics.jsonl", "a") if rank == 0 else None
+    bar = progress_bar(cfg.steps, start) if rank == 0 else None
+    t_last, seen = time.time(), 0
+    objective.train()
+    for step in range(start, cfg.steps):
+        images = stream.batch(step, cfg.batch_size)
+        if cfg.stage == "vqgan":
+            images = random_crops(images, size, crop_gen)
+        images = images.to(device)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg, peak)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+            loss, metrics = runner(images)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        ema.update(result, step)
+        seen += images.shape[0] * world
+        if cfg.stage == "vqgan":
+            usage += torch.bincount(metrics.pop("codes").flatten().cpu(), minlength=len(usage))
+            if (step + 1) % 100 == 0 and step + 1 < 0.8 * cfg.steps:
+                with torch.no_grad():
+                    feats = result.encode(images)
+                restart_dead_codes(result, usage, feats, crop_gen)
+                if world > 1:
+                    dist.broadcast(result.quantize.embedding.weight.data, 0)
+                usage.zero_()
+        if rank == 0 and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps):
+            now = time.time()
+            row = {"step": step + 1, "loss": loss.item(), "lr": opt.param_groups[0]["lr"],
+                   "grad_norm": float(grad_norm), "images_per_s": seen / (now - t_last)}
+            row.update({k: float(v) for k, v in metrics.items()})
+            if cfg.stage == "vqgan":
+                row["codes_used"] = int((usage > 0).sum())
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            t_last, seen = now, 0
+            bar(step + 1, row)
+        if rank == 0 and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps):
+            save_training_state(last, result, opt, ema, step + 1, cfg, model_cfg)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return last
+
+
+def save_training_state(path: Path, result, opt, ema: EMA, step: int, cfg: TrainConfig, model_cfg: ALITConfig):
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save({"model": result.state_dict(), "ema": ema.shadow, "optimizer": opt.state_dict(), "step": step,
+                "train_config": json.dumps(asdict(cfg)), "model_config": model_cfg.to_dict()}, tmp)
+    tmp.replace(path)
+
+
+def progress_bar(total: int, start: int):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # plain lines on stderr
+        def plain(step, row):
+            print(f"step {step}/{total} loss {row['loss']:.4f} {row['images_per_s']:.1f} img/s", file=sys.stderr)
+
+        return plain
+    bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+    def update(step, row):
+        bar.n = step
+        shown = {k: f"{row[k]:.3g}" for k in ("loss", "psnr", "ce", "acc_7", "images_per_s") if k in row}
+        bar.set_postfix(shown, refresh=True)
+
+    return update
+
+
+def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | None = None) -> Path:
+    """Write the EMA weights of an ALIT training checkpoint in the alit_core format."""
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model = ALIT(ALITConfig.from_dict(ck["model_config"]))
+    model.load_state_dict(ck["ema"])
+    meta = {"trained_steps": int(ck["step"]), "train_config": ck["train_config"]}
+    meta.update(metadata or {})
+    return save_checkpoint(model, dest, metadata=meta, dtype=getattr(torch, dtype))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m alit_train.train", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="stage", required=True)
+    defaults = TrainConfig()
+    for stage in ("vqgan", "alit", "e2e"):
+        s = sub.add_parser(stage)
+        for name, value in asdict(defaults).items():
+            if name in ("stage", "mix"):
+                continue
+            kind = type(value) if value is not None else str
+            s.add_argument(f"--{name.replace('_', '-')}", type=kind, default=value)
+    e = sub.add_parser("export")
+    e.add_argument("checkpoint")
+    e.add_argument("dest")
+    e.add_argument("--dtype", default="float16")
+    args = p.parse_args(argv)
+    if args.stage == "export":
+        print(export(args.checkpoint, args.dest, args.dtype))
+        return 0
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items()})
+    train(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

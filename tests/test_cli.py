@@ -1,0 +1,61 @@
+"""The command line, run in-process through alit_core.cli.main."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from alit_core import ALIT, Tokenizer, save_checkpoint
+from alit_core.cli import main
+from conftest import small_config
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_checkpoint(Tokenizer(ALIT(small_config()), "cpu"), tmp_path_factory.mktemp("ck") / "small.pt")
+
+
+@pytest.fixture
+def photo(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 256, (80, 100, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_encode_json(checkpoint, photo, capsys):
+    assert main(["encode", str(photo), "--checkpoint", str(checkpoint), "--tokens", "8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out) == 1 and out[0]["num_tokens"] == 8 and out[0]["iteration"] == 1
+    assert out[0]["iterations_run"] == 2 and len(out[0]["per_iteration"]) == 2
+    assert [it["tokens"] for it in out[0]["per_iteration"]] == [4, 8]
+
+
+def test_encode_table_and_bad_image(checkpoint, photo, tmp_path, capsys):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    code = main(["encode", str(photo), str(bad), "--checkpoint", str(checkpoint), "--threshold", "0"])
+    captured = capsys.readouterr()
+    assert code == 1  # one image failed, the other was still encoded
+    assert "iteration 3:" in captured.out and "<- selected" in captured.out
+    assert "notes.png" in captured.err and "not an image" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_missing_checkpoint_is_a_message(photo, tmp_path, capsys):
+    code = main(["encode", str(photo), "--checkpoint", str(tmp_path / "nope.pt")])
+    assert code == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_info(checkpoint, capsys):
+    assert main(["info", str(checkpoint), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["config"]["width"] == 96
+    model = ALIT(small_config())
+    assert info["parameters"]["total"] == sum(p.numel() for p in model.parameters())
+    assert main(["info", "preset:base"]) == 0
+    assert "768 wide x 12 layers x 12 heads" in capsys.readouterr().out

@@ -1,0 +1,298 @@
+"""Tests for alit_train.data: index fields, licences, the split by source photo, the
+photo / clip-art heuristic and fetch idempotency, on a tiny fake source tree (no downloads)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from alit_train import data as D
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_INDEX = REPO / "data" / "index.json"
+
+
+def _photo_rgb(seed: int, w: int = 96, h: int = 64) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx * 2.0, yy * 3.0, (xx + yy) * 1.0], -1) + rng.uniform(0, 120, 3)
+    img = base + rng.normal(0, 8, (h, w, 3))
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def _photo_stamp(seed: int, size: int = 64) -> Image.Image:
+    """Smooth shading plus sensor-like noise inside a soft-edged disk: photo-like."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    r = np.hypot(xx - size / 2, yy - size / 2)
+    shade = 200 - 1.5 * r
+    rgb = np.stack([shade, shade * 0.7, shade * 0.4], -1) + rng.normal(0, 6, (size, size, 3))
+    alpha = np.clip((size * 0.45 - r) * 128, 0, 255)
+    arr = np.dstack([np.clip(rgb, 0, 255), alpha]).astype(np.uint8)
+    return Image.fromarray(arr, "RGBA")
+
+
+def _clipart_stamp(size: int = 64, colour=(250, 200, 0)) -> Image.Image:
+    """Three flat colours (fill, outline, a patch) on transparency: a drawing."""
+    im = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    d = ImageDraw.Draw(im)
+    d.ellipse((4, 4, size - 5, size - 5), fill=colour + (255,), outline=(0, 0, 0, 255), width=3)
+    d.rectangle((size // 3, size // 3, size // 2, size // 2), fill=(200, 30, 30, 255))
+    return im
+
+
+BACKGROUNDS = ("aqua", "blinds", "dune", "garden", "meadow", "storm", "wings", "wood")
+
+DEP5_MATE = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: fake
+
+Files: *
+Copyright: 2008 Someone
+License: GPL-2+
+
+Files: nature/aqua.jpg
+Copyright: 2010 Somebody Else
+ 2011 And Another
+License: CC0-1.0
+
+Files: debian/*
+Copyright: 2020 Packager
+License: MIT
+
+License: GPL-2+
+ long text
+ .
+ more text
+"""
+
+FETCHERS = '''
+def chelsea():
+    """Chelsea the cat.
+
+    Notes
+    -----
+    No copyright restrictions.  CC0 by the photographer (Stefan van der Walt).
+    """
+    return _load("data/chelsea.png")
+
+
+def immunohistochemistry():
+    """IHC.
+
+    No known copyright restrictions.
+    """
+    return _load("data/ihc.png")
+'''
+
+
+def _write_source(base: Path, pkg: str, version: str) -> None:
+    base.mkdir(parents=True, exist_ok=True)
+    (base / D.SOURCE_FILE).write_text(json.dumps({"package": pkg, "version": version}))
+
+
+@pytest.fixture(scope="module")
+def fake_root(tmp_path_factory) -> Path:
+    data_root = tmp_path_factory.mktemp("data")
+    root = data_root / "sources"
+    # Debian backgrounds: 8 photos
+    mate = root / "mate-backgrounds"
+    _write_source(mate, "mate-backgrounds", "1.0-1")
+    nature = mate / "usr/share/backgrounds/mate/nature"
+    nature.mkdir(parents=True)
+    for i, name in enumerate(BACKGROUNDS):
+        _photo_rgb(i).save(nature / f"{name}.jpg", quality=90)
+    doc = mate / "usr/share/doc/mate-backgrounds"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text(DEP5_MATE)
+    # stamps: photos (one with a mirror twin), drawings, and a PNG rendered from an SVG
+    st = root / "tuxpaint-stamps-default"
+    _write_source(st, "tuxpaint-stamps-default", "2022.06.04-1")
+    things = st / "usr/share/tuxpaint/stamps/things"
+    things.mkdir(parents=True)
+    for i in range(6):
+        _photo_stamp(100 + i).save(things / f"photo{chr(97 + i)}.png")
+    _photo_stamp(100).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(things / "photoa_mirror.png")
+    for i, c in enumerate([(250, 200, 0), (0, 120, 250), (40, 200, 40)]):
+        _clipart_stamp(colour=c).save(things / f"drawing{chr(97 + i)}.png")
+    _photo_stamp(200).save(things / "vector.png")
+    (things / "vector.svg").write_text("<svg/>")
+    Image.new("RGBA", (40, 40), (10, 20, 30, 255)).save(things / "opaque.png")
+    sdoc = st / "usr/share/doc/tuxpaint-stamps-default"
+    sdoc.mkdir(parents=True)
+    (sdoc / "copyright").write_text("Files: *\nCopyright: 2002 Bill\nLicense: GPL-2\n")
+    # scikit-image wheel contents: one CC0 photo, one with an unclear licence
+    sk = root / "scikit-image"
+    _write_source(sk, "scikit-image", "0.26.0")
+    skd = sk / "skimage/data"
+    skd.mkdir(parents=True)
+    (skd / "_fetchers.py").write_text(FETCHERS)
+    _photo_rgb(50).save(skd / "chelsea.png")
+    _photo_rgb(51).save(skd / "ihc.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def fake_index(fake_root) -> list[dict]:
+    return D.build_index(fake_root)
+
+
+def _by_name(entries: list[dict]) -> dict[str, dict]:
+    return {Path(e["path"]).name: e for e in entries}
+
+
+def test_index_fields(fake_root, fake_index):
+    names = _by_name(fake_index)
+    assert "opaque.png" not in names  # no transparency: not a cut-out
+    assert "ihc.png" not in names  # licence not clearly free
+    assert len(fake_index) == 8 + 7 + 3 + 1 + 1
+    for e in fake_index:
+        for k in D.REQUIRED_KEYS:
+            assert k in e, k
+        assert e["role"] in D.ROLES and e["split"] in D.SPLITS
+        f = fake_root.parent / e["path"]  # relative to the data root (parent of sources/)
+        assert f.is_file()
+        assert D.sha256_file(f) == e["sha256"]
+        with Image.open(f) as im:
+            assert im.size == (e["width"], e["height"])
+    assert names["dune.jpg"]["version"] == "1.0-1"
+    assert names["dune.jpg"]["role"] == "background"
+    assert names["chelsea.png"]["role"] == "background"
+
+
+def test_licences(fake_index):
+    names = _by_name(fake_index)
+    assert names["aqua.jpg"]["licence"] == "CC0-1.0"  # per-file stanza wins over Files: *
+    assert "Somebody Else" in names["aqua.jpg"]["copyright"]
+    assert names["blinds.jpg"]["licence"] == "GPL-2+"
+    assert names["photoa.png"]["licence"] == "GPL-2"
+    assert names["chelsea.png"]["licence"] == "CC0-1.0"
+    assert "Stefan van der Walt" in names["chelsea.png"]["licence_note"]
+
+
+def test_licence_text_classification():
+    assert D.classify_licence_text("released into the public domain") == ("public-domain", True)
+    assert D.classify_licence_text("No known copyright restrictions.")[1] is False
+    assert D.classify_licence_text("nothing said") == ("unknown", False)
+    table = D.sklearn_licences(
+        "Image: china.jpg\nReleased under [1]\n[1] https://creativecommons.org/licenses/by/2.0/\n"
+    )
+    assert table["china.jpg"][:2] == ("CC-BY-2.0", True)
+
+
+def test_stamp_roles(fake_index):
+    names = _by_name(fake_index)
+    for n in ("photoa.png", "photob.png", "photof.png", "photoa_mirror.png"):
+        assert names[n]["role"] == "object", (n, names[n]["stamp_stats"])
+    for n in ("drawinga.png", "drawingb.png", "drawingc.png"):
+        assert names[n]["role"] == "clipart", (n, names[n]["stamp_stats"])
+    assert names["vector.png"]["role"] == "clipart"  # an SVG of it ships: a drawing
+
+
+def test_heuristic_photo_vs_clipart():
+    assert D.stamp_role(_photo_stamp(7)) == "object"
+    assert D.stamp_role(np.asarray(_photo_stamp(8))) == "object"
+    assert D.stamp_role(_clipart_stamp()) == "clipart"
+    # the same photo-like stamp is clip-art when a vector drawing of it exists
+    assert D.stamp_role(_photo_stamp(7), has_svg=True) == "clipart"
+
+
+def test_split_by_source_file(fake_root, fake_index):
+    names = _by_name(fake_index)
+    # a file and its mirrored copy come from one photo: same group, same split
+    assert names["photoa.png"]["group"] == names["photoa_mirror.png"]["group"]
+    assert names["photoa.png"]["split"] == names["photoa_mirror.png"]["split"]
+    # deterministic: rebuilding gives the same split for every file
+    again = _by_name(D.build_index(fake_root))
+    assert {n: e["split"] for n, e in again.items()} == {n: e["split"] for n, e in names.items()}
+    # both splits for a package with >= 5 files, per role
+    for pkg, role in (("mate-backgrounds", "background"), ("tuxpaint-stamps-default", "object")):
+        splits = {e["split"] for e in fake_index if e["package"] == pkg and e["role"] == role}
+        assert splits == {"train", "val"}, (pkg, role)
+
+
+def test_assign_splits_stratified_and_stable():
+    entries = [{"package": "p", "role": "object", "group": f"p:g{i}"} for i in range(200)]
+    D.assign_splits(entries)
+    val = sum(e["split"] == "val" for e in entries)
+    assert 20 <= val <= 60  # about 20 %
+    # a file's split depends only on its own group when the stratum is large enough
+    sub = [dict(e) for e in entries[:100]]
+    D.assign_splits(sub)
+    assert [e["split"] for e in sub] == [e["split"] for e in entries[:100]]
+    # a small stratum still gets both splits
+    small = [{"package": "q", "role": "background", "group": f"q:{i}"} for i in range(2)]
+    D.assign_splits(small)
+    assert {e["split"] for e in small} == {"train", "val"}
+
+
+def test_group_key():
+    assert D.group_key("t", "a/b/tugboat_mirror.png") == D.group_key("t", "a/b/tugboat.png")
+    assert D.group_key("t", "a/b/frog-1.png") == D.group_key("t", "a/b/frog.png")
+    assert D.group_key("t", "a/b/frog.png") != D.group_key("t", "a/c/frog.png")
+    plasma = "plasma-workspace-wallpapers"
+    assert D.group_key(plasma, "usr/share/wallpapers/Path/contents/images/1920x1080.jpg") == (
+        D.group_key(plasma, "usr/share/wallpapers/Path/contents/images/2560x1600.jpg")
+    )
+
+
+def test_write_and_load_index(tmp_path, fake_root, fake_index):
+    out = fake_root.parent / "index.json"
+    D.write_index(fake_index, out)
+    loaded = D.load_index(out)
+    assert [e["path"] for e in loaded] == [e["path"] for e in fake_index]
+    assert all(Path(e["abs_path"]).is_file() for e in loaded)
+    assert "abs_path" not in json.loads(out.read_text())[0]
+    assert D.verify_index(loaded) == []
+    summary = D.summarize(loaded)
+    assert summary["total"] == len(loaded)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"path": "x"}]))
+    with pytest.raises(D.DataError):
+        D.load_index(bad)
+
+
+def test_dep5_parsing():
+    paras = D.parse_dep5(DEP5_MATE)
+    assert D.dep5_licence(paras, "usr/share/backgrounds/mate/nature/aqua.jpg")[0] == "CC0-1.0"
+    assert D.dep5_licence(paras, "usr/share/backgrounds/mate/nature/blinds.jpg")[0] == "GPL-2+"
+
+
+def test_fetch_is_idempotent(tmp_path, monkeypatch):
+    """With the downloads and unpacked trees present, fetch runs no command at all."""
+    out = tmp_path / "sources"
+    cache = out / D.DOWNLOADS
+    cache.mkdir(parents=True)
+    for pkg in D.DEB_PACKAGES:
+        deb = f"{pkg}_1.0_all.deb"
+        (cache / deb).write_bytes(b"x")
+        (out / pkg).mkdir()
+        (out / pkg / D.SOURCE_FILE).write_text(json.dumps({"package": pkg, "version": "1.0", "file": deb}))
+    for pkg, version in D.PYPI_PACKAGES.items():
+        whl = f"{pkg.replace('-', '_')}-{version}-py3-none-any.whl"
+        (cache / whl).write_bytes(b"x")
+        (out / pkg).mkdir()
+        (out / pkg / D.SOURCE_FILE).write_text(json.dumps({"package": pkg, "version": version, "file": whl}))
+
+    def no_commands(*args, **kwargs):
+        raise AssertionError(f"fetch ran a command: {args}")
+
+    monkeypatch.setattr(subprocess, "run", no_commands)
+    info = D.fetch_sources(out)
+    assert set(info) == set(D.DEB_PACKAGES) | set(D.PYPI_PACKAGES)
+    assert not any(d["downloaded"] for d in info.values())
+
+
+@pytest.mark.skipif(not REAL_INDEX.exists(), reason="data/index.json absent: run `python -m alit_train.data all`")
+def test_real_index():
+    entries = D.load_index(REAL_INDEX)
+    bg = [e for e in entries if e["role"] == "background"]
+    obj = [e for e in entries if e["role"] == "object"]
+    assert len(bg) >= 20 and len(obj) >= 100
+    assert {e["split"] for e in bg} == {"train", "val"}
+    assert {e["split"] for e in obj} == {"train", "val"}
+    assert all(Path(e["abs_path"]).is_file() for e in bg + obj)
