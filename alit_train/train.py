@@ -41,7 +41,7 @@ from .objectives import ALITStage1, VQGANObjective
 @dataclass
 class TrainConfig:
     stage: str = "alit"  # vqgan | alit | e2e
-    model: str = "explorer_128"
+    model: str = "explorer_64"
     out: str = "runs/alit"
     steps: int = 2000
     batch_size: int = 16  # per process
@@ -152,9 +152,16 @@ class EMA:
             self.shadow[k].lerp_(v.float(), 1 - d)
 
 
+def model_config(name: str) -> ALITConfig:
+    """A preset name, or a JSON file holding ALITConfig.to_dict()."""
+    if name.endswith(".json"):
+        return ALITConfig.from_dict(json.loads(Path(name).read_text()))
+    return get_preset(name)
+
+
 def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
     """The objective module and the module whose weights are the result."""
-    model_cfg = get_preset(cfg.model)
+    model_cfg = model_config(cfg.model)
     if cfg.stage == "vqgan":
         vq = VQGAN(model_cfg.vqgan)
         return VQGANObjective(vq), vq, model_cfg
@@ -217,7 +224,8 @@ def train(cfg: TrainConfig) -> Path:
             print(f"resuming {last} at step {start}", file=sys.stderr)
     runner = objective
     if world > 1:
-        runner = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
+        # Halting may leave the encoder mask token unused in a step; the VQGAN uses everything.
+        runner = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=cfg.stage != "vqgan")
     size = cfg.crop if cfg.stage == "vqgan" else model_cfg.resolution
     stream = SceneStream(cfg.index, model_cfg.resolution, cfg.mix, cfg.seed, rank)
     crop_gen = torch.Generator().manual_seed(cfg.seed * 7919 + rank)

@@ -3,8 +3,12 @@ tests that need it skip with a visible reason in a plain clone."""
 
 from pathlib import Path
 
+import json
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT.parent / "shared" / "alit_reference"
@@ -55,3 +59,34 @@ def small_config(**changes):
     )
     base.update(changes)
     return ALITConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A fake photo index: noise backgrounds, opaque-square stamps and clip art, both splits."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    entries = []
+    for i in range(4):
+        p = root / f"bg{i}.png"
+        Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(p)
+        entries.append({"path": p.name, "role": "background", "split": "train" if i else "val",
+                        "width": 120, "height": 90, "package": "fake", "version": "0", "licence": "CC0", "sha256": ""})
+    for i in range(3):
+        p = root / f"obj{i}.png"
+        a = np.zeros((40, 40, 4), dtype=np.uint8)
+        a[5:35, 5:35] = (255, 40 * i, 0, 255)
+        Image.fromarray(a, "RGBA").save(p)
+        entries.append({"path": p.name, "role": "object", "split": "train" if i else "val",
+                        "width": 40, "height": 40, "package": "fake", "version": "0", "licence": "CC0", "sha256": ""})
+    for i, split in enumerate(("train", "val")):
+        p = root / f"clip{i}.png"
+        a = np.zeros((48, 48, 4), dtype=np.uint8)
+        a[:, 16:32] = (0, 0, 255, 255)
+        Image.fromarray(a, "RGBA").save(p)
+        entries.append({"path": p.name, "role": "clipart", "split": split, "width": 48, "height": 48,
+                        "package": "fake", "version": "0", "licence": "CC0", "sha256": ""})
+    (root / "index.json").write_text(json.dumps(entries))
+    cfg = root / "model.json"
+    cfg.write_text(json.dumps(small_config().to_dict()))
+    return root

@@ -1,0 +1,297 @@
+"""Evaluation of a checkpoint on held-out data: a JSON report plus PNG plots.
+
+    python -m alit_train.evaluate --checkpoint assets/alit_default.pt --out reports/default
+
+Measures (validation split only; every set is generated from fixed seeds):
+- reconstruction: per-iteration mean L1, PSNR and SSIM on held-out photo crops, next to the
+  model's own VQGAN (the ceiling of the soft-code reconstructions);
+- token count (at a threshold) against image complexity (PNG / JPEG bits per pixel, entropy,
+  edge density, high-frequency energy): Spearman rho with a bootstrap 95% interval;
+- object discovery on generated scenes with ground-truth masks: attention segmentation
+  (alit_core.segmentation) scored by FG-ARI and matched mIoU, next to a grid of as many cells;
+- out of distribution: token counts of noise, rendered text and clip art against photos;
+- compression: bits per image (tokens x log2 of the latent codebook) against JPEG and WebP
+  files of the nearest size, with the PSNR of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from alit_core import Criterion, load_tokenizer, select_iterations
+from alit_core.complexity import MEASURES, complexity
+from alit_core.segmentation import attention_segments, fg_ari, grid_segments, matched_miou
+
+from . import scenes
+
+
+# --- metrics ------------------------------------------------------------------------------------
+def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM per image (B,) of images in [0, 1], Gaussian window, computed per channel."""
+    coords = torch.arange(window, dtype=torch.float64) - window // 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = (g / g.sum()).float()
+    kernel = (g[:, None] * g[None, :]).expand(x.shape[1], 1, window, window).contiguous()
+
+    def blur(t):
+        return F.conv2d(t, kernel, groups=x.shape[1])
+
+    x, y = x.float().clamp(0, 1), y.float()
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return s.mean(dim=(1, 2, 3))
+
+
+def spearman(x, y) -> float:
+    """Spearman's rho; NaN when either side is constant (no ranking to correlate)."""
+    from scipy.stats import spearmanr
+
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
+
+
+def bootstrap_ci(x, y, stat=spearman, n: int = 1000, seed: int = 0) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    x, y = np.asarray(x), np.asarray(y)
+    vals = []
+    for _ in range(n):
+        idx = rng.integers(0, len(x), len(x))
+        v = stat(x[idx], y[idx])
+        if np.isfinite(v):
+            vals.append(v)
+    if not vals:  # constant inputs: no correlation is defined
+        return float("nan"), float("nan")
+    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+
+
+def psnr_np(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2) / 255.0**2
+    return float(10 * np.log10(1 / max(mse, 1e-10)))
+
+
+def codec_at_size(arr: np.ndarray, fmt: str, target_bytes: float) -> tuple[int, float]:
+    """The quality setting whose file size is nearest `target_bytes`: (bytes, PSNR)."""
+    best = None
+    for q in range(1, 101, 3):
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format=fmt, quality=q)
+        n = buf.tell()
+        if best is None or abs(n - target_bytes) < abs(best[0] - target_bytes):
+            decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+            best = (n, psnr_np(decoded, arr))
+    return best
+
+
+# --- data ---------------------------------------------------------------------------------------
+def eval_sets(index: str, size: int, n: int, seed: int = 1234) -> dict[str, list]:
+    """Fixed held-out sets: name -> list of (uint8 image, masks or None)."""
+    bank = scenes.PhotoBank.from_index(index)
+
+    def make(k, fn):
+        rng = np.random.default_rng([seed, k])
+        return [fn(rng) for _ in range(n)]
+
+    out = {
+        "photos": [(im, None) for im in make(0, lambda r: scenes.photo_crop(bank, r, size, split="val"))],
+        "scenes": [(s.image, s.masks) for s in
+                   make(1, lambda r: scenes.make_scene(bank, r, size=size, k_objects=(2, 4), split="val"))],
+        "simple": [(im, None) for im in make(2, lambda r: scenes.simple_image(r, size, kind=r.choice(["flat", "gradient", "shapes"])))],
+    }
+    for j, kind in enumerate(("noise", "text", "clipart")):
+        out[f"ood_{kind}"] = [(im, None) for im in make(3 + j, lambda r, kind=kind: scenes.ood_image(r, size, kind, index=bank, split="val"))]
+    return out
+
+
+def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
+
+
+# --- the evaluation -----------------------------------------------------------------------------
+def run_set(tok, images: list[np.ndarray], layer: int, batch: int = 16) -> dict:
+    """Full rollouts (all iterations, deterministic halting): histories and last-layer attention."""
+    l1s, psnrs, ssims, attn, recons = [], [], [], [], []
+    for i in range(0, len(images), batch):
+        x = to_tensor(images[i : i + batch])
+        steps = list(tok.rollout(x, attention_layers=layer))
+        l1s.append(torch.stack([s.l1 for s in steps]))
+        psnrs.append(torch.stack([s.psnr for s in steps]))
+        ssims.append(torch.stack([ssim(s.recon, x) for s in steps]))
+        attn.append([s.attention[layer] for s in steps])
+        recons.append(torch.stack([s.recon for s in steps], dim=1))
+    return {
+        "l1": torch.cat(l1s, 1), "psnr": torch.cat(psnrs, 1), "ssim": torch.cat(ssims, 1),
+        "attention": [torch.cat([a[t] for a in attn]) for t in range(len(attn[0]))],
+        "recon": torch.cat(recons),
+    }
+
+
+def vqgan_psnr(tok, images: list[np.ndarray]) -> list[float]:
+    x = to_tensor(images)
+    with torch.inference_mode():
+        recon, _ = tok.model.vqgan(x)
+    mse = (recon.clamp(0, 1) - x).pow(2).mean(dim=(1, 2, 3))
+    return (10 * torch.log10(1 / mse)).tolist()
+
+
+def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, threshold: float = 0.07,
+             layer: int = -1, seed: int = 1234, bootstrap: int = 1000) -> dict:
+    tok = load_tokenizer(checkpoint, device="cpu")
+    cfg = tok.config
+    layer = layer % cfg.dec_depth
+    size, grid = cfg.resolution, cfg.grid_size
+    sets = eval_sets(index, size, n, seed)
+    criterion = Criterion.make(threshold=threshold)
+    results, report = {}, {"checkpoint": checkpoint or "bundled", "threshold": threshold, "n_per_set": n,
+                           "resolution": size, "attention_layer": layer}
+    for name, items in sets.items():
+        print(f"evaluating {name} ({len(items)} images)", file=sys.stderr)
+        r = run_set(tok, [im for im, _ in items], layer)
+        r["iterations"] = select_iterations(r["l1"], r["psnr"], criterion, cfg.latents_per_iteration)
+        r["tokens"] = [cfg.tokens_at(t) for t in r["iterations"]]
+        results[name] = r
+
+    photos = results["photos"]
+    report["reconstruction"] = {
+        "per_iteration": [
+            {"tokens": cfg.tokens_at(t), "l1": float(photos["l1"][t].mean()), "psnr": float(photos["psnr"][t].mean()),
+             "ssim": float(photos["ssim"][t].mean())}
+            for t in range(cfg.iterations)
+        ],
+        "vqgan_psnr": float(np.mean(vqgan_psnr(tok, [im for im, _ in sets["photos"]]))),
+    }
+    l1_curve = [row["l1"] for row in report["reconstruction"]["per_iteration"]]
+    report["reconstruction"]["l1_falls_every_iteration"] = all(a > b for a, b in zip(l1_curve, l1_curve[1:]))
+
+    # token count against complexity, over photos, scenes and simple images together
+    pool = [(im, tok_) for name in ("photos", "scenes", "simple") for (im, _), tok_ in
+            zip(sets[name], results[name]["tokens"])]
+    tokens = np.array([t for _, t in pool])
+    comp = [complexity(im) for im, _ in pool]
+    report["complexity"] = {}
+    for m in MEASURES:
+        v = np.array([c[m] for c in comp])
+        report["complexity"][m] = {"spearman": spearman(tokens, v), "ci95": bootstrap_ci(tokens, v, n=bootstrap)}
+    report["token_counts"] = {name: {"median": float(np.median(r["tokens"])), "mean": float(np.mean(r["tokens"]))}
+                              for name, r in results.items()}
+
+    # object discovery: segment at the selected iteration of each scene
+    seg = {"fg_ari": [], "miou": [], "grid_fg_ari": [], "grid_miou": [], "segments": []}
+    sc = results["scenes"]
+    for i, (_, masks) in enumerate(sets["scenes"]):
+        t = sc["iterations"][i]
+        labels = attention_segments(sc["attention"][t][i : i + 1], grid, size=size)[0].numpy()
+        k = len(np.unique(labels))
+        base = grid_segments(k, size)
+        seg["fg_ari"].append(fg_ari(masks, labels))
+        seg["miou"].append(matched_miou(masks, labels))
+        seg["grid_fg_ari"].append(fg_ari(masks, base))
+        seg["grid_miou"].append(matched_miou(masks, base))
+        seg["segments"].append(k)
+    report["object_discovery"] = {k: float(np.nanmean(v)) for k, v in seg.items()}
+    report["object_discovery"]["fg_ari_vs_grid"] = (report["object_discovery"]["fg_ari"]
+                                                    / max(1e-9, report["object_discovery"]["grid_fg_ari"]))
+
+    # out of distribution
+    ind = float(np.median(results["photos"]["tokens"]))
+    report["ood"] = {name: {"median_tokens": float(np.median(results[name]["tokens"])),
+                            "above_photos": float(np.median(results[name]["tokens"])) > ind}
+                     for name in results if name.startswith("ood_")}
+    report["ood"]["photos_median_tokens"] = ind
+
+    # compression: ALIT bits vs JPEG / WebP at the nearest size
+    bits_per_token = math.log2(cfg.latent_codebook_size) if cfg.quantize_latents else 32 * cfg.latent_dim
+    rows = []
+    for i, (im, _) in enumerate(sets["photos"][: min(n, 24)]):
+        t = photos["iterations"][i]
+        nbytes = cfg.tokens_at(t) * bits_per_token / 8
+        rows.append({"alit_bytes": nbytes, "alit_psnr": float(photos["psnr"][t, i]),
+                     "jpeg": codec_at_size(im, "JPEG", nbytes), "webp": codec_at_size(im, "WEBP", nbytes)})
+    report["compression"] = {
+        "alit_bytes": float(np.mean([r["alit_bytes"] for r in rows])),
+        "alit_psnr": float(np.mean([r["alit_psnr"] for r in rows])),
+        "jpeg_bytes": float(np.mean([r["jpeg"][0] for r in rows])),
+        "jpeg_psnr": float(np.mean([r["jpeg"][1] for r in rows])),
+        "webp_bytes": float(np.mean([r["webp"][0] for r in rows])),
+        "webp_psnr": float(np.mean([r["webp"][1] for r in rows])),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    plot(report, results, sets, tokens, comp, cfg, out)
+    return report
+
+
+def plot(report, results, sets, tokens, comp, cfg, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(14, 4))
+    per = report["reconstruction"]["per_iteration"]
+    x = [r["tokens"] for r in per]
+    ax[0].plot(x, [r["psnr"] for r in per], "o-", label="ALIT")
+    ax[0].axhline(report["reconstruction"]["vqgan_psnr"], color="grey", ls="--", label="own VQGAN")
+    ax[0].set(xlabel="tokens", ylabel="PSNR (dB)", title="held-out photos")
+    ax[0].legend()
+    png = [c["png_bpp"] for c in comp]
+    ax[1].scatter(png, tokens + np.random.default_rng(0).uniform(-4, 4, len(tokens)), s=10, alpha=0.6)
+    rho = report["complexity"]["png_bpp"]["spearman"]
+    ax[1].set(xlabel="PNG bits per pixel", ylabel=f"tokens at L1 < {report['threshold']}",
+              title=f"token count vs complexity (Spearman {rho:.2f})")
+    names = ["photos", "simple"] + [n for n in results if n.startswith("ood_")]
+    ax[2].boxplot([results[n]["tokens"] for n in names], tick_labels=names)
+    ax[2].set(ylabel="tokens", title="out of distribution")
+    ax[2].tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    fig.savefig(out / "summary.png", dpi=110)
+    plt.close(fig)
+
+    # attention segmentations of a few scenes
+    sc = results["scenes"]
+    k = min(6, len(sets["scenes"]))
+    fig, ax = plt.subplots(3, k, figsize=(2.2 * k, 6.6))
+    for i in range(k):
+        im, masks = sets["scenes"][i]
+        t = sc["iterations"][i]
+        labels = attention_segments(sc["attention"][t][i : i + 1], cfg.grid_size, size=cfg.resolution)[0]
+        ax[0, i].imshow(im)
+        ax[1, i].imshow(masks, cmap="tab10", interpolation="nearest")
+        ax[2, i].imshow(labels, cmap="tab20", interpolation="nearest")
+        ax[0, i].set_title(f"{sc['tokens'][i]} tokens", fontsize=8)
+        for a in ax[:, i]:
+            a.axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "segments.png", dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m alit_train.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", help="checkpoint path (default: the bundled model)")
+    p.add_argument("--index", default="data/index.json")
+    p.add_argument("--out", default="reports/eval")
+    p.add_argument("--n", type=int, default=48, help="images per set")
+    p.add_argument("--threshold", type=float, default=0.07)
+    p.add_argument("--layer", type=int, default=-1, help="decoder layer for attention segmentation")
+    args = p.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    report = evaluate(args.checkpoint, args.index, Path(args.out), args.n, args.threshold, args.layer)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Complexity measures and attention segmentation (public alit_core functions)."""
+
+import numpy as np
+import pytest
+import torch
+
+from alit_core.complexity import complexity, edge_density, entropy, high_freq_energy, jpeg_bpp, png_bpp
+from alit_core.segmentation import (
+    adjusted_rand_index, attention_segments, fg_ari, grid_segments, matched_miou,
+)
+
+
+@pytest.fixture(scope="module")
+def flat_and_noise():
+    rng = np.random.default_rng(0)
+    flat = np.full((64, 64, 3), 120, dtype=np.uint8)
+    noise = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    return flat, noise
+
+
+def test_complexity_orders_flat_below_noise(flat_and_noise):
+    flat, noise = flat_and_noise
+    for fn in (png_bpp, jpeg_bpp, entropy, edge_density, high_freq_energy):
+        assert fn(flat) < fn(noise), fn.__name__
+    assert entropy(flat) == 0.0 and edge_density(flat) == 0.0
+    assert 7.5 < entropy(noise) <= 8.0
+    assert png_bpp(noise) > 20  # 24-bit noise does not compress
+    c = complexity(torch.from_numpy(noise).permute(2, 0, 1).float() / 255)
+    assert c["png_bpp"] == pytest.approx(png_bpp(noise), rel=0.02)
+
+
+def test_complexity_rejects_non_rgb():
+    with pytest.raises(ValueError, match="RGB"):
+        png_bpp(np.zeros((8, 8), dtype=np.uint8))
+
+
+def test_ari_values():
+    a = np.array([0, 0, 1, 1, 2, 2])
+    assert adjusted_rand_index(a, a) == pytest.approx(1.0)
+    assert adjusted_rand_index(a, np.array([5, 5, 7, 7, 9, 9])) == pytest.approx(1.0)  # names do not matter
+    assert adjusted_rand_index(a, np.array([0, 1, 0, 1, 0, 1])) < 0.0
+    # a known value: sklearn.metrics.adjusted_rand_score([0,0,1,1],[0,0,1,2]) = 0.5714...
+    assert adjusted_rand_index([0, 0, 1, 1], [0, 0, 1, 2]) == pytest.approx(4 / 7)
+
+
+def test_fg_ari_ignores_background_and_miou_matches():
+    true = np.zeros((8, 8), dtype=int)
+    true[:4, :4], true[4:, 4:] = 1, 2
+    pred = np.full((8, 8), 9)
+    pred[:4, :4], pred[4:, 4:] = 3, 4
+    assert fg_ari(true, pred) == pytest.approx(1.0)
+    assert matched_miou(true, pred) == pytest.approx(1.0)
+    half = pred.copy()
+    half[:4, :2] = 5  # object 1 split in two
+    assert matched_miou(true, half) == pytest.approx((0.5 + 1.0) / 2)
+
+
+def test_grid_baseline_has_the_requested_cells():
+    g = grid_segments(4, 64)
+    assert g.shape == (64, 64) and len(np.unique(g)) == 4
+    assert len(np.unique(grid_segments(1, 16))) == 1
+
+
+def test_attention_segments_pick_the_dominant_latent():
+    grid, n = 4, 3
+    p = grid * grid
+    attn = torch.zeros(1, 1 + p + n, 1 + p + n)
+    # positions in the left half attend to latent 2, the right half to latent 0
+    for q in range(p):
+        latent = 2 if (q % grid) < grid // 2 else 0
+        attn[0, 1 + q, 1 + p + latent] = 1.0
+    labels = attention_segments(attn, grid)
+    assert labels.shape == (1, 4, 4)
+    assert labels[0, :, :2].eq(2).all() and labels[0, :, 2:].eq(0).all()
+    assert attention_segments(attn, grid, size=16).shape == (1, 16, 16)
+
+
+def test_evaluation_report_end_to_end(tiny_data, tmp_path):
+    import json
+
+    from alit_core import ALIT, Tokenizer, save_checkpoint
+    from alit_train.evaluate import evaluate
+    from conftest import small_config
+
+    torch.manual_seed(0)
+    ck = save_checkpoint(Tokenizer(ALIT(small_config()), "cpu"), tmp_path / "m.pt")
+    report = evaluate(str(ck), str(tiny_data / "index.json"), tmp_path / "report", n=3, threshold=0.2, bootstrap=20)
+    saved = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert saved["resolution"] == 64 and len(saved["reconstruction"]["per_iteration"]) == 4
+    assert set(saved["complexity"]) == {"png_bpp", "jpeg_bpp", "entropy", "edge_density", "high_freq_energy"}
+    assert {"fg_ari", "grid_fg_ari", "miou"} <= saved["object_discovery"].keys()
+    assert set(saved["ood"]) == {"ood_noise", "ood_text", "ood_clipart", "photos_median_tokens"}
+    assert (tmp_path / "report" / "summary.png").stat().st_size > 10_000
+    assert (tmp_path / "report" / "segments.png").exists()
+    assert report["compression"]["alit_bytes"] > 0

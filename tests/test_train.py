@@ -1,0 +1,88 @@
+"""Training: schedule, parameter groups, resumable runs and 2-process DistributedDataParallel on CPU."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from alit_train.train import EMA, TrainConfig, lr_at, main, param_groups
+from conftest import ROOT, small_config
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    cfg = TrainConfig(steps=100, warmup=10, min_lr_ratio=0.1)
+    lrs = [lr_at(s, cfg, 1.0) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lrs[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_no_weight_decay_on_biases_and_1d_tensors():
+    lin = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    decay, no_decay = param_groups(lin, 0.05)
+    assert [p.shape for p in decay["params"]] == [(4, 4)]
+    assert len(no_decay["params"]) == 3 and no_decay["weight_decay"] == 0.0
+
+
+def test_ema_follows_the_weights():
+    lin = torch.nn.Linear(2, 2)
+    ema = EMA(lin, decay=0.5)
+    with torch.no_grad():
+        lin.weight.fill_(1.0)
+    for s in range(50):
+        ema.update(lin, 1000 + s)
+    assert torch.allclose(ema.shadow["weight"], torch.ones(2, 2), atol=1e-6)
+
+
+def run_stage(stage, out, data, steps, extra=()):
+    args = [stage, "--out", str(out), "--steps", str(steps), "--batch-size", "2", "--model",
+            str(data / "model.json"), "--index", str(data / "index.json"), "--log-every", "1",
+            "--ckpt-every", "2", "--warmup", "1", *extra]
+    assert main(args) == 0
+
+
+def test_vqgan_then_alit_then_e2e_resumable(tiny_data, tmp_path):
+    run_stage("vqgan", tmp_path / "vq", tiny_data, 3, ["--crop", "32"])
+    rows = [json.loads(x) for x in (tmp_path / "vq" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in rows)
+
+    run_stage("alit", tmp_path / "alit", tiny_data, 2, ["--vqgan", str(tmp_path / "vq" / "last.pt")])
+    first = torch.load(tmp_path / "alit" / "last.pt", weights_only=True)
+    assert first["step"] == 2
+    run_stage("alit", tmp_path / "alit", tiny_data, 4, ["--vqgan", str(tmp_path / "vq" / "last.pt")])
+    rows = [json.loads(x) for x in (tmp_path / "alit" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]  # the second run resumed at step 2
+    assert {"ce_0", "ce_3", "acc_3", "vq"} <= rows[-1].keys()
+    vq = torch.load(tmp_path / "vq" / "last.pt", weights_only=True)["ema"]
+    alit = torch.load(tmp_path / "alit" / "last.pt", weights_only=True)
+    assert torch.equal(alit["model"]["vqgan.quantize.embedding.weight"], vq["quantize.embedding.weight"])
+
+    run_stage("e2e", tmp_path / "e2e", tiny_data, 2, ["--init", str(tmp_path / "alit" / "last.pt")])
+    rows = [json.loads(x) for x in (tmp_path / "e2e" / "metrics.jsonl").read_text().splitlines()]
+    assert "pixel_l1" in rows[0]
+
+    assert main(["export", str(tmp_path / "e2e" / "last.pt"), str(tmp_path / "model.pt")]) == 0
+    from alit_core import load_tokenizer
+
+    tok = load_tokenizer(tmp_path / "model.pt", device="cpu")
+    assert tok.config == small_config()
+    assert len(list(tok.rollout(torch.rand(1, 3, 64, 64)))) == 4
+
+
+def test_two_process_ddp_on_cpu(tiny_data, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "alit_train.train", "vqgan", "--out", str(tmp_path / "ddp"), "--steps", "3", "--batch-size", "2",
+           "--model", str(tiny_data / "model.json"), "--index", str(tiny_data / "index.json"),
+           "--log-every", "1", "--crop", "32", "--warmup", "1", "--threads", "1"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]  # only rank 0 logs
+    ck = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
+    assert ck["step"] == 3 and json.loads(ck["train_config"])["batch_size"] == 2
