@@ -4,19 +4,22 @@ Public API (what the app and external code use):
     load_tokenizer, from_official, save_checkpoint, load_image, Tokenizer, Step, Encoding,
     Criterion, select_iterations, select_batch_iteration, latent_attention_maps,
     ALIT, ALITConfig, VQGANConfig, PRESETS, get_preset, OFFICIAL_CHECKPOINTS, fetch_official,
-    available_devices, supported_dtypes, and the errors ALITError, ImageInputError,
+    available_devices, supported_dtypes, complexity, attention_segments (and scores), and the errors ALITError, ImageInputError,
     CheckpointError, DownloadError.
 """
 
 from .alit import ALIT
 from .attention_maps import latent_attention_maps
 from .checkpoints import from_official, infer_config, load_tokenizer, save_checkpoint
+from .complexity import MEASURES as COMPLEXITY_MEASURES
+from .complexity import complexity
 from .config import PRESETS, ALITConfig, VQGANConfig, get_preset
 from .devices import available_devices, supported_dtypes
 from .errors import ALITError, CheckpointError, DownloadError, ImageInputError
 from .image_io import load_image, open_image, square_crop_resize, tensor_to_image
 from .registry import OFFICIAL_CHECKPOINTS, fetch_official
 from .rollout import Step
+from .segmentation import attention_segments, fg_ari, grid_segments, matched_miou
 from .selection import DEFAULT_THRESHOLD, Criterion, select_batch_iteration, select_iterations
 from .tokenizer import Encoding, Tokenizer
 
@@ -27,5 +30,6 @@ __all__ = [
     "load_image", "open_image", "square_crop_resize", "tensor_to_image",
     "select_iterations", "select_batch_iteration", "latent_attention_maps",
     "OFFICIAL_CHECKPOINTS", "fetch_official", "available_devices", "supported_dtypes",
+    "complexity", "COMPLEXITY_MEASURES", "attention_segments", "fg_ari", "grid_segments", "matched_miou",
     "ALITError", "ImageInputError", "CheckpointError", "DownloadError",
 ]

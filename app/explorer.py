@@ -1,0 +1,180 @@
+"""What the app computes, without gradio: model loading (once, shared), rollouts kept as plain
+arrays so that views, re-selection and exports never recompute, and the exports themselves.
+
+Uses only alit_core's public API.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import alit_core
+from alit_core import Criterion, load_image, load_tokenizer, latent_attention_maps, select_iterations
+
+from . import figures
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+BUNDLED = "bundled model"
+
+
+class ModelCache:
+    """Tokenizers by (source, device, precision), loaded once and shared by every session.
+
+    Requests run through gradio's queue; the lock only guards loading, so two users asking for a
+    new model at once load it once.
+    """
+
+    def __init__(self, default_source: str | None = None, device: str | None = None):
+        self.default_source = default_source
+        self.default_device = device
+        self._models: dict[tuple, alit_core.Tokenizer] = {}
+        self._lock = threading.Lock()
+
+    def get(self, source: str | None = None, device: str | None = None, dtype: str = "float32", progress=None):
+        source = source or self.default_source
+        if source in (None, "", BUNDLED):
+            source = None
+        key = (source, device or self.default_device, dtype)
+        with self._lock:
+            if key not in self._models:
+                self._models[key] = load_tokenizer(source, device=key[1], dtype=dtype, progress=progress)
+            return self._models[key]
+
+
+@dataclass
+class Record:
+    """One image's rollout, as arrays (T iterations, g x g grid)."""
+
+    name: str
+    image: np.ndarray  # (H, W, 3) uint8 at the model's resolution
+    grid: int
+    tokens: list[int] = field(default_factory=list)
+    l1: list[float] = field(default_factory=list)
+    psnr: list[float] = field(default_factory=list)
+    recons: list[np.ndarray] = field(default_factory=list)  # (H, W, 3) uint8
+    halt: list[np.ndarray | None] = field(default_factory=list)  # (g, g) bool
+    maps: list[np.ndarray] = field(default_factory=list)  # (heads, N_t, g, g) attention to each latent
+    codes: list[np.ndarray | None] = field(default_factory=list)  # (N_t,) latent codebook indices
+    bits_per_token: float = 12.0
+    layer: int = 0
+
+    def add(self, step, grid: int) -> None:
+        self.tokens.append(step.num_tokens)
+        self.l1.append(float(step.l1[0]))
+        self.psnr.append(float(step.psnr[0]))
+        self.recons.append(figures.to_uint8(step.recon[0].cpu().numpy()))
+        self.halt.append(None if step.halt_mask is None else step.halt_mask[0].cpu().numpy().reshape(grid, grid))
+        attn = step.attention.get(self.layer)
+        if attn is not None:
+            a = attn[0] if attn.dim() == 4 else attn[0][None]  # (heads, L, L)
+            self.maps.append(latent_attention_maps(a, grid).cpu().numpy().astype(np.float32))
+        self.codes.append(None if step.codes is None else step.codes[0].cpu().numpy())
+
+    def select(self, criterion: Criterion) -> int:
+        return select_iterations(torch.tensor([self.l1]).T, torch.tensor([self.psnr]).T, criterion,
+                                 self.tokens[0])[0]
+
+    def attention(self, iteration: int, head: str | int = "mean") -> np.ndarray:
+        """(N_t, g, g) maps of one iteration, for one head or their mean."""
+        m = self.maps[iteration]
+        return m.mean(axis=0) if head == "mean" else m[int(head)]
+
+    def segments(self, iteration: int, head: str | int = "mean") -> np.ndarray:
+        """Strongest latent per grid position (g, g)."""
+        return self.attention(iteration, head).argmax(axis=0)
+
+    def summary(self, selected: int) -> dict:
+        return {
+            "name": self.name,
+            "selected_tokens": self.tokens[selected],
+            "selected_iteration": selected,
+            "iterations": [{"iteration": t, "tokens": n, "l1": round(l, 6), "psnr": round(p, 3)}
+                           for t, (n, l, p) in enumerate(zip(self.tokens, self.l1, self.psnr))],
+        }
+
+
+def prepare(path_or_image, size: int) -> np.ndarray:
+    """An uploaded file (any format, EXIF, modes, ...) -> (size, size, 3) uint8; ImageInputError if bad."""
+    x = load_image(path_or_image, size=size)
+    return figures.to_uint8(x.numpy())
+
+
+def rollout(tok, image: np.ndarray, name: str, *, halting: str, seed: int, max_iterations: int, layer: int):
+    """Yield the growing Record after each iteration (the same object, updated in place)."""
+    depth = tok.config.dec_depth
+    rec = Record(name=name, image=image, grid=tok.config.grid_size, layer=layer % depth,
+                 bits_per_token=math.log2(tok.config.latent_codebook_size) if tok.config.quantize_latents else 32.0)
+    x = torch.from_numpy(image).permute(2, 0, 1).float().div(255)[None]
+    for step in tok.rollout(x, halting=halting, seed=seed, max_iterations=max_iterations,
+                            attention_layers=rec.layer, attention_heads="all"):
+        rec.add(step, rec.grid)
+        yield rec
+
+
+def complexity_row(rec: Record, selected: int) -> dict:
+    row = {"name": rec.name, "tokens": rec.tokens[selected], "l1": rec.l1[selected], "psnr": rec.psnr[selected]}
+    row.update(alit_core.complexity(rec.image))
+    return row
+
+
+def compression(rec: Record, selected: int) -> list[dict]:
+    """ALIT's bits for the selected count against JPEG and WebP files of the nearest size."""
+    nbytes = rec.tokens[selected] * rec.bits_per_token / 8
+    rows = [{"codec": f"ALIT ({rec.tokens[selected]} tokens)", "bytes": nbytes, "psnr": rec.psnr[selected]}]
+    for fmt in ("JPEG", "WEBP"):
+        best = None
+        for q in range(1, 101, 3):
+            buf = io.BytesIO()
+            Image.fromarray(rec.image).save(buf, format=fmt, quality=q)
+            if best is None or abs(buf.tell() - nbytes) < abs(best[0] - nbytes):
+                dec = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), dtype=np.float64)
+                mse = np.mean((dec - rec.image) ** 2) / 255.0**2
+                best = (buf.tell(), 10 * math.log10(1 / max(mse, 1e-10)))
+        rows.append({"codec": f"{fmt} at nearest size", "bytes": float(best[0]), "psnr": best[1]})
+    return rows
+
+
+# --- exports -------------------------------------------------------------------------------------
+def export_json(rec: Record, selected: int, path: Path) -> Path:
+    data = rec.summary(selected)
+    data["codes"] = [None if c is None else c.tolist() for c in rec.codes]
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+def export_npz(rec: Record, selected: int, path: Path) -> Path:
+    codes = {f"codes_{t}": c for t, c in enumerate(rec.codes) if c is not None}
+    halts = {f"halt_mask_{t}": h for t, h in enumerate(rec.halt) if h is not None}
+    np.savez_compressed(path, image=rec.image, recons=np.stack(rec.recons), tokens=np.array(rec.tokens),
+                        l1=np.array(rec.l1), psnr=np.array(rec.psnr), selected=np.array(selected), **codes, **halts)
+    return path
+
+
+def export_pngs(rec: Record, path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for t, r in enumerate(rec.recons):
+            buf = io.BytesIO()
+            Image.fromarray(r).save(buf, format="PNG")
+            z.writestr(f"iteration_{t}_{rec.tokens[t]}_tokens.png", buf.getvalue())
+    return path
+
+
+def export_gif(rec: Record, selected: int, path: Path, ms_per_frame: int = 700) -> Path:
+    """Original, then every iteration, captioned; for slides."""
+    frames = [figures.caption(rec.image, "original")]
+    for t, r in enumerate(rec.recons):
+        mark = "  (selected)" if t == selected else ""
+        frames.append(figures.caption(r, f"{rec.tokens[t]} tokens  PSNR {rec.psnr[t]:.1f} dB{mark}"))
+    imgs = [Image.fromarray(f) for f in frames]
+    imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=ms_per_frame, loop=0)
+    return path

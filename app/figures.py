@@ -1,0 +1,163 @@
+"""Pictures and plots for the explorer: attention overlays, error and halting maps, plotly charts.
+
+Pure functions of numpy arrays and plain numbers; no model, no gradio.
+"""
+
+from __future__ import annotations
+
+import colorsys
+
+import cv2
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image, ImageDraw, ImageFont
+
+DISPLAY = 256  # pixels: small models are shown enlarged
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """(3, H, W) or (H, W, 3) float in [0, 1] -> (H, W, 3) uint8."""
+    a = np.asarray(img, dtype=np.float32)
+    if a.ndim == 3 and a.shape[0] == 3 and a.shape[-1] != 3:
+        a = a.transpose(1, 2, 0)
+    return (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def enlarge(img: np.ndarray, size: int = DISPLAY, smooth: bool = False) -> np.ndarray:
+    """Resize for display; nearest keeps the pixels of a 64 px model honest."""
+    if img.shape[0] == size:
+        return img
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_CUBIC if smooth else cv2.INTER_NEAREST)
+
+
+def heat_overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5, size: int = DISPLAY,
+                 colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
+    """A (g, g) map, normalised to its own range, coloured and laid over an RGB uint8 image."""
+    base = enlarge(image, size, smooth=True)
+    h = np.asarray(heat, dtype=np.float32)
+    h = (h - h.min()) / (h.max() - h.min() + 1e-12)
+    h = cv2.resize(h, (size, size), interpolation=cv2.INTER_NEAREST)
+    colour = cv2.cvtColor(cv2.applyColorMap((h * 255).astype(np.uint8), colormap), cv2.COLOR_BGR2RGB)
+    return (base * (1 - opacity) + colour * opacity + 0.5).astype(np.uint8)
+
+
+def palette(n: int) -> np.ndarray:
+    """n distinct colours (uint8 RGB), golden-ratio hues."""
+    return np.array([[int(255 * c) for c in colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.75, 0.95)]
+                     for i in range(max(n, 1))], dtype=np.uint8)
+
+
+def segment_overlay(image: np.ndarray, labels: np.ndarray, opacity: float = 0.55, size: int = DISPLAY):
+    """Colour each region by its strongest token; returns the picture and {token: colour hex}."""
+    base = enlarge(image, size, smooth=True)
+    lab = cv2.resize(labels.astype(np.int32), (size, size), interpolation=cv2.INTER_NEAREST)
+    tokens = sorted(int(t) for t in np.unique(lab))
+    colours = palette(len(tokens))
+    paint = np.zeros_like(base)
+    for t, c in zip(tokens, colours):
+        paint[lab == t] = c
+    out = (base * (1 - opacity) + paint * opacity + 0.5).astype(np.uint8)
+    edges = cv2.morphologyEx((lab.astype(np.float32)), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    out[edges] = 255
+    legend = {t: "#%02x%02x%02x" % tuple(int(v) for v in c) for t, c in zip(tokens, colours)}
+    return out, legend
+
+
+def grid_map(values: np.ndarray, size: int = DISPLAY, colormap: int = cv2.COLORMAP_INFERNO,
+             vmax: float | None = None) -> np.ndarray:
+    """A (g, g) map of non-negative values as a coloured picture (fixed scale when vmax is given)."""
+    v = np.asarray(values, dtype=np.float32)
+    top = vmax if vmax is not None else max(float(v.max()), 1e-12)
+    u = np.clip(v / top, 0, 1)
+    u = cv2.resize(u, (size, size), interpolation=cv2.INTER_NEAREST)
+    return cv2.cvtColor(cv2.applyColorMap((u * 255).astype(np.uint8), colormap), cv2.COLOR_BGR2RGB)
+
+
+def halting_map(image: np.ndarray, mask: np.ndarray | None, size: int = DISPLAY) -> np.ndarray:
+    """Masked (halted) image tokens greyed out and hatched over the image."""
+    base = enlarge(image, size, smooth=True).copy()
+    if mask is None:
+        return base
+    m = cv2.resize(mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST).astype(bool)
+    grey = base.mean(axis=2, keepdims=True).repeat(3, axis=2)
+    base[m] = (0.35 * grey[m] + 0.65 * np.array([40, 160, 255])).astype(np.uint8)
+    return base
+
+
+def position_error(recon: np.ndarray, image: np.ndarray, grid: int) -> np.ndarray:
+    """Mean |recon - image| per grid cell (g, g), for the per-position error map."""
+    err = np.abs(recon.astype(np.float32) - image.astype(np.float32)).mean(axis=2) / 255.0
+    return cv2.resize(err, (grid, grid), interpolation=cv2.INTER_AREA)
+
+
+def caption(img: np.ndarray, text: str, size: int = DISPLAY) -> np.ndarray:
+    """The picture with a caption band underneath (for GIF frames)."""
+    pic = Image.fromarray(enlarge(img, size, smooth=False))
+    band = 22
+    out = Image.new("RGB", (size, size + band), (255, 255, 255))
+    out.paste(pic, (0, 0))
+    try:
+        font = ImageFont.load_default(size=13)
+    except TypeError:  # Pillow < 10.1
+        font = ImageFont.load_default()
+    ImageDraw.Draw(out).text((6, size + 4), text, fill=(0, 0, 0), font=font)
+    return np.asarray(out)
+
+
+# --- plotly ---------------------------------------------------------------------------------------
+def error_curve(tokens: list[int], l1: list[float], psnr: list[float], threshold: float | None,
+                selected: int | None, criterion: str = "l1") -> go.Figure:
+    """Error against token count for one image, with the threshold line and the chosen point."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=tokens, y=l1, mode="lines+markers", name="L1", yaxis="y1",
+                             hovertemplate="%{x} tokens<br>L1 %{y:.4f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=tokens, y=psnr, mode="lines+markers", name="PSNR (dB)", yaxis="y2",
+                             line=dict(dash="dot"), hovertemplate="%{x} tokens<br>PSNR %{y:.2f} dB<extra></extra>"))
+    if threshold is not None and criterion in ("l1", "psnr"):
+        fig.add_hline(y=threshold, line_dash="dash", line_color="red", yref="y" if criterion == "l1" else "y2",
+                      annotation_text=f"{'L1' if criterion == 'l1' else 'PSNR'} target {threshold:g}")
+    if selected is not None and selected < len(tokens):
+        fig.add_trace(go.Scatter(x=[tokens[selected]], y=[l1[selected]], mode="markers", name="selected",
+                                 marker=dict(size=16, symbol="star", color="red")))
+    fig.update_layout(
+        margin=dict(l=50, r=50, t=30, b=40), height=320, xaxis_title="tokens",
+        yaxis=dict(title="L1 (lower is better)"), yaxis2=dict(title="PSNR (dB)", overlaying="y", side="right"),
+        legend=dict(orientation="h", y=1.12),
+    )
+    return fig
+
+
+def complexity_scatter(reference: list[dict], measure: str, current: dict | None = None,
+                       label: str = "this image") -> go.Figure:
+    """Token count against a complexity measure for a reference set, with images highlighted."""
+    fig = go.Figure()
+    groups = sorted({r.get("group", "reference") for r in reference})
+    rng = np.random.default_rng(0)
+    for g in groups:
+        rows = [r for r in reference if r.get("group", "reference") == g]
+        fig.add_trace(go.Scatter(
+            x=[r[measure] for r in rows], y=[r["tokens"] + rng.uniform(-3, 3) for r in rows], mode="markers",
+            name=g, text=[r["name"] for r in rows], marker=dict(size=8, opacity=0.7),
+            hovertemplate="%{text}<br>" + measure + " %{x:.3f}<br>%{y:.0f} tokens<extra></extra>"))
+    for item in ([current] if isinstance(current, dict) else current or []):
+        fig.add_trace(go.Scatter(x=[item[measure]], y=[item["tokens"]], mode="markers+text",
+                                 name=item.get("name", label), text=[item.get("name", label)],
+                                 textposition="top center",
+                                 marker=dict(size=18, symbol="star", color="red", line=dict(width=1, color="black"))))
+    fig.update_layout(margin=dict(l=50, r=20, t=30, b=40), height=360, xaxis_title=measure.replace("_", " "),
+                      yaxis_title="selected tokens", legend=dict(orientation="h", y=1.12))
+    return fig
+
+
+def compression_bars(rows: list[dict]) -> go.Figure:
+    """Bytes and PSNR of ALIT tokens against JPEG and WebP files of about the same size."""
+    fig = go.Figure()
+    names = [r["codec"] for r in rows]
+    fig.add_trace(go.Bar(x=names, y=[r["bytes"] for r in rows], name="bytes", yaxis="y1",
+                         text=[f"{r['bytes']:.0f} B" for r in rows], textposition="auto"))
+    fig.add_trace(go.Scatter(x=names, y=[r["psnr"] for r in rows], name="PSNR (dB)", yaxis="y2",
+                             mode="markers+lines", marker=dict(size=12)))
+    fig.update_layout(margin=dict(l=50, r=50, t=30, b=40), height=300, yaxis=dict(title="bytes"),
+                      yaxis2=dict(title="PSNR (dB)", overlaying="y", side="right"),
+                      legend=dict(orientation="h", y=1.15))
+    return fig
