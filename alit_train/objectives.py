@@ -9,8 +9,9 @@ which it needs to synchronise gradients.
 - ALITStage1: the official stage-1 loss (SPEC 1.6): per-iteration weighted cross-entropy of the
   decoder's code logits against the VQGAN codes, MSE between the soft codes and the true code
   vectors, and the latent VQ loss; the VQGAN is frozen.
-- ALITEndToEnd: each step decodes one iteration (cycling) to pixels through the VQGAN decoder and
-  adds a pixel L1 loss to stage 1's; everything but the VQGAN encoder and codebook trains.
+  With pixel_weight > 0, each step also decodes one iteration (cycling through them) to pixels
+  through the VQGAN decoder and adds a pixel L1 loss: with the VQGAN frozen this steers the soft
+  codes towards good pixels; in the end-to-end stage (train.py) the VQGAN decoder trains too.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ class TrainConfig:
     index: str = "data/index.json"
     vqgan: str | None = None  # alit stage: a VQGAN stage checkpoint
     init: str | None = None  # e2e stage: an ALIT stage checkpoint
-    pixel_weight: float = 1.0  # e2e stage
+    pixel_weight: float = 1.0  # pixel L1 of one cycled iteration; 0 in the alit stage = the official stage 1
     log_every: int = 10
     ckpt_every: int = 200
     threads: int = 0  # torch threads (0: leave torch's default)
@@ -172,7 +172,7 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         vq_ck = torch.load(cfg.vqgan, map_location="cpu", weights_only=True)
         model.vqgan.load_state_dict(vq_ck["ema"])
         model.vqgan.requires_grad_(False)
-        return ALITStage1(model, pixel_weight=0.0), model, model_cfg
+        return ALITStage1(model, pixel_weight=cfg.pixel_weight), model, model_cfg
     if cfg.stage == "e2e":
         if not cfg.init:
             raise SystemExit("the e2e stage needs --init <ALIT stage checkpoint>")

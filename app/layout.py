@@ -146,7 +146,7 @@ def build(cache: ModelCache, device_choices: list[str], default_device: str) -> 
                         api_visibility="private")
 
         # Named API endpoint (gradio_client): /tokenize
-        api_image = gr.Image(type="filepath", visible=False)
+        api_image = gr.File(type="filepath", visible=False)  # our loader, not gradio's, reads the file
         api_threshold = gr.Number(value=alit_core.DEFAULT_THRESHOLD, visible=False)
         api_halting = gr.Textbox(value="deterministic", visible=False)
         api_iters = gr.Number(value=8, precision=0, visible=False)
