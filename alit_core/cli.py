@@ -106,7 +106,9 @@ def cmd_encode(args) -> int:
 def print_result(r: dict, max_iterations: int) -> None:
     c = r["criterion"]
     unit = {"l1": "L1 <", "psnr": "PSNR >=", "tokens": "budget"}[c["kind"]]
-    print(f"{r['image']}: {r['num_tokens']} tokens (iteration {r['iteration']}, {unit} {c['value']:g}; "
+    met = {"l1": r["l1"] < c["value"], "psnr": r["psnr"] >= c["value"], "tokens": True}[c["kind"]]
+    why = f"{unit} {c['value']:g}" if met else f"no iteration met {unit} {c['value']:g}: the lowest-error one"
+    print(f"{r['image']}: {r['num_tokens']} tokens (iteration {r['iteration']}, {why}; "
           f"L1 {r['l1']:.4f}, PSNR {r['psnr']:.2f} dB)")
     for t, it in enumerate(r["per_iteration"]):
         mark = "  <- selected" if t == r["iteration"] else ""

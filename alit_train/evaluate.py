@@ -10,7 +10,8 @@ Measures (validation split only; every set is generated from fixed seeds):
 - object discovery on generated scenes with ground-truth masks: attention segmentation
   (alit_core.segmentation) scored by FG-ARI and matched mIoU, next to a grid of as many cells;
 - out of distribution: token counts of noise, rendered text and clip art against photos;
-- compression: bits per image (tokens x log2 of the latent codebook) against JPEG and WebP
+- compression: bits per image (tokens x log2 of the latent codebook; 16 bits per number for
+  continuous latents) against JPEG and WebP
   files of the nearest size, with the PSNR of each.
 """
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -212,7 +212,7 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
     report["ood"]["photos_median_tokens"] = ind
 
     # compression: ALIT bits vs JPEG / WebP at the nearest size
-    bits_per_token = math.log2(cfg.latent_codebook_size) if cfg.quantize_latents else 32 * cfg.latent_dim
+    bits_per_token = cfg.bits_per_token
     rows = []
     for i, (im, _) in enumerate(sets["photos"][: min(n, 24)]):
         t = photos["iterations"][i]

@@ -47,15 +47,20 @@ class VQGANObjective(nn.Module):
         vq = F.mse_loss(code.float(), h.detach().float()) + self.commitment * F.mse_loss(h.float(), code.detach().float())
         loss = l1 + mse + vq
         psnr = -10 * torch.log10((recon.detach().clamp(0, 1) - images).pow(2).mean((1, 2, 3))).mean()
-        return loss, {"l1": l1.detach(), "mse": mse.detach(), "vq": vq.detach(), "psnr": psnr, "codes": idx.detach()}
+        samples = rearrange(h.detach().float(), "b c y x -> (b y x) c")
+        return loss, {"l1": l1.detach(), "mse": mse.detach(), "vq": vq.detach(), "psnr": psnr, "codes": idx.detach(),
+                      "samples": samples}
 
 
 class ALITStage1(nn.Module):
-    def __init__(self, model: ALIT, halting: str = "stochastic", pixel_weight: float = 0.0):
+    def __init__(self, model: ALIT, halting: str = "stochastic", pixel_weight: float = 0.0, ce_weight: float = 1.0,
+                 mse_weight: float = 1.0):
         super().__init__()
         self.model = model
         self.halting = halting
         self.pixel_weight = pixel_weight
+        self.ce_weight = ce_weight
+        self.mse_weight = mse_weight
         self.calls = 0
 
     def forward(self, images: torch.Tensor):
@@ -86,6 +91,9 @@ class ALITStage1(nn.Module):
                 pixel = (recon - images).abs().mean()
                 metrics["pixel_l1"] = pixel.detach()
                 metrics["pixel_iteration"] = torch.tensor(t)
-        loss = ce_total + mse_total + vq_total + self.pixel_weight * pixel
+        loss = self.ce_weight * ce_total + self.mse_weight * mse_total + vq_total + self.pixel_weight * pixel
         metrics.update(ce=ce_total.detach(), mse=mse_total.detach(), vq=vq_total.detach())
+        if step.codes is not None:  # the last iteration's codes and (normalised) z, for dead-code restarts
+            metrics["codes"] = step.codes.detach()
+            metrics["samples"] = F.normalize(step.factorized.detach().float(), dim=-1).flatten(0, 1)
         return loss, metrics

@@ -60,6 +60,7 @@ class TrainConfig:
     pixel_weight: float = 1.0  # pixel L1 of one cycled iteration; 0 in the alit stage = the official stage 1
     log_every: int = 10
     ckpt_every: int = 200
+    restart_every: int = 25  # steps between restarts of unused codebook entries (until 80% of training)
     threads: int = 0  # torch threads (0: leave torch's default)
     mix: dict = field(default_factory=lambda: {"scene": 0.5, "photo": 0.3, "simple": 0.2})
 
@@ -185,15 +186,20 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
     raise SystemExit(f"unknown stage {cfg.stage!r}")
 
 
-def restart_dead_codes(vq: VQGAN, usage: torch.Tensor, features: torch.Tensor, generator: torch.Generator) -> int:
-    """Move codebook entries unused since the last check onto random recent encoder outputs."""
+def restart_dead_codes(codebook: torch.Tensor, usage: torch.Tensor, samples: torch.Tensor,
+                       generator: torch.Generator) -> int:
+    """Move codebook rows unused since the last check onto random recent encoder outputs.
+
+    The standard cure for codebook collapse: without it ALIT's 4096-entry latent codebook
+    collapsed to one code within 150 steps (every latent the same, so the decoder ignored them).
+    """
     dead = torch.nonzero(usage == 0).flatten()
-    if len(dead) == 0:
+    if len(dead) == 0 or len(samples) == 0:
         return 0
-    flat = features.detach().float().permute(0, 2, 3, 1).reshape(-1, features.shape[1])
-    pick = torch.randint(0, len(flat), (len(dead),), generator=generator)
+    pick = torch.randint(0, len(samples), (len(dead),), generator=generator)
+    noise = 0.01 * samples.std() * torch.randn(len(dead), samples.shape[1], generator=generator)
     with torch.no_grad():
-        vq.quantize.embedding.weight[dead] = flat[pick] + 0.01 * torch.randn(len(dead), flat.shape[1], generator=generator)
+        codebook[dead] = (samples[pick].float() + noise).to(codebook.dtype)
     return len(dead)
 
 
@@ -231,7 +237,9 @@ def train(cfg: TrainConfig) -> Path:
     crop_gen = torch.Generator().manual_seed(cfg.seed * 7919 + rank)
     amp = cfg.precision != "float32"
     amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.precision, torch.bfloat16)
-    usage = torch.zeros(model_cfg.vqgan.codebook_size, dtype=torch.long)
+    restarts = cfg.stage == "vqgan" or (cfg.stage == "alit" and model_cfg.quantize_latents)
+    codebook = result.quantize.embedding.weight if restarts else None
+    usage = torch.zeros(len(codebook) if codebook is not None else 0, dtype=torch.long)
     log = open(out / "metrics.jsonl", "a") if rank == 0 else None
     bar = progress_bar(cfg.steps, start) if rank == 0 else None
     t_last, seen = time.time(), 0
@@ -251,21 +259,20 @@ def train(cfg: TrainConfig) -> Path:
         opt.step()
         ema.update(result, step)
         seen += images.shape[0] * world
-        if cfg.stage == "vqgan":
-            usage += torch.bincount(metrics.pop("codes").flatten().cpu(), minlength=len(usage))
-            if (step + 1) % 100 == 0 and step + 1 < 0.8 * cfg.steps:
-                with torch.no_grad():
-                    feats = result.encode(images)
-                restart_dead_codes(result, usage, feats, crop_gen)
+        codes, samples = metrics.pop("codes", None), metrics.pop("samples", None)
+        if codebook is not None and codes is not None:
+            usage += torch.bincount(codes.flatten().cpu(), minlength=len(usage))
+            if (step + 1) % cfg.restart_every == 0 and step + 1 < 0.8 * cfg.steps:
+                metrics["codes_restarted"] = torch.tensor(restart_dead_codes(codebook, usage, samples.cpu(), crop_gen))
                 if world > 1:
-                    dist.broadcast(result.quantize.embedding.weight.data, 0)
+                    dist.broadcast(codebook.data, 0)
                 usage.zero_()
         if rank == 0 and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps):
             now = time.time()
             row = {"step": step + 1, "loss": loss.item(), "lr": opt.param_groups[0]["lr"],
                    "grad_norm": float(grad_norm), "images_per_s": seen / (now - t_last)}
             row.update({k: float(v) for k, v in metrics.items()})
-            if cfg.stage == "vqgan":
+            if codebook is not None:
                 row["codes_used"] = int((usage > 0).sum())
             log.write(json.dumps(row) + "\n")
             log.flush()

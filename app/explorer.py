@@ -113,7 +113,7 @@ def rollout(tok, image: np.ndarray, name: str, *, halting: str, seed: int, max_i
     """Yield the growing Record after each iteration (the same object, updated in place)."""
     depth = tok.config.dec_depth
     rec = Record(name=name, image=image, grid=tok.config.grid_size, layer=layer % depth,
-                 bits_per_token=math.log2(tok.config.latent_codebook_size) if tok.config.quantize_latents else 32.0)
+                 bits_per_token=tok.config.bits_per_token)
     x = torch.from_numpy(image).permute(2, 0, 1).float().div(255)[None]
     for step in tok.rollout(x, halting=halting, seed=seed, max_iterations=max_iterations,
                             attention_layers=rec.layer, attention_heads="all"):

@@ -41,6 +41,7 @@ def test_encode_table_and_bad_image(checkpoint, photo, tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 1  # one image failed, the other was still encoded
     assert "iteration 3:" in captured.out and "<- selected" in captured.out
+    assert "no iteration met L1 < 0: the lowest-error one" in captured.out
     assert "notes.png" in captured.err and "not an image" in captured.err
     assert "Traceback" not in captured.err
 

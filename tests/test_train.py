@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,3 +85,15 @@ def test_two_process_ddp_on_cpu(tiny_data, tmp_path):
     assert [r["step"] for r in rows] == [1, 2, 3]  # only rank 0 logs
     ck = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
     assert ck["step"] == 3 and json.loads(ck["train_config"])["batch_size"] == 2
+
+
+def test_dead_codes_move_onto_recent_samples():
+    from alit_train.train import restart_dead_codes
+
+    book = torch.zeros(4, 3)
+    usage = torch.tensor([5, 0, 2, 0])
+    samples = torch.tensor([[1.0, 1.0, 1.0]]).repeat(10, 1)
+    n = restart_dead_codes(book, usage, samples, torch.Generator().manual_seed(0))
+    assert n == 2
+    assert torch.equal(book[0], torch.zeros(3)) and torch.equal(book[2], torch.zeros(3))  # used rows stay
+    assert torch.allclose(book[1], torch.ones(3), atol=0.05) and torch.allclose(book[3], torch.ones(3), atol=0.05)
