@@ -13,6 +13,7 @@ from .attention_maps import latent_attention_maps
 from .checkpoints import from_official, infer_config, load_tokenizer, save_checkpoint
 from .complexity import MEASURES as COMPLEXITY_MEASURES
 from .complexity import complexity
+from .compression import codec_at_size
 from .config import PRESETS, ALITConfig, VQGANConfig, get_preset
 from .devices import available_devices, supported_dtypes
 from .errors import ALITError, CheckpointError, DownloadError, ImageInputError
@@ -30,6 +31,6 @@ __all__ = [
     "load_image", "open_image", "square_crop_resize", "tensor_to_image",
     "select_iterations", "select_batch_iteration", "latent_attention_maps",
     "OFFICIAL_CHECKPOINTS", "fetch_official", "available_devices", "supported_dtypes",
-    "complexity", "COMPLEXITY_MEASURES", "attention_segments", "fg_ari", "grid_segments", "matched_miou",
+    "complexity", "COMPLEXITY_MEASURES", "codec_at_size", "attention_segments", "fg_ari", "grid_segments", "matched_miou",
     "ALITError", "ImageInputError", "CheckpointError", "DownloadError",
 ]

@@ -18,7 +18,6 @@ Measures (validation split only; every set is generated from fixed seeds):
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from pathlib import Path
@@ -26,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from alit_core import Criterion, load_tokenizer, select_iterations
 from alit_core.complexity import MEASURES, complexity
+from alit_core.compression import codec_at_size
 from alit_core.segmentation import attention_segments, fg_ari, grid_segments, matched_miou
 
 from . import scenes
@@ -75,24 +74,6 @@ def bootstrap_ci(x, y, stat=spearman, n: int = 1000, seed: int = 0) -> tuple[flo
     if not vals:  # constant inputs: no correlation is defined
         return float("nan"), float("nan")
     return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
-
-
-def psnr_np(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2) / 255.0**2
-    return float(10 * np.log10(1 / max(mse, 1e-10)))
-
-
-def codec_at_size(arr: np.ndarray, fmt: str, target_bytes: float) -> tuple[int, float]:
-    """The quality setting whose file size is nearest `target_bytes`: (bytes, PSNR)."""
-    best = None
-    for q in range(1, 101, 3):
-        buf = io.BytesIO()
-        Image.fromarray(arr).save(buf, format=fmt, quality=q)
-        n = buf.tell()
-        if best is None or abs(n - target_bytes) < abs(best[0] - target_bytes):
-            decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-            best = (n, psnr_np(decoded, arr))
-    return best
 
 
 # --- data ---------------------------------------------------------------------------------------

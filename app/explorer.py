@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -132,15 +131,8 @@ def compression(rec: Record, selected: int) -> list[dict]:
     nbytes = rec.tokens[selected] * rec.bits_per_token / 8
     rows = [{"codec": f"ALIT ({rec.tokens[selected]} tokens)", "bytes": nbytes, "psnr": rec.psnr[selected]}]
     for fmt in ("JPEG", "WEBP"):
-        best = None
-        for q in range(1, 101, 3):
-            buf = io.BytesIO()
-            Image.fromarray(rec.image).save(buf, format=fmt, quality=q)
-            if best is None or abs(buf.tell() - nbytes) < abs(best[0] - nbytes):
-                dec = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), dtype=np.float64)
-                mse = np.mean((dec - rec.image) ** 2) / 255.0**2
-                best = (buf.tell(), 10 * math.log10(1 / max(mse, 1e-10)))
-        rows.append({"codec": f"{fmt} at nearest size", "bytes": float(best[0]), "psnr": best[1]})
+        size, quality = alit_core.codec_at_size(rec.image, fmt, nbytes)
+        rows.append({"codec": f"{fmt} at nearest size", "bytes": float(size), "psnr": quality})
     return rows
 
 

@@ -93,3 +93,14 @@ def test_evaluation_report_end_to_end(tiny_data, tmp_path):
     assert (tmp_path / "report" / "summary.png").stat().st_size > 10_000
     assert (tmp_path / "report" / "segments.png").exists()
     assert report["compression"]["alit_bytes"] > 0
+
+
+def test_codec_at_size_picks_the_nearest_file(flat_and_noise):
+    from alit_core import codec_at_size
+
+    _, noise = flat_and_noise
+    small = codec_at_size(noise, "JPEG", 2000)
+    large = codec_at_size(noise, "JPEG", 12000)
+    assert abs(small[0] - 2000) < abs(large[0] - 2000) and small[0] < large[0]
+    assert small[1] < large[1]  # more bytes, better PSNR
+    assert codec_at_size(noise, "WEBP", 5000)[0] > 0
