@@ -111,12 +111,12 @@ class Handlers:
             yield (rec, self.gallery(rec, None), figures.enlarge(rec.recons[t]),
                    figures.halting_map(image, rec.halt[t]), err, self.metrics_md(rec, None, crit),
                    gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
-                   gr.update(maximum=t, value=t), gr.update(maximum=rec.tokens[t] - 1), gr.skip())
+                   gr.update(value=t), gr.update(maximum=rec.tokens[t] - 1), gr.skip())
         selected = rec.select(crit)
         gallery, slider, curve, scatter, comp, md = self.views(rec, crit, selected, measure)
         heads = rec.maps[0].shape[0] if rec.maps else 1
         yield (rec, gallery, gr.skip(), gr.skip(), gr.skip(), md, slider, curve, scatter, comp, selected,
-               gr.update(maximum=len(rec.tokens) - 1, value=selected), gr.update(maximum=rec.tokens[selected] - 1),
+               gr.update(value=selected), gr.update(maximum=rec.tokens[selected] - 1),
                gr.update(choices=["mean", *map(str, range(heads))], value="mean"))
 
     def reselect(self, rec: Record | None, kind, value, measure):
