@@ -153,8 +153,7 @@ class Tokenizer:
             psnrs.append(step.psnr.cpu())
             if per_batch:
                 kept.append(step)
-                mean = float(torch.stack(l1s)[-1].double().mean())
-                if mean < criterion.value:
+                if float(step.l1.double().mean()) < criterion.value:
                     break
                 continue
             met = criterion.met(step.num_tokens, step.l1, step.psnr)
