@@ -103,7 +103,7 @@ def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
 # --- the evaluation -----------------------------------------------------------------------------
 def run_set(tok, images: list[np.ndarray], layer: int, batch: int = 16) -> dict:
     """Full rollouts (all iterations, deterministic halting): histories and last-layer attention."""
-    l1s, psnrs, ssims, attn, recons = [], [], [], [], []
+    l1s, psnrs, ssims, attn = [], [], [], []
     for i in range(0, len(images), batch):
         x = to_tensor(images[i : i + batch])
         steps = list(tok.rollout(x, attention_layers=layer))
@@ -111,11 +111,9 @@ def run_set(tok, images: list[np.ndarray], layer: int, batch: int = 16) -> dict:
         psnrs.append(torch.stack([s.psnr for s in steps]))
         ssims.append(torch.stack([ssim(s.recon, x) for s in steps]))
         attn.append([s.attention[layer] for s in steps])
-        recons.append(torch.stack([s.recon for s in steps], dim=1))
     return {
         "l1": torch.cat(l1s, 1), "psnr": torch.cat(psnrs, 1), "ssim": torch.cat(ssims, 1),
         "attention": [torch.cat([a[t] for a in attn]) for t in range(len(attn[0]))],
-        "recon": torch.cat(recons),
     }
 
 

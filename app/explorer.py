@@ -65,7 +65,7 @@ class Record:
     maps: list[np.ndarray] = field(default_factory=list)  # (heads, N_t, g, g) attention to each latent
     codes: list[np.ndarray | None] = field(default_factory=list)  # (N_t,) latent codebook indices
     bits_per_token: float = 12.0
-    layer: int = 0
+    layer: int | None = None  # decoder layer whose attention is kept; None keeps none
 
     def add(self, step, grid: int) -> None:
         self.tokens.append(step.num_tokens)
@@ -108,16 +108,31 @@ def prepare(path_or_image, size: int) -> np.ndarray:
     return figures.to_uint8(x.numpy())
 
 
-def rollout(tok, image: np.ndarray, name: str, *, halting: str, seed: int, max_iterations: int, layer: int):
-    """Yield the growing Record after each iteration (the same object, updated in place)."""
-    depth = tok.config.dec_depth
-    rec = Record(name=name, image=image, grid=tok.config.grid_size, layer=layer % depth,
+def rollout(tok, image: np.ndarray, name: str, *, halting: str, seed: int, max_iterations: int,
+            layer: int | None = None):
+    """Yield the growing Record after each iteration (the same object, updated in place).
+
+    `layer` (negative counts from the end) keeps that decoder layer's attention, per head; None
+    keeps none, so the fused attention kernel runs.
+    """
+    layer = None if layer is None else layer % tok.config.dec_depth
+    rec = Record(name=name, image=image, grid=tok.config.grid_size, layer=layer,
                  bits_per_token=tok.config.bits_per_token)
     x = torch.from_numpy(image).permute(2, 0, 1).float().div(255)[None]
     for step in tok.rollout(x, halting=halting, seed=seed, max_iterations=max_iterations,
                             attention_layers=rec.layer, attention_heads="all"):
         rec.add(step, rec.grid)
         yield rec
+
+
+def complete(tok, image: np.ndarray, name: str, *, halting: str = "deterministic", seed: int = 0,
+             max_iterations: int | None = None) -> Record:
+    """Every iteration at once, without attention maps (for the API and the batch tab)."""
+    rec = None
+    for rec in rollout(tok, image, name, halting=halting, seed=seed,
+                       max_iterations=max_iterations or tok.config.iterations):
+        pass
+    return rec
 
 
 def complexity_row(rec: Record, selected: int) -> dict:

@@ -190,10 +190,8 @@ class Handlers:
             image = explorer.prepare(image_path, tok.resolution)
         except ALITError as err:
             raise gr.Error(str(err)) from err
-        rec = None
-        for rec in explorer.rollout(tok, image, Path(str(image_path)).name, halting=halting, seed=0,
-                                    max_iterations=int(max_iterations), layer=-1):
-            pass
+        rec = explorer.complete(tok, image, Path(str(image_path)).name, halting=halting,
+                                max_iterations=int(max_iterations))
         crit = self.criterion("L1 threshold", float(threshold))
         return rec.summary(rec.select(crit))
 
@@ -212,10 +210,7 @@ class Handlers:
             except ALITError as err:
                 errors.append(f"{name}: {err}")
                 continue
-            rec = None
-            for rec in explorer.rollout(tok, image, name, halting="deterministic", seed=0,
-                                        max_iterations=tok.config.iterations, layer=-1):
-                pass
+            rec = explorer.complete(tok, image, name)
             sel = rec.select(crit)
             rows.append(explorer.complexity_row(rec, sel))
         if not rows:
