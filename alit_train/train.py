@@ -58,6 +58,10 @@ class TrainConfig:
     vqgan: str | None = None  # alit stage: a VQGAN stage checkpoint
     init: str | None = None  # e2e stage: an ALIT stage checkpoint
     pixel_weight: float = 1.0  # pixel L1 of one cycled iteration; 0 in the alit stage = the official stage 1
+    ce_weight: float = 1.0  # official stage 1: 1.0 x cross-entropy + 1.0 x soft-code MSE
+    mse_weight: float = 1.0
+    truncate: bool = False  # train one (cycled) iteration per step, earlier ones without gradients
+    halting: str = "stochastic"  # halting during training, as in the official stage 1
     log_every: int = 10
     ckpt_every: int = 200
     restart_every: int = 25  # steps between restarts of unused codebook entries (until 80% of training)
@@ -160,6 +164,11 @@ def model_config(name: str) -> ALITConfig:
     return get_preset(name)
 
 
+def stage1(model: ALIT, cfg: TrainConfig) -> ALITStage1:
+    return ALITStage1(model, halting=cfg.halting, pixel_weight=cfg.pixel_weight, ce_weight=cfg.ce_weight,
+                      mse_weight=cfg.mse_weight, truncate=cfg.truncate)
+
+
 def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
     """The objective module and the module whose weights are the result."""
     model_cfg = model_config(cfg.model)
@@ -173,7 +182,7 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         vq_ck = torch.load(cfg.vqgan, map_location="cpu", weights_only=True)
         model.vqgan.load_state_dict(vq_ck["ema"])
         model.vqgan.requires_grad_(False)
-        return ALITStage1(model, pixel_weight=cfg.pixel_weight), model, model_cfg
+        return stage1(model, cfg), model, model_cfg
     if cfg.stage == "e2e":
         if not cfg.init:
             raise SystemExit("the e2e stage needs --init <ALIT stage checkpoint>")
@@ -182,7 +191,7 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         # The targets must stay fixed: freeze the VQGAN encoder and codebook, train its decoder.
         model.vqgan.encoder.requires_grad_(False)
         model.vqgan.quantize.requires_grad_(False)
-        return ALITStage1(model, pixel_weight=cfg.pixel_weight), model, model_cfg
+        return stage1(model, cfg), model, model_cfg
     raise SystemExit(f"unknown stage {cfg.stage!r}")
 
 
@@ -330,8 +339,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in asdict(defaults).items():
             if name in ("stage", "mix"):
                 continue
+            flag = f"--{name.replace('_', '-')}"
+            if isinstance(value, bool):
+                s.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+                continue
             kind = type(value) if value is not None else str
-            s.add_argument(f"--{name.replace('_', '-')}", type=kind, default=value)
+            s.add_argument(flag, type=kind, default=value)
     e = sub.add_parser("export")
     e.add_argument("checkpoint")
     e.add_argument("dest")

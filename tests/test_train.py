@@ -97,3 +97,38 @@ def test_dead_codes_move_onto_recent_samples():
     assert n == 2
     assert torch.equal(book[0], torch.zeros(3)) and torch.equal(book[2], torch.zeros(3))  # used rows stay
     assert torch.allclose(book[1], torch.ones(3), atol=0.05) and torch.allclose(book[3], torch.ones(3), atol=0.05)
+
+
+def test_truncated_stage1_trains_one_cycled_iteration():
+    from alit_core import ALIT
+    from alit_train.objectives import ALITStage1
+
+    torch.manual_seed(0)
+    model = ALIT(small_config())
+    model.vqgan.requires_grad_(False)
+    objective = ALITStage1(model, halting="off", truncate=True)
+    images = torch.rand(2, 3, 64, 64)
+    seen = []
+    for call in range(model.cfg.iterations + 1):
+        model.zero_grad(set_to_none=True)
+        loss, metrics = objective(images)
+        loss.backward()
+        seen.append(sorted(k for k in metrics if k.startswith("ce_")))
+        # The new latents of iteration t get a gradient only when t is the trained iteration.
+        grad = model.timestep_embedding.grad
+        trained = call % model.cfg.iterations
+        assert [bool(grad[t].abs().sum() > 0) for t in range(model.cfg.iterations)] == \
+            [t == trained for t in range(model.cfg.iterations)]
+    assert seen == [["ce_0"], ["ce_1"], ["ce_2"], ["ce_3"], ["ce_0"]]
+
+
+def test_bool_options_parse_as_flags(tiny_data, tmp_path):
+    vq = tmp_path / "vq"
+    run_stage("vqgan", vq, tiny_data, 1, ["--crop", "32"])
+    run_stage("alit", tmp_path / "alit", tiny_data, 2,
+              ["--vqgan", str(vq / "last.pt"), "--truncate", "--ce-weight", "0.1", "--halting", "deterministic"])
+    ck = torch.load(tmp_path / "alit" / "last.pt", weights_only=True)
+    cfg = json.loads(ck["train_config"])
+    assert cfg["truncate"] is True and cfg["ce_weight"] == 0.1 and cfg["halting"] == "deterministic"
+    rows = [json.loads(x) for x in (tmp_path / "alit" / "metrics.jsonl").read_text().splitlines()]
+    assert [sorted(k for k in r if k.startswith("ce_")) for r in rows] == [["ce_0"], ["ce_1"]]
