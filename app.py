@@ -6,7 +6,7 @@ import argparse
 import sys
 
 import alit_core
-from app.explorer import ModelCache
+from app.explorer import ModelCache, warm_up
 from app.layout import build
 
 
@@ -25,10 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device or devices[0]
     cache = ModelCache(args.checkpoint, device)
     try:
-        cache.get()  # load once at start-up, so the first visitor does not wait and errors show here
+        tok = cache.get()  # load once at start-up, so the first visitor does not wait and errors show here
     except alit_core.ALITError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    warm_up(tok)
     demo = build(cache, devices, device)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share,

@@ -108,6 +108,29 @@ def prepare(path_or_image, size: int) -> np.ndarray:
     return figures.to_uint8(x.numpy())
 
 
+def input_notes(path: str, size: int) -> list[str]:
+    """What the loader's policy did to a file that the user may not expect, one sentence each.
+
+    Call it after prepare() succeeded: it reads only the file's header (the loader has already
+    checked the file), and says nothing when even that fails.
+    """
+    try:
+        with Image.open(path) as img:
+            (w, h), frames = img.size, getattr(img, "n_frames", 1)
+    except Exception:
+        return []
+    notes = []
+    side = min(w, h)
+    if max(w, h) > 2 * side:
+        notes.append(f"The image is {w}x{h} pixels: only its centred {side}x{side} square is tokenized.")
+    if side < size:
+        notes.append(f"Its centred square is only {side}x{side} pixels: it is scaled up to the model's "
+                     f"{size}x{size}, so expect a blurry original.")
+    if frames > 1:
+        notes.append(f"The image is animated ({frames} frames): only the first frame is tokenized.")
+    return notes
+
+
 def rollout(tok, image: np.ndarray, name: str, *, halting: str, seed: int, max_iterations: int,
             layer: int | None = None):
     """Yield the growing Record after each iteration (the same object, updated in place).
@@ -133,6 +156,18 @@ def complete(tok, image: np.ndarray, name: str, *, halting: str = "deterministic
                        max_iterations=max_iterations or tok.config.iterations):
         pass
     return rec
+
+
+def warm_up(tok) -> None:
+    """One untimed iteration, as the Explore tab runs it (attention kept), at start-up.
+
+    A process's first rollout pays one-off costs (allocator growth, kernel choices, lazy imports);
+    paid here, they do not land on the first visitor (about half a second less to the first
+    iteration of the first request, measured with app/benchmark.py on CPU).
+    """
+    blank = np.full((tok.resolution, tok.resolution, 3), 128, dtype=np.uint8)
+    for _ in rollout(tok, blank, "warm-up", halting="deterministic", seed=0, max_iterations=1, layer=-1):
+        pass
 
 
 def complexity_row(rec: Record, selected: int) -> dict:

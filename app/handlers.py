@@ -96,10 +96,9 @@ class Handlers:
             raise gr.Error("Upload an image first, or pick one of the examples.")
         tok = self.tokenizer(model, device, dtype)
         crit = self.criterion(kind, value)
-        try:
-            image = explorer.prepare(image_path, tok.resolution)
-        except ALITError as err:
-            raise gr.Error(str(err)) from err
+        image = read_upload(image_path, tok.resolution)
+        for note in explorer.input_notes(image_path, tok.resolution):
+            gr.Warning(note)
         name = Path(str(image_path)).name
         total = min(int(max_iterations), tok.config.iterations)
         rec = None
@@ -186,14 +185,11 @@ class Handlers:
         if not image_path:
             raise gr.Error("no image was sent")
         tok = self.tokenizer(model, None, "float32")
-        try:
-            image = explorer.prepare(image_path, tok.resolution)
-        except ALITError as err:
-            raise gr.Error(str(err)) from err
+        image = read_upload(image_path, tok.resolution)
         rec = explorer.complete(tok, image, Path(str(image_path)).name, halting=halting,
                                 max_iterations=int(max_iterations))
         crit = self.criterion("L1 threshold", float(threshold))
-        return rec.summary(rec.select(crit))
+        return {**rec.summary(rec.select(crit)), "notes": explorer.input_notes(image_path, tok.resolution)}
 
     def batch(self, files, model, kind, value, measure, progress=gr.Progress()):
         """Several images (or zips of images) -> a table, the complexity scatter and a CSV."""
@@ -201,14 +197,14 @@ class Handlers:
             raise gr.Error("Add some images (or a zip of images) first.")
         tok = self.tokenizer(model, None, "float32")
         crit = self.criterion(kind, value)
-        paths = expand_uploads([f if isinstance(f, str) else f.name for f in files])
-        rows, errors = [], []
+        paths, errors = expand_uploads([f if isinstance(f, str) else f.name for f in files])
+        rows = []
         for i, (name, path) in enumerate(paths):
             progress((i, len(paths)), desc=name)
             try:
                 image = explorer.prepare(path, tok.resolution)
             except ALITError as err:
-                errors.append(f"{name}: {err}")
+                errors.append(upload_message(err, path, name))
                 continue
             rec = explorer.complete(tok, image, name)
             sel = rec.select(crit)
@@ -228,24 +224,63 @@ class Handlers:
         return gr.update(value=table, headers=cols), scatter, str(out)
 
 
+def read_upload(path: str, size: int) -> np.ndarray:
+    """An uploaded file through alit_core's loader; whatever is wrong with it becomes a message in the UI."""
+    try:
+        return explorer.prepare(path, size)
+    except ALITError as err:
+        raise gr.Error(upload_message(err, path)) from err
+
+
+def upload_message(err: Exception, path: str, name: str | None = None) -> str:
+    # alit_core names the file it read, which is gradio's temporary copy on the server; the user
+    # knows it by its own name (gradio keeps that as the copy's file name).
+    return str(err).replace(repr(str(path)), repr(name or Path(path).name))
+
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
-def expand_uploads(paths: list[str], limit: int = 200) -> list[tuple[str, str]]:
-    """Uploaded files, with zips opened: (name, path) pairs, at most `limit`."""
-    out = []
+def expand_uploads(paths: list[str], limit: int = 200, max_entry_bytes: int = 50 * 2**20,
+                   max_total_bytes: int = 500 * 2**20) -> tuple[list[tuple[str, str]], list[str]]:
+    """Uploaded files, with zips opened: (name, path) pairs, at most `limit`, and what was skipped.
+
+    A zip is unpacked entry by entry against the sizes its directory declares (zipfile never reads
+    past them), so a zip bomb stops at the caps instead of filling the disk.
+    """
+    out, skipped, total, unused = [], [], 0, 0
     for p in paths:
-        if zipfile.is_zipfile(p):
-            dest = Path(tempfile.mkdtemp(prefix="alit_zip_"))
+        if not zipfile.is_zipfile(p):
+            if len(out) < limit:
+                out.append((Path(p).name, p))
+            else:
+                unused += 1
+            continue
+        dest = Path(tempfile.mkdtemp(prefix="alit_zip_"))
+        try:
             with zipfile.ZipFile(p) as z:
                 for info in z.infolist():
                     if info.is_dir() or Path(info.filename).suffix.lower() not in IMAGE_SUFFIXES:
                         continue
-                    if info.file_size > 50 * 2**20:  # refuse zip bombs entry by entry
+                    if len(out) >= limit:
+                        unused += 1
                         continue
-                    target = dest / f"{len(out):04d}_{Path(info.filename).name}"
+                    name = Path(info.filename).name
+                    if info.file_size > max_entry_bytes:
+                        skipped.append(f"{name}: too large unpacked ({info.file_size / 2**20:.0f} MB, "
+                                       f"the limit is {max_entry_bytes / 2**20:.0f} MB)")
+                        continue
+                    if total + info.file_size > max_total_bytes:
+                        skipped.append(f"{name}: the zips unpack to more than {max_total_bytes / 2**20:.0f} MB "
+                                       "in all")
+                        continue
+                    target = dest / f"{len(out):04d}_{name}"
                     target.write_bytes(z.read(info))
-                    out.append((Path(info.filename).name, str(target)))
-        else:
-            out.append((Path(p).name, p))
-    return out[:limit]
+                    total += info.file_size
+                    out.append((name, str(target)))
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError) as err:
+            # damaged, encrypted (RuntimeError) or an unsupported compression (NotImplementedError)
+            skipped.append(f"{Path(p).name}: cannot unpack this zip ({err})")
+    if unused:
+        skipped.append(f"{unused} image(s) beyond the first {limit} were not used")
+    return out, skipped

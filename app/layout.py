@@ -6,6 +6,7 @@ import gradio as gr
 
 import alit_core
 
+from .components import ImageUpload
 from .explorer import ASSETS, BUNDLED, ModelCache
 from .handlers import MEASURE_LABELS, Handlers
 
@@ -62,8 +63,9 @@ def build(cache: ModelCache, device_choices: list[str], default_device: str) -> 
         with gr.Tab("Explore"):
             with gr.Row():
                 with gr.Column(scale=1, min_width=300):
-                    image = gr.Image(type="filepath", label="Image (upload, drop or paste)",
-                                     sources=["upload", "clipboard"], height=300)
+                    # gradio's upload UI, but the file reaches alit_core's loader untouched (clear errors)
+                    image = ImageUpload(type="filepath", label="Image (upload, drop or paste)",
+                                        sources=["upload", "clipboard"], height=300)
                     gr.Examples(examples(), inputs=image, label="Examples: simple → complex → unfamiliar",
                                 examples_per_page=12)
                     run = gr.Button("Tokenize", variant="primary")
@@ -130,7 +132,9 @@ def build(cache: ModelCache, device_choices: list[str], default_device: str) -> 
         settings = [model, device, dtype, kind, value, max_iter, halting, seed, layer, measure]
         attn_inputs = [record, it, token, head, opacity]
         attn_outputs = [overlay, segments, attn_md]
-        run.click(h.run, [image, *settings], streamed, api_visibility="private").then(
+        # The UI's own endpoints are callable by name (tests, benchmark) but left out of the API page,
+        # whose one documented endpoint is /tokenize.
+        run.click(h.run, [image, *settings], streamed, api_name="explore", api_visibility="undocumented").then(
             h.attention, attn_inputs, attn_outputs, api_visibility="private")
         reselect_outputs = [gallery, compare, curve, scatter, comp, metrics, selected]
         for trigger in (value.submit, kind.change):
@@ -143,7 +147,7 @@ def build(cache: ModelCache, device_choices: list[str], default_device: str) -> 
         overlay.select(h.who_attends, [record, it, head], who, api_visibility="private")
         export_btn.click(h.export, [record, selected], files, api_visibility="private")
         batch_btn.click(h.batch, [batch_files, model, kind, value, measure], [batch_table, batch_plot, batch_csv],
-                        api_visibility="private")
+                        api_name="batch", api_visibility="undocumented")
 
         # Named API endpoint (gradio_client): /tokenize
         api_image = gr.File(type="filepath", visible=False)  # our loader, not gradio's, reads the file

@@ -1,9 +1,12 @@
 """Shared fixtures. The reference data lives in ../shared (beside the project, never copied in);
 tests that need it skip with a visible reason in a plain clone."""
 
-from pathlib import Path
-
 import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,3 +93,43 @@ def tiny_data(tmp_path_factory):
     cfg = root / "model.json"
     cfg.write_text(json.dumps(small_config().to_dict()))
     return root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """The app (`python app.py`) on a free port, started once for every app test: (url, Client)."""
+    client_lib = pytest.importorskip("gradio_client")
+    port = free_port()
+    # A file, not a pipe: nobody reads the app's output while tests run, and a full pipe (every
+    # refused upload logs a traceback) would block the server.
+    log_path = tmp_path_factory.mktemp("app") / "app.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--concurrency", "2"], cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    client = None
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail("the app exited: " + log_path.read_text()[-2000:])
+        try:
+            client = client_lib.Client(url, verbose=False)
+            break
+        except Exception:
+            time.sleep(1)
+    if client is None:
+        proc.kill()
+        pytest.fail("the app did not start within 120 s: " + log_path.read_text()[-2000:])
+    yield url, client
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()

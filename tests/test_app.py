@@ -1,9 +1,5 @@
-"""End-to-end: the app started on a free port, driven through gradio_client."""
+"""End-to-end: the app started on a free port (conftest.app_server), driven through gradio_client."""
 
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,41 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((ROOT / "assets" / "samples").glob("*.png"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server():
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--concurrency", "2"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    client = None
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail("the app exited: " + proc.stdout.read()[-2000:])
-        try:
-            client = Client(url, verbose=False)
-            break
-        except Exception:
-            time.sleep(1)
-    if client is None:
-        proc.kill()
-        pytest.fail("the app did not start within 120 s")
-    yield url, client
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-def test_tokenize_an_example(server):
-    _, client = server
+def test_tokenize_an_example(app_server):
+    _, client = app_server
     out = client.predict(handle_file(str(SAMPLES[3])), 0.07, "deterministic", 8, api_name="/tokenize")
     its = out["iterations"]
     assert len(its) == 8 and [it["tokens"] for it in its] == [32 * (t + 1) for t in range(8)]
@@ -64,8 +27,8 @@ def test_tokenize_an_example(server):
     assert [float(s.l1[0]) for s in steps] == pytest.approx([it["l1"] for it in its], abs=1e-5)
 
 
-def test_bad_file_is_a_clear_error_and_the_server_keeps_serving(server, tmp_path):
-    _, client = server
+def test_bad_file_is_a_clear_error_and_the_server_keeps_serving(app_server, tmp_path):
+    _, client = app_server
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     with pytest.raises(Exception, match="not an image|truncated|corrupt"):
@@ -74,8 +37,8 @@ def test_bad_file_is_a_clear_error_and_the_server_keeps_serving(server, tmp_path
     assert len(out["iterations"]) == 2
 
 
-def test_four_clients_at_once(server):
-    url, _ = server
+def test_four_clients_at_once(app_server):
+    url, _ = app_server
 
     def one(i):
         c = Client(url, verbose=False)
@@ -85,3 +48,20 @@ def test_four_clients_at_once(server):
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(one, range(4)))
     assert all(len(r["iterations"]) == 8 for r in results)
+
+
+def test_latency_benchmark_runs(app_server, tmp_path, capsys):
+    """The benchmark (`python -m app.benchmark`, not a test itself) still works against the app: one tiny run."""
+    import json
+
+    from app.benchmark import main
+
+    url, _ = app_server
+    out = tmp_path / "latency.json"
+    assert main(["--url", url, "--repeats", "1", "--images", str(SAMPLES[0]), "--iterations", "2",
+                 "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    s = report["summary"]
+    assert 0 < s["first_iteration_s"]["median"] <= s["last_iteration_s"]["median"] <= s["done_s"]["median"]
+    assert report["runs"][0]["updates"] == 3  # two iterations streamed, then the selection's views
+    assert "first iteration" in capsys.readouterr().out
