@@ -35,6 +35,7 @@ from alit_core.checkpoints import save_checkpoint
 from alit_core.config import ALITConfig, get_preset
 from alit_core.vqgan import VQGAN
 
+from .init import spatial_init
 from .objectives import ALITStage1, VQGANObjective
 
 
@@ -62,6 +63,7 @@ class TrainConfig:
     mse_weight: float = 1.0
     truncate: bool = False  # train one (cycled) iteration per step, earlier ones without gradients
     halting: str = "stochastic"  # halting during training, as in the official stage 1
+    spatial_init: float = 2.0  # alit stage: norm of the 2D sine-cosine starting embeddings (alit_train.init); 0 = random
     log_every: int = 10
     ckpt_every: int = 200
     restart_every: int = 25  # steps between restarts of unused codebook entries (until 80% of training)
@@ -182,6 +184,8 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         vq_ck = torch.load(cfg.vqgan, map_location="cpu", weights_only=True)
         model.vqgan.load_state_dict(vq_ck["ema"])
         model.vqgan.requires_grad_(False)
+        if cfg.spatial_init > 0:
+            spatial_init(model, scale=cfg.spatial_init)
         return stage1(model, cfg), model, model_cfg
     if cfg.stage == "e2e":
         if not cfg.init:
