@@ -61,7 +61,7 @@ class TrainConfig:
     pixel_weight: float = 1.0  # pixel L1 of one cycled iteration; 0 in the alit stage = the official stage 1
     ce_weight: float = 1.0  # official stage 1: 1.0 x cross-entropy + 1.0 x soft-code MSE
     mse_weight: float = 1.0
-    truncate: bool = False  # train one (cycled) iteration per step, earlier ones without gradients
+    sample_depth: bool = False  # unroll a random number of iterations per step (objectives.ALITStage1)
     halting: str = "stochastic"  # halting during training, as in the official stage 1
     spatial_init: float = 2.0  # alit stage: norm of the 2D sine-cosine starting embeddings (alit_train.init); 0 = random
     log_every: int = 10
@@ -168,7 +168,7 @@ def model_config(name: str) -> ALITConfig:
 
 def stage1(model: ALIT, cfg: TrainConfig) -> ALITStage1:
     return ALITStage1(model, halting=cfg.halting, pixel_weight=cfg.pixel_weight, ce_weight=cfg.ce_weight,
-                      mse_weight=cfg.mse_weight, truncate=cfg.truncate)
+                      mse_weight=cfg.mse_weight, sample_depth=cfg.sample_depth)
 
 
 def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:

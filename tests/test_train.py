@@ -99,36 +99,41 @@ def test_dead_codes_move_onto_recent_samples():
     assert torch.allclose(book[1], torch.ones(3), atol=0.05) and torch.allclose(book[3], torch.ones(3), atol=0.05)
 
 
-def test_truncated_stage1_trains_one_cycled_iteration():
+def test_sampled_depth_unrolls_k_iterations_with_a_loss_at_each():
     from alit_core import ALIT
     from alit_train.objectives import ALITStage1
 
     torch.manual_seed(0)
     model = ALIT(small_config())
     model.vqgan.requires_grad_(False)
-    objective = ALITStage1(model, halting="off", truncate=True)
+    objective = ALITStage1(model, halting="off", sample_depth=True)
     images = torch.rand(2, 3, 64, 64)
-    seen = []
-    for call in range(model.cfg.iterations + 1):
+    depths = []
+    for _ in range(12):
         model.zero_grad(set_to_none=True)
         loss, metrics = objective(images)
         loss.backward()
-        seen.append(sorted(k for k in metrics if k.startswith("ce_")))
-        # The new latents of iteration t get a gradient only when t is the trained iteration.
+        k = len([key for key in metrics if key.startswith("ce_")])
+        assert sorted(key for key in metrics if key.startswith("ce_")) == [f"ce_{t}" for t in range(k)]
+        # the new latents of iteration t learn exactly when iteration t was unrolled
         grad = model.timestep_embedding.grad
-        trained = call % model.cfg.iterations
-        assert [bool(grad[t].abs().sum() > 0) for t in range(model.cfg.iterations)] == \
-            [t == trained for t in range(model.cfg.iterations)]
-    assert seen == [["ce_0"], ["ce_1"], ["ce_2"], ["ce_3"], ["ce_0"]]
+        assert [bool(grad[t].abs().sum() > 0) for t in range(4)] == [t < k for t in range(4)]
+        depths.append(k)
+    assert set(depths) == {1, 2, 3, 4}
+    # the draw depends only on the call count, so every DDP rank unrolls the same depth
+    again = ALITStage1(ALIT(small_config()), halting="off", sample_depth=True)
+    assert [len([k for k in again(images)[1] if k.startswith("ce_")]) for _ in range(12)] == depths
 
 
 def test_bool_options_parse_as_flags(tiny_data, tmp_path):
     vq = tmp_path / "vq"
     run_stage("vqgan", vq, tiny_data, 1, ["--crop", "32"])
     run_stage("alit", tmp_path / "alit", tiny_data, 2,
-              ["--vqgan", str(vq / "last.pt"), "--truncate", "--ce-weight", "0.1", "--halting", "deterministic"])
+              ["--vqgan", str(vq / "last.pt"), "--no-sample-depth", "--ce-weight", "0.1", "--halting", "deterministic",
+               "--spatial-init", "0"])
     ck = torch.load(tmp_path / "alit" / "last.pt", weights_only=True)
     cfg = json.loads(ck["train_config"])
-    assert cfg["truncate"] is True and cfg["ce_weight"] == 0.1 and cfg["halting"] == "deterministic"
+    assert cfg["sample_depth"] is False and cfg["ce_weight"] == 0.1 and cfg["halting"] == "deterministic"
+    assert cfg["spatial_init"] == 0.0
     rows = [json.loads(x) for x in (tmp_path / "alit" / "metrics.jsonl").read_text().splitlines()]
-    assert [sorted(k for k in r if k.startswith("ce_")) for r in rows] == [["ce_0"], ["ce_1"]]
+    assert all(sorted(k for k in r if k.startswith("ce_")) == ["ce_0", "ce_1", "ce_2", "ce_3"] for r in rows)
