@@ -2,6 +2,7 @@
 
 Public API (what the app and external code use):
     load_tokenizer, from_official, save_checkpoint, load_image, Tokenizer, Step, Encoding,
+    CachedRollout, ImageTokens, InferenceOptions, count_flops,
     Criterion, select_iterations, select_batch_iteration, latent_attention_maps,
     ALIT, ALITConfig, VQGANConfig, PRESETS, get_preset, OFFICIAL_CHECKPOINTS, fetch_official,
     available_devices, supported_dtypes, complexity, attention_segments (and scores), and the errors ALITError, ImageInputError,
@@ -10,23 +11,28 @@ Public API (what the app and external code use):
 
 from .alit import ALIT
 from .attention_maps import latent_attention_maps
+from .cached_rollout import CachedRollout
 from .checkpoints import from_official, infer_config, load_tokenizer, save_checkpoint
 from .complexity import MEASURES as COMPLEXITY_MEASURES
 from .complexity import complexity
 from .compression import codec_at_size
 from .config import PRESETS, ALITConfig, VQGANConfig, get_preset
 from .devices import available_devices, supported_dtypes
+from .encoding import Encoding
 from .errors import ALITError, CheckpointError, DownloadError, ImageInputError
+from .flops import count_flops
 from .image_io import load_image, open_image, square_crop_resize, tensor_to_image
+from .inference import InferenceOptions
 from .registry import OFFICIAL_CHECKPOINTS, fetch_official
-from .rollout import Step
+from .rollout import ImageTokens, Step
 from .segmentation import attention_segments, fg_ari, grid_segments, matched_miou
 from .selection import DEFAULT_THRESHOLD, Criterion, select_batch_iteration, select_iterations
-from .tokenizer import Encoding, Tokenizer
+from .tokenizer import Tokenizer
 
 __all__ = [
     "ALIT", "ALITConfig", "VQGANConfig", "PRESETS", "get_preset",
-    "Tokenizer", "Step", "Encoding", "Criterion", "DEFAULT_THRESHOLD",
+    "Tokenizer", "Step", "Encoding", "CachedRollout", "ImageTokens", "InferenceOptions", "count_flops",
+    "Criterion", "DEFAULT_THRESHOLD",
     "load_tokenizer", "from_official", "save_checkpoint", "infer_config",
     "load_image", "open_image", "square_crop_resize", "tensor_to_image",
     "select_iterations", "select_batch_iteration", "latent_attention_maps",

@@ -16,6 +16,7 @@ from einops import rearrange, repeat
 from torch import nn
 
 from .config import ALITConfig
+from .inference import Linear
 from .transformer import Transformer
 from .vqgan import VQGAN
 
@@ -61,7 +62,7 @@ class LatentDecoder(Transformer):
         self.decoder_embed = nn.Linear(cfg.latent_dim, w)
         self.ln_pre = nn.LayerNorm(w, eps=cfg.layernorm_eps)
         self.ln_post = nn.LayerNorm(w, eps=cfg.layernorm_eps)
-        self.ffn = nn.Sequential(nn.Linear(w, 2 * w), nn.Tanh(), nn.Linear(2 * w, cfg.vqgan.codebook_size))
+        self.ffn = nn.Sequential(Linear(w, 2 * w), nn.Tanh(), Linear(2 * w, cfg.vqgan.codebook_size))
 
 
 class ALIT(nn.Module):
@@ -165,3 +166,7 @@ class ALIT(nn.Module):
     def reconstruct(self, logits: torch.Tensor) -> torch.Tensor:
         """Pixels from logits: the VQGAN decoder of the soft codes, no re-quantisation."""
         return self.vqgan.decode(self.vqgan.codes_to_features(self.soft_codes(logits)))
+
+    def reconstruct_probs(self, probs: torch.Tensor) -> torch.Tensor:
+        """`reconstruct` from softmax(logits) (B, P, K), for callers that already hold it."""
+        return self.vqgan.decode(self.vqgan.codes_to_features(probs @ self.vqgan.codebook.float()))

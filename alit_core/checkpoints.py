@@ -216,8 +216,11 @@ def config_from_official_json(cfg: dict) -> ALITConfig:
     )
 
 
-def from_official(config, state_dict, device=None, dtype=None) -> Tokenizer:
-    """A tokenizer from an official-layout config.json (path or dict) and state dict (path or dict)."""
+def from_official(config, state_dict, device=None, dtype=None, *, options=None) -> Tokenizer:
+    """A tokenizer from an official-layout config.json (path or dict) and state dict (path or dict).
+
+    options: `InferenceOptions` (speed settings; the defaults suit most uses).
+    """
     if not isinstance(config, dict):
         try:
             config = json.loads(Path(config).read_text())
@@ -229,7 +232,7 @@ def from_official(config, state_dict, device=None, dtype=None) -> Tokenizer:
         cfg = config_from_official_json(config)
     except KeyError as err:
         raise CheckpointError(f"configuration lacks the field {err.args[0]!r}") from err
-    return Tokenizer(model_from_official_state_dict(_unwrap(state_dict), cfg), device, dtype)
+    return Tokenizer(model_from_official_state_dict(_unwrap(state_dict), cfg), device, dtype, options)
 
 
 def _unwrap(obj: dict) -> dict:
@@ -280,12 +283,14 @@ def model_from_checkpoint(obj: dict, heads: int | None = None) -> ALIT:
     return model_from_official_state_dict(sd, heads=heads)
 
 
-def load_tokenizer(source=None, device=None, dtype=None, *, heads: int | None = None, progress=None) -> Tokenizer:
+def load_tokenizer(source=None, device=None, dtype=None, *, heads: int | None = None, progress=None,
+                   options=None) -> Tokenizer:
     """Load a tokenizer.
 
     source: None for the bundled model; a path to an official or our own checkpoint;
     "official:<name>" for a released checkpoint (downloaded into the cache when possible, see
     `alit_core.registry`); or "preset:<name>" for randomly initialised weights of a preset.
+    options: `InferenceOptions` (speed settings; the defaults suit most uses).
     """
     if source is None:
         if not BUNDLED_CHECKPOINT.exists():
@@ -295,9 +300,9 @@ def load_tokenizer(source=None, device=None, dtype=None, *, heads: int | None = 
         source = BUNDLED_CHECKPOINT
     if isinstance(source, str) and source.startswith("preset:"):
         torch.manual_seed(0)
-        return Tokenizer(ALIT(get_preset(source.split(":", 1)[1])), device, dtype)
+        return Tokenizer(ALIT(get_preset(source.split(":", 1)[1])), device, dtype, options)
     if isinstance(source, str) and source.startswith("official:"):
         from .registry import fetch_official
 
         source = fetch_official(source.split(":", 1)[1], progress=progress)
-    return Tokenizer(model_from_checkpoint(read_file(source), heads=heads), device, dtype)
+    return Tokenizer(model_from_checkpoint(read_file(source), heads=heads), device, dtype, options)

@@ -2,10 +2,16 @@
 
 Because `rollout` is a generator, a caller that stops iterating stops the computation: that
 is how early exit works (see `Tokenizer.encode`), and how a UI shows each iteration live.
+
+Pixel reconstructions are decoded either as each iteration finishes (`decode=True`, which
+streams) or all together after the last iteration (`decode="batched"`: fewer, larger VQGAN
+decoder calls, which is faster for small images on a CPU and on GPUs; the steps then arrive
+together at the end). Both give the same pixels up to floating-point rounding.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -69,36 +75,85 @@ def attention_layer_set(layers, depth: int) -> frozenset[int]:
     return frozenset(out)
 
 
+@dataclass
+class ImageTokens:
+    """A batch after the VQGAN encoding, the part of a rollout that does not depend on halting.
+
+    images (B, 3, H, W) float32 in [0, 1]; tokens (B, P, W) the L2-normalised 2D tokens; targets
+    (B, P) the VQGAN codes. A rollout given these skips the VQGAN encoder.
+    """
+
+    images: torch.Tensor
+    tokens: torch.Tensor
+    targets: torch.Tensor
+
+    @classmethod
+    def of(cls, model: ALIT, images: torch.Tensor) -> "ImageTokens":
+        tokens, targets = model.image_tokens(images)
+        return cls(images, tokens, targets)
+
+
+DECODE_MODES = (True, False, "each", "batched")
+
+
+def reconstruct(model: ALIT, probs: torch.Tensor, chunk: int | None = None, float32: bool = False) -> torch.Tensor:
+    """Pixels (n, 3, H, W) from code probabilities (n, P, K), `chunk` images per decoder call.
+
+    float32=True switches autocast off for the VQGAN decoder (see InferenceOptions.float32_pixels).
+    """
+    chunk = chunk or probs.shape[0]
+    with torch.autocast(probs.device.type, enabled=False) if float32 else contextlib.nullcontext():
+        return torch.cat([model.reconstruct_probs(probs[i : i + chunk]).float()
+                          for i in range(0, probs.shape[0], chunk)])
+
+
+def _add_pixels(step: Step, recon: torch.Tensor, images: torch.Tensor) -> None:
+    step.recon = recon
+    step.l1 = l1_error(recon, images)
+    step.psnr = psnr(recon, images)
+
+
 def rollout(
     model: ALIT,
-    images: torch.Tensor,
+    images: torch.Tensor | ImageTokens,
     *,
     halting: Halting,
     max_iterations: int | None = None,
-    decode: bool = True,
+    decode: bool | str = True,
+    decode_batch: int | None = None,
+    float32_pixels: bool = False,
     attention_layers=None,
     attention_heads: str = "mean",
 ) -> Iterator[Step]:
     """Run the recurrent tokenizer on images (B, 3, H, W) in [0, 1], yielding each iteration.
 
+    images may also be `ImageTokens` from an earlier VQGAN encoding of the same batch.
+    decode: True / "each" (pixels per iteration), "batched" (all at the end) or False.
+    decode_batch: images per VQGAN decoder call (None: all of them in one call); float32_pixels:
+    decode in float32 even under autocast.
     Runs under whatever grad / autocast context the caller set up.
     """
     cfg = model.cfg
     if attention_heads not in ("mean", "all"):
         raise ValueError(f"attention_heads must be 'mean' or 'all', not {attention_heads!r}")
+    if decode not in DECODE_MODES:
+        raise ValueError(f"decode must be True, False, 'each' or 'batched', not {decode!r}")
     layers = attention_layer_set(attention_layers, cfg.dec_depth)
     iterations = cfg.iterations if max_iterations is None else max(1, min(int(max_iterations), cfg.iterations))
     p = cfg.num_positions
 
-    tokens, targets = model.image_tokens(images)
-    x = model.initial_sequence(tokens)
+    inputs = images if isinstance(images, ImageTokens) else ImageTokens.of(model, images)
+    images, targets = inputs.images, inputs.targets
+    x = model.initial_sequence(inputs.tokens)
+    held: list[tuple[Step, torch.Tensor]] = []  # batched decoding: steps and their probabilities
     for t in range(iterations):
         x, _ = model.encoder(x)
         latents = x[:, p + 1 :]
         z, zq, codes = model.bottleneck(latents)
         logits, maps = model.decode_logits(zq, layers)
         logits = logits.float()
-        p_gt = torch.softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
+        probs = torch.softmax(logits, dim=-1)  # once: p_gt and the soft codes both read it
+        p_gt = probs.gather(-1, targets[..., None])[..., 0]
         step = Step(
             iteration=t,
             num_tokens=cfg.tokens_at(t),
@@ -112,12 +167,19 @@ def rollout(
             halt_mask=halting.mask(t, p_gt),
             attention={i: (w.mean(1) if attention_heads == "mean" else w).float() for i, w in maps.items()},
         )
-        if decode:
-            step.recon = model.reconstruct(logits).float()
-            step.l1 = l1_error(step.recon, images)
-            step.psnr = psnr(step.recon, images)
-        yield step
+        if decode == "batched":
+            held.append((step, probs))
+        else:
+            if decode:
+                _add_pixels(step, reconstruct(model, probs, decode_batch, float32_pixels), images)
+            yield step
         if t + 1 < iterations:
             if step.halt_mask is not None:
                 x = model.mask_image_tokens(x, step.halt_mask)
             x = model.extend_sequence(x, t + 1)
+    if held:
+        b = images.shape[0]
+        recon = reconstruct(model, torch.cat([pr for _, pr in held]), decode_batch, float32_pixels)
+        for i, (step, _) in enumerate(held):
+            _add_pixels(step, recon[i * b : (i + 1) * b], images)
+            yield step

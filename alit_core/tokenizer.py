@@ -4,52 +4,39 @@
     for step in tok.rollout(images):             # one Step per iteration, as computed
         ...
     enc = tok.encode(images, threshold=0.07)     # per-image token counts, early exit
+    run = tok.cached_rollout(images)             # re-select (run.encode(...)) without recomputing
+
+Every call runs under `inference.inference`: inference mode, autocast for lower precision and
+the tokenizer's `InferenceOptions` (weight cache, channels-last convolutions, decode batching).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 
 from .alit import ALIT
+from .cached_rollout import CachedRollout
 from .config import ALITConfig
-from .devices import autocast, resolve_device, resolve_dtype
+from .devices import resolve_device, resolve_dtype
+from .encoding import Encoding, EncodingBuilder
 from .halting import Halting
-from .rollout import Step, rollout
-from .selection import Criterion, select_batch_iteration
+from .inference import InferenceOptions, inference
+from .rollout import ImageTokens, Step, rollout
+from .selection import Criterion
 
-
-@dataclass
-class Encoding:
-    """The result of `Tokenizer.encode` for a batch of B images.
-
-    num_tokens / iterations: the selection per image. latents[i] (N_i, W) are the encoder
-    latents before encoder_ln_post (what the official encode() returns); codes[i] (N_i,) the
-    latent codebook indices (None for continuous models); recon (B, 3, H, W) the selected
-    reconstructions. l1_history / psnr_history (T_run, B) cover every iteration that ran;
-    `iterations_run` < the model's iterations means the rollout exited early.
-    """
-
-    num_tokens: list[int]
-    iterations: list[int]
-    latents: list[torch.Tensor]
-    codes: list[torch.Tensor | None]
-    recon: torch.Tensor
-    l1: list[float]
-    psnr: list[float]
-    l1_history: torch.Tensor
-    psnr_history: torch.Tensor
-    iterations_run: int
-    criterion: Criterion
+__all__ = ["Tokenizer", "Encoding", "ImageTokens"]
 
 
 class Tokenizer:
-    def __init__(self, model: ALIT, device=None, dtype=None):
+    def __init__(self, model: ALIT, device=None, dtype=None, options: InferenceOptions | None = None):
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.model = model.to(self.device).float().eval()
+        self.options = options or InferenceOptions()
+        if self.options.compile:
+            compile_model(self.model)
 
     @property
     def config(self) -> ALITConfig:
@@ -68,7 +55,19 @@ class Tokenizer:
             self.dtype = resolve_dtype(dtype, self.device)
         return self
 
-    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+    def _context(self):
+        return inference(self.device, self.dtype, self.options)
+
+    @property
+    def decode_batch(self) -> int | None:
+        """Images per VQGAN decoder call (see InferenceOptions.decode_pixels); None: all at once."""
+        return self.options.decode_batch(self.device, self.resolution)
+
+    def _prepare(self, images: torch.Tensor | ImageTokens) -> torch.Tensor | ImageTokens:
+        if isinstance(images, ImageTokens):
+            if images.tokens.shape[-1] != self.config.width or images.images.device != self.device:
+                raise ValueError("these ImageTokens come from another model or device")
+            return images
         if not isinstance(images, torch.Tensor):
             raise TypeError(f"images must be a float tensor (B, 3, H, W) in [0, 1], not {type(images).__name__}")
         if images.dim() == 3:
@@ -83,23 +82,34 @@ class Tokenizer:
             raise ValueError("images is an empty batch")
         return images.to(self.device, torch.float32)
 
+    def image_tokens(self, images: torch.Tensor) -> ImageTokens:
+        """The VQGAN encoding of a batch, to reuse across rollouts (other halting, other options)."""
+        images = self._prepare(images)
+        if isinstance(images, ImageTokens):
+            return images
+        with self._context():
+            return ImageTokens.of(self.model, images)
+
     def rollout(
         self,
-        images: torch.Tensor,
+        images: torch.Tensor | ImageTokens,
         halting="deterministic",
         *,
         seed: int | None = None,
         max_iterations: int | None = None,
-        decode: bool = True,
+        decode: bool | str = True,
         attention_layers=None,
         attention_heads: str = "mean",
     ) -> Iterator[Step]:
-        """Yield one `Step` per iteration for images (B, 3, H, W) in [0, 1].
+        """Yield one `Step` per iteration for images (B, 3, H, W) in [0, 1] (or their `ImageTokens`).
 
         halting: "deterministic" (default: mask where p_gt >= 0.55), "stochastic" (the official
         Bernoulli draw, from a generator seeded with `seed`), "off", or a bool tensor
         (T, B, positions) of masks to replay. attention_layers: decoder layers whose attention
         to keep (int, list, "all"; -1 is the last); attention_heads: "mean" or "all".
+        decode: True (pixels each iteration, streamed), "batched" (every iteration's pixels decoded
+        together after the last one; faster for small images and on GPUs, steps arrive at the
+        end) or False.
         """
         images = self._prepare(images)
         policy = Halting.make(halting, self.config.halting_threshold, seed)
@@ -109,13 +119,15 @@ class Tokenizer:
             halting=policy,
             max_iterations=max_iterations,
             decode=decode,
+            decode_batch=self.decode_batch,
+            float32_pixels=self.options.float32_pixels,
             attention_layers=attention_layers,
             attention_heads=attention_heads,
         )
-        # Re-enter the no-grad / autocast contexts around each resumption of the generator, so
-        # that nothing leaks into the caller's code between steps.
+        # Re-enter the inference context (inference mode, autocast, options) around each resumption
+        # of the generator, so that nothing leaks into the caller's code between steps.
         while True:
-            with torch.inference_mode(), autocast(self.device, self.dtype):
+            with self._context():
                 step = next(steps, None)
             if step is None:
                 return
@@ -123,7 +135,7 @@ class Tokenizer:
 
     def encode(
         self,
-        images: torch.Tensor,
+        images: torch.Tensor | ImageTokens,
         threshold: float | None = None,
         *,
         psnr: float | None = None,
@@ -142,53 +154,47 @@ class Tokenizer:
         if per_batch:
             if psnr is not None or tokens is not None:
                 raise ValueError("per_batch selection is the official L1 rule; it takes only a threshold")
-        criterion = Criterion.make(threshold, psnr, tokens)
-        b = self._prepare(images).shape[0]
-        chosen: list[int | None] = [None] * b
-        best: list[tuple[float, Step] | None] = [None] * b
-        kept: list[Step] = []  # per_batch needs the batch's best step; others keep per-image picks
-        l1s, psnrs = [], []
+        images = self._prepare(images)
+        builder = EncodingBuilder(Criterion.make(threshold, psnr, tokens), _batch_size(images), per_batch)
         for step in self.rollout(images, halting, seed=seed, max_iterations=max_iterations):
-            l1s.append(step.l1.cpu())
-            psnrs.append(step.psnr.cpu())
-            if per_batch:
-                kept.append(step)
-                if float(step.l1.double().mean()) < criterion.value:
-                    break
-                continue
-            met = criterion.met(step.num_tokens, step.l1, step.psnr)
-            score = criterion.score(step.l1, step.psnr)
-            for i in range(b):
-                if chosen[i] is None:
-                    if best[i] is None or score[i] < best[i][0]:
-                        best[i] = (float(score[i]), step)
-                    if met[i]:
-                        chosen[i] = step.iteration
-                        best[i] = (float(score[i]), step)
-            if all(c is not None for c in chosen):
-                break
-            kept = [step]  # only the latest step may still be needed for a budget fallback
-        l1_hist, psnr_hist = torch.stack(l1s), torch.stack(psnrs)
-        if per_batch:
-            t = select_batch_iteration(l1_hist, criterion.value)
-            picks = [kept[t]] * b
-        else:
-            picks = []
-            for i in range(b):
-                if chosen[i] is None and criterion.kind == "tokens":
-                    picks.append(kept[-1])
-                else:
-                    picks.append(best[i][1])
-        return Encoding(
-            num_tokens=[s.num_tokens for s in picks],
-            iterations=[s.iteration for s in picks],
-            latents=[s.latents[i] for i, s in enumerate(picks)],
-            codes=[None if s.codes is None else s.codes[i] for i, s in enumerate(picks)],
-            recon=torch.stack([s.recon[i] for i, s in enumerate(picks)]),
-            l1=[float(s.l1[i]) for i, s in enumerate(picks)],
-            psnr=[float(s.psnr[i]) for i, s in enumerate(picks)],
-            l1_history=l1_hist,
-            psnr_history=psnr_hist,
-            iterations_run=len(l1s),
-            criterion=criterion,
-        )
+            if builder.add(step):
+                break  # leaving the generator stops the computation
+        return builder.result()
+
+    def cached_rollout(
+        self,
+        images: torch.Tensor | ImageTokens,
+        halting="deterministic",
+        *,
+        seed: int | None = None,
+        max_iterations: int | None = None,
+        decode: bool | str = True,
+        attention_layers=None,
+        attention_heads: str = "mean",
+    ) -> CachedRollout:
+        """A rollout that computes each iteration once, when first needed; see `CachedRollout`.
+
+        Its `encode(threshold=...)` gives what `Tokenizer.encode` gives for the same halting, and
+        further calls with other thresholds reuse the iterations already computed.
+        """
+        images = self._prepare(images)
+        steps = self.rollout(images, halting, seed=seed, max_iterations=max_iterations, decode=decode,
+                             attention_layers=attention_layers, attention_heads=attention_heads)
+        total = self.config.iterations if max_iterations is None else max(1, min(int(max_iterations),
+                                                                                  self.config.iterations))
+        return CachedRollout(steps, _batch_size(images), total)
+
+
+def _batch_size(images: torch.Tensor | ImageTokens) -> int:
+    return (images.images if isinstance(images, ImageTokens) else images).shape[0]
+
+
+def compile_model(model: ALIT) -> None:
+    """torch.compile (in place) what dominates the time: transformer blocks and the VQGAN decoder.
+
+    Sequence lengths grow every iteration, so the blocks compile with dynamic shapes. Parameter
+    names and the state dict are unchanged.
+    """
+    for blk in list(model.encoder.transformer) + list(model.decoder.transformer):
+        blk.compile(dynamic=True)
+    model.vqgan.decoder.compile()

@@ -2,7 +2,8 @@
 
 Attention uses the fused kernel (scaled_dot_product_attention) unless the caller asks for the
 attention weights, in which case it computes them explicitly, as the official visualisation
-path does. Both paths agree to float32 rounding.
+path does. Both paths agree to float32 rounding. Weights are read through `inference.weight`,
+so bfloat16 / float16 inference casts them once instead of on every call.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from .inference import Linear, weight
+
 
 class Attention(nn.Module):
     def __init__(self, width: int, heads: int):
@@ -19,12 +22,12 @@ class Attention(nn.Module):
         self.heads = heads
         self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
-        self.out_proj = nn.Linear(width, width)
+        self.out_proj = Linear(width, width)
         nn.init.xavier_uniform_(self.in_proj_weight)
 
     def forward(self, x: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, L, W) -> output (B, L, W) and, if asked, weights (B, heads, L, L)."""
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        qkv = F.linear(x, weight(self, "in_proj_weight"), weight(self, "in_proj_bias"))
         q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.heads)
         if need_weights:
             scale = q.shape[-1] ** -0.5
@@ -39,8 +42,8 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, width: int, hidden: int):
         super().__init__()
-        self.c_fc = nn.Linear(width, hidden)
-        self.c_proj = nn.Linear(hidden, width)
+        self.c_fc = Linear(width, hidden)
+        self.c_proj = Linear(hidden, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.c_proj(F.gelu(self.c_fc(x)))

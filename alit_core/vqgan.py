@@ -6,6 +6,9 @@ no attention layers, average-pool downsampling, nearest-neighbour upsampling + 3
 GroupNorm(32, eps 1e-6), swish, bias-free residual convolutions, and a residual block whose
 skip path, when the channel count changes, is a 1x1 conv of the *branch output*, not of the
 block input. The decoder has `num_res_blocks` blocks per level (not +1, unlike taming).
+
+At inference the decoder's convolutions run channels-last when the active `InferenceOptions` ask
+for it (`inference.conv_layout`); decode still returns an ordinary contiguous tensor.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from einops import rearrange
 from torch import nn
 
 from .config import VQGANConfig
+from .inference import Conv2d, conv_layout
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -26,10 +30,10 @@ class ResBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
         self.norm1 = group_norm(in_ch)
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False)
+        self.conv1 = Conv2d(in_ch, out_ch, 3, padding=1, bias=False)
         self.norm2 = group_norm(out_ch)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
-        self.nin_shortcut = nn.Conv2d(out_ch, out_ch, 1, bias=False) if in_ch != out_ch else None
+        self.conv2 = Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
+        self.nin_shortcut = Conv2d(out_ch, out_ch, 1, bias=False) if in_ch != out_ch else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
@@ -60,7 +64,7 @@ class Level(nn.Module):
 class Upsample(nn.Module):
     def __init__(self, ch: int):
         super().__init__()
-        self.conv = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv = Conv2d(ch, ch, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
@@ -80,13 +84,13 @@ class Encoder(nn.Module):
     def __init__(self, cfg: VQGANConfig):
         super().__init__()
         chans = [cfg.ch * m for m in cfg.ch_mult]
-        self.conv_in = nn.Conv2d(cfg.in_channels, cfg.ch, 3, padding=1, bias=False)
+        self.conv_in = Conv2d(cfg.in_channels, cfg.ch, 3, padding=1, bias=False)
         self.down = nn.ModuleList(
             Level(cfg.ch if i == 0 else chans[i - 1], chans[i], cfg.num_res_blocks) for i in range(len(chans))
         )
         self.mid = Mid(chans[-1])
         self.norm_out = group_norm(chans[-1])
-        self.conv_out = nn.Conv2d(chans[-1], cfg.z_channels, 1)
+        self.conv_out = Conv2d(chans[-1], cfg.z_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
@@ -102,7 +106,7 @@ class Decoder(nn.Module):
     def __init__(self, cfg: VQGANConfig):
         super().__init__()
         chans = [cfg.ch * m for m in cfg.ch_mult]
-        self.conv_in = nn.Conv2d(cfg.z_channels, chans[-1], 3, padding=1)
+        self.conv_in = Conv2d(cfg.z_channels, chans[-1], 3, padding=1)
         self.mid = Mid(chans[-1])
         # Stored coarse-to-fine by index i = resolution level, run from the last level down.
         self.up = nn.ModuleList(
@@ -110,7 +114,7 @@ class Decoder(nn.Module):
             for i in range(len(chans))
         )
         self.norm_out = group_norm(chans[0])
-        self.conv_out = nn.Conv2d(chans[0], 3, 3, padding=1)
+        self.conv_out = Conv2d(chans[0], 3, 3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.mid(self.conv_in(z))
@@ -140,7 +144,11 @@ class VQGAN(nn.Module):
         return self.quantize.embedding.weight
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Continuous pre-quantisation features (B, C, h, w)."""
+        """Continuous pre-quantisation features (B, C, h, w).
+
+        Always in the default layout: channels-last sums in another order, and that flips a few
+        nearest-code targets (`indices`) that sit on a tie; this runs once per image anyway.
+        """
         return self.encoder(images)
 
     def indices(self, features: torch.Tensor) -> torch.Tensor:
@@ -155,7 +163,8 @@ class VQGAN(nn.Module):
         return rearrange(codes, "b (h w) c -> b c h w", h=self.cfg.grid_size)
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:
-        return self.decoder(features)
+        """Pixels (B, 3, H, W) from a feature map (B, C, h, w), hard or soft codes alike."""
+        return self.decoder(conv_layout(features)).contiguous()
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         return self.decode(self.codes_to_features(self.codebook[indices]))

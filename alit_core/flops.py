@@ -1,0 +1,136 @@
+"""Floating-point operations of a rollout, counted from the configuration alone.
+
+Counts 2 FLOPs per multiply-add of every matrix product and convolution (biases, norms,
+activations, softmax and resampling are not counted), the convention of
+torch.utils.flop_counter.FlopCounterMode, which the tests check this against exactly.
+
+    f = count_flops(get_preset("small"))
+    f.transformer / 1e12      # about 1.42 TFLOP: encoder + decoder + head over 8 iterations
+    f.rollout(decode=True)    # everything for one image, with the 8 pixel reconstructions
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import ALITConfig, VQGANConfig
+
+
+def block_flops(length: int, width: int, hidden: int) -> int:
+    """One pre-LN ViT block over `length` tokens: q,k,v and output projections, the MLP, attention."""
+    projections = 2 * length * width * (3 * width + width + 2 * hidden)
+    attention = 2 * 2 * length * length * width  # q @ k^T and weights @ v, summed over heads
+    return projections + attention
+
+
+def _conv(pixels: int, c_in: int, c_out: int, k: int) -> int:
+    return 2 * pixels * c_in * c_out * k * k
+
+
+def _res_block(pixels: int, c_in: int, c_out: int) -> int:
+    f = _conv(pixels, c_in, c_out, 3) + _conv(pixels, c_out, c_out, 3)
+    return f + (_conv(pixels, c_out, c_out, 1) if c_in != c_out else 0)
+
+
+def vqgan_encode_flops(cfg: VQGANConfig) -> int:
+    """The VQGAN encoder for one image (conv_in, levels with average-pool downsampling, mid, conv_out)."""
+    chans = [cfg.ch * m for m in cfg.ch_mult]
+    side = cfg.resolution
+    f = _conv(side * side, cfg.in_channels, cfg.ch, 3)
+    c = cfg.ch
+    for i, out in enumerate(chans):
+        for _ in range(cfg.num_res_blocks):
+            f += _res_block(side * side, c, out)
+            c = out
+        if i < len(chans) - 1:
+            side //= 2
+    f += 2 * _res_block(side * side, c, c)
+    return f + _conv(side * side, c, cfg.z_channels, 1)
+
+
+def vqgan_decode_flops(cfg: VQGANConfig) -> int:
+    """The VQGAN decoder for one image (conv_in, mid, levels coarse to fine with upsampling, conv_out)."""
+    chans = [cfg.ch * m for m in cfg.ch_mult]
+    side = cfg.grid_size
+    c = chans[-1]
+    f = _conv(side * side, cfg.z_channels, c, 3) + 2 * _res_block(side * side, c, c)
+    for i in reversed(range(len(chans))):
+        for _ in range(cfg.num_res_blocks):
+            f += _res_block(side * side, c, chans[i])
+            c = chans[i]
+        if i > 0:
+            side *= 2
+            f += _conv(side * side, c, c, 3)
+    return f + _conv(side * side, c, 3, 3)
+
+
+@dataclass(frozen=True)
+class FlopCount:
+    """FLOPs for ONE image (multiply by the batch size), by part; lists are per iteration."""
+
+    vqgan_encode: int  # VQGAN encoder convolutions
+    image_tokens: int  # patch embedding + nearest-code search for the targets
+    encoder: list[int]  # encoder transformer over the running sequence
+    bottleneck: list[int]  # W -> 12 factorisation (+ latent codebook search) + the decoder's 12 -> W
+    decoder: list[int]  # decoder transformer + head (logits over the VQGAN codebook)
+    soft_codes: int  # softmax(logits) @ VQGAN codebook, per reconstruction
+    vqgan_decode: int  # VQGAN decoder, per reconstruction
+
+    @property
+    def iterations(self) -> int:
+        return len(self.encoder)
+
+    @property
+    def transformer(self) -> int:
+        """The recurrent part: encoder, bottleneck and decoder over every iteration."""
+        return sum(self.encoder) + sum(self.bottleneck) + sum(self.decoder)
+
+    @property
+    def reconstruction(self) -> int:
+        """One pixel reconstruction (soft codes + VQGAN decoder)."""
+        return self.soft_codes + self.vqgan_decode
+
+    def rollout(self, decode: bool = True) -> int:
+        """A whole rollout of one image, with or without a pixel reconstruction per iteration."""
+        f = self.vqgan_encode + self.image_tokens + self.transformer
+        return f + (self.iterations * self.reconstruction if decode else 0)
+
+    def as_dict(self) -> dict:
+        return {
+            "vqgan_encode": self.vqgan_encode, "image_tokens": self.image_tokens,
+            "encoder": list(self.encoder), "bottleneck": list(self.bottleneck), "decoder": list(self.decoder),
+            "soft_codes": self.soft_codes, "vqgan_decode": self.vqgan_decode,
+            "transformer": self.transformer, "reconstruction": self.reconstruction,
+            "rollout_no_decode": self.rollout(False), "rollout_with_decode": self.rollout(True),
+        }
+
+
+def count_flops(cfg: ALITConfig, iterations: int | None = None) -> FlopCount:
+    """FLOPs of a rollout of `iterations` (default: all) for one image of this configuration."""
+    t_run = cfg.iterations if iterations is None else iterations
+    vq = cfg.vqgan
+    p, w, dw = cfg.num_positions, cfg.width, cfg.dec_width
+    hidden, dec_hidden = int(w * cfg.mlp_ratio), int(dw * cfg.mlp_ratio)
+    k = vq.codebook_size
+    patch = _conv(p, vq.in_channels, w - vq.z_channels, cfg.patch_size)
+    targets = 2 * p * vq.z_channels * k
+    encoder, bottleneck, decoder = [], [], []
+    for t in range(t_run):
+        n = cfg.tokens_at(t)
+        length = 1 + p + n
+        encoder.append(cfg.depth * block_flops(length, w, hidden))
+        b = 2 * n * w * cfg.latent_dim + 2 * n * cfg.latent_dim * dw
+        if cfg.quantize_latents:
+            b += 2 * n * cfg.latent_dim * cfg.latent_codebook_size
+        bottleneck.append(b)
+        head = 2 * p * dw * 2 * dw + 2 * p * 2 * dw * k
+        decoder.append(cfg.dec_depth * block_flops(length, dw, dec_hidden) + head)
+    return FlopCount(
+        vqgan_encode=vqgan_encode_flops(vq),
+        image_tokens=patch + targets,
+        encoder=encoder,
+        bottleneck=bottleneck,
+        decoder=decoder,
+        soft_codes=2 * p * k * vq.z_channels,
+        vqgan_decode=vqgan_decode_flops(vq),
+    )

@@ -1,0 +1,204 @@
+"""Speed machinery on a small random model: FLOP counts, the inference options (weight cache,
+channels-last, batched decoding, float32 pixels), cached rollouts, and the benchmark's output.
+No wall-clock times are asserted."""
+
+import json
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from alit_core import ALIT, CachedRollout, VQGANConfig, InferenceOptions, Tokenizer, count_flops, save_checkpoint
+from alit_core.inference import active_options, weight
+from alit_core.timing import matmul_peak, timed
+from conftest import small_config
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return ALIT(small_config()).eval()
+
+
+@pytest.fixture(scope="module")
+def images():
+    g = torch.Generator().manual_seed(3)
+    return torch.stack([torch.full((3, 64, 64), 0.5), torch.rand(3, 64, 64, generator=g)])
+
+
+def _cpu_sdpa(q, k, v, *args, out_shape=None, **kwargs):
+    # FlopCounterMode knows the CUDA attention kernels but not the CPU one; same formula.
+    return sdpa_flop_count(q, k, v)
+
+
+@pytest.mark.parametrize("changes", [{}, dict(quantize_latents=False, decoder_width=64, decoder_heads=2,
+                                              decoder_depth=1)])
+@pytest.mark.parametrize("decode", [False, True])
+def test_flop_count_matches_flop_counter_mode(changes, decode, images):
+    torch.manual_seed(0)
+    cfg = small_config(**changes)
+    tok = Tokenizer(ALIT(cfg), "cpu")
+    with FlopCounterMode(display=False, custom_mapping={
+            torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa}) as counter:
+        list(tok.rollout(images, halting="off", decode=decode))
+    assert counter.get_total_flops() == 2 * count_flops(cfg).rollout(decode=decode)
+
+
+def test_flop_count_of_alit_small_is_the_issue_figure():
+    from alit_core import get_preset
+
+    f = count_flops(get_preset("small"))
+    assert f.transformer == pytest.approx(1.4e12, rel=0.02)  # "about 1.4 TFLOP"
+    assert f.iterations == 8 and len(f.decoder) == 8
+    assert f.rollout(True) == f.rollout(False) + 8 * f.reconstruction
+    assert json.loads(json.dumps(f.as_dict()))["transformer"] == f.transformer
+
+
+def test_batched_and_chunked_decoding_give_the_streamed_pixels(model, images):
+    streamed = list(Tokenizer(model, "cpu", options=InferenceOptions(decode_pixels=0)).rollout(images))
+    batched = list(Tokenizer(model, "cpu").rollout(images, decode="batched"))
+    one_by_one = list(Tokenizer(model, "cpu", options=InferenceOptions(decode_pixels=1)).rollout(
+        images, decode="batched"))
+    assert [s.iteration for s in batched] == list(range(4))
+    for a, b, c in zip(streamed, batched, one_by_one):
+        assert torch.equal(a.logits, b.logits)
+        # other batch shapes sum in another order: float32 rounding (the parity tolerance is 2e-4)
+        assert float((a.recon - b.recon).abs().max()) < 1e-4 and float((a.recon - c.recon).abs().max()) < 1e-4
+        assert torch.allclose(a.l1, b.l1, atol=1e-6) and torch.allclose(a.psnr, c.psnr, atol=1e-3)
+    with pytest.raises(ValueError, match="decode must be"):
+        list(Tokenizer(model, "cpu").rollout(images, decode="later"))
+
+
+def test_channels_last_agrees_with_the_plain_layout(model, images):
+    fast = list(Tokenizer(model, "cpu").rollout(images, max_iterations=2))
+    plain = list(Tokenizer(model, "cpu", options=InferenceOptions.plain()).rollout(images, max_iterations=2))
+    for a, b in zip(fast, plain):
+        assert torch.equal(a.targets, b.targets)
+        assert float((a.recon - b.recon).abs().max()) < 1e-4
+        assert a.recon.is_contiguous()
+
+
+def test_weight_cache_is_bit_identical_to_autocast_and_follows_weight_updates(images):
+    torch.manual_seed(0)
+    model = ALIT(small_config()).eval()
+    cached = Tokenizer(model, "cpu", "bfloat16")
+    uncached = Tokenizer(model, "cpu", "bfloat16", InferenceOptions(weight_cache=False))
+    a, b = list(cached.rollout(images, max_iterations=2)), list(uncached.rollout(images, max_iterations=2))
+    for s, t in zip(a, b):
+        assert torch.equal(s.logits, t.logits) and torch.equal(s.recon, t.recon)
+    fc = model.encoder.transformer[0].mlp.c_fc
+    assert fc.__dict__["_inference_weights"]["weight"][1].dtype == torch.bfloat16
+    with torch.no_grad():
+        fc.weight.mul_(1.5)  # an in-place update (as an optimiser makes) must not leave a stale copy
+    a, b = list(cached.rollout(images, max_iterations=2)), list(uncached.rollout(images, max_iterations=2))
+    assert torch.equal(a[1].logits, b[1].logits)
+
+
+def test_inference_options_stay_inside_the_tokenizer(model, images):
+    tok = Tokenizer(model, "cpu", "bfloat16")
+    for _ in tok.rollout(images, max_iterations=1):
+        assert active_options() is None  # not leaked into the caller between steps
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fc = model.encoder.transformer[0].mlp.c_fc
+        assert weight(fc, "weight") is fc.weight  # training and plain calls see the parameter
+
+
+def test_float32_pixels_decodes_the_bfloat16_logits_in_float32(model, images):
+    tok = Tokenizer(model, "cpu", "bfloat16", InferenceOptions(float32_pixels=True))
+    step = list(tok.rollout(images, max_iterations=1))[0]
+    with torch.no_grad():
+        ref = model.reconstruct(step.logits)
+    assert float((step.recon - ref).abs().max()) < 1e-4
+
+
+def test_cached_rollout_reuses_iterations_across_thresholds(model, images):
+    tok = Tokenizer(model, "cpu")
+    full = tok.encode(images, threshold=0.0)  # never met: every iteration, lowest-L1 fallback
+    calls = []
+    hook = model.encoder.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        run = tok.cached_rollout(images)
+        assert isinstance(run, CachedRollout) and len(run) == 0
+        met = run.encode(threshold=10.0)  # met at once
+        assert met.iterations_run == 1 and len(calls) == 1
+        low = run.encode(threshold=0.0)  # needs every iteration
+        assert len(calls) == 4 and len(run) == 4
+        again = run.encode(threshold=0.0)
+        budget = run.encode(tokens=8)
+        assert len(calls) == 4  # nothing recomputed
+    finally:
+        hook.remove()
+    assert low.iterations == full.iterations == again.iterations
+    assert torch.equal(low.l1_history, full.l1_history) and torch.equal(low.recon, full.recon)
+    assert budget.num_tokens == [8, 8]
+    assert run.history()[0].shape == (4, 2)
+    assert run.step(3) is run.steps[3] and len(run.complete()) == 4
+    with pytest.raises(IndexError):
+        run.step(4)
+
+
+def test_image_tokens_are_reusable_across_halting_modes(model, images):
+    tok = Tokenizer(model, "cpu")
+    tokens = tok.image_tokens(images)
+    for halting in ("off", "deterministic"):
+        a = list(tok.rollout(tokens, halting, max_iterations=2))
+        b = list(tok.rollout(images, halting, max_iterations=2))
+        assert all(torch.equal(s.logits, t.logits) and torch.equal(s.recon, t.recon) for s, t in zip(a, b))
+    enc = tok.encode(tokens, threshold=0.0)
+    assert enc.iterations == tok.encode(images, threshold=0.0).iterations
+    other = Tokenizer(ALIT(small_config(width=128)), "cpu")
+    with pytest.raises(ValueError, match="another model"):
+        list(other.rollout(tokens))
+
+
+def test_timing_helpers():
+    t = timed(lambda: torch.ones(100).sum(), repeats=3)
+    assert t.runs == 3 and t.min_s <= t.median_s <= t.max_s and t.peak_memory_mb > 0
+    assert matmul_peak(torch.float32, size=128, repeats=2) > 0
+
+
+def test_benchmark_json_on_a_tiny_model(tmp_path, capsys, images):
+    from PIL import Image
+
+    from alit_core.benchmark import main
+
+    torch.manual_seed(0)
+    cfg = small_config(depth=1, iterations=2, vqgan=VQGANConfig(resolution=32, ch=32, ch_mult=(1, 1, 2),
+                                                                num_res_blocks=1, z_channels=64, codebook_size=128))
+    ckpt = save_checkpoint(ALIT(cfg), tmp_path / "tiny.pt")
+    img = tmp_path / "img.png"
+    Image.fromarray((images[1].permute(1, 2, 0).numpy() * 255).astype("uint8")).save(img)
+    out = tmp_path / "res"
+    assert main(["--checkpoint", str(ckpt), "--repeats", "1", "--dtype", "float32", "bfloat16", "--images",
+                 str(img), "--throughput", "2", "--peak-size", "256", "--json", "--out", str(out)]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert json.loads(out.with_suffix(".json").read_text())[0]["config"] == res["config"]
+    assert "| measurement |" in out.with_suffix(".md").read_text()
+    assert set(res["matmul_peak_gflops"]) == {"float32", "bfloat16"}
+    assert set(res["rows"]) >= {"official", "float32", "bfloat16"}
+    for key in ("one_iteration", "transformer", "rollout_no_decode", "rollout_with_decode", "vqgan_encode",
+                "vqgan_decode", "images"):
+        row = res["rows"]["bfloat16"][key]
+        assert row["min_s"] <= row["median_s"] <= row["max_s"] and row["peak_memory_mb"] > 0
+    t = res["rows"]["bfloat16"]["transformer"]
+    assert t["gflop"] == pytest.approx(count_flops(cfg).transformer / 1e9)
+    assert 0 < t["fraction_of_peak"] and t["gflops_per_s"] > 0
+    assert res["rows"]["official"]["images"]["tokens"] and res["throughput"][0]["images"] == 2
+    assert res["ablation"][0]["speedup_vs_official"] == 1.0
+    assert set(res["agreement"]["bfloat16"]) >= {"recon_max_abs_diff", "l1_max_abs_diff"}
+    assert res["summary"]["bfloat16"]["rollout_speedup"] > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_benchmark_on_cuda(tmp_path, capsys):
+    from alit_core.benchmark import main
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(ALIT(small_config()), tmp_path / "tiny.pt")
+    assert main(["--checkpoint", str(ckpt), "--device", "cuda", "--repeats", "2", "--dtype", "float32", "bfloat16",
+                 "float16", "--no-images", "--throughput", "4", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["device"].startswith("cuda") and "gpu" in res["machine"]
+    assert res["rows"]["bfloat16"]["rollout_with_decode"]["peak_memory_mb"] > 0  # max_memory_allocated
+    assert res["agreement"]["float32"]["recon_max_abs_diff"] < 1e-3
