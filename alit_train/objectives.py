@@ -14,7 +14,9 @@ which it needs to synchronise gradients.
   codes towards good pixels; in the end-to-end stage (train.py) the VQGAN decoder trains too.
   With sample_depth=True, each step unrolls only the first K iterations (full backpropagation
   through them, a loss at each), K drawn per step: K = 1 with probability 0.3, else uniform over
-  2..T. Iteration 0 then learns at every step and a step costs about half of the full unroll.
+  2..depth_limit (the trainer raises depth_limit from 1 to T over the first steps: unrolling
+  all 8 iterations from a random start stalled at about 11 dB in our runs). Iteration 0 then
+  learns at every step and a step costs about half of the full unroll.
   (Training one cycled iteration per step with the earlier ones run without gradients, which
   is cheaper still, stalled at about 12 dB in our CPU runs: the shared encoder never learned a
   first pass that later passes could build on.)
@@ -68,6 +70,7 @@ class ALITStage1(nn.Module):
         self.ce_weight = ce_weight
         self.mse_weight = mse_weight
         self.sample_depth = sample_depth
+        self.depth_limit = model.cfg.iterations
         self.calls = 0
 
     def forward(self, images: torch.Tensor):
@@ -86,7 +89,9 @@ class ALITStage1(nn.Module):
         if self.sample_depth:
             # the same draw on every DDP rank: the generator is seeded by the call count
             gen = torch.Generator().manual_seed(self.calls)
-            depth = 1 if torch.rand((), generator=gen) < 0.3 else int(torch.randint(2, iterations + 1, (), generator=gen))
+            limit = max(1, min(self.depth_limit, iterations))
+            draw = torch.rand((), generator=gen) < 0.3 or limit == 1
+            depth = 1 if draw else int(torch.randint(2, limit + 1, (), generator=gen))
             decode_at = min(decode_at, depth - 1)
         for step in rollout(m, images, halting=policy, decode=False, max_iterations=depth):
             t = step.iteration

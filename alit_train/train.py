@@ -62,6 +62,7 @@ class TrainConfig:
     ce_weight: float = 1.0  # official stage 1: 1.0 x cross-entropy + 1.0 x soft-code MSE
     mse_weight: float = 1.0
     sample_depth: bool = False  # unroll a random number of iterations per step (objectives.ALITStage1)
+    depth_ramp: int = 0  # with sample_depth: steps per extra iteration allowed (0: all from the start)
     halting: str = "stochastic"  # halting during training, as in the official stage 1
     spatial_init: float = 2.0  # alit stage: norm of the 2D sine-cosine starting embeddings (alit_train.init); 0 = random
     log_every: int = 10
@@ -264,6 +265,8 @@ def train(cfg: TrainConfig) -> Path:
         images = images.to(device)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg, peak)
+        if cfg.depth_ramp and hasattr(objective, "depth_limit"):
+            objective.depth_limit = 1 + step // cfg.depth_ramp
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
             loss, metrics = runner(images)
         opt.zero_grad(set_to_none=True)

@@ -123,6 +123,9 @@ def test_sampled_depth_unrolls_k_iterations_with_a_loss_at_each():
     # the draw depends only on the call count, so every DDP rank unrolls the same depth
     again = ALITStage1(ALIT(small_config()), halting="off", sample_depth=True)
     assert [len([k for k in again(images)[1] if k.startswith("ce_")]) for _ in range(12)] == depths
+    # the trainer's depth ramp caps the draw
+    again.depth_limit = 2
+    assert {len([k for k in again(images)[1] if k.startswith("ce_")]) for _ in range(12)} == {1, 2}
 
 
 def test_bool_options_parse_as_flags(tiny_data, tmp_path):
