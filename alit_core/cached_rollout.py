@@ -25,8 +25,9 @@ from .selection import Criterion
 
 
 class CachedRollout:
-    def __init__(self, steps: Iterator[Step], batch: int, iterations: int):
+    def __init__(self, steps: Iterator[Step], batch: int, iterations: int, default_threshold: float = 0.07):
         self._source = steps
+        self.default_threshold = default_threshold  # the model's, for encode() without a criterion
         self._exhausted = False
         self.steps: list[Step] = []
         self.batch = batch
@@ -90,7 +91,8 @@ class CachedRollout:
         """`Tokenizer.encode` on this rollout: the same answer, computing only missing iterations."""
         if per_batch and (psnr is not None or tokens is not None):
             raise ValueError("per_batch selection is the official L1 rule; it takes only a threshold")
-        builder = EncodingBuilder(Criterion.make(threshold, psnr, tokens), self.batch, per_batch)
+        criterion = Criterion.make(threshold, psnr, tokens, default=self.default_threshold)
+        builder = EncodingBuilder(criterion, self.batch, per_batch)
         for step in self:
             if builder.add(step):
                 break

@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("images", nargs="+", help="image files (any format PIL reads)")
     e.add_argument("--checkpoint", help="checkpoint path, official:<name> or preset:<name> (default: bundled model)")
     crit = e.add_mutually_exclusive_group()
-    crit.add_argument("--threshold", type=float, help="L1 threshold (default 0.07, the official value)")
+    crit.add_argument("--threshold", type=float, help="L1 threshold (default: the model's own; 0.07, the official value, for official models)")
     crit.add_argument("--psnr", type=float, help="PSNR target in dB instead of an L1 threshold")
     crit.add_argument("--tokens", type=int, help="a fixed token budget instead of an error target")
     e.add_argument("--halting", default="deterministic", choices=["deterministic", "stochastic", "off"])

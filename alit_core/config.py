@@ -57,6 +57,9 @@ class ALITConfig:
     quantize_latents: bool = True
     latent_codebook_size: int = 4096
     halting_threshold: float = 0.55
+    # The L1 threshold an encode uses when the caller gives no criterion: the official 0.07, unless
+    # a trained model records its own (the bundled one is calibrated on its training images).
+    selection_threshold: float = 0.07
     layernorm_eps: float = 1e-5
     vqgan: VQGANConfig = field(default_factory=VQGANConfig)
 

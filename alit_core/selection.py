@@ -22,11 +22,13 @@ class Criterion:
     value: float
 
     @classmethod
-    def make(cls, threshold: float | None = None, psnr: float | None = None, tokens: int | None = None) -> "Criterion":
+    def make(cls, threshold: float | None = None, psnr: float | None = None, tokens: int | None = None,
+             default: float = DEFAULT_THRESHOLD) -> "Criterion":
+        """One of an L1 threshold, a PSNR target or a token budget; none given: L1 < `default`."""
         given = [(k, v) for k, v in (("l1", threshold), ("psnr", psnr), ("tokens", tokens)) if v is not None]
         if len(given) > 1:
             raise ValueError("give at most one of threshold, psnr and tokens")
-        kind, value = given[0] if given else ("l1", DEFAULT_THRESHOLD)
+        kind, value = given[0] if given else ("l1", default)
         if kind == "tokens" and (int(value) != value or value < 1):
             raise ValueError(f"a token budget must be a positive whole number, not {value!r}")
         if kind == "l1" and value < 0:

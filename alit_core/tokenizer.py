@@ -43,6 +43,11 @@ class Tokenizer:
         return self.model.cfg
 
     @property
+    def default_threshold(self) -> float:
+        """The model's L1 threshold when no criterion is given (official models: 0.07)."""
+        return self.config.selection_threshold
+
+    @property
     def resolution(self) -> int:
         return self.config.resolution
 
@@ -147,7 +152,7 @@ class Tokenizer:
     ) -> Encoding:
         """Choose a token count per image and stop as soon as every image has met its criterion.
 
-        Criterion: `threshold` on L1 (default 0.07), or a `psnr` target in dB, or a fixed
+        Criterion: `threshold` on L1 (default: `default_threshold`), or a `psnr` target in dB, or a fixed
         `tokens` budget. `per_batch=True` reproduces the official encode(): one count for the
         whole batch from the batch-mean L1.
         """
@@ -155,7 +160,8 @@ class Tokenizer:
             if psnr is not None or tokens is not None:
                 raise ValueError("per_batch selection is the official L1 rule; it takes only a threshold")
         images = self._prepare(images)
-        builder = EncodingBuilder(Criterion.make(threshold, psnr, tokens), _batch_size(images), per_batch)
+        criterion = Criterion.make(threshold, psnr, tokens, default=self.default_threshold)
+        builder = EncodingBuilder(criterion, _batch_size(images), per_batch)
         for step in self.rollout(images, halting, seed=seed, max_iterations=max_iterations):
             if builder.add(step):
                 break  # leaving the generator stops the computation
@@ -182,7 +188,7 @@ class Tokenizer:
                              attention_layers=attention_layers, attention_heads=attention_heads)
         total = self.config.iterations if max_iterations is None else max(1, min(int(max_iterations),
                                                                                   self.config.iterations))
-        return CachedRollout(steps, _batch_size(images), total)
+        return CachedRollout(steps, _batch_size(images), total, self.default_threshold)
 
 
 def _batch_size(images: torch.Tensor | ImageTokens) -> int:

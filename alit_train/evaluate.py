@@ -125,9 +125,10 @@ def vqgan_psnr(tok, images: list[np.ndarray]) -> list[float]:
     return (10 * torch.log10(1 / mse)).tolist()
 
 
-def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, threshold: float = 0.07,
+def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, threshold: float | None = None,
              layer: int = -1, seed: int = 1234, bootstrap: int = 1000) -> dict:
     tok = load_tokenizer(checkpoint, device="cpu")
+    threshold = tok.default_threshold if threshold is None else threshold
     cfg = tok.config
     layer = layer % cfg.dec_depth
     size, grid = cfg.resolution, cfg.grid_size
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--index", default="data/index.json")
     p.add_argument("--out", default="reports/eval")
     p.add_argument("--n", type=int, default=48, help="images per set")
-    p.add_argument("--threshold", type=float, default=0.07)
+    p.add_argument("--threshold", type=float, default=None, help="L1 threshold (default: the model's own)")
     p.add_argument("--layer", type=int, default=-1, help="decoder layer for attention segmentation")
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))

@@ -22,8 +22,9 @@ GROUPS = {"photos": "photo", "scenes": "scene", "simple": "simple", "ood_noise":
           "ood_clipart": "clip art"}
 
 
-def build(checkpoint: str | None, index: str, n: int = 16, threshold: float = 0.07, seed: int = 777) -> dict:
+def build(checkpoint: str | None, index: str, n: int = 16, threshold: float | None = None, seed: int = 777) -> dict:
     tok = load_tokenizer(checkpoint, device="cpu")
+    threshold = tok.default_threshold if threshold is None else threshold
     sets = eval_sets(index, tok.resolution, n, seed)
     rows = []
     for name, items in sets.items():
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint")
     p.add_argument("--index", default="data/index.json")
     p.add_argument("--n", type=int, default=16, help="images per group")
-    p.add_argument("--threshold", type=float, default=0.07)
+    p.add_argument("--threshold", type=float, default=None, help="L1 threshold (default: the model's own)")
     p.add_argument("--out", default="assets/reference_set.json")
     args = p.parse_args(argv)
     torch.manual_seed(0)

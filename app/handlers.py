@@ -179,7 +179,7 @@ class Handlers:
                 explorer.export_pngs(rec, out / f"{stem}_reconstructions.zip"),
                 explorer.export_gif(rec, sel, out / f"{stem}_rollout.gif")]
 
-    def tokenize(self, image_path, threshold: float = alit_core.DEFAULT_THRESHOLD, halting: str = "deterministic",
+    def tokenize(self, image_path, threshold: float | None = None, halting: str = "deterministic",
                  max_iterations: int = 8, model: str = BUNDLED):
         """API: an image -> per-iteration tokens, L1 and PSNR, and the selected token count."""
         if not image_path:
@@ -188,7 +188,7 @@ class Handlers:
         image = read_upload(image_path, tok.resolution)
         rec = explorer.complete(tok, image, Path(str(image_path)).name, halting=halting,
                                 max_iterations=int(max_iterations))
-        crit = self.criterion("L1 threshold", float(threshold))
+        crit = self.criterion("L1 threshold", tok.default_threshold if threshold is None else float(threshold))
         return {**rec.summary(rec.select(crit)), "notes": explorer.input_notes(image_path, tok.resolution)}
 
     def batch(self, files, model, kind, value, measure, progress=gr.Progress()):

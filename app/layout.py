@@ -55,6 +55,8 @@ def model_choices() -> list[str]:
 
 def build(cache: ModelCache, device_choices: list[str], default_device: str) -> gr.Blocks:
     h = Handlers(cache)
+    # the default model's own threshold (0.07 for official checkpoints; the bundled model's is calibrated)
+    threshold = cache.get(None, default_device).default_threshold
     with gr.Blocks(title="ALIT Explorer") as demo:
         gr.Markdown("# ALIT Explorer\nUpload an image and watch an adaptive-length tokenizer decide how many "
                     "tokens it needs, iteration by iteration.")
@@ -79,7 +81,7 @@ def build(cache: ModelCache, device_choices: list[str], default_device: str) -> 
                                                 label="Precision")
                         kind = gr.Radio(["L1 threshold", "PSNR target (dB)", "token budget"],
                                         value="L1 threshold", label="Selection criterion")
-                        value = gr.Number(value=alit_core.DEFAULT_THRESHOLD, label="Threshold / target / budget")
+                        value = gr.Number(value=threshold, label="Threshold / target / budget")
                         max_iter = gr.Slider(1, 8, value=8, step=1, label="Maximum iterations")
                         with gr.Row():
                             halting = gr.Dropdown(["deterministic", "stochastic", "off"], value="deterministic",
@@ -151,7 +153,7 @@ def build(cache: ModelCache, device_choices: list[str], default_device: str) -> 
 
         # Named API endpoint (gradio_client): /tokenize
         api_image = gr.File(type="filepath", visible=False)  # our loader, not gradio's, reads the file
-        api_threshold = gr.Number(value=alit_core.DEFAULT_THRESHOLD, visible=False)
+        api_threshold = gr.Number(value=threshold, visible=False)
         api_halting = gr.Textbox(value="deterministic", visible=False)
         api_iters = gr.Number(value=8, precision=0, visible=False)
         api_out = gr.JSON(visible=False)

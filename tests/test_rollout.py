@@ -171,3 +171,23 @@ def test_device_and_dtype_errors():
     with pytest.raises(ValueError, match="unknown precision 'int8'"):
         resolve_dtype("int8", torch.device("cpu"))
     assert resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+
+
+def test_encode_without_a_criterion_uses_the_models_threshold(images):
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    model = ALIT(small_config())
+    base = Tokenizer(model, "cpu")
+    run = base.cached_rollout(images)
+    run.complete()
+    l1, _ = run.history()
+    assert base.default_threshold == 0.07  # the official value, for models that record none
+    # a threshold between the two images' first-iteration L1: one stops at once, the other does not
+    cut = float(l1[0].mean())
+    model.cfg = replace(model.cfg, selection_threshold=cut)
+    tok = Tokenizer(model, "cpu")
+    assert tok.default_threshold == cut
+    assert tok.encode(images).num_tokens == tok.encode(images, threshold=cut).num_tokens
+    assert tok.cached_rollout(images).encode().num_tokens == tok.encode(images, threshold=cut).num_tokens
+    assert Criterion.make(default=0.3) == Criterion("l1", 0.3)

@@ -65,11 +65,18 @@ def test_vqgan_then_alit_then_e2e_resumable(tiny_data, tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "e2e" / "metrics.jsonl").read_text().splitlines()]
     assert "pixel_l1" in rows[0]
 
-    assert main(["export", str(tmp_path / "e2e" / "last.pt"), str(tmp_path / "model.pt")]) == 0
+    assert main(["export", str(tmp_path / "e2e" / "last.pt"), str(tmp_path / "model.pt"),
+                 "--calibrate", str(tiny_data / "index.json")]) == 0
+    from dataclasses import replace
+
     from alit_core import load_tokenizer
+    from alit_train.train import calibrate_threshold
 
     tok = load_tokenizer(tmp_path / "model.pt", device="cpu")
-    assert tok.config == small_config()
+    # the default threshold is the median L1 of training images at the middle iteration
+    assert tok.default_threshold == calibrate_threshold(tok.model.float(), str(tiny_data / "index.json"))
+    assert 0 < tok.default_threshold < 1
+    assert tok.config == replace(small_config(), selection_threshold=tok.default_threshold)
     assert len(list(tok.rollout(torch.rand(1, 3, 64, 64)))) == 4
 
 
