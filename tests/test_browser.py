@@ -18,13 +18,18 @@ pytestmark = [pytest.mark.browser,
 ARTIFACTS = Path(__file__).resolve().parent.parent / "reports" / "browser"
 
 
+def launch(playwright):
+    """Headless Debian Chromium with nothing reaching out to the network."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])
+
+
 def test_page_runs_an_example_and_fills_the_gallery(app_server):
     url, _ = app_server
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url, wait_until="load")
@@ -50,9 +55,7 @@ def test_uploads_reach_our_loader_bad_file_message_then_a_good_file_runs(app_ser
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
     good = sorted((Path(__file__).resolve().parent.parent / "assets" / "samples").glob("*.png"))[1]
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             for path, expected in ((bad, "cannot use image 'broken.png': not an image"), (good, "selected ·")):
