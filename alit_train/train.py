@@ -343,17 +343,19 @@ def calibrate_threshold(model: ALIT, index: str, n: int = 64, seed: int = 99) ->
 
 
 def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | None = None,
-           calibrate: str | None = None) -> Path:
+           calibrate: str | None = None, weights: str = "ema") -> Path:
     """Write the EMA weights of an ALIT training checkpoint in the alit_core format.
 
     calibrate: a data index; sets the model's default threshold with `calibrate_threshold`.
+    weights: "ema" (the average) or "model" (the last step's weights; better after a short final
+    phase that the average has not caught up with).
     """
     ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model = ALIT(ALITConfig.from_dict(ck["model_config"]))
-    model.load_state_dict(ck["ema"])
+    model.load_state_dict(ck[weights])
     if calibrate:
         model.cfg = replace(model.cfg, selection_threshold=calibrate_threshold(model, calibrate))
-    meta = {"trained_steps": int(ck["step"]), "train_config": ck["train_config"]}
+    meta = {"trained_steps": int(ck["step"]), "train_config": ck["train_config"], "weights": weights}
     meta.update(metadata or {})
     return save_checkpoint(model, dest, metadata=meta, dtype=getattr(torch, dtype))
 
@@ -377,10 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("checkpoint")
     e.add_argument("dest")
     e.add_argument("--dtype", default="float16")
+    e.add_argument("--weights", choices=["ema", "model"], default="ema")
     e.add_argument("--calibrate", metavar="INDEX", help="set the default threshold from this data index's training images")
     args = p.parse_args(argv)
     if args.stage == "export":
-        print(export(args.checkpoint, args.dest, args.dtype, calibrate=args.calibrate))
+        print(export(args.checkpoint, args.dest, args.dtype, calibrate=args.calibrate, weights=args.weights))
         return 0
     cfg = TrainConfig(**{k: v for k, v in vars(args).items()})
     train(cfg)

@@ -29,8 +29,8 @@ def test_bundled_model_has_a_16x16_grid(tok):
 
 
 def test_bundled_model_rolls_out_every_iteration_on_the_samples(tok):
-    # The preliminary model's quality is measured by alit_train.evaluate (see assets/MODEL_CARD.md),
-    # not asserted here; this checks that every sample goes through every iteration.
+    # The model's quality is measured by alit_train.evaluate (see assets/MODEL_CARD.md); this
+    # checks that every sample goes through every iteration.
     x = torch.stack([load_image(p, size=tok.resolution) for p in SAMPLES])
     assert len(SAMPLES) >= 8
     steps = list(tok.rollout(x))
@@ -40,3 +40,16 @@ def test_bundled_model_rolls_out_every_iteration_on_the_samples(tok):
         assert torch.isfinite(s.l1).all() and (s.l1 > 0).all()
     enc = tok.encode(x)
     assert all(n in [s.num_tokens for s in steps] for n in enc.num_tokens)
+
+
+def test_bundled_model_improves_with_tokens_and_spends_them_on_complex_images(tok):
+    x = torch.stack([load_image(p, size=tok.resolution) for p in SAMPLES])
+    l1 = torch.stack([s.l1 for s in tok.rollout(x)])  # (iterations, images)
+    mean = l1.mean(1)
+    assert mean[0] > mean[1] > mean[2] > mean[3]  # more tokens, better reconstructions
+    assert mean[3] < 0.85 * mean[0]
+    enc = tok.encode(x)  # the model's own (calibrated) threshold
+    names = [p.stem for p in SAMPLES]
+    tokens = dict(zip(names, enc.num_tokens))
+    assert tokens["01_flat"] == 32 and tokens["06_astronaut"] == 256
+    assert tokens["01_flat"] < tokens["04_cat"] < tokens["03_coffee"]
