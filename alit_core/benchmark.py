@@ -112,7 +112,7 @@ def measure_images(tok: Tokenizer, images: torch.Tensor, repeats: int, label: st
 
     def official(x):
         steps = _drain(tok.rollout(x))
-        picks = select_iterations(torch.stack([s.l1 for s in steps]), criterion=Criterion.make())
+        picks = select_iterations(torch.stack([s.l1 for s in steps]), criterion=Criterion.make(default=tok.default_threshold))
         iterations.append(len(steps))
         return [steps[t].num_tokens for t in picks]
 
