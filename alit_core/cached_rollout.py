@@ -19,9 +19,8 @@ from typing import Iterator
 
 import torch
 
-from .encoding import Encoding, EncodingBuilder
+from .encoding import Encoding, encode_steps
 from .rollout import Step
-from .selection import Criterion
 
 
 class CachedRollout:
@@ -89,11 +88,4 @@ class CachedRollout:
         per_batch: bool = False,
     ) -> Encoding:
         """`Tokenizer.encode` on this rollout: the same answer, computing only missing iterations."""
-        if per_batch and (psnr is not None or tokens is not None):
-            raise ValueError("per_batch selection is the official L1 rule; it takes only a threshold")
-        criterion = Criterion.make(threshold, psnr, tokens, default=self.default_threshold)
-        builder = EncodingBuilder(criterion, self.batch, per_batch)
-        for step in self:
-            if builder.add(step):
-                break
-        return builder.result()
+        return encode_steps(self, self.batch, threshold, psnr, tokens, per_batch, self.default_threshold)

@@ -8,6 +8,7 @@ still need, not the whole rollout.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import torch
 
@@ -102,3 +103,19 @@ class EncodingBuilder:
             iterations_run=len(self.l1s),
             criterion=self.criterion,
         )
+
+
+def encode_steps(steps: Iterable[Step], batch: int, threshold: float | None, psnr: float | None,
+                 tokens: int | None, per_batch: bool, default_threshold: float) -> Encoding:
+    """Select from `steps` as they come, stopping as soon as every image of the batch is decided.
+
+    Shared by `Tokenizer.encode` (a live rollout: stopping stops the computation) and
+    `CachedRollout.encode` (cached steps first, then new ones only if needed).
+    """
+    if per_batch and (psnr is not None or tokens is not None):
+        raise ValueError("per_batch selection is the official L1 rule; it takes only a threshold")
+    builder = EncodingBuilder(Criterion.make(threshold, psnr, tokens, default=default_threshold), batch, per_batch)
+    for step in steps:
+        if builder.add(step):
+            break
+    return builder.result()

@@ -20,11 +20,10 @@ from .alit import ALIT
 from .cached_rollout import CachedRollout
 from .config import ALITConfig
 from .devices import resolve_device, resolve_dtype
-from .encoding import Encoding, EncodingBuilder
+from .encoding import Encoding, encode_steps
 from .halting import Halting
 from .inference import InferenceOptions, inference
 from .rollout import ImageTokens, Step, rollout
-from .selection import Criterion
 
 __all__ = ["Tokenizer", "Encoding", "ImageTokens"]
 
@@ -156,16 +155,10 @@ class Tokenizer:
         `tokens` budget. `per_batch=True` reproduces the official encode(): one count for the
         whole batch from the batch-mean L1.
         """
-        if per_batch:
-            if psnr is not None or tokens is not None:
-                raise ValueError("per_batch selection is the official L1 rule; it takes only a threshold")
         images = self._prepare(images)
-        criterion = Criterion.make(threshold, psnr, tokens, default=self.default_threshold)
-        builder = EncodingBuilder(criterion, _batch_size(images), per_batch)
-        for step in self.rollout(images, halting, seed=seed, max_iterations=max_iterations):
-            if builder.add(step):
-                break  # leaving the generator stops the computation
-        return builder.result()
+        # leaving the generator early (every image decided) stops the computation
+        steps = self.rollout(images, halting, seed=seed, max_iterations=max_iterations)
+        return encode_steps(steps, _batch_size(images), threshold, psnr, tokens, per_batch, self.default_threshold)
 
     def cached_rollout(
         self,
