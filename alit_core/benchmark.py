@@ -229,7 +229,9 @@ def run_ablation(base: Tokenizer, x: torch.Tensor, repeats: int, rows: dict, dty
     if low:
         dt = low[0]
         steps = [("autocast, weights cast on every call", InferenceOptions.plain()),
-                 ("+ weight cache", InferenceOptions(channels_last=False, decode_pixels=0))]
+                 ("+ weight cache", InferenceOptions(channels_last=False, fused_linear=False, decode_pixels=0)),
+                 ("+ fused linear (CPU: packed weights, bias and GELU in the product)",
+                  InferenceOptions(channels_last=False, decode_pixels=0))]
         for name, opts in steps:
             tok = Tokenizer(base.model, base.device, dt, opts)
             t = timed(lambda tok=tok: _drain(tok.rollout(x)), repeats, base.device)

@@ -2,8 +2,9 @@
 
 Attention uses the fused kernel (scaled_dot_product_attention) unless the caller asks for the
 attention weights, in which case it computes them explicitly, as the official visualisation
-path does. Both paths agree to float32 rounding. Weights are read through `inference.weight`,
-so bfloat16 / float16 inference casts them once instead of on every call.
+path does. Both paths agree to float32 rounding. Linear layers run through `inference.linear`,
+so bfloat16 / float16 inference casts the weights once instead of on every call (and on a CPU in
+bfloat16 fuses the bias and GELU into the matrix product).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .inference import Linear, weight
+from .inference import Linear, linear
 
 
 class Attention(nn.Module):
@@ -27,7 +28,7 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, L, W) -> output (B, L, W) and, if asked, weights (B, heads, L, L)."""
-        qkv = F.linear(x, weight(self, "in_proj_weight"), weight(self, "in_proj_bias"))
+        qkv = linear(self, x, "in_proj_weight", "in_proj_bias")
         q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.heads)
         if need_weights:
             scale = q.shape[-1] ** -0.5
@@ -46,7 +47,7 @@ class MLP(nn.Module):
         self.c_proj = Linear(hidden, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c_proj(F.gelu(self.c_fc(x)))
+        return self.c_proj(linear(self.c_fc, x, gelu=True))
 
 
 class Block(nn.Module):

@@ -9,7 +9,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from alit_core import ALIT, CachedRollout, VQGANConfig, InferenceOptions, Tokenizer, count_flops, save_checkpoint
-from alit_core.inference import active_options, weight
+from alit_core.inference import _onednn_bf16, active_options, inference, linear, weight
 from alit_core.timing import matmul_peak, timed
 from conftest import small_config
 
@@ -81,7 +81,7 @@ def test_channels_last_agrees_with_the_plain_layout(model, images):
 def test_weight_cache_is_bit_identical_to_autocast_and_follows_weight_updates(images):
     torch.manual_seed(0)
     model = ALIT(small_config()).eval()
-    cached = Tokenizer(model, "cpu", "bfloat16")
+    cached = Tokenizer(model, "cpu", "bfloat16", InferenceOptions(fused_linear=False))
     uncached = Tokenizer(model, "cpu", "bfloat16", InferenceOptions(weight_cache=False))
     a, b = list(cached.rollout(images, max_iterations=2)), list(uncached.rollout(images, max_iterations=2))
     for s, t in zip(a, b):
@@ -92,6 +92,42 @@ def test_weight_cache_is_bit_identical_to_autocast_and_follows_weight_updates(im
         fc.weight.mul_(1.5)  # an in-place update (as an optimiser makes) must not leave a stale copy
     a, b = list(cached.rollout(images, max_iterations=2)), list(uncached.rollout(images, max_iterations=2))
     assert torch.equal(a[1].logits, b[1].logits)
+
+
+needs_onednn_bf16 = pytest.mark.skipif(not _onednn_bf16(), reason="no oneDNN bfloat16 on this CPU")
+
+
+@needs_onednn_bf16
+def test_fused_linear_is_the_linear_and_gelu_to_bfloat16_rounding():
+    torch.manual_seed(0)
+    fc = torch.nn.Linear(64, 256)
+    x = torch.randn(2, 37, 64)
+    with torch.no_grad():
+        pre = x @ fc.weight.T + fc.bias
+        ref = torch.nn.functional.gelu(pre)
+    with inference(torch.device("cpu"), torch.bfloat16, InferenceOptions()):
+        fused = linear(fc, x, gelu=True)
+        plain = linear(fc, x)
+    assert fused.dtype == torch.bfloat16 and fused.shape == (2, 37, 256)
+    assert "weight:packed" in fc.__dict__["_inference_weights"]
+    # bfloat16 inputs and weights: relative error of a few bfloat16 ulps (2^-8)
+    assert float((fused.float() - ref).abs().max()) < 0.03 * float(ref.abs().max())
+    assert float((plain.float() - pre).abs().max()) < 0.03 * float(ref.abs().max())
+    with inference(torch.device("cpu"), torch.bfloat16, InferenceOptions(fused_linear=False)):
+        unfused = linear(fc, x, gelu=True)
+    assert float((fused.float() - unfused.float()).abs().max()) < 0.02 * float(ref.abs().max())
+
+
+@needs_onednn_bf16
+def test_fused_linear_rollout_agrees_with_autocast(images):
+    torch.manual_seed(0)
+    model = ALIT(small_config()).eval()
+    fused = list(Tokenizer(model, "cpu", "bfloat16").rollout(images))
+    unfused = list(Tokenizer(model, "cpu", "bfloat16", InferenceOptions(fused_linear=False)).rollout(images))
+    for a, b in zip(fused, unfused):
+        assert not torch.equal(a.logits, b.logits)  # the fused path really ran
+        assert float((a.logits - b.logits).abs().max()) < 0.05 * float(b.logits.abs().max())
+        assert float((a.l1 - b.l1).abs().max()) < 2e-3
 
 
 def test_inference_options_stay_inside_the_tokenizer(model, images):
