@@ -19,11 +19,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     p.add_argument("--max-upload-mb", type=float, default=20.0)
     p.add_argument("--concurrency", type=int, default=2, help="rollouts computed at once")
+    p.add_argument("--max-models", type=int, default=2,
+                   help="models kept in memory besides the default one (least recently used are dropped)")
+    p.add_argument("--local-checkpoints", action=argparse.BooleanOptionalAction, default=None,
+                   help="let visitors load checkpoint files by path (default: only when serving this machine "
+                        "alone, i.e. a loopback --host and no --share)")
     args = p.parse_args(argv)
+    local = args.local_checkpoints
+    if local is None:
+        local = args.host in ("127.0.0.1", "localhost", "::1") and not args.share
 
     devices = alit_core.available_devices()
     device = args.device or devices[0]
-    cache = ModelCache(args.checkpoint, device)
+    cache = ModelCache(args.checkpoint, device, capacity=args.max_models, local_paths=local)
     try:
         tok = cache.get()  # load once at start-up, so the first visitor does not wait and errors show here
     except alit_core.ALITError as err:

@@ -10,6 +10,7 @@ import io
 import json
 import threading
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,25 +30,48 @@ BUNDLED = "bundled model"
 class ModelCache:
     """Tokenizers by (source, device, precision), loaded once and shared by every session.
 
+    At most `capacity` models stay in memory besides the default one (least recently used go
+    first: a visitor trying several official checkpoints must not exhaust the server's memory).
+    With local_paths=False only the default model, `official:` and `preset:` names load: a
+    public server must not open whatever file path a visitor types.
     Requests run through gradio's queue; the lock only guards loading, so two users asking for a
     new model at once load it once.
     """
 
-    def __init__(self, default_source: str | None = None, device: str | None = None):
+    def __init__(self, default_source: str | None = None, device: str | None = None, capacity: int = 2,
+                 local_paths: bool = True):
         self.default_source = default_source
         self.default_device = device
-        self._models: dict[tuple, alit_core.Tokenizer] = {}
+        self.capacity = max(0, int(capacity))
+        self.local_paths = local_paths
+        self._models: OrderedDict[tuple, alit_core.Tokenizer] = OrderedDict()
         self._lock = threading.Lock()
+
+    def check(self, source: str | None) -> None:
+        """Raise ValueError if this server does not load `source`."""
+        named = source is None or source.startswith(("official:", "preset:")) or source == self.default_source
+        if not (named or self.local_paths):
+            raise ValueError(f"this server loads only the listed models, not local files ({source!r}); "
+                             "start the app with --local-checkpoints to allow paths")
 
     def get(self, source: str | None = None, device: str | None = None, dtype: str = "float32", progress=None):
         source = source or self.default_source
         if source in (None, "", BUNDLED):
             source = None
+        self.check(source)
         key = (source, device or self.default_device, dtype)
         with self._lock:
             if key not in self._models:
                 self._models[key] = load_tokenizer(source, device=key[1], dtype=dtype, progress=progress)
+            self._models.move_to_end(key)
+            others = [k for k in self._models if k[0] != self.default_source]
+            for old in others[: max(0, len(others) - self.capacity)]:
+                del self._models[old]
             return self._models[key]
+
+    def loaded(self) -> list[tuple]:
+        """The (source, device, precision) keys in memory, least recently used first."""
+        return list(self._models)
 
 
 @dataclass

@@ -73,7 +73,7 @@ def build(cache: ModelCache, device_choices: list[str], default_device: str) -> 
                     run = gr.Button("Tokenize", variant="primary")
                     with gr.Accordion("Settings", open=True):
                         model = gr.Dropdown(model_choices(), value=BUNDLED, allow_custom_value=True,
-                                            label="Model (or a local checkpoint path)")
+                                            label="Model (or a local checkpoint path)" if cache.local_paths else "Model")
                         with gr.Row():
                             device = gr.Dropdown(device_choices, value=default_device, label="Device",
                                                  interactive=len(device_choices) > 1)
