@@ -15,7 +15,7 @@ at 256 px; drop the object to free them.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

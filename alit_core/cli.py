@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import BUNDLED_CHECKPOINT, infer_config, load_tokenizer, official_to_ours, read_file, _unwrap
+from .checkpoints import BUNDLED_CHECKPOINT, _unwrap, infer_config, load_tokenizer, official_to_ours, read_file
 from .config import ALITConfig, get_preset
 from .errors import ALITError, CheckpointError, ImageInputError
 from .image_io import load_image

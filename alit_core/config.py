@@ -121,7 +121,7 @@ class ALITConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ALITConfig":
+    def from_dict(cls, d: dict) -> ALITConfig:
         d = dict(d)
         vq = dict(d.pop("vqgan", {}))
         if "ch_mult" in vq:
@@ -132,7 +132,7 @@ class ALITConfig:
             raise ValueError(f"unknown ALIT config fields: {sorted(unknown)}")
         return cls(**d, vqgan=VQGANConfig(**vq))
 
-    def with_(self, **changes) -> "ALITConfig":
+    def with_(self, **changes) -> ALITConfig:
         return replace(self, **changes)
 
 

@@ -7,8 +7,8 @@ still need, not the whole rollout.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import torch
 

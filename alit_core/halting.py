@@ -25,7 +25,7 @@ class Halting:
     masks: torch.Tensor | None = None  # replayed masks (T, B, P), mode == "replay"
 
     @classmethod
-    def make(cls, halting, threshold: float = 0.55, seed: int | None = None) -> "Halting":
+    def make(cls, halting, threshold: float = 0.55, seed: int | None = None) -> Halting:
         """From a mode name, a bool, or a (T, B, P) bool tensor of masks to replay."""
         if isinstance(halting, Halting):
             return halting

@@ -45,10 +45,10 @@ from .errors import ImageInputError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "image_to_tensor",
+    "load_image",
     "open_image",
     "square_crop_resize",
-    "load_image",
-    "image_to_tensor",
     "tensor_to_image",
 ]
 

@@ -42,27 +42,27 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 from .errors import DownloadError
 
 __all__ = [
-    "OfficialCheckpoint",
     "OFFICIAL_CHECKPOINTS",
+    "OfficialCheckpoint",
     "ProgressCallback",
-    "get_official",
-    "default_cache_dir",
     "cached_path",
-    "partial_path",
+    "default_cache_dir",
     "direct_url",
     "download",
     "fetch_official",
+    "get_official",
+    "partial_path",
 ]
 
 #: ``progress(done_bytes, total_bytes_or_None)``, called after every chunk written.
-ProgressCallback = Callable[[int, Optional[int]], None]
+ProgressCallback = Callable[[int, int | None], None]
 
 
 # --------------------------------------------------------------------------------------------
@@ -85,11 +85,11 @@ class OfficialCheckpoint:
     dataset: str  # "imagenet1k" or "imagenet100"; also the cache sub-folder
     base_tokenizer: str  # "vqgan" or "vae"
     quantized: bool  # True: the 1D latent tokens are vector-quantized
-    url: Optional[str]
+    url: str | None
     filename: str
     supported: bool  # False: alit_core cannot build a model for it yet
     note: str
-    size_bytes: Optional[int] = None
+    size_bytes: int | None = None
 
 
 _VAE_NOTE = (
@@ -225,7 +225,7 @@ def default_cache_dir() -> Path:
     return base / "alit_explorer"
 
 
-def cached_path(name: str, cache_dir: Optional[os.PathLike | str] = None) -> Path:
+def cached_path(name: str, cache_dir: os.PathLike | str | None = None) -> Path:
     """Where checkpoint ``name`` is (or would be) stored in the cache."""
     entry = get_official(name)
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
@@ -328,9 +328,9 @@ def _transfer(
     *,
     progress: ProgressCallback,
     timeout: float,
-    expected_size: Optional[int],
+    expected_size: int | None,
     chunk_size: int,
-) -> tuple[int, Optional[int]]:
+) -> tuple[int, int | None]:
     """Append the rest of ``url`` to ``part``; return (bytes now in part, announced total)."""
     have = part.stat().st_size if part.exists() else 0
     resp, offset, total = _open(url, have, timeout)
@@ -358,9 +358,9 @@ def download(
     url: str,
     dest: os.PathLike | str,
     *,
-    progress: Optional[ProgressCallback] = None,
+    progress: ProgressCallback | None = None,
     timeout: float = 30.0,
-    expected_size: Optional[int] = None,
+    expected_size: int | None = None,
     chunk_size: int = 1 << 20,
 ) -> Path:
     """Download ``url`` to ``dest`` and return ``dest``; resume an earlier ``.part`` file.
@@ -418,8 +418,8 @@ def download(
 def fetch_official(
     name: str,
     *,
-    cache_dir: Optional[os.PathLike | str] = None,
-    progress: Optional[ProgressCallback] = None,
+    cache_dir: os.PathLike | str | None = None,
+    progress: ProgressCallback | None = None,
     timeout: float = 30.0,
 ) -> Path:
     """Return the local path of official checkpoint ``name``, downloading it if needed.
@@ -466,7 +466,7 @@ class _StderrProgress:
         else:
             self._tqdm_module = tqdm
 
-    def __call__(self, done: int, total: Optional[int]) -> None:
+    def __call__(self, done: int, total: int | None) -> None:
         if self._tqdm_module is not None:
             if self._tqdm is None:
                 self._tqdm = self._tqdm_module.tqdm(

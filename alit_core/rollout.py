@@ -12,8 +12,8 @@ together at the end). Both give the same pixels up to floating-point rounding.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import torch
 
@@ -88,7 +88,7 @@ class ImageTokens:
     targets: torch.Tensor
 
     @classmethod
-    def of(cls, model: ALIT, images: torch.Tensor) -> "ImageTokens":
+    def of(cls, model: ALIT, images: torch.Tensor) -> ImageTokens:
         tokens, targets = model.image_tokens(images)
         return cls(images, tokens, targets)
 

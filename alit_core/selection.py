@@ -23,7 +23,7 @@ class Criterion:
 
     @classmethod
     def make(cls, threshold: float | None = None, psnr: float | None = None, tokens: int | None = None,
-             default: float = DEFAULT_THRESHOLD) -> "Criterion":
+             default: float = DEFAULT_THRESHOLD) -> Criterion:
         """One of an L1 threshold, a PSNR target or a token budget; none given: L1 < `default`."""
         given = [(k, v) for k, v in (("l1", threshold), ("psnr", psnr), ("tokens", tokens)) if v is not None]
         if len(given) > 1:

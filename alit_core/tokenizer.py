@@ -12,7 +12,7 @@ the tokenizer's `InferenceOptions` (weight cache, channels-last convolutions, de
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -25,7 +25,7 @@ from .halting import Halting
 from .inference import InferenceOptions, inference
 from .rollout import ImageTokens, Step, rollout
 
-__all__ = ["Tokenizer", "Encoding", "ImageTokens"]
+__all__ = ["Encoding", "ImageTokens", "Tokenizer"]
 
 
 class Tokenizer:
@@ -50,7 +50,7 @@ class Tokenizer:
     def resolution(self) -> int:
         return self.config.resolution
 
-    def to(self, device=None, dtype=None) -> "Tokenizer":
+    def to(self, device=None, dtype=None) -> Tokenizer:
         """Move to another device and/or precision (in place); returns self."""
         if device is not None:
             self.device = resolve_device(device)

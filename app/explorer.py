@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 import alit_core
-from alit_core import Criterion, load_image, load_tokenizer, latent_attention_maps, select_iterations
+from alit_core import Criterion, latent_attention_maps, load_image, load_tokenizer, select_iterations
 
 from . import figures
 

@@ -6,7 +6,11 @@ import torch
 
 from alit_core.complexity import complexity, edge_density, entropy, high_freq_energy, jpeg_bpp, png_bpp
 from alit_core.segmentation import (
-    adjusted_rand_index, attention_segments, fg_ari, grid_segments, matched_miou,
+    adjusted_rand_index,
+    attention_segments,
+    fg_ari,
+    grid_segments,
+    matched_miou,
 )
 
 
@@ -78,9 +82,10 @@ def test_attention_segments_pick_the_dominant_latent():
 def test_evaluation_report_end_to_end(tiny_data, tmp_path):
     import json
 
+    from conftest import small_config
+
     from alit_core import ALIT, Tokenizer, save_checkpoint
     from alit_train.evaluate import evaluate
-    from conftest import small_config
 
     torch.manual_seed(0)
     ck = save_checkpoint(Tokenizer(ALIT(small_config()), "cpu"), tmp_path / "m.pt")

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from conftest import small_config
 
 from alit_core import ALIT, save_checkpoint
 from app.explorer import BUNDLED, ModelCache
-from conftest import small_config
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,21 @@
 
 import pytest
 import torch
+from conftest import MANIFESTS, TINY, needs_reference, small_config
 
 from alit_core import (
-    ALIT, PRESETS, CheckpointError, Tokenizer, VQGANConfig, from_official, infer_config, load_tokenizer,
+    ALIT,
+    PRESETS,
+    CheckpointError,
+    Tokenizer,
+    VQGANConfig,
+    from_official,
+    infer_config,
+    load_tokenizer,
     save_checkpoint,
 )
 from alit_core.checkpoints import official_to_ours, ours_to_official
 from alit_core.vqgan import VQGAN
-from conftest import MANIFESTS, TINY, needs_reference, small_config
 
 
 def read_manifest(path):

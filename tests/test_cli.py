@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import small_config
 from PIL import Image
 
 from alit_core import ALIT, Tokenizer, save_checkpoint
 from alit_core.cli import main
-from conftest import small_config
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
 """The spatial starting point for ALIT training (alit_train.init)."""
 
 import torch
+from conftest import small_config
 
 from alit_core import ALIT
 from alit_train.init import coarse_to_fine, sincos_2d, spatial_init
-from conftest import small_config
 
 
 def test_coarse_to_fine_anchors_are_distinct_cells_spreading_first():

@@ -7,9 +7,9 @@ official code's own run-to-run rounding at about 1e-5 (recon 1.5e-5).
 
 import pytest
 import torch
+from conftest import needs_reference
 
 from alit_core import latent_attention_maps, select_iterations
-from conftest import needs_reference
 
 pytestmark = needs_reference
 TOL, RECON_TOL = 1e-4, 2e-4

@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
+from conftest import small_config
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from alit_core import ALIT, CachedRollout, VQGANConfig, InferenceOptions, Tokenizer, count_flops, save_checkpoint
+from alit_core import ALIT, CachedRollout, InferenceOptions, Tokenizer, VQGANConfig, count_flops, save_checkpoint
 from alit_core.inference import _onednn_bf16, active_options, inference, linear, weight
 from alit_core.timing import matmul_peak, timed
-from conftest import small_config
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from conftest import small_config
 
 from alit_core import ALIT, Criterion, Tokenizer, select_batch_iteration, select_iterations
 from alit_core.devices import resolve_device, resolve_dtype
-from conftest import small_config
 
 
 @pytest.fixture(scope="module")

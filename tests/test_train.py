@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, small_config
 
 from alit_train.train import EMA, TrainConfig, lr_at, main, param_groups
-from conftest import ROOT, small_config
 
 
 def test_schedule_warms_up_then_decays_to_the_floor():
