@@ -93,6 +93,8 @@ class ALITStage1(nn.Module):
             draw = torch.rand((), generator=gen) < 0.3 or limit == 1
             depth = 1 if draw else int(torch.randint(2, limit + 1, (), generator=gen))
             decode_at = min(decode_at, depth - 1)
+        if self.pixel_weight and not self.ce_weight and not self.mse_weight:
+            depth = decode_at + 1  # pixels only: later iterations add nothing to the loss
         for step in rollout(m, images, halting=policy, decode=False, max_iterations=depth):
             t = step.iteration
             w = ITERATION_WEIGHTS[t] if t < len(ITERATION_WEIGHTS) else 1.0

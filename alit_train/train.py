@@ -58,6 +58,8 @@ class TrainConfig:
     index: str = "data/index.json"
     vqgan: str | None = None  # alit stage: a VQGAN stage checkpoint
     init: str | None = None  # e2e stage: an ALIT stage checkpoint
+    init_weights: str = "ema"  # e2e stage: which weights of --init to start from ("ema" or "model")
+    decoder_only: bool = False  # e2e stage: train only the VQGAN decoder, on the frozen ALIT's soft codes
     pixel_weight: float = 1.0  # pixel L1 of one cycled iteration; 0 in the alit stage = the official stage 1
     ce_weight: float = 1.0  # official stage 1: 1.0 x cross-entropy + 1.0 x soft-code MSE
     mse_weight: float = 1.0
@@ -192,10 +194,16 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         if not cfg.init:
             raise SystemExit("the e2e stage needs --init <ALIT stage checkpoint>")
         init = torch.load(cfg.init, map_location="cpu", weights_only=True)
-        model.load_state_dict(init["ema"])
+        model.load_state_dict(init[cfg.init_weights])
         # The targets must stay fixed: freeze the VQGAN encoder and codebook, train its decoder.
         model.vqgan.encoder.requires_grad_(False)
         model.vqgan.quantize.requires_grad_(False)
+        if cfg.decoder_only:
+            # The VQGAN decoder was trained on hard codes; ALIT hands it expectations over codes
+            # (soft codes), which it has never seen. Adapting the decoder alone closes part of the
+            # gap without touching the tokens.
+            model.requires_grad_(False)
+            model.vqgan.decoder.requires_grad_(True)
         return stage1(model, cfg), model, model_cfg
     raise SystemExit(f"unknown stage {cfg.stage!r}")
 

@@ -65,6 +65,13 @@ def test_vqgan_then_alit_then_e2e_resumable(tiny_data, tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "e2e" / "metrics.jsonl").read_text().splitlines()]
     assert "pixel_l1" in rows[0]
 
+    # decoder only: the VQGAN decoder learns, ALIT and the rest of the VQGAN stay as they were
+    run_stage("e2e", tmp_path / "dec", tiny_data, 2, ["--init", str(tmp_path / "alit" / "last.pt"), "--init-weights",
+                                                      "model", "--decoder-only", "--ce-weight", "0", "--mse-weight", "0"])
+    after = torch.load(tmp_path / "dec" / "last.pt", weights_only=True)["model"]
+    changed = {k for k, v in after.items() if v.is_floating_point() and not torch.equal(v, alit["model"][k])}
+    assert changed and all(k.startswith("vqgan.decoder.") for k in changed)
+
     assert main(["export", str(tmp_path / "e2e" / "last.pt"), str(tmp_path / "model.pt"),
                  "--calibrate", str(tiny_data / "index.json")]) == 0
     from dataclasses import replace
