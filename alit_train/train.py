@@ -351,19 +351,27 @@ def calibrate_threshold(model: ALIT, index: str, n: int = 64, seed: int = 99) ->
 
 
 def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | None = None,
-           calibrate: str | None = None, weights: str = "ema") -> Path:
+           calibrate: str | None = None, weights: str = "ema", vqgan_decoder: str | None = None) -> Path:
     """Write the EMA weights of an ALIT training checkpoint in the alit_core format.
 
     calibrate: a data index; sets the model's default threshold with `calibrate_threshold`.
     weights: "ema" (the average) or "model" (the last step's weights; better after a short final
     phase that the average has not caught up with).
+    vqgan_decoder: another training checkpoint (a decoder-only e2e run) whose VQGAN decoder
+    replaces this one's (its `weights` too). The threshold is calibrated on the result.
     """
     ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model = ALIT(ALITConfig.from_dict(ck["model_config"]))
     model.load_state_dict(ck[weights])
+    meta = {"trained_steps": int(ck["step"]), "train_config": ck["train_config"], "weights": weights}
+    if vqgan_decoder:
+        dec = torch.load(vqgan_decoder, map_location="cpu", weights_only=True)
+        prefix = "vqgan.decoder."
+        model.vqgan.decoder.load_state_dict({k[len(prefix):]: v for k, v in dec[weights].items() if k.startswith(prefix)})
+        meta["vqgan_decoder"] = {"from": str(vqgan_decoder), "trained_steps": int(dec["step"]),
+                                 "train_config": dec["train_config"]}
     if calibrate:
         model.cfg = replace(model.cfg, selection_threshold=calibrate_threshold(model, calibrate))
-    meta = {"trained_steps": int(ck["step"]), "train_config": ck["train_config"], "weights": weights}
     meta.update(metadata or {})
     return save_checkpoint(model, dest, metadata=meta, dtype=getattr(torch, dtype))
 
@@ -389,9 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--dtype", default="float16")
     e.add_argument("--weights", choices=["ema", "model"], default="ema")
     e.add_argument("--calibrate", metavar="INDEX", help="set the default threshold from this data index's training images")
+    e.add_argument("--vqgan-decoder", metavar="CHECKPOINT",
+                   help="take the VQGAN decoder from this training checkpoint (a decoder-only e2e run)")
     args = p.parse_args(argv)
     if args.stage == "export":
-        print(export(args.checkpoint, args.dest, args.dtype, calibrate=args.calibrate, weights=args.weights))
+        print(export(args.checkpoint, args.dest, args.dtype, calibrate=args.calibrate, weights=args.weights,
+                     vqgan_decoder=args.vqgan_decoder))
         return 0
     cfg = TrainConfig(**{k: v for k, v in vars(args).items()})
     train(cfg)

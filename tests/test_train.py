@@ -71,6 +71,11 @@ def test_vqgan_then_alit_then_e2e_resumable(tiny_data, tmp_path):
     after = torch.load(tmp_path / "dec" / "last.pt", weights_only=True)["model"]
     changed = {k for k, v in after.items() if v.is_floating_point() and not torch.equal(v, alit["model"][k])}
     assert changed and all(k.startswith("vqgan.decoder.") for k in changed)
+    # export can take that decoder into another ALIT checkpoint
+    assert main(["export", str(tmp_path / "alit" / "last.pt"), str(tmp_path / "merged.pt"), "--weights", "model",
+                 "--vqgan-decoder", str(tmp_path / "dec" / "last.pt"), "--dtype", "float32"]) == 0
+    merged = torch.load(tmp_path / "merged.pt", weights_only=True)
+    assert torch.equal(merged["state_dict"]["vqgan.decoder.conv_in.weight"], after["vqgan.decoder.conv_in.weight"])
 
     assert main(["export", str(tmp_path / "e2e" / "last.pt"), str(tmp_path / "model.pt"),
                  "--calibrate", str(tiny_data / "index.json")]) == 0
