@@ -60,7 +60,10 @@ def build(out: Path, index: str = str(DEFAULT_INDEX)) -> list[dict]:
     save("08_clipart", scenes.ood_image(np.random.default_rng(3), SIZE, "clipart", index=bank, split="val"),
          "generated from tuxpaint-stamps-default clip art (GPL-2)", "GPL-2")
     save("09_text", scenes.ood_image(np.random.default_rng(2), SIZE, "text"), generated, "CC0-1.0")
-    save("10_noise", scenes.ood_image(np.random.default_rng(5), SIZE, "noise"), generated, "CC0-1.0")
+    # Noise in 4x4-pixel cells: pixel-level noise averages to flat grey when a 64-pixel model
+    # downsamples the 256-pixel sample (it got 32 tokens there), cell noise stays noise.
+    cells = scenes.ood_image(np.random.default_rng(5), SIZE // 4, "noise")
+    save("10_noise", cells.repeat(4, axis=0).repeat(4, axis=1), generated, "CC0-1.0")
     (out / "samples.json").write_text(json.dumps(made, indent=2))
     return made
 

@@ -46,10 +46,11 @@ def test_bundled_model_improves_with_tokens_and_spends_them_on_complex_images(to
     x = torch.stack([load_image(p, size=tok.resolution) for p in SAMPLES])
     l1 = torch.stack([s.l1 for s in tok.rollout(x)])  # (iterations, images)
     mean = l1.mean(1)
-    assert mean[0] > mean[1] > mean[2] > mean[3]  # more tokens, better reconstructions
-    assert mean[3] < 0.85 * mean[0]
+    assert all(a > b for a, b in zip(mean, mean[1:]))  # more tokens, better reconstructions, every iteration
+    assert mean[-1] < 0.8 * mean[0]
     enc = tok.encode(x)  # the model's own (calibrated) threshold
     names = [p.stem for p in SAMPLES]
     tokens = dict(zip(names, enc.num_tokens))
     assert tokens["01_flat"] == 32 and tokens["06_astronaut"] == 256
     assert tokens["01_flat"] < tokens["04_cat"] < tokens["03_coffee"]
+    assert tokens["10_noise"] == 256 and tokens["09_text"] > tokens["04_cat"]  # unfamiliar images take more
