@@ -223,6 +223,9 @@ def test_benchmark_json_on_a_tiny_model(tmp_path, capsys, images):
     assert res["ablation"][0]["speedup_vs_official"] == 1.0
     assert set(res["agreement"]["bfloat16"]) >= {"recon_max_abs_diff", "l1_max_abs_diff"}
     assert res["summary"]["bfloat16"]["rollout_speedup"] > 0
+    per_image = res["rows"]["bfloat16"]["images"]["per_image_s"]
+    assert len(per_image) == 1 and 0 < per_image[0] <= res["rows"]["bfloat16"]["images"]["max_s"]
+    assert res["summary"]["bfloat16"]["encode_images_mean_per_image_speedup"] > 0
 
 
 @pytest.mark.gpu
