@@ -29,6 +29,7 @@ Settings live in a ContextVar, so concurrent rollouts in other threads see their
 from __future__ import annotations
 
 import contextlib
+import functools
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -138,6 +139,7 @@ def weight(module: nn.Module, name: str) -> torch.Tensor | None:
     return _cached(module, name, key, lambda: w.detach().to(dtype=key[0], memory_format=key[1]))
 
 
+@functools.cache
 def _onednn_bf16() -> bool:
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
