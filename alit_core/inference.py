@@ -130,13 +130,16 @@ def _cached(module: nn.Module, slot: str, key: tuple, make) -> torch.Tensor:
     return hit[1]
 
 
-def weight(module: nn.Module, name: str) -> torch.Tensor | None:
-    """module.<name> (a weight or bias), cast once to the autocast precision when the cache is on."""
-    w = getattr(module, name)
-    key = _cache_key(w, _ACTIVE.get())
+def _cast(module: nn.Module, name: str, w: torch.Tensor | None, key: tuple | None) -> torch.Tensor | None:
     if key is None:
         return w
     return _cached(module, name, key, lambda: w.detach().to(dtype=key[0], memory_format=key[1]))
+
+
+def weight(module: nn.Module, name: str) -> torch.Tensor | None:
+    """module.<name> (a weight or bias), cast once to the autocast precision when the cache is on."""
+    w = getattr(module, name)
+    return _cast(module, name, w, _cache_key(w, _ACTIVE.get()))
 
 
 @functools.cache
@@ -144,29 +147,22 @@ def _onednn_bf16() -> bool:
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-def _packed_weight(module: nn.Module, name: str) -> torch.Tensor | None:
-    """module.<name> pre-packed for oneDNN's bfloat16 linear, or None when the fused path is off."""
-    w = getattr(module, name)
-    opts = _ACTIVE.get()
-    key = _cache_key(w, opts)
-    if key is None or not opts.fused_linear or key[0] != torch.bfloat16 or w.device.type != "cpu":
-        return None
-    if not _onednn_bf16():
-        return None
-    # 512 rows: the packing's batch-size hint, the sequence length of a full rollout
-    return _cached(module, f"{name}:packed", key,
-                   lambda: torch.ops.mkldnn._reorder_linear_weight(w.detach().to(torch.bfloat16), 512))
-
-
 def linear(module: nn.Module, x: torch.Tensor, weight_name: str = "weight", bias_name: str = "bias",
            gelu: bool = False) -> torch.Tensor:
     """F.linear(x, module.<weight_name>, module.<bias_name>), then the exact GELU if asked."""
-    packed = _packed_weight(module, weight_name)
-    if packed is not None:
+    w = getattr(module, weight_name)
+    opts = _ACTIVE.get()
+    key = _cache_key(w, opts)
+    bias = weight(module, bias_name)
+    fused = (key is not None and opts.fused_linear and key[0] == torch.bfloat16 and w.device.type == "cpu"
+             and _onednn_bf16())
+    if fused:
+        # 512 rows: the packing's batch-size hint, the sequence length of a full rollout
+        packed = _cached(module, f"{weight_name}:packed", key,
+                         lambda: torch.ops.mkldnn._reorder_linear_weight(w.detach().to(torch.bfloat16), 512))
         attr, algorithm = ("gelu", "none") if gelu else ("none", "")
-        return torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16), packed, weight(module, bias_name), attr, [],
-                                                  algorithm)
-    y = nn.functional.linear(x, weight(module, weight_name), weight(module, bias_name))
+        return torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16), packed, bias, attr, [], algorithm)
+    y = nn.functional.linear(x, _cast(module, weight_name, w, key), bias)
     return nn.functional.gelu(y) if gelu else y
 
 
