@@ -155,8 +155,8 @@ class ALIT(nn.Module):
         grid = torch.cat([cls, masks], dim=1) + self.decoder_positional_embedding
         lat = dec.decoder_embed(zq.to(grid.dtype)) + dec.latent_token_positional_embedding[:n]
         x = dec.ln_pre(torch.cat([grid, lat], dim=1))
-        x, maps = dec(x, attention_layers)
-        x = dec.ln_post(x[:, 1 : self.cfg.num_positions + 1])
+        x, maps = dec(x, attention_layers, rows=slice(1, self.cfg.num_positions + 1))
+        x = dec.ln_post(x)
         return dec.ffn(x), maps
 
     def soft_codes(self, logits: torch.Tensor) -> torch.Tensor:

@@ -187,6 +187,26 @@ class Linear(nn.Linear):
         return linear(self, x)
 
 
+class GroupNorm(nn.GroupNorm):
+    """nn.GroupNorm (same parameters) that normalises small channels-last maps in NCHW.
+
+    PyTorch's CPU group norm on channels-last input is far slower than on contiguous input at
+    small maps: measured at 64 channels, 16x16, bfloat16, 122 us against 8 us (float32: 26 against
+    7). Two layout copies cost less than that there; at 32x32 and above they cost more than
+    they save, so larger maps stay as they are.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (x.device.type == "cpu" and x.dim() == 4 and x.shape[-2] * x.shape[-1] <= SMALL_MAP
+                and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)):
+            y = nn.functional.group_norm(x.contiguous(), self.num_groups, self.weight, self.bias, self.eps)
+            return y.contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
+
+
+SMALL_MAP = 16 * 16  # largest map (pixels) that GroupNorm takes through NCHW; see GroupNorm
+
+
 class Conv2d(nn.Conv2d):
     """nn.Conv2d (same parameters and names) that reads its weight through `weight()`."""
 

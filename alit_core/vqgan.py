@@ -19,11 +19,11 @@ from einops import rearrange
 from torch import nn
 
 from .config import VQGANConfig
-from .inference import Conv2d, conv_layout
+from .inference import Conv2d, GroupNorm, conv_layout
 
 
-def group_norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(32, channels, eps=1e-6)
+def group_norm(channels: int) -> GroupNorm:
+    return GroupNorm(32, channels, eps=1e-6)
 
 
 class ResBlock(nn.Module):

@@ -6,7 +6,8 @@ Measures (validation split only; every set is generated from fixed seeds):
 - reconstruction: per-iteration mean L1, PSNR and SSIM on held-out photo crops, next to the
   model's own VQGAN (the ceiling of the soft-code reconstructions);
 - token count (at a threshold) against image complexity (PNG / JPEG bits per pixel, entropy,
-  edge density, high-frequency energy): Spearman rho with a bootstrap 95% interval;
+  edge density, high-frequency energy): Spearman rho with a bootstrap 95% interval, over
+  photos + scenes + simple images together and within each set, and (PNG) across thresholds;
 - object discovery on generated scenes with ground-truth masks: attention segmentation
   (alit_core.segmentation) scored by FG-ARI and matched mIoU, next to a grid of as many cells;
 - out of distribution: token counts of noise, rendered text and clip art against photos;
@@ -164,6 +165,15 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
     for m in MEASURES:
         v = np.array([c[m] for c in comp])
         report["complexity"][m] = {"spearman": spearman(tokens, v), "ci95": bootstrap_ci(tokens, v, n=bootstrap)}
+    # the same within each set: the pool mixes sets whose difficulty for the model differs
+    # from their file size (the small VQGAN renders saturated flat colours poorly)
+    comp_of = {name: [complexity(im) for im, _ in sets[name]] for name in ("photos", "scenes", "simple")}
+    report["complexity_by_set"] = {
+        name: {m: {"spearman": spearman(results[name]["tokens"], [c[m] for c in cs]),
+                   "ci95": bootstrap_ci(results[name]["tokens"], [c[m] for c in cs], n=bootstrap)} for m in MEASURES}
+        for name, cs in comp_of.items()
+    }
+    report["threshold_sweep"] = threshold_sweep(results, comp_of, cfg, threshold)
     report["token_counts"] = {name: {"median": float(np.median(r["tokens"])), "mean": float(np.mean(r["tokens"]))}
                               for name, r in results.items()}
 
@@ -213,13 +223,34 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
     return report
 
 
+def threshold_sweep(results: dict, comp_of: dict, cfg, default: float, steps: int = 13) -> list[dict]:
+    """Spearman rho (tokens vs PNG bpp) and median tokens at L1 thresholds around the default.
+
+    The selection is re-run on the stored error curves, so this costs no model time; it shows
+    how much the complexity relation depends on where the threshold puts each set.
+    """
+    png = {name: np.array([c["png_bpp"] for c in cs]) for name, cs in comp_of.items()}
+    rows = []
+    for thr in sorted({*np.round(np.geomspace(default / 3, default * 1.5, steps), 4).tolist(), default}):
+        crit = Criterion.make(threshold=float(thr))
+        tokens = {name: np.array([cfg.tokens_at(t) for t in
+                                  select_iterations(results[name]["l1"], results[name]["psnr"], crit,
+                                                    cfg.latents_per_iteration)]) for name in png}
+        pooled_t = np.concatenate([tokens[n] for n in png])
+        pooled_c = np.concatenate([png[n] for n in png])
+        rows.append({"threshold": float(thr), "spearman_pooled": spearman(pooled_t, pooled_c),
+                     **{f"spearman_{n}": spearman(tokens[n], png[n]) for n in png},
+                     "median_tokens": {n: float(np.median(tokens[n])) for n in png}})
+    return rows
+
+
 def plot(report, results, sets, tokens, comp, cfg, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(1, 3, figsize=(14, 4))
+    fig, ax = plt.subplots(1, 4, figsize=(18, 4))
     per = report["reconstruction"]["per_iteration"]
     x = [r["tokens"] for r in per]
     ax[0].plot(x, [r["psnr"] for r in per], "o-", label="ALIT")
@@ -235,6 +266,14 @@ def plot(report, results, sets, tokens, comp, cfg, out: Path) -> None:
     ax[2].boxplot([results[n]["tokens"] for n in names], tick_labels=names)
     ax[2].set(ylabel="tokens", title="out of distribution")
     ax[2].tick_params(axis="x", rotation=30)
+    sweep = report["threshold_sweep"]
+    thr = [r["threshold"] for r in sweep]
+    for key, label in (("spearman_pooled", "photos + scenes + simple"), ("spearman_photos", "photos"),
+                       ("spearman_scenes", "scenes")):
+        ax[3].plot(thr, [r[key] for r in sweep], "o-", ms=3, label=label)
+    ax[3].axvline(report["threshold"], color="grey", ls="--", label="model's threshold")
+    ax[3].set(xlabel="L1 threshold", ylabel="Spearman rho, tokens vs PNG bpp", title="complexity relation by threshold")
+    ax[3].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "summary.png", dpi=110)
     plt.close(fig)

@@ -371,6 +371,8 @@ def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | 
         meta["vqgan_decoder"] = {"from": str(vqgan_decoder), "trained_steps": int(dec["step"]),
                                  "train_config": dec["train_config"]}
     if calibrate:
+        # calibrate the weights that ship: rounded to the checkpoint's dtype
+        model = model.to(getattr(torch, dtype)).float()
         model.cfg = replace(model.cfg, selection_threshold=calibrate_threshold(model, calibrate))
     meta.update(metadata or {})
     return save_checkpoint(model, dest, metadata=meta, dtype=getattr(torch, dtype))

@@ -93,6 +93,13 @@ def test_evaluation_report_end_to_end(tiny_data, tmp_path):
     saved = json.loads((tmp_path / "report" / "report.json").read_text())
     assert saved["resolution"] == 64 and len(saved["reconstruction"]["per_iteration"]) == 4
     assert set(saved["complexity"]) == {"png_bpp", "jpeg_bpp", "entropy", "edge_density", "high_freq_energy"}
+    assert set(saved["complexity_by_set"]) == {"photos", "scenes", "simple"}
+    assert set(saved["complexity_by_set"]["photos"]) == set(saved["complexity"])
+    sweep = saved["threshold_sweep"]
+    assert 0.2 in [r["threshold"] for r in sweep] and len(sweep) >= 10
+    # a higher threshold never asks for more tokens
+    medians = [r["median_tokens"]["photos"] for r in sorted(sweep, key=lambda r: r["threshold"])]
+    assert medians == sorted(medians, reverse=True)
     assert {"fg_ari", "grid_fg_ari", "miou"} <= saved["object_discovery"].keys()
     assert set(saved["ood"]) == {"ood_noise", "ood_text", "ood_clipart", "photos_median_tokens"}
     assert (tmp_path / "report" / "summary.png").stat().st_size > 10_000
