@@ -16,7 +16,7 @@ from einops import rearrange, repeat
 from torch import nn
 
 from .config import ALITConfig
-from .inference import Linear
+from .inference import Linear, active_options
 from .transformer import Transformer
 from .vqgan import VQGAN
 
@@ -155,7 +155,13 @@ class ALIT(nn.Module):
         grid = torch.cat([cls, masks], dim=1) + self.decoder_positional_embedding
         lat = dec.decoder_embed(zq.to(grid.dtype)) + dec.latent_token_positional_embedding[:n]
         x = dec.ln_pre(torch.cat([grid, lat], dim=1))
-        x, maps = dec(x, attention_layers, rows=slice(1, self.cfg.num_positions + 1))
+        positions = slice(1, self.cfg.num_positions + 1)
+        opts = active_options()
+        if opts is None or opts.decoder_rows:
+            x, maps = dec(x, attention_layers, rows=positions)
+        else:  # every row, as the official code computes them
+            x, maps = dec(x, attention_layers)
+            x = x[:, positions]
         x = dec.ln_post(x)
         return dec.ffn(x), maps
 

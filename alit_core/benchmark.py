@@ -69,7 +69,7 @@ def measure_tokenizer(tok: Tokenizer, x: torch.Tensor, repeats: int, peak: float
                       which=ALL) -> dict[str, dict]:
     """The measurements `which` of one tokenizer on the batch x."""
     dt = str(tok.dtype).replace("torch.", "")
-    f = count_flops(tok.config)
+    f = count_flops(tok.config, decoder_rows=tok.options.decoder_rows)
     b = x.shape[0]
     tokens = tok.image_tokens(x)
     with tok._context():
@@ -233,13 +233,17 @@ def run_ablation(base: Tokenizer, x: torch.Tensor, repeats: int, rows: dict, dty
     """The full rollout with pixels as the speed-ups are switched on one after the other."""
     out = [dict(rows["official"]["rollout_with_decode"], name="official-equivalent (float32, plain)")]
     if "float32" in rows:
-        out.append(dict(rows["float32"]["rollout_with_decode"], name="float32 + channels-last VQGAN decoder"))
+        out.append(dict(rows["float32"]["rollout_with_decode"],
+                        name="float32 + channels-last VQGAN decoder + decoder rows read only"))
     low = [dt for dt in dtypes if dt != "float32"]
     if low:
         dt = low[0]
         steps = [("autocast, weights cast on every call", InferenceOptions.plain()),
-                 ("+ weight cache", InferenceOptions(channels_last=False, fused_linear=False, decode_pixels=0)),
+                 ("+ weight cache", InferenceOptions(channels_last=False, fused_linear=False, decode_pixels=0,
+                                                     decoder_rows=False)),
                  ("+ fused linear (CPU: packed weights, bias and GELU in the product)",
+                  InferenceOptions(channels_last=False, decode_pixels=0, decoder_rows=False)),
+                 ("+ decoder's last block on the rows it reads only",
                   InferenceOptions(channels_last=False, decode_pixels=0))]
         for name, opts in steps:
             tok = Tokenizer(base.model, base.device, dt, opts)

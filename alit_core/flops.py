@@ -109,8 +109,11 @@ class FlopCount:
         }
 
 
-def count_flops(cfg: ALITConfig, iterations: int | None = None) -> FlopCount:
-    """FLOPs of a rollout of `iterations` (default: all) for one image of this configuration."""
+def count_flops(cfg: ALITConfig, iterations: int | None = None, decoder_rows: bool = True) -> FlopCount:
+    """FLOPs of a rollout of `iterations` (default: all) for one image of this configuration.
+
+    decoder_rows: as `InferenceOptions.decoder_rows` (False: the official every-row decoder).
+    """
     t_run = cfg.iterations if iterations is None else iterations
     vq = cfg.vqgan
     p, w, dw = cfg.num_positions, cfg.width, cfg.dec_width
@@ -128,8 +131,8 @@ def count_flops(cfg: ALITConfig, iterations: int | None = None) -> FlopCount:
             b += 2 * n * cfg.latent_dim * cfg.latent_codebook_size
         bottleneck.append(b)
         head = 2 * p * dw * 2 * dw + 2 * p * 2 * dw * k
-        # the decoder's last block computes only the P rows the head reads (Transformer rows=)
-        blocks = (cfg.dec_depth - 1) * block_flops(length, dw, dec_hidden) + block_flops(length, dw, dec_hidden, p)
+        last = block_flops(length, dw, dec_hidden, p if decoder_rows else None)
+        blocks = (cfg.dec_depth - 1) * block_flops(length, dw, dec_hidden) + last
         decoder.append(blocks + head)
     return FlopCount(
         vqgan_encode=vqgan_encode_flops(vq),

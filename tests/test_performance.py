@@ -34,14 +34,49 @@ def _cpu_sdpa(q, k, v, *args, out_shape=None, **kwargs):
 @pytest.mark.parametrize("changes", [{}, dict(quantize_latents=False, decoder_width=64, decoder_heads=2,
                                               decoder_depth=1)])
 @pytest.mark.parametrize("decode", [False, True])
-def test_flop_count_matches_flop_counter_mode(changes, decode, images):
+@pytest.mark.parametrize("decoder_rows", [True, False])
+def test_flop_count_matches_flop_counter_mode(changes, decode, decoder_rows, images):
     torch.manual_seed(0)
     cfg = small_config(**changes)
-    tok = Tokenizer(ALIT(cfg), "cpu")
+    tok = Tokenizer(ALIT(cfg), "cpu", options=InferenceOptions(decoder_rows=decoder_rows))
     with FlopCounterMode(display=False, custom_mapping={
             torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa}) as counter:
         list(tok.rollout(images, halting="off", decode=decode))
-    assert counter.get_total_flops() == 2 * count_flops(cfg).rollout(decode=decode)
+    assert counter.get_total_flops() == 2 * count_flops(cfg, decoder_rows=decoder_rows).rollout(decode=decode)
+
+
+def test_decoder_rows_change_no_result(model, images):
+    """Skipping the decoder rows nobody reads: same logits, and the attention of a requested
+    last layer still covers every row."""
+    full = list(Tokenizer(model, "cpu", options=InferenceOptions(decoder_rows=False)).rollout(images, decode=False))
+    read = list(Tokenizer(model, "cpu").rollout(images, decode=False))
+    for a, b in zip(full, read):
+        torch.testing.assert_close(b.logits, a.logits, rtol=0, atol=2e-5)
+        assert torch.equal(a.halt_mask, b.halt_mask)
+    last = model.cfg.dec_depth - 1
+    with_maps = list(Tokenizer(model, "cpu").rollout(images, decode=False, attention_layers=last))
+    length = 1 + model.cfg.num_positions + model.cfg.tokens_at(0)
+    assert with_maps[0].attention[last].shape == (2, length, length)
+    torch.testing.assert_close(with_maps[0].logits, full[0].logits, rtol=0, atol=2e-5)
+    assert count_flops(model.cfg).decoder[0] < count_flops(model.cfg, decoder_rows=False).decoder[0]
+
+
+@pytest.mark.parametrize("side", [8, 16, 32])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_group_norm_on_channels_last_maps(side, dtype):
+    from alit_core.inference import GroupNorm
+
+    torch.manual_seed(0)
+    gn = GroupNorm(32, 64, eps=1e-6)
+    torch.nn.init.normal_(gn.weight)
+    torch.nn.init.normal_(gn.bias)
+    x = torch.randn(2, 64, side, side).to(dtype)
+    with torch.inference_mode():
+        want = torch.nn.functional.group_norm(x.float(), 32, gn.weight, gn.bias, 1e-6)
+        got = gn.to(dtype)(x.contiguous(memory_format=torch.channels_last))
+    assert got.is_contiguous(memory_format=torch.channels_last) and got.dtype == dtype
+    tol = 1e-5 if dtype == torch.float32 else 0.05
+    torch.testing.assert_close(got.float(), want, rtol=0, atol=tol)
 
 
 def test_flop_count_of_alit_small_is_the_issue_figure():
