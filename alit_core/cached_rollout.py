@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .encoding import Encoding, encode_steps
+from .encoding import Encoding, encoding_builder
 from .rollout import Step
 
 
@@ -88,4 +88,4 @@ class CachedRollout:
         per_batch: bool = False,
     ) -> Encoding:
         """`Tokenizer.encode` on this rollout: the same answer, computing only missing iterations."""
-        return encode_steps(self, self.batch, threshold, psnr, tokens, per_batch, self.default_threshold)
+        return encoding_builder(self.batch, threshold, psnr, tokens, per_batch, self.default_threshold).run(self)

@@ -12,7 +12,7 @@ together at the end). Both give the same pixels up to floating-point rounding.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -40,6 +40,8 @@ class Step:
                             halting is off. The last iteration's mask is drawn but never applied.
     attention    {layer: (B, L, L) or (B, heads, L, L)} decoder self-attention weights of the
                  requested layers, L = 1 + P + N; see `attention_maps.latent_attention_maps`.
+    index        (B,) which images of the input batch these rows are, when a `keep` callback
+                 dropped some from the rollout; None when every image is here, in order.
     """
 
     iteration: int
@@ -56,6 +58,11 @@ class Step:
     psnr: torch.Tensor | None = None
     halt_mask: torch.Tensor | None = None
     attention: dict[int, torch.Tensor] = field(default_factory=dict)
+    index: torch.Tensor | None = None
+
+    def rows(self, batch: int) -> list[int]:
+        """The input-batch image of each row (batch: the input batch size)."""
+        return list(range(batch)) if self.index is None else self.index.tolist()
 
 
 def attention_layer_set(layers, depth: int) -> frozenset[int]:
@@ -124,6 +131,7 @@ def rollout(
     float32_pixels: bool = False,
     attention_layers=None,
     attention_heads: str = "mean",
+    keep: Callable[[], torch.Tensor] | None = None,
 ) -> Iterator[Step]:
     """Run the recurrent tokenizer on images (B, 3, H, W) in [0, 1], yielding each iteration.
 
@@ -131,6 +139,12 @@ def rollout(
     decode: True / "each" (pixels per iteration), "batched" (all at the end) or False.
     decode_batch: images per VQGAN decoder call (None: all of them in one call); float32_pixels:
     decode in float32 even under autocast.
+    keep: called after each step has been taken, returns a bool (B,) over the input batch: the
+    images that still need iterations. The others leave the batch, so later steps hold fewer rows
+    (`Step.index` says which images they are) and cost only what the remaining images need. Each
+    image's numbers are those of the full batch up to floating-point rounding. Not with
+    decode="batched" (the steps arrive together at the end) nor with stochastic or replayed
+    halting (their masks are drawn or given for the whole batch).
     Runs under whatever grad / autocast context the caller set up.
     """
     cfg = model.cfg
@@ -138,6 +152,8 @@ def rollout(
         raise ValueError(f"attention_heads must be 'mean' or 'all', not {attention_heads!r}")
     if decode not in DECODE_MODES:
         raise ValueError(f"decode must be True, False, 'each' or 'batched', not {decode!r}")
+    if keep is not None and (decode == "batched" or halting.mode not in ("deterministic", "off")):
+        raise ValueError("keep= needs streamed steps and deterministic (or no) halting")
     layers = attention_layer_set(attention_layers, cfg.dec_depth)
     iterations = cfg.iterations if max_iterations is None else max(1, min(int(max_iterations), cfg.iterations))
     p = cfg.num_positions
@@ -145,6 +161,7 @@ def rollout(
     inputs = images if isinstance(images, ImageTokens) else ImageTokens.of(model, images)
     images, targets = inputs.images, inputs.targets
     x = model.initial_sequence(inputs.tokens)
+    index = None  # the input-batch images still in the rollout, when some have left
     held: list[tuple[Step, torch.Tensor]] = []  # batched decoding: steps and their probabilities
     for t in range(iterations):
         x, _ = model.encoder(x)
@@ -166,6 +183,7 @@ def rollout(
             targets=targets,
             halt_mask=halting.mask(t, p_gt),
             attention={i: (w.mean(1) if attention_heads == "mean" else w).float() for i, w in maps.items()},
+            index=index,
         )
         if decode == "batched":
             held.append((step, probs))
@@ -174,8 +192,19 @@ def rollout(
                 _add_pixels(step, reconstruct(model, probs, decode_batch, float32_pixels), images)
             yield step
         if t + 1 < iterations:
-            if step.halt_mask is not None:
-                x = model.mask_image_tokens(x, step.halt_mask)
+            mask = step.halt_mask
+            if keep is not None:
+                wanted = keep().to(x.device)
+                rows = wanted if index is None else wanted[index]
+                if not rows.any():
+                    return
+                if not rows.all():
+                    sel = rows.nonzero()[:, 0]
+                    index = sel if index is None else index[sel]
+                    x, images, targets = x[sel], images[sel], targets[sel]
+                    mask = None if mask is None else mask[sel]
+            if mask is not None:
+                x = model.mask_image_tokens(x, mask)
             x = model.extend_sequence(x, t + 1)
     if held:
         b = images.shape[0]

@@ -20,7 +20,7 @@ from .alit import ALIT
 from .cached_rollout import CachedRollout
 from .config import ALITConfig
 from .devices import resolve_device, resolve_dtype
-from .encoding import Encoding, encode_steps
+from .encoding import Encoding, encoding_builder
 from .halting import Halting
 from .inference import InferenceOptions, inference
 from .rollout import ImageTokens, Step, rollout
@@ -104,6 +104,7 @@ class Tokenizer:
         decode: bool | str = True,
         attention_layers=None,
         attention_heads: str = "mean",
+        keep=None,
     ) -> Iterator[Step]:
         """Yield one `Step` per iteration for images (B, 3, H, W) in [0, 1] (or their `ImageTokens`).
 
@@ -113,7 +114,8 @@ class Tokenizer:
         to keep (int, list, "all"; -1 is the last); attention_heads: "mean" or "all".
         decode: True (pixels each iteration, streamed), "batched" (every iteration's pixels decoded
         together after the last one; faster for small images and on GPUs, steps arrive at the
-        end) or False.
+        end) or False. keep: a callable that says which images still need iterations (see
+        `alit_core.rollout.rollout`); the others leave the batch.
         """
         images = self._prepare(images)
         policy = Halting.make(halting, self.config.halting_threshold, seed)
@@ -127,6 +129,7 @@ class Tokenizer:
             float32_pixels=self.options.float32_pixels,
             attention_layers=attention_layers,
             attention_heads=attention_heads,
+            keep=keep,
         )
         # Re-enter the inference context (inference mode, autocast, options) around each resumption
         # of the generator, so that nothing leaks into the caller's code between steps.
@@ -148,17 +151,24 @@ class Tokenizer:
         halting="deterministic",
         seed: int | None = None,
         max_iterations: int | None = None,
+        drop_decided: bool = True,
     ) -> Encoding:
         """Choose a token count per image and stop as soon as every image has met its criterion.
 
         Criterion: `threshold` on L1 (default: `default_threshold`), or a `psnr` target in dB, or a fixed
         `tokens` budget. `per_batch=True` reproduces the official encode(): one count for the
         whole batch from the batch-mean L1.
+        drop_decided: images that have met the criterion leave the batch, so that later iterations
+        run only for the others (their `l1_history` is NaN after that). Only with per-image
+        selection and deterministic or no halting; otherwise every image runs to the end.
         """
         images = self._prepare(images)
+        builder = encoding_builder(_batch_size(images), threshold, psnr, tokens, per_batch, self.default_threshold)
+        compact = drop_decided and not per_batch and isinstance(halting, str) and halting in ("deterministic", "off")
         # leaving the generator early (every image decided) stops the computation
-        steps = self.rollout(images, halting, seed=seed, max_iterations=max_iterations)
-        return encode_steps(steps, _batch_size(images), threshold, psnr, tokens, per_batch, self.default_threshold)
+        steps = self.rollout(images, halting, seed=seed, max_iterations=max_iterations,
+                             keep=builder.undecided if compact else None)
+        return builder.run(steps)
 
     def cached_rollout(
         self,

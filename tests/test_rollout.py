@@ -55,7 +55,7 @@ def test_encode_picks_per_image_and_matches_select_iterations(tok, images):
     thr = (lo + hi) / 2
     enc = tok.encode(images, threshold=thr)
     assert enc.iterations_run == 4  # one image never meets it, so every iteration ran
-    met = [float(enc.l1_history[:, i].min()) < thr for i in range(2)]
+    met = [float(enc.l1_history[:, i].nan_to_num(nan=float("inf")).min()) < thr for i in range(2)]
     assert sorted(met) == [False, True]
     assert enc.iterations == select_iterations(l1[: enc.iterations_run], criterion=Criterion.make(thr))
     assert [4 * (i + 1) for i in enc.iterations] == enc.num_tokens
@@ -64,6 +64,43 @@ def test_encode_picks_per_image_and_matches_select_iterations(tok, images):
     for i in range(2):
         assert enc.l1[i] == pytest.approx(float(enc.l1_history[enc.iterations[i], i]))
     assert enc.recon.shape == (2, 3, 64, 64)
+
+
+def test_encode_drops_decided_images_from_the_batch(tok, images):
+    full = tok.encode(images, threshold=0.0).l1_history
+    lo, hi = sorted(full.min(dim=0).values.tolist())
+    thr = (lo + hi) / 2  # one image meets it early, the other never does
+    batches = []
+    hook = tok.model.encoder.register_forward_hook(lambda _m, args, _o: batches.append(args[0].shape[0]))
+    try:
+        kept = tok.encode(images, threshold=thr, drop_decided=False)
+        dropped = tok.encode(images, threshold=thr)
+    finally:
+        hook.remove()
+    done = min(range(2), key=lambda i: kept.iterations[i] if float(kept.l1[i]) < thr else 99)
+    k = dropped.iterations[done]
+    assert k < 3
+    assert batches[:4] == [2, 2, 2, 2]  # drop_decided=False: both images run every iteration
+    assert batches[4:] == [2] * (k + 1) + [1] * (3 - k)  # then the decided image leaves
+    # the same answer, image by image
+    assert dropped.iterations == kept.iterations and dropped.num_tokens == kept.num_tokens
+    assert dropped.l1 == pytest.approx(kept.l1, abs=1e-6)
+    torch.testing.assert_close(dropped.recon, kept.recon, rtol=0, atol=1e-5)
+    for a, b in zip(dropped.latents, kept.latents):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    # its history stops where it left
+    assert torch.isnan(dropped.l1_history[k + 1 :, done]).all()
+    assert torch.isfinite(dropped.l1_history[:, 1 - done]).all() and torch.isfinite(kept.l1_history).all()
+    # stochastic halting draws for the whole batch: nobody leaves
+    batches.clear()
+    hook = tok.model.encoder.register_forward_hook(lambda _m, args, _o: batches.append(args[0].shape[0]))
+    try:
+        tok.encode(images, threshold=thr, halting="stochastic", seed=0)
+    finally:
+        hook.remove()
+    assert batches == [2, 2, 2, 2]
+    with pytest.raises(ValueError, match="keep="):
+        list(tok.rollout(images, decode="batched", keep=lambda: torch.tensor([True, False])))
 
 
 def test_selection_rules():
