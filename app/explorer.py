@@ -200,6 +200,25 @@ def complexity_row(rec: Record, selected: int) -> dict:
     return row
 
 
+def select_many(tok, images: list[np.ndarray], criterion: Criterion, batch: int = 16, progress=None) -> list[dict]:
+    """Selected tokens, L1 and PSNR per image: `encode` in batches, with early exit.
+
+    The Batch tab needs only the selection, so it stops each image at its iteration: decided
+    images leave their batch, and a batch ends when its last image is decided. progress(done)
+    is called before each batch.
+    """
+    arg = {"l1": "threshold", "psnr": "psnr", "tokens": "tokens"}[criterion.kind]
+    value = int(criterion.value) if criterion.kind == "tokens" else criterion.value
+    out = []
+    for start in range(0, len(images), batch):
+        if progress is not None:
+            progress(start)
+        x = torch.stack([torch.from_numpy(im).permute(2, 0, 1).float().div(255) for im in images[start : start + batch]])
+        enc = tok.encode(x, **{arg: value})
+        out += [{"tokens": n, "l1": l1, "psnr": p} for n, l1, p in zip(enc.num_tokens, enc.l1, enc.psnr)]
+    return out
+
+
 def compression(rec: Record, selected: int) -> list[dict]:
     """ALIT's bits for the selected count against JPEG and WebP files of the nearest size."""
     nbytes = rec.tokens[selected] * rec.bits_per_token / 8

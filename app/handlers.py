@@ -198,17 +198,18 @@ class Handlers:
         tok = self.tokenizer(model, None, "float32")
         crit = self.criterion(kind, value)
         paths, errors = expand_uploads([f if isinstance(f, str) else f.name for f in files])
-        rows = []
+        names, images = [], []
         for i, (name, path) in enumerate(paths):
-            progress((i, len(paths)), desc=name)
+            progress((i, len(paths)), desc=f"reading {name}")
             try:
-                image = explorer.prepare(path, tok.resolution)
+                images.append(explorer.prepare(path, tok.resolution))
+                names.append(name)
             except ALITError as err:
                 errors.append(upload_message(err, path, name))
-                continue
-            rec = explorer.complete(tok, image, name)
-            sel = rec.select(crit)
-            rows.append(explorer.complexity_row(rec, sel))
+        picks = explorer.select_many(tok, images, crit,
+                                     progress=lambda done: progress((done, len(images)), desc="tokenizing"))
+        rows = [{"name": name, **pick, **alit_core.complexity(image)}
+                for name, image, pick in zip(names, images, picks)]
         if not rows:
             raise gr.Error("None of the files could be used: " + "; ".join(errors[:5]))
         if errors:
