@@ -726,6 +726,37 @@ def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+def pack(index: str | os.PathLike, out: str | os.PathLike, background_side: int = 256,
+         stamp_side: int = 128) -> list[dict]:
+    """A compact copy of the data for another machine (a lent GPU takes tens of MB, not 710).
+
+    Every image is stored as the scene generator would load it with these smaller limits
+    (`scenes.PhotoBank`: backgrounds letterbox-trimmed and at most `background_side` on their
+    shorter side, stamps cropped to their alpha and at most `stamp_side`), as PNG. For a 64 px
+    model nothing is lost: a background crop spans at least 30% of the shorter side (77 px at
+    256) and a stamp covers at most the canvas. The new index keeps every entry's source,
+    licence, split and source size; `packed_size` and the checksum are the packed file's.
+    """
+    from .scenes import PhotoBank
+
+    out = Path(out)
+    bank = PhotoBank(load_index(index), max_background_side=background_side, max_stamp_side=stamp_side)
+    entries = []
+    for e in bank.entries:
+        rel = Path("images") / Path(e["path"]).with_suffix(".png")
+        dest = out / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        im = bank.image(e)
+        im.save(dest, optimize=True)
+        packed = {k: v for k, v in e.items() if k != "abs_path"}
+        # width / height stay the source's: the scene generator's stamp-size rule reads them
+        packed.update(path=str(rel), sha256=sha256_file(dest), packed_from=e["path"],
+                      packed_size=[im.width, im.height])
+        entries.append(packed)
+    write_index(entries, out / "index.json")
+    return entries
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m alit_train.data", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -739,6 +770,11 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--index", default=str(DEFAULT_INDEX))
     v = sub.add_parser("verify", help="check every indexed file against its sha256")
     v.add_argument("--index", default=str(DEFAULT_INDEX))
+    k = sub.add_parser("pack", help="a compact copy for another machine (pre-scaled PNGs + index)")
+    k.add_argument("out")
+    k.add_argument("--index", default=str(DEFAULT_INDEX))
+    k.add_argument("--background-side", type=int, default=256)
+    k.add_argument("--stamp-side", type=int, default=128)
     args = ap.parse_args(argv)
 
     try:
@@ -757,6 +793,11 @@ def main(argv: list[str] | None = None) -> int:
             write_index(entries, out)
             print(json.dumps(summarize(entries), indent=1))
             print(f"index: {len(entries)} images -> {out} ({time.time() - t0:.1f} s)")
+        if args.cmd == "pack":
+            t0 = time.time()
+            entries = pack(args.index, args.out, args.background_side, args.stamp_side)
+            print(f"pack: {len(entries)} images -> {args.out} ({_dir_size(Path(args.out)) / 2**20:.1f} MiB, "
+                  f"{time.time() - t0:.1f} s)")
         if args.cmd == "verify":
             bad = verify_index(load_index(args.index))
             print(f"{len(bad)} bad files" + "".join(f"\n  {b}" for b in bad))

@@ -57,8 +57,8 @@ class TrainConfig:
     crop: int = 64  # vqgan stage: random crops of this size (the VQGAN is fully convolutional)
     index: str = "data/index.json"
     vqgan: str | None = None  # alit stage: a VQGAN stage checkpoint
-    init: str | None = None  # e2e stage: an ALIT stage checkpoint
-    init_weights: str = "ema"  # e2e stage: which weights of --init to start from ("ema" or "model")
+    init: str | None = None  # e2e: an ALIT stage checkpoint; alit: one, or an alit_core checkpoint, to continue from
+    init_weights: str = "ema"  # which weights of a training checkpoint --init starts from ("ema" or "model")
     decoder_only: bool = False  # e2e stage: train only the VQGAN decoder, on the frozen ALIT's soft codes
     pixel_weight: float = 1.0  # pixel L1 of one cycled iteration; 0 in the alit stage = the official stage 1
     ce_weight: float = 1.0  # official stage 1: 1.0 x cross-entropy + 1.0 x soft-code MSE
@@ -71,6 +71,8 @@ class TrainConfig:
     ckpt_every: int = 200
     restart_every: int = 25  # steps between restarts of unused codebook entries (until 80% of training)
     threads: int = 0  # torch threads (0: leave torch's default)
+    workers: int = 0  # processes that make the training images ahead of the step (0: the training process)
+    time_limit: float = 0.0  # seconds: save and stop after this long (0: run every step)
     mix: dict = field(default_factory=lambda: {"scene": 0.5, "photo": 0.3, "simple": 0.2})
 
 
@@ -117,6 +119,31 @@ class SceneStream:
         if rng.random() < 0.5:  # horizontal flip, as in the official augmentation
             arr = arr[:, :, ::-1]
         return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float() / 255.0
+
+
+class _Steps(torch.utils.data.Dataset):
+    """Step number -> that step's batch, so that worker processes make exactly the in-process batches."""
+
+    def __init__(self, stream: SceneStream, start: int, steps: int, batch_size: int):
+        self.stream, self.start, self.steps, self.batch_size = stream, start, steps, batch_size
+
+    def __len__(self) -> int:
+        return self.steps - self.start
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.stream.batch(self.start + i, self.batch_size)
+
+
+def batches(stream: SceneStream, start: int, steps: int, batch_size: int, workers: int, pin: bool = False):
+    """The batches of steps start..steps-1 in order; made `workers` processes ahead when workers > 0.
+
+    The batch of a step depends only on (seed, rank, step), so workers change the speed, not the data.
+    """
+    if workers <= 0:
+        return (stream.batch(step, batch_size) for step in range(start, steps))
+    return iter(torch.utils.data.DataLoader(_Steps(stream, start, steps, batch_size), batch_size=None,
+                                            num_workers=workers, prefetch_factor=4, pin_memory=pin,
+                                            persistent_workers=False))
 
 
 def random_crops(images: torch.Tensor, crop: int, generator: torch.Generator) -> torch.Tensor:
@@ -174,16 +201,33 @@ def stage1(model: ALIT, cfg: TrainConfig) -> ALITStage1:
                       mse_weight=cfg.mse_weight, sample_depth=cfg.sample_depth)
 
 
+def initial_model(path: str, weights: str = "ema") -> ALIT:
+    """An ALIT in float32 from a training checkpoint (its `weights`) or an alit_core checkpoint."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    if "model_config" in ck:
+        model = ALIT(ALITConfig.from_dict(ck["model_config"]))
+        model.load_state_dict(ck[weights])
+        return model
+    from alit_core import load_tokenizer
+
+    return load_tokenizer(path, device="cpu").model.float()
+
+
 def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
     """The objective module and the module whose weights are the result."""
     model_cfg = model_config(cfg.model)
     if cfg.stage == "vqgan":
         vq = VQGAN(model_cfg.vqgan)
         return VQGANObjective(vq), vq, model_cfg
+    if cfg.stage == "alit" and cfg.init:
+        # continue training a model (its VQGAN included), e.g. the bundled one on a GPU
+        model = initial_model(cfg.init, cfg.init_weights)
+        model.vqgan.requires_grad_(False)
+        return stage1(model, cfg), model, model.cfg
     model = ALIT(model_cfg)
     if cfg.stage == "alit":
         if not cfg.vqgan:
-            raise SystemExit("the alit stage needs --vqgan <VQGAN stage checkpoint>")
+            raise SystemExit("the alit stage needs --vqgan <VQGAN stage checkpoint> (or --init <ALIT checkpoint>)")
         vq_ck = torch.load(cfg.vqgan, map_location="cpu", weights_only=True)
         model.vqgan.load_state_dict(vq_ck["ema"])
         model.vqgan.requires_grad_(False)
@@ -193,8 +237,7 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
     if cfg.stage == "e2e":
         if not cfg.init:
             raise SystemExit("the e2e stage needs --init <ALIT stage checkpoint>")
-        init = torch.load(cfg.init, map_location="cpu", weights_only=True)
-        model.load_state_dict(init[cfg.init_weights])
+        model.load_state_dict(initial_model(cfg.init, cfg.init_weights).state_dict())
         # The targets must stay fixed: freeze the VQGAN encoder and codebook, train its decoder.
         model.vqgan.encoder.requires_grad_(False)
         model.vqgan.quantize.requires_grad_(False)
@@ -264,13 +307,14 @@ def train(cfg: TrainConfig) -> Path:
     usage = torch.zeros(len(codebook) if codebook is not None else 0, dtype=torch.long)
     log = open(out / "metrics.jsonl", "a") if rank == 0 else None
     bar = progress_bar(cfg.steps, start) if rank == 0 else None
-    t_last, seen = time.time(), 0
+    t_start = t_last = time.time()
+    seen = 0
     objective.train()
-    for step in range(start, cfg.steps):
-        images = stream.batch(step, cfg.batch_size)
+    feed = batches(stream, start, cfg.steps, cfg.batch_size, cfg.workers, pin=device.type == "cuda")
+    for step, images in zip(range(start, cfg.steps), feed):
         if cfg.stage == "vqgan":
             images = random_crops(images, size, crop_gen)
-        images = images.to(device)
+        images = images.to(device, non_blocking=True)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg, peak)
         if cfg.depth_ramp and hasattr(objective, "depth_limit"):
@@ -302,8 +346,17 @@ def train(cfg: TrainConfig) -> Path:
             log.flush()
             t_last, seen = now, 0
             bar(step + 1, row)
-        if rank == 0 and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps):
+        out_of_time = bool(cfg.time_limit) and time.time() - t_start > cfg.time_limit
+        if world > 1 and cfg.time_limit:  # every rank stops at the same step
+            flag = torch.tensor(float(out_of_time), device=device)
+            dist.broadcast(flag, 0)
+            out_of_time = bool(flag.item())
+        if rank == 0 and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps or out_of_time):
             save_training_state(last, result, opt, ema, step + 1, cfg, model_cfg)
+        if out_of_time:
+            if rank == 0:
+                print(f"time limit reached: stopped after step {step + 1} of {cfg.steps}", file=sys.stderr)
+            break
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

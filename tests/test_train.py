@@ -159,3 +159,54 @@ def test_bool_options_parse_as_flags(tiny_data, tmp_path):
     assert cfg["spatial_init"] == 0.0
     rows = [json.loads(x) for x in (tmp_path / "alit" / "metrics.jsonl").read_text().splitlines()]
     assert all(sorted(k for k in r if k.startswith("ce_")) == ["ce_0", "ce_1", "ce_2", "ce_3"] for r in rows)
+
+
+def test_worker_processes_make_the_same_batches(tiny_data):
+    from alit_train.train import SceneStream, batches
+
+    stream = SceneStream(str(tiny_data / "index.json"), 64, TrainConfig().mix, seed=5, rank=0)
+    here = list(batches(stream, 3, 7, 2, workers=0))
+    there = list(batches(stream, 3, 7, 2, workers=2))
+    assert len(here) == len(there) == 4
+    assert all(torch.equal(a, b) for a, b in zip(here, there))
+    assert not torch.equal(here[0], here[1])  # each step its own batch
+
+
+def test_alit_stage_continues_from_an_alit_core_checkpoint(tiny_data, tmp_path):
+    from alit_core import ALIT, load_tokenizer, save_checkpoint
+
+    torch.manual_seed(0)
+    start = save_checkpoint(ALIT(small_config()), tmp_path / "start.pt")
+    run_stage("alit", tmp_path / "more", tiny_data, 2, ["--init", str(start), "--workers", "1"])
+    ck = torch.load(tmp_path / "more" / "last.pt", weights_only=True)
+    assert ck["step"] == 2
+    before = load_tokenizer(start, device="cpu").model.state_dict()
+    # the VQGAN comes from the checkpoint and stays fixed; ALIT's own weights moved
+    assert torch.equal(ck["model"]["vqgan.quantize.embedding.weight"], before["vqgan.quantize.embedding.weight"])
+    assert not torch.equal(ck["model"]["latent_tokens"], before["latent_tokens"])
+
+
+def test_pack_is_a_smaller_copy_that_trains(tiny_data, tmp_path):
+    from alit_train.data import load_index, pack, verify_index
+    from alit_train.scenes import PhotoBank, make_scene
+
+    entries = pack(tiny_data / "index.json", tmp_path / "pack", background_side=48, stamp_side=32)
+    packed = load_index(tmp_path / "pack" / "index.json")
+    assert len(packed) == len(entries) == len(load_index(tiny_data / "index.json"))
+    assert verify_index(packed) == []
+    bg = [e for e in packed if e["role"] == "background"]
+    assert all(min(e["packed_size"]) == 48 and (e["width"], e["height"]) == (120, 90) for e in bg)
+    stamps = [e for e in packed if e["role"] == "object"]
+    assert all(e["packed_size"] == [30, 30] for e in stamps)  # cropped to their alpha
+    assert {(e["licence"], e["split"]) for e in packed} == {("CC0", "train"), ("CC0", "val")}
+    scene = make_scene(PhotoBank(packed), np.random.default_rng(0), size=64, k_objects=(1, 2), split="train")
+    assert scene.image.shape == (64, 64, 3) and scene.masks.max() >= 1
+
+
+def test_time_limit_saves_and_stops(tiny_data, tmp_path):
+    from alit_core import ALIT, save_checkpoint
+
+    torch.manual_seed(0)
+    start = save_checkpoint(ALIT(small_config()), tmp_path / "start.pt")
+    run_stage("alit", tmp_path / "short", tiny_data, 50, ["--init", str(start), "--time-limit", "1e-6"])
+    assert torch.load(tmp_path / "short" / "last.pt", weights_only=True)["step"] == 1
