@@ -46,6 +46,26 @@ def test_encode_table_and_bad_image(checkpoint, photo, tmp_path, capsys):
     assert "Traceback" not in captured.err
 
 
+def test_encode_in_batches_gives_the_one_by_one_results(capsys):
+    from pathlib import Path
+
+    # the bundled model on its samples: their error curves are far apart at the threshold, so
+    # batching (other rounding) cannot move a selection
+    paths = [str(p) for p in sorted((Path(__file__).resolve().parent.parent / "assets" / "samples").glob("*.png"))]
+    assert main(["encode", *paths, "--json"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert main(["encode", *paths, "--json", "--batch", "4"]) == 0
+    batched = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in batched] == paths
+    assert [r["num_tokens"] for r in batched] == [r["num_tokens"] for r in one]
+    assert len({r["num_tokens"] for r in one}) > 2
+    for a, b in zip(one, batched):
+        # each image reports the iterations it ran, though its batch may have run more
+        assert b["iterations_run"] == a["iterations_run"] == len(b["per_iteration"]) > b["iteration"]
+        assert [it["l1"] for it in b["per_iteration"]] == pytest.approx([it["l1"] for it in a["per_iteration"]], abs=1e-5)
+    assert main(["encode", *paths, "--batch", "0"]) == 2
+
+
 def test_missing_checkpoint_is_a_message(photo, tmp_path, capsys):
     code = main(["encode", str(photo), "--checkpoint", str(tmp_path / "nope.pt")])
     assert code == 2
