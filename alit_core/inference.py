@@ -191,6 +191,9 @@ class Linear(nn.Linear):
         return linear(self, x)
 
 
+SMALL_MAP = 16 * 16  # largest map (pixels) that GroupNorm takes through NCHW
+
+
 class GroupNorm(nn.GroupNorm):
     """nn.GroupNorm (same parameters) that normalises small channels-last maps in NCHW.
 
@@ -207,8 +210,6 @@ class GroupNorm(nn.GroupNorm):
             return y.contiguous(memory_format=torch.channels_last)
         return super().forward(x)
 
-
-SMALL_MAP = 16 * 16  # largest map (pixels) that GroupNorm takes through NCHW; see GroupNorm
 
 
 class Conv2d(nn.Conv2d):
