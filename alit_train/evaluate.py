@@ -156,23 +156,20 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
     l1_curve = [row["l1"] for row in report["reconstruction"]["per_iteration"]]
     report["reconstruction"]["l1_falls_every_iteration"] = all(a > b for a, b in zip(l1_curve, l1_curve[1:]))
 
-    # token count against complexity, over photos, scenes and simple images together
-    pool = [(im, tok_) for name in ("photos", "scenes", "simple") for (im, _), tok_ in
-            zip(sets[name], results[name]["tokens"])]
-    tokens = np.array([t for _, t in pool])
-    comp = [complexity(im) for im, _ in pool]
-    report["complexity"] = {}
-    for m in MEASURES:
-        v = np.array([c[m] for c in comp])
-        report["complexity"][m] = {"spearman": spearman(tokens, v), "ci95": bootstrap_ci(tokens, v, n=bootstrap)}
-    # the same within each set: the pool mixes sets whose difficulty for the model differs
-    # from their file size (the small VQGAN renders saturated flat colours poorly)
-    comp_of = {name: [complexity(im) for im, _ in sets[name]] for name in ("photos", "scenes", "simple")}
-    report["complexity_by_set"] = {
-        name: {m: {"spearman": spearman(results[name]["tokens"], [c[m] for c in cs]),
-                   "ci95": bootstrap_ci(results[name]["tokens"], [c[m] for c in cs], n=bootstrap)} for m in MEASURES}
-        for name, cs in comp_of.items()
-    }
+    # token count against complexity, over photos, scenes and simple images together, and within
+    # each set: the pool mixes sets whose difficulty for the model differs from their file size
+    # (the small VQGAN renders saturated flat colours poorly)
+    pooled_sets = ("photos", "scenes", "simple")
+    comp_of = {name: [complexity(im) for im, _ in sets[name]] for name in pooled_sets}
+    comp = [c for name in pooled_sets for c in comp_of[name]]
+    tokens = np.array([t for name in pooled_sets for t in results[name]["tokens"]])
+
+    def rank_stats(toks, cs) -> dict:
+        return {m: {"spearman": spearman(toks, v), "ci95": bootstrap_ci(toks, v, n=bootstrap)}
+                for m in MEASURES for v in [np.array([c[m] for c in cs])]}
+
+    report["complexity"] = rank_stats(tokens, comp)
+    report["complexity_by_set"] = {name: rank_stats(results[name]["tokens"], cs) for name, cs in comp_of.items()}
     report["threshold_sweep"] = threshold_sweep(results, comp_of, cfg, threshold)
     report["token_counts"] = {name: {"median": float(np.median(r["tokens"])), "mean": float(np.mean(r["tokens"]))}
                               for name, r in results.items()}

@@ -132,6 +132,11 @@ def prepare(path_or_image, size: int) -> np.ndarray:
     return figures.to_uint8(x.numpy())
 
 
+def as_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float in [0, 1], what the tokenizer takes."""
+    return torch.from_numpy(image).permute(2, 0, 1).float().div(255)
+
+
 def input_notes(path: str, size: int) -> list[str]:
     """What the loader's policy did to a file that the user may not expect, one sentence each.
 
@@ -165,7 +170,7 @@ def rollout(tok, image: np.ndarray, name: str, *, halting: str, seed: int, max_i
     layer = None if layer is None else layer % tok.config.dec_depth
     rec = Record(name=name, image=image, grid=tok.config.grid_size, layer=layer,
                  bits_per_token=tok.config.bits_per_token)
-    x = torch.from_numpy(image).permute(2, 0, 1).float().div(255)[None]
+    x = as_tensor(image)[None]
     for step in tok.rollout(x, halting=halting, seed=seed, max_iterations=max_iterations,
                             attention_layers=rec.layer, attention_heads="all"):
         rec.add(step, rec.grid)
@@ -213,7 +218,7 @@ def select_many(tok, images: list[np.ndarray], criterion: Criterion, batch: int 
     for start in range(0, len(images), batch):
         if progress is not None:
             progress(start)
-        x = torch.stack([torch.from_numpy(im).permute(2, 0, 1).float().div(255) for im in images[start : start + batch]])
+        x = torch.stack([as_tensor(im) for im in images[start : start + batch]])
         enc = tok.encode(x, **{arg: value})
         out += [{"tokens": n, "l1": l1, "psnr": p} for n, l1, p in zip(enc.num_tokens, enc.l1, enc.psnr)]
     return out
