@@ -34,6 +34,7 @@ from .checkpoints import BUNDLED_CHECKPOINT, load_tokenizer
 from .flops import count_flops
 from .image_io import load_image
 from .inference import InferenceOptions
+from .operator_profile import operator_profile
 from .selection import Criterion, select_iterations
 from .timing import machine, matmul_peak, synchronize, timed
 from .tokenizer import Tokenizer
@@ -164,7 +165,7 @@ def agreement(tok: Tokenizer, ref: Tokenizer, x: torch.Tensor) -> dict:
 
 def run(checkpoint=None, device=None, dtypes=("float32", "bfloat16"), batch: int = 1, repeats: int = 3,
         images: list[str] | None = None, throughput: list[int] | None = None, ablation: bool = True,
-        compile: bool = False, peak_size: int | None = None) -> dict:
+        compile: bool = False, peak_size: int | None = None, operators: bool = False) -> dict:
     base = load_tokenizer(checkpoint, device=device, dtype="float32", options=InferenceOptions.plain())
     cfg, dev = base.config, base.device
     r = cfg.resolution
@@ -215,6 +216,10 @@ def run(checkpoint=None, device=None, dtypes=("float32", "bfloat16"), batch: int
 
     if ablation:
         res["ablation"] = run_ablation(base, x, repeats, rows, dtypes, compile)
+
+    if operators:
+        res["operators"] = {dt: operator_profile(variants[dt][0], variants[dt][0].image_tokens(x), peaks[dt], repeats)
+                            for dt in dtypes}
 
     if throughput:
         dt = dtypes[-1]
@@ -301,6 +306,10 @@ def _rounded(v):
     return v
 
 
+def _cell(row: dict, key: str, scale: float = 1, unit: str = "") -> str:
+    return f"{scale * row[key]:.0f}{unit}" if key in row else ""
+
+
 def table(res: dict) -> str:
     m = res["machine"]
     peaks = ", ".join(f"{k} {v:.0f}" for k, v in res["matmul_peak_gflops"].items())
@@ -336,6 +345,17 @@ def table(res: dict) -> str:
         for row in res["ablation"]:
             lines.append(f"| {row['name']} | {_fmt_s(row['median_s'])} | {_fmt_s(row['min_s'])} - "
                          f"{_fmt_s(row['max_s'])} | {row['speedup_vs_official']:.2f}x |")
+    for dt, prof in res.get("operators", {}).items():
+        lines += ["", f"Where the {dt} transformer's time goes (profiler, one rollout from cached VQGAN tokens, "
+                  f"{_fmt_s(prof['profiled_s'])} with the profiler's overhead). *Alone*: the same layer repeated on "
+                  "one input, its weights in cache.", "",
+                  "| operators | time | share | GFLOP/s | % of peak | alone: GFLOP/s | alone: % of peak |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in prof["rows"]:
+            cells = [_cell(row, "gflops_per_s"), _cell(row, "fraction_of_peak", 100, "%"),
+                     _cell(row, "alone_gflops_per_s"), _cell(row, "alone_fraction_of_peak", 100, "%")]
+            lines.append(f"| {row['kind']} | {_fmt_s(row['time_s'])} | {100 * row['share']:.0f}% | "
+                         + " | ".join(cells) + " |")
     if "agreement" in res:
         lines += ["", "| agreement with float32 official-equivalent | max abs recon diff | mean abs recon diff | "
                   "max abs L1 diff | same selection (random batch) |", "|---|---|---|---|---|"]
@@ -358,7 +378,7 @@ def suite(repeats: int, device=None) -> list[dict]:
     """The issue-5 measurements: alit_small (random weights) and the bundled model on the samples."""
     samples = sorted(str(p) for p in SAMPLES.glob("*.png"))
     return [
-        run("preset:small", device, ("float32", "bfloat16"), 1, repeats, None, None, True),
+        run("preset:small", device, ("float32", "bfloat16"), 1, repeats, None, None, True, operators=True),
         run(None, device, ("float32", "bfloat16"), 1, max(repeats, 5), samples, [1, 8, 32], True),
     ]
 
@@ -380,7 +400,8 @@ def targets(small: dict, bundled: dict) -> list[tuple[str, str, bool | None]]:
     for name, s in small["summary"].items():
         if isinstance(s, dict) and s.get("transformer_fraction_of_peak") is not None:
             f = s["transformer_fraction_of_peak"]
-            out.append((f"alit_small transformer >= 60% of the {name} matmul peak", f"{100 * f:.0f}%", f >= 0.6))
+            out.append((f"alit_small transformer >= 60% of the {name} matmul peak",
+                         f"{100 * f:.0f}%" + _operator_summary(small.get("operators", {}).get(name)), f >= 0.6))
     for name, s in bundled["summary"].items():
         if not isinstance(s, dict):
             continue
@@ -397,6 +418,26 @@ def targets(small: dict, bundled: dict) -> list[tuple[str, str, bool | None]]:
         out.append((f"bundled model, full rollout + pixels < 1 s ({name})", f"{s['rollout_with_decode_s']:.3f} s",
                     s["rollout_with_decode_s"] < 1.0))
     return out
+
+
+def _operator_summary(prof: dict | None) -> str:
+    """The profile's headline: the big products in the rollout against alone, attention, the rest."""
+    if not prof:
+        return ""
+    products = [r for r in prof["rows"] if "alone_fraction_of_peak" in r]
+    if not products:
+        return ""
+    share = sum(r["share"] for r in products)
+    inside = sum(r["gflop"] for r in products) / sum(r["time_s"] for r in products)
+    peak = products[0]["gflops_per_s"] / products[0]["fraction_of_peak"]
+    alone = min(r["alone_fraction_of_peak"] for r in products), max(r["alone_fraction_of_peak"] for r in products)
+    parts = [f"; profile: matrix products {100 * share:.0f}% of the time at {100 * inside / peak:.0f}% of the peak "
+             f"(each alone, weights in cache: {100 * alone[0]:.0f}-{100 * alone[1]:.0f}%)"]
+    for r in prof["rows"]:
+        if "alone_fraction_of_peak" not in r and r["share"] >= 0.05:
+            rate = f" at {100 * r['fraction_of_peak']:.0f}%" if "fraction_of_peak" in r else ""
+            parts.append(f"{r['kind']} {100 * r['share']:.0f}%{rate}")
+    return ", ".join(parts)
 
 
 def suite_markdown(results: list[dict]) -> str:
@@ -446,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-ablation", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the fast tokenizers")
     p.add_argument("--peak-size", type=int, help="matrix size for the matmul peak (default 2048 on CPU, 8192 on GPU)")
+    p.add_argument("--operators", action="store_true",
+                   help="profile the transformer by kind of operator (time, GFLOP/s, % of peak, each product alone)")
     p.add_argument("--suite", action="store_true", help="alit_small and the bundled model, everything")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--out", help="also write OUT.json and OUT.md")
@@ -461,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_images:
             images = None
         results = [run(args.checkpoint, args.device, tuple(args.dtype), args.batch, args.repeats, images,
-                       args.throughput, not args.no_ablation, args.compile, args.peak_size)]
+                       args.throughput, not args.no_ablation, args.compile, args.peak_size, args.operators)]
     text = suite_markdown(results) if args.suite else table(results[0])
     print(json.dumps(results if args.suite else results[0], indent=2) if args.json else text)
     if args.out:

@@ -222,6 +222,29 @@ def test_image_tokens_are_reusable_across_halting_modes(model, images):
         list(other.rollout(tokens))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("decoder_rows", [True, False])
+def test_operator_profile_accounts_for_every_flop_and_all_the_time(dtype, decoder_rows, images):
+    from alit_core.operator_profile import operator_profile
+
+    torch.manual_seed(0)
+    cfg = small_config()
+    tok = Tokenizer(ALIT(cfg), "cpu", dtype, InferenceOptions(decoder_rows=decoder_rows))
+    prof = operator_profile(tok, tok.image_tokens(images), peak_gflops=100.0, repeats=1)
+    rows = {r["kind"]: r for r in prof["rows"]}
+    # the profiler's products and attention kernels add up to the configuration's count
+    counted = sum(r.get("gflop", 0.0) for r in prof["rows"]) * 1e9
+    assert counted == pytest.approx(len(images) * count_flops(cfg, decoder_rows=decoder_rows).transformer, rel=1e-9)
+    assert sum(r["share"] for r in prof["rows"]) == pytest.approx(1.0)
+    assert prof["profiled_s"] == pytest.approx(sum(r["time_s"] for r in prof["rows"]))
+    w = cfg.width
+    qkv = rows[f"matrix product {w} -> {3 * w}"]
+    assert qkv["alone_rows"] == len(images) * (1 + cfg.num_positions + cfg.max_tokens)  # the longest call
+    assert qkv["alone_gflops_per_s"] > 0 and qkv["fraction_of_peak"] == pytest.approx(qkv["gflops_per_s"] / 100)
+    assert rows["attention (fused)"]["gflop"] > 0
+    assert "gflop" not in rows["other (norms, adds, casts, copies, halting)"]
+
+
 def test_timing_helpers():
     t = timed(lambda: torch.ones(100).sum(), repeats=3)
     assert t.runs == 3 and t.min_s <= t.median_s <= t.max_s and t.peak_memory_mb > 0
@@ -241,10 +264,12 @@ def test_benchmark_json_on_a_tiny_model(tmp_path, capsys, images):
     Image.fromarray((images[1].permute(1, 2, 0).numpy() * 255).astype("uint8")).save(img)
     out = tmp_path / "res"
     assert main(["--checkpoint", str(ckpt), "--repeats", "1", "--dtype", "float32", "bfloat16", "--images",
-                 str(img), "--throughput", "2", "--peak-size", "256", "--json", "--out", str(out)]) == 0
+                 str(img), "--throughput", "2", "--peak-size", "256", "--operators", "--json", "--out", str(out)]) == 0
     res = json.loads(capsys.readouterr().out)
     assert json.loads(out.with_suffix(".json").read_text())[0]["config"] == res["config"]
     assert "| measurement |" in out.with_suffix(".md").read_text()
+    assert "Where the bfloat16 transformer's time goes" in out.with_suffix(".md").read_text()
+    assert {r["kind"] for r in res["operators"]["float32"]["rows"]} >= {"attention (fused)"}
     assert set(res["matmul_peak_gflops"]) == {"float32", "bfloat16"}
     assert set(res["rows"]) >= {"official", "float32", "bfloat16"}
     for key in ("one_iteration", "transformer", "rollout_no_decode", "rollout_with_decode", "vqgan_encode",
