@@ -346,9 +346,9 @@ def table(res: dict) -> str:
             lines.append(f"| {row['name']} | {_fmt_s(row['median_s'])} | {_fmt_s(row['min_s'])} - "
                          f"{_fmt_s(row['max_s'])} | {row['speedup_vs_official']:.2f}x |")
     for dt, prof in res.get("operators", {}).items():
-        lines += ["", f"Where the {dt} transformer's time goes (profiler, one rollout from cached VQGAN tokens, "
-                  f"{_fmt_s(prof['profiled_s'])} with the profiler's overhead). *Alone*: the same layer repeated on "
-                  "one input, its weights in cache.", "",
+        lines += ["", (f"Where the {dt} transformer's time goes (profiler, one rollout from cached VQGAN tokens, "
+                       f"{_fmt_s(prof['profiled_s'])} with the profiler's overhead). *Alone*: the same layer repeated "
+                       "on one input, its weights in cache."), "",
                   "| operators | time | share | GFLOP/s | % of peak | alone: GFLOP/s | alone: % of peak |",
                   "|---|---|---|---|---|---|---|"]
         for row in prof["rows"]:

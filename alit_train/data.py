@@ -3,8 +3,8 @@
 Everything here comes from the package registries (see SPEC section 4), so the data set
 can be rebuilt anywhere with ``python -m alit_train.data all``:
 
-* Debian packages ``mate-backgrounds``, ``plasma-workspace-wallpapers``, ``tuxpaint-data``
-  and ``tuxpaint-stamps-default`` are fetched with ``apt-get download`` (never installed)
+* Debian packages ``mate-backgrounds``, ``plasma-workspace-wallpapers``, ``tuxpaint-data``,
+  ``tuxpaint-stamps-default`` and (held out, see below) ``lomiri-wallpapers-16.04`` are fetched with ``apt-get download`` (never installed)
   and unpacked with ``dpkg-deb -x``.
 * PyPI wheels of ``scikit-image`` and ``scikit-learn`` are fetched with
   ``pip download --no-deps`` (never installed) and their sample photos are read out of the
@@ -28,7 +28,8 @@ Index entries (``build_index``) have the keys
                 'clipart' (drawn stamp)
     width, height, sha256
     group       the split key: files derived from one source photo share it
-    split       'train' or 'val'
+    split       'train' or 'val'; 'test' for the packages in HELD_OUT_PACKAGES (photos added
+                after the bundled model was trained, for evaluation only)
     stamp_stats only for stamps: the numbers behind the photo / clip-art decision
 
 Photo vs clip-art stamps (``stamp_role``): inside the stamp's fully opaque interior
@@ -53,6 +54,8 @@ package, with mirror / numbered-variant suffixes removed so that ``tugboat.png``
 ``tugboat_mirror.png`` share a group); sha256 of the key mapped to [0, 1) puts the group in
 'val' when below 0.2. Stratified per (package, role): if a stratum with two or more groups
 ends up with an empty split, the group whose hash is nearest the threshold is moved over.
+The photos of HELD_OUT_PACKAGES are all 'test' and take no part in that draw, so adding them
+changed no other file's split.
 """
 
 from __future__ import annotations
@@ -88,6 +91,26 @@ DEB_PACKAGES = (
     "plasma-workspace-wallpapers",
     "tuxpaint-data",
     "tuxpaint-stamps-default",
+)
+# Photos added after the bundled model was trained: every one goes to the 'test' split, which no
+# training run reads, so they are held out by source package, not only by photo.
+HELD_OUT_PACKAGES = ("lomiri-wallpapers-16.04",)
+# Its wallpapers that are photographs (umang is a render, analogpattern an abstract texture);
+# chosen by eye.
+LOMIRI_PHOTOS = (
+    "Bridge_by_Sander_Klootwijk",
+    "Dragonfly_by_Bolly",
+    "Picture_0B_by_freespace",
+    "Picture_1A_by_freespace",
+    "Wine_by_Jakkub_Mede",
+    "aitzgorri_by_Aitzol_Berasategi",
+    "free_by_Peter_Nerlich",
+    "friends_by_Aitzol_Berasategi",
+    "greentock_by_Peter_Nerlich",
+    "life_by_Aitzol_Berasategi",
+    "picosdeeuropa_by_Aitzol_Berasategi",
+    "seeding_by_Clements_Engelhardt",
+    "sunset_by_Aitzol_Berasategi",
 )
 # Pinned so that the data set is the same wherever it is rebuilt.
 PYPI_PACKAGES = {"scikit-image": "0.26.0", "scikit-learn": "1.9.1"}
@@ -126,7 +149,8 @@ SKLEARN_IMAGES = ("china.jpg", "flower.jpg")
 
 VAL_FRACTION = 0.2
 ROLES = ("background", "object", "clipart")
-SPLITS = ("train", "val")
+SPLITS = ("train", "val")  # what assign_splits deals out
+TEST_SPLIT = "test"  # the held-out packages' photos: evaluation only
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 
 
@@ -284,7 +308,7 @@ def fetch_sources(out: str | os.PathLike = DEFAULT_SOURCES) -> dict[str, dict]:
         pass
     state: dict[str, Any] = {}
     result = {}
-    for pkg in DEB_PACKAGES:
+    for pkg in DEB_PACKAGES + HELD_OUT_PACKAGES:
         result[pkg] = _fetch_deb(pkg, out, cache, state)
     for pkg, version in PYPI_PACKAGES.items():
         result[pkg] = _fetch_wheel(pkg, version, out, cache)
@@ -537,12 +561,15 @@ def _entry(
     return e
 
 
-def _index_debian_backgrounds(root: Path, pkg: str, files: Iterable[Path], extra_note=None) -> list[dict]:
+def _index_debian_backgrounds(root: Path, pkg: str, files: Iterable[Path], extra_note=None,
+                              upstream=None) -> list[dict]:
+    """upstream: maps an installed path to the path debian/copyright names, where the two differ
+    by more than a leading folder (dep5_licence tries every trailing part of the installed path)."""
     base, version, paragraphs = _deb_info(root, pkg)
     out = []
     for f in files:
         rel = f.relative_to(base).as_posix()
-        licence, copyright_ = dep5_licence(paragraphs, rel)
+        licence, copyright_ = dep5_licence(paragraphs, upstream(rel) if upstream else rel)
         note = "debian/copyright of " + pkg
         if extra_note:
             note += "; " + extra_note(f)
@@ -657,9 +684,17 @@ def build_index(root: str | os.PathLike = DEFAULT_SOURCES, base: str | os.PathLi
     for pkg in PYPI_PACKAGES:
         if (root / pkg).is_dir():
             entries += _index_wheel(root, pkg)
+    assign_splits(entries)
+    pkg = "lomiri-wallpapers-16.04"
+    if (root / pkg).is_dir():
+        files = [root / pkg / "usr/share/backgrounds" / f"{name}.jpg" for name in LOMIRI_PHOTOS]
+        # debian/copyright names them 16.04/<file>; they install to usr/share/backgrounds/<file>
+        held_out = _index_debian_backgrounds(root, pkg, files, upstream=lambda rel: "16.04/" + Path(rel).name)
+        for e in held_out:
+            e["split"] = TEST_SPLIT
+        entries += held_out
     for e in entries:
         e["path"] = os.path.relpath(e.pop("file"), base).replace(os.sep, "/")
-    assign_splits(entries)
     entries.sort(key=lambda e: e["path"])
     return entries
 

@@ -2,12 +2,14 @@
 
     python -m alit_train.evaluate --checkpoint assets/alit_default.pt --out reports/default
 
-Measures (validation split only; every set is generated from fixed seeds):
-- reconstruction: per-iteration mean L1, PSNR and SSIM on held-out photo crops, next to the
-  model's own VQGAN (the ceiling of the soft-code reconstructions);
+Measures (validation split only, plus the 'test' split where the index has it: photos of packages
+that no training run reads; every set is generated from fixed seeds):
+- reconstruction: per-iteration mean L1, PSNR and SSIM on held-out photo crops (and on the
+  test photos), next to the model's own VQGAN (the ceiling of the soft-code reconstructions);
 - token count (at a threshold) against image complexity (PNG / JPEG bits per pixel, entropy,
   edge density, high-frequency energy): Spearman rho with a bootstrap 95% interval, over
-  photos + scenes + simple images together and within each set, and (PNG) across thresholds;
+  photos + scenes + simple images together (and with the test photos added) and within each set,
+  and (PNG) across thresholds;
 - object discovery on generated scenes with ground-truth masks: attention segmentation
   (alit_core.segmentation) scored by FG-ARI and matched mIoU, next to a grid of as many cells;
 - out of distribution: token counts of noise, rendered text and clip art against photos;
@@ -19,6 +21,7 @@ Measures (validation split only; every set is generated from fixed seeds):
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -33,6 +36,7 @@ from alit_core.compression import codec_at_size
 from alit_core.segmentation import attention_segments, fg_ari, grid_segments, matched_miou
 
 from . import scenes
+from .data import TEST_SPLIT
 
 
 # --- metrics ------------------------------------------------------------------------------------
@@ -94,6 +98,8 @@ def eval_sets(index: str, size: int, n: int, seed: int = 1234) -> dict[str, list
     }
     for j, kind in enumerate(("noise", "text", "clipart")):
         out[f"ood_{kind}"] = [(im, None) for im in make(3 + j, lambda r, kind=kind: scenes.ood_image(r, size, kind, index=bank, split="val"))]
+    if bank.select("background", TEST_SPLIT):  # photos of packages no training run reads
+        out["photos_test"] = [(im, None) for im in make(6, lambda r: scenes.photo_crop(bank, r, size, split=TEST_SPLIT))]
     return out
 
 
@@ -145,20 +151,14 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
         results[name] = r
 
     photos = results["photos"]
-    report["reconstruction"] = {
-        "per_iteration": [
-            {"tokens": cfg.tokens_at(t), "l1": float(photos["l1"][t].mean()), "psnr": float(photos["psnr"][t].mean()),
-             "ssim": float(photos["ssim"][t].mean())}
-            for t in range(cfg.iterations)
-        ],
-        "vqgan_psnr": float(np.mean(vqgan_psnr(tok, [im for im, _ in sets["photos"]]))),
-    }
-    l1_curve = [row["l1"] for row in report["reconstruction"]["per_iteration"]]
-    report["reconstruction"]["l1_falls_every_iteration"] = all(a > b for a, b in zip(l1_curve, l1_curve[1:]))
+    report["reconstruction"] = reconstruction(tok, results["photos"], sets["photos"], cfg)
+    if "photos_test" in results:
+        report["reconstruction_test_photos"] = reconstruction(tok, results["photos_test"], sets["photos_test"], cfg)
 
     # token count against complexity, over photos, scenes and simple images together, and within
     # each set: the pool mixes sets whose difficulty for the model differs from their file size
-    # (the small VQGAN renders saturated flat colours poorly)
+    # (PNG codes smooth gradients at more bits per pixel than flat shapes with sharp edges; for the
+    # model it is the other way round)
     pooled_sets = ("photos", "scenes", "simple")
     comp_of = {name: [complexity(im) for im, _ in sets[name]] for name in pooled_sets}
     comp = [c for name in pooled_sets for c in comp_of[name]]
@@ -169,8 +169,15 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
                 for m in MEASURES for v in [np.array([c[m] for c in cs])]}
 
     report["complexity"] = rank_stats(tokens, comp)
+    if "photos_test" in results:
+        # the same pool with the photos of held-out packages added (evaluation-only sources)
+        comp_of["photos_test"] = [complexity(im) for im, _ in sets["photos_test"]]
+        names = (*pooled_sets, "photos_test")
+        report["complexity_with_test_photos"] = rank_stats(
+            np.array([t for name in names for t in results[name]["tokens"]]),
+            [c for name in names for c in comp_of[name]])
     report["complexity_by_set"] = {name: rank_stats(results[name]["tokens"], cs) for name, cs in comp_of.items()}
-    report["threshold_sweep"] = threshold_sweep(results, comp_of, cfg, threshold)
+    report["threshold_sweep"] = threshold_sweep(results, {n: comp_of[n] for n in pooled_sets}, cfg, threshold)
     report["token_counts"] = {name: {"median": float(np.median(r["tokens"])), "mean": float(np.mean(r["tokens"]))}
                               for name, r in results.items()}
 
@@ -216,8 +223,17 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    plot(report, results, sets, tokens, comp, cfg, out)
+    plot(report, results, sets, comp_of, cfg, out)
     return report
+
+
+def reconstruction(tok, result: dict, items: list, cfg) -> dict:
+    """Per-iteration mean L1, PSNR and SSIM of one set, and its own VQGAN's PSNR."""
+    per = [{"tokens": cfg.tokens_at(t), "l1": float(result["l1"][t].mean()), "psnr": float(result["psnr"][t].mean()),
+            "ssim": float(result["ssim"][t].mean())} for t in range(cfg.iterations)]
+    l1 = [row["l1"] for row in per]
+    return {"per_iteration": per, "vqgan_psnr": float(np.mean(vqgan_psnr(tok, [im for im, _ in items]))),
+            "l1_falls_every_iteration": all(a > b for a, b in itertools.pairwise(l1))}
 
 
 def threshold_sweep(results: dict, comp_of: dict, cfg, default: float, steps: int = 13) -> list[dict]:
@@ -241,25 +257,34 @@ def threshold_sweep(results: dict, comp_of: dict, cfg, default: float, steps: in
     return rows
 
 
-def plot(report, results, sets, tokens, comp, cfg, out: Path) -> None:
+def plot(report, results, sets, comp_of, cfg, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    labels = {"photos": "held-out photos", "photos_test": "photos of an unseen package", "scenes": "scenes",
+              "simple": "simple"}
     fig, ax = plt.subplots(1, 4, figsize=(18, 4))
-    per = report["reconstruction"]["per_iteration"]
-    x = [r["tokens"] for r in per]
-    ax[0].plot(x, [r["psnr"] for r in per], "o-", label="ALIT")
-    ax[0].axhline(report["reconstruction"]["vqgan_psnr"], color="grey", ls="--", label="own VQGAN")
-    ax[0].set(xlabel="tokens", ylabel="PSNR (dB)", title="held-out photos")
-    ax[0].legend()
-    png = [c["png_bpp"] for c in comp]
-    ax[1].scatter(png, tokens + np.random.default_rng(0).uniform(-4, 4, len(tokens)), s=10, alpha=0.6)
+    for key, name in (("reconstruction", "photos"), ("reconstruction_test_photos", "photos_test")):
+        if key not in report:
+            continue
+        per = report[key]["per_iteration"]
+        line, = ax[0].plot([r["tokens"] for r in per], [r["psnr"] for r in per], "o-", label=f"ALIT, {labels[name]}")
+        ax[0].axhline(report[key]["vqgan_psnr"], color=line.get_color(), ls="--", label="its own VQGAN")
+    ax[0].set(xlabel="tokens", ylabel="PSNR (dB)", title="reconstruction per iteration")
+    ax[0].legend(fontsize=7)
+    jitter = np.random.default_rng(0)
+    for name, cs in comp_of.items():  # one colour per set: the sets sit differently on the PNG axis
+        toks = np.asarray(results[name]["tokens"], dtype=float)
+        ax[1].scatter([c["png_bpp"] for c in cs], toks + jitter.uniform(-4, 4, len(toks)), s=10, alpha=0.6,
+                      label=f"{labels[name]} ({report['complexity_by_set'][name]['png_bpp']['spearman']:.2f})")
     rho = report["complexity"]["png_bpp"]["spearman"]
     ax[1].set(xlabel="PNG bits per pixel", ylabel=f"tokens at L1 < {report['threshold']}",
-              title=f"token count vs complexity (Spearman {rho:.2f})")
-    names = ["photos", "simple"] + [n for n in results if n.startswith("ood_")]
+              title=f"tokens vs complexity (Spearman {rho:.2f}, photos + scenes + simple)")
+    ax[1].legend(fontsize=7, title="set (its own rho)", title_fontsize=7)
+    names = ["photos", *(["photos_test"] if "photos_test" in results else []), "simple"]
+    names += [n for n in results if n.startswith("ood_")]
     ax[2].boxplot([results[n]["tokens"] for n in names], tick_labels=names)
     ax[2].set(ylabel="tokens", title="out of distribution")
     ax[2].tick_params(axis="x", rotation=30)

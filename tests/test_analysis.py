@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from alit_core.complexity import complexity, edge_density, entropy, high_freq_energy, jpeg_bpp, png_bpp
 from alit_core.segmentation import (
@@ -79,7 +80,8 @@ def test_attention_segments_pick_the_dominant_latent():
     assert attention_segments(attn, grid, size=16).shape == (1, 16, 16)
 
 
-def test_evaluation_report_end_to_end(tiny_data, tmp_path):
+@pytest.mark.parametrize("test_photos", [False, True])
+def test_evaluation_report_end_to_end(tiny_data, tmp_path, test_photos):
     import json
 
     from conftest import small_config
@@ -87,13 +89,30 @@ def test_evaluation_report_end_to_end(tiny_data, tmp_path):
     from alit_core import ALIT, Tokenizer, save_checkpoint
     from alit_train.evaluate import evaluate
 
+    index = tiny_data / "index.json"
+    if test_photos:  # a photo of a held-out package: the 'test' split
+        entries = json.loads(index.read_text())
+        for e in entries:
+            e["path"] = str(tiny_data / e["path"])
+        p = tmp_path / "held_out.png"
+        Image.fromarray(np.random.default_rng(5).integers(0, 256, (80, 100, 3), dtype=np.uint8)).save(p)
+        entries.append({"path": str(p), "role": "background", "split": "test", "width": 100, "height": 80,
+                        "package": "held-out", "version": "0", "licence": "CC0", "sha256": ""})
+        index = tmp_path / "index.json"
+        index.write_text(json.dumps(entries))
     torch.manual_seed(0)
     ck = save_checkpoint(Tokenizer(ALIT(small_config()), "cpu"), tmp_path / "m.pt")
-    report = evaluate(str(ck), str(tiny_data / "index.json"), tmp_path / "report", n=3, threshold=0.2, bootstrap=20)
+    report = evaluate(str(ck), str(index), tmp_path / "report", n=3, threshold=0.2, bootstrap=20)
     saved = json.loads((tmp_path / "report" / "report.json").read_text())
     assert saved["resolution"] == 64 and len(saved["reconstruction"]["per_iteration"]) == 4
     assert set(saved["complexity"]) == {"png_bpp", "jpeg_bpp", "entropy", "edge_density", "high_freq_energy"}
-    assert set(saved["complexity_by_set"]) == {"photos", "scenes", "simple"}
+    sets = {"photos", "scenes", "simple"} | ({"photos_test"} if test_photos else set())
+    assert set(saved["complexity_by_set"]) == sets
+    assert ("complexity_with_test_photos" in saved) == ("reconstruction_test_photos" in saved) == test_photos
+    if test_photos:
+        assert len(saved["reconstruction_test_photos"]["per_iteration"]) == 4
+        assert set(saved["complexity_with_test_photos"]) == set(saved["complexity"])
+        assert set(saved["threshold_sweep"][0]["median_tokens"]) == {"photos", "scenes", "simple"}
     assert set(saved["complexity_by_set"]["photos"]) == set(saved["complexity"])
     sweep = saved["threshold_sweep"]
     assert 0.2 in [r["threshold"] for r in sweep] and len(sweep) >= 10

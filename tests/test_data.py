@@ -256,6 +256,35 @@ def test_write_and_load_index(tmp_path, fake_root, fake_index):
         D.load_index(bad)
 
 
+def test_held_out_package_is_all_test_and_moves_no_other_split(tmp_path, fake_root, fake_index):
+    import shutil
+
+    root = tmp_path / "sources"
+    shutil.copytree(fake_root, root)
+    pkg = "lomiri-wallpapers-16.04"
+    base = root / pkg
+    _write_source(base, pkg, "20.04.0-2")
+    photos = base / "usr/share/backgrounds"
+    photos.mkdir(parents=True)
+    for i, name in enumerate(D.LOMIRI_PHOTOS):
+        _photo_rgb(300 + i).save(photos / f"{name}.jpg", quality=90)
+    _photo_rgb(399).save(photos / "umang_by_Abhishek_Mudgal.jpg")  # a render: not listed, not indexed
+    doc = base / "usr/share/doc" / pkg
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text("Files: 16.04/*\nCopyright: 2018 Someone\nLicense: CC-BY-SA-4.0\n\n"
+                                   "Files: 16.04/friends_by_Aitzol_Berasategi.jpg\nCopyright: 2018 Aitzol\n"
+                                   "License: CC-BY-4.0\n")
+    entries = D.build_index(root)
+    held = [e for e in entries if e["package"] == pkg]
+    assert len(held) == len(D.LOMIRI_PHOTOS) and {e["split"] for e in held} == {D.TEST_SPLIT}
+    assert {e["role"] for e in held} == {"background"}
+    licences = {Path(e["path"]).stem: e["licence"] for e in held}  # debian/copyright's 16.04/<file> entries
+    assert licences.pop("friends_by_Aitzol_Berasategi") == "CC-BY-4.0"
+    assert set(licences.values()) == {"CC-BY-SA-4.0"}
+    others = {e["path"].split("sources/", 1)[1]: e["split"] for e in entries if e["package"] != pkg}
+    assert others == {e["path"].split("sources/", 1)[1]: e["split"] for e in fake_index}
+
+
 def test_dep5_parsing():
     paras = D.parse_dep5(DEP5_MATE)
     assert D.dep5_licence(paras, "usr/share/backgrounds/mate/nature/aqua.jpg")[0] == "CC0-1.0"
@@ -267,7 +296,7 @@ def test_fetch_is_idempotent(tmp_path, monkeypatch):
     out = tmp_path / "sources"
     cache = out / D.DOWNLOADS
     cache.mkdir(parents=True)
-    for pkg in D.DEB_PACKAGES:
+    for pkg in D.DEB_PACKAGES + D.HELD_OUT_PACKAGES:
         deb = f"{pkg}_1.0_all.deb"
         (cache / deb).write_bytes(b"x")
         (out / pkg).mkdir()
@@ -283,7 +312,7 @@ def test_fetch_is_idempotent(tmp_path, monkeypatch):
 
     monkeypatch.setattr(subprocess, "run", no_commands)
     info = D.fetch_sources(out)
-    assert set(info) == set(D.DEB_PACKAGES) | set(D.PYPI_PACKAGES)
+    assert set(info) == set(D.DEB_PACKAGES) | set(D.HELD_OUT_PACKAGES) | set(D.PYPI_PACKAGES)
     assert not any(d["downloaded"] for d in info.values())
 
 
@@ -293,6 +322,7 @@ def test_real_index():
     bg = [e for e in entries if e["role"] == "background"]
     obj = [e for e in entries if e["role"] == "object"]
     assert len(bg) >= 20 and len(obj) >= 100
-    assert {e["split"] for e in bg} == {"train", "val"}
+    assert {e["split"] for e in bg if e["package"] not in D.HELD_OUT_PACKAGES} == {"train", "val"}
+    assert {e["split"] for e in bg if e["package"] in D.HELD_OUT_PACKAGES} <= {D.TEST_SPLIT}
     assert {e["split"] for e in obj} == {"train", "val"}
     assert all(Path(e["abs_path"]).is_file() for e in bg + obj)
