@@ -763,7 +763,7 @@ def _dir_size(path: Path) -> int:
 
 def pack(index: str | os.PathLike, out: str | os.PathLike, background_side: int = 256,
          stamp_side: int = 128) -> list[dict]:
-    """A compact copy of the data for another machine (a lent GPU takes tens of MB, not 710).
+    """A compact copy of the data for another machine (a lent GPU takes tens of MB, not 740).
 
     Every image is stored as the scene generator would load it with these smaller limits
     (`scenes.PhotoBank`: backgrounds letterbox-trimmed and at most `background_side` on their
