@@ -19,6 +19,7 @@ from collections import defaultdict
 
 import torch
 from torch import nn
+from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from .inference import linear
@@ -67,6 +68,8 @@ def operator_profile(tok, tokens, peak_gflops: float | None = None, repeats: int
     flops: dict[str, float] = defaultdict(float)
     largest: dict[str, tuple[int, int, int]] = {}
     for e in prof.key_averages(group_by_input_shape=True):
+        if device_time and e.device_type != DeviceType.CPU:
+            continue  # a kernel: its time is already its launching operator's self device time
         t = e.self_device_time_total if device_time else e.self_cpu_time_total
         if t <= 0:
             continue

@@ -3,11 +3,11 @@
 #
 #   bash benchmarks/gpu_session.sh OUT_DIR        (on the device: bash benchmarks/gpu_session.sh "$OUT")
 #
-# About 6 minutes on an H200: alit_small (random weights) in bfloat16 and float32 at batch 1 with
-# images per second at larger batches, the bundled model, and the gpu-marked tests. Everything it
-# prints is also in OUT_DIR/log.txt; the tables are OUT_DIR/*.md and *.json (copy them to
-# benchmarks/ with the hardware named). Needs only what the device image already has (torch,
-# einops, numpy, pillow, opencv); nothing is downloaded.
+# About 7 minutes on an H200: alit_small (random weights) in bfloat16 and float32 at batch 1 with
+# images per second at larger batches, the bundled model, alit_small's operator profile, and the
+# gpu-marked tests. Everything it prints is also in OUT_DIR/log.txt; the tables are OUT_DIR/*.md
+# and *.json (copy them to benchmarks/ with the hardware named). Needs only what the device image
+# already has (torch, einops, numpy, pillow, opencv); nothing is downloaded.
 set -uo pipefail
 out=${1:?usage: bash benchmarks/gpu_session.sh OUT_DIR}
 mkdir -p "$out"
@@ -22,4 +22,7 @@ timeout 300 python3 -m alit_core.benchmark --checkpoint preset:small --device cu
     --no-images --repeats 10 --throughput 1 8 32 128 --no-ablation --out "$out/alit_small_cuda" 2>&1 | tee -a "$log"
 timeout 120 python3 -m alit_core.benchmark --device cuda --repeats 10 --throughput 1 64 512 \
     --out "$out/bundled_cuda" 2>&1 | tee -a "$log"
+# its own run, so that the tables above stand if the CUDA profile fails: where the time goes
+timeout 90 python3 -m alit_core.benchmark --checkpoint preset:small --device cuda --dtype bfloat16 --no-images \
+    --no-ablation --repeats 5 --operators --out "$out/alit_small_cuda_operators" 2>&1 | tee -a "$log"
 timeout 120 python3 -m pytest -q -m gpu tests/test_performance.py 2>&1 | tee -a "$log"
