@@ -57,9 +57,13 @@ class TrainConfig:
     crop: int = 64  # vqgan stage: random crops of this size (the VQGAN is fully convolutional)
     index: str = "data/index.json"
     vqgan: str | None = None  # alit stage: a VQGAN stage checkpoint
-    init: str | None = None  # e2e: an ALIT stage checkpoint; alit: one, or an alit_core checkpoint, to continue from
+    # e2e: an ALIT stage checkpoint; alit: one, or an alit_core checkpoint, to continue from; vqgan: either, to
+    # continue training its VQGAN
+    init: str | None = None
     init_weights: str = "ema"  # which weights of a training checkpoint --init starts from ("ema" or "model")
-    decoder_only: bool = False  # e2e stage: train only the VQGAN decoder, on the frozen ALIT's soft codes
+    # e2e stage: train only the VQGAN decoder, on the frozen ALIT's soft codes; vqgan stage with --init: only
+    # the decoder, on the VQGAN's own codes (encoder and codebook frozen, so an ALIT on those codes stays valid)
+    decoder_only: bool = False
     pixel_weight: float = 1.0  # pixel L1 of one cycled iteration; 0 in the alit stage = the official stage 1
     ce_weight: float = 1.0  # official stage 1: 1.0 x cross-entropy + 1.0 x soft-code MSE
     mse_weight: float = 1.0
@@ -93,6 +97,8 @@ def setup_distributed() -> tuple[int, int, torch.device]:
 # --- data ---------------------------------------------------------------------------------------
 class SceneStream:
     """Batches of training images (B, 3, S, S) in [0, 1], deterministic in (seed, rank, step)."""
+
+    KINDS = ("scene", "photo", "simple")
 
     def __init__(self, index: str, size: int, mix: dict, seed: int, rank: int, split: str = "train"):
         from . import scenes
@@ -217,8 +223,18 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
     """The objective module and the module whose weights are the result."""
     model_cfg = model_config(cfg.model)
     if cfg.stage == "vqgan":
-        vq = VQGAN(model_cfg.vqgan)
-        return VQGANObjective(vq), vq, model_cfg
+        if not cfg.init:
+            vq = VQGAN(model_cfg.vqgan)
+            return VQGANObjective(vq), vq, model_cfg
+        model = initial_model(cfg.init, cfg.init_weights)
+        vq = model.vqgan
+        if cfg.decoder_only:
+            # Same encoder and codebook, so the same codes for every image: the decoder learns to draw
+            # them better (e.g. images the VQGAN renders poorly), and an ALIT trained on these codes
+            # can take the new decoder as it is.
+            vq.requires_grad_(False)
+            vq.decoder.requires_grad_(True)
+        return VQGANObjective(vq), vq, model.cfg
     if cfg.stage == "alit" and cfg.init:
         # continue training a model (its VQGAN included), e.g. the bundled one on a GPU
         model = initial_model(cfg.init, cfg.init_weights)
@@ -302,7 +318,9 @@ def train(cfg: TrainConfig) -> Path:
     crop_gen = torch.Generator().manual_seed(cfg.seed * 7919 + rank)
     amp = cfg.precision != "float32"
     amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.precision, torch.bfloat16)
-    restarts = cfg.stage == "vqgan" or (cfg.stage == "alit" and model_cfg.quantize_latents)
+    # dead-code restarts move codebook entries: never while the codebook is frozen
+    restarts = ((cfg.stage == "vqgan" and not cfg.decoder_only)
+                or (cfg.stage == "alit" and model_cfg.quantize_latents))
     codebook = result.quantize.embedding.weight if restarts else None
     usage = torch.zeros(len(codebook) if codebook is not None else 0, dtype=torch.long)
     log = open(out / "metrics.jsonl", "a") if rank == 0 else None
@@ -410,8 +428,9 @@ def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | 
     calibrate: a data index; sets the model's default threshold with `calibrate_threshold`.
     weights: "ema" (the average) or "model" (the last step's weights; better after a short final
     phase that the average has not caught up with).
-    vqgan_decoder: another training checkpoint (a decoder-only e2e run) whose VQGAN decoder
-    replaces this one's (its `weights` too). The threshold is calibrated on the result.
+    vqgan_decoder: another training checkpoint (a decoder-only e2e run, or a decoder-only vqgan run)
+    whose VQGAN decoder replaces this one's (its `weights` too). The threshold is calibrated on the
+    result.
     """
     ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model = ALIT(ALITConfig.from_dict(ck["model_config"]))
@@ -419,8 +438,9 @@ def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | 
     meta = {"trained_steps": int(ck["step"]), "train_config": ck["train_config"], "weights": weights}
     if vqgan_decoder:
         dec = torch.load(vqgan_decoder, map_location="cpu", weights_only=True)
-        prefix = "vqgan.decoder."
-        model.vqgan.decoder.load_state_dict({k[len(prefix):]: v for k, v in dec[weights].items() if k.startswith(prefix)})
+        state = dec[weights]
+        prefix = "vqgan.decoder." if any(k.startswith("vqgan.") for k in state) else "decoder."  # ALIT or VQGAN run
+        model.vqgan.decoder.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         meta["vqgan_decoder"] = {"from": str(vqgan_decoder), "trained_steps": int(dec["step"]),
                                  "train_config": dec["train_config"]}
     if calibrate:
@@ -431,6 +451,23 @@ def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | 
     return save_checkpoint(model, dest, metadata=meta, dtype=getattr(torch, dtype))
 
 
+def parse_mix(text: str) -> dict[str, float]:
+    """'scene=0.5,photo=0.3,simple=0.2' -> {'scene': 0.5, ...} (shares need not sum to 1)."""
+    mix = {}
+    for part in text.split(","):
+        kind, _, share = part.partition("=")
+        kind = kind.strip()
+        if kind not in SceneStream.KINDS:
+            raise argparse.ArgumentTypeError(f"unknown image kind {kind!r}; choose from {', '.join(SceneStream.KINDS)}")
+        try:
+            mix[kind] = float(share)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r}: expected KIND=SHARE, e.g. simple=0.2") from None
+    if not mix or min(mix.values()) < 0 or sum(mix.values()) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: shares must be non-negative and not all zero")
+    return mix
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m alit_train.train", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="stage", required=True)
@@ -438,9 +475,13 @@ def main(argv: list[str] | None = None) -> int:
     for stage in ("vqgan", "alit", "e2e"):
         s = sub.add_parser(stage)
         for name, value in asdict(defaults).items():
-            if name in ("stage", "mix"):
+            if name == "stage":
                 continue
             flag = f"--{name.replace('_', '-')}"
+            if name == "mix":
+                s.add_argument(flag, type=parse_mix, default=value, metavar="KIND=SHARE,...",
+                               help="training image mix, e.g. scene=0.5,photo=0.3,simple=0.2")
+                continue
             if isinstance(value, bool):
                 s.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
                 continue

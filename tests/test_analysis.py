@@ -80,6 +80,36 @@ def test_attention_segments_pick_the_dominant_latent():
     assert attention_segments(attn, grid, size=16).shape == (1, 16, 16)
 
 
+def _with_test_photo(tiny_data, tmp_path):
+    """tiny_data's index plus one photo of a held-out package (the 'test' split)."""
+    import json
+
+    entries = json.loads((tiny_data / "index.json").read_text())
+    for e in entries:
+        e["path"] = str(tiny_data / e["path"])
+    p = tmp_path / "held_out.png"
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (80, 100, 3), dtype=np.uint8)).save(p)
+    entries.append({"path": str(p), "role": "background", "split": "test", "width": 100, "height": 80,
+                    "package": "held-out", "version": "0", "licence": "CC0", "sha256": ""})
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps(entries))
+    return index
+
+
+def test_app_reference_set_keeps_its_groups(tiny_data, tmp_path):
+    from conftest import small_config
+
+    from alit_core import ALIT, Tokenizer, save_checkpoint
+    from alit_train.reference import GROUPS, build
+
+    torch.manual_seed(0)
+    ck = save_checkpoint(Tokenizer(ALIT(small_config()), "cpu"), tmp_path / "m.pt")
+    ref = build(str(ck), str(_with_test_photo(tiny_data, tmp_path)), n=2, threshold=0.2)
+    assert [r["group"] for r in ref["images"]] == [g for g in GROUPS.values() for _ in range(2)]
+    cfg = small_config()
+    assert all(cfg.latents_per_iteration <= r["tokens"] <= cfg.max_tokens and r["png_bpp"] > 0 for r in ref["images"])
+
+
 @pytest.mark.parametrize("test_photos", [False, True])
 def test_evaluation_report_end_to_end(tiny_data, tmp_path, test_photos):
     import json
@@ -89,17 +119,7 @@ def test_evaluation_report_end_to_end(tiny_data, tmp_path, test_photos):
     from alit_core import ALIT, Tokenizer, save_checkpoint
     from alit_train.evaluate import evaluate
 
-    index = tiny_data / "index.json"
-    if test_photos:  # a photo of a held-out package: the 'test' split
-        entries = json.loads(index.read_text())
-        for e in entries:
-            e["path"] = str(tiny_data / e["path"])
-        p = tmp_path / "held_out.png"
-        Image.fromarray(np.random.default_rng(5).integers(0, 256, (80, 100, 3), dtype=np.uint8)).save(p)
-        entries.append({"path": str(p), "role": "background", "split": "test", "width": 100, "height": 80,
-                        "package": "held-out", "version": "0", "licence": "CC0", "sha256": ""})
-        index = tmp_path / "index.json"
-        index.write_text(json.dumps(entries))
+    index = _with_test_photo(tiny_data, tmp_path) if test_photos else tiny_data / "index.json"
     torch.manual_seed(0)
     ck = save_checkpoint(Tokenizer(ALIT(small_config()), "cpu"), tmp_path / "m.pt")
     report = evaluate(str(ck), str(index), tmp_path / "report", n=3, threshold=0.2, bootstrap=20)

@@ -28,6 +28,16 @@ def test_no_weight_decay_on_biases_and_1d_tensors():
     assert len(no_decay["params"]) == 3 and no_decay["weight_decay"] == 0.0
 
 
+def test_mix_option():
+    from alit_train.train import parse_mix
+
+    assert parse_mix("scene=0.35,photo=0.3,simple=0.35") == {"scene": 0.35, "photo": 0.3, "simple": 0.35}
+    for bad, message in (("scenes=1", "unknown image kind 'scenes'"), ("simple", "expected KIND=SHARE"),
+                         ("photo=0", "not all zero"), ("photo=-1,simple=2", "non-negative")):
+        with pytest.raises(Exception, match=message):
+            parse_mix(bad)
+
+
 def test_ema_follows_the_weights():
     lin = torch.nn.Linear(2, 2)
     ema = EMA(lin, decay=0.5)
@@ -76,6 +86,19 @@ def test_vqgan_then_alit_then_e2e_resumable(tiny_data, tmp_path):
                  "--vqgan-decoder", str(tmp_path / "dec" / "last.pt"), "--dtype", "float32"]) == 0
     merged = torch.load(tmp_path / "merged.pt", weights_only=True)
     assert torch.equal(merged["state_dict"]["vqgan.decoder.conv_in.weight"], after["vqgan.decoder.conv_in.weight"])
+
+    # the VQGAN's decoder alone on its own codes (--restart-every 1: even then the frozen codebook stays)
+    run_stage("vqgan", tmp_path / "vqdec", tiny_data, 2, ["--init", str(tmp_path / "alit" / "last.pt"),
+                                                          "--init-weights", "model", "--decoder-only",
+                                                          "--restart-every", "1"])
+    vqdec = torch.load(tmp_path / "vqdec" / "last.pt", weights_only=True)["model"]
+    changed = {k for k, v in vqdec.items() if v.is_floating_point() and not torch.equal(v, alit["model"]["vqgan." + k])}
+    assert changed and all(k.startswith("decoder.") for k in changed)
+    assert main(["export", str(tmp_path / "alit" / "last.pt"), str(tmp_path / "merged2.pt"), "--weights", "model",
+                 "--vqgan-decoder", str(tmp_path / "vqdec" / "last.pt"), "--dtype", "float32"]) == 0
+    merged = torch.load(tmp_path / "merged2.pt", weights_only=True)["state_dict"]
+    assert torch.equal(merged["vqgan.decoder.conv_in.weight"], vqdec["decoder.conv_in.weight"])
+    assert torch.equal(merged["vqgan.quantize.embedding.weight"], alit["model"]["vqgan.quantize.embedding.weight"])
 
     assert main(["export", str(tmp_path / "e2e" / "last.pt"), str(tmp_path / "model.pt"),
                  "--calibrate", str(tiny_data / "index.json")]) == 0
