@@ -2,11 +2,12 @@
 
 The benchmark's "% of peak" compares the whole transformer with one large matrix product whose
 operands stay in cache. This breaks the same rollout (from cached VQGAN tokens, no pixels) into
-its linear layers (one row per weight shape; an MLP's first layer includes its GELU), fused attention, and everything else (norms,
-residual adds, casts, concatenations, halting), each with its time, GFLOP/s and fraction of the
-peak. Next to every linear layer: the same layer run alone, over and over on one input, so that
-its weights stay in cache. The gap between the two is what reading each weight once per
-iteration from memory costs, which batch 1 cannot hide.
+its linear layers (one row per weight shape; an MLP's first layer includes its GELU), fused
+attention, and everything else (norms, residual adds, casts, concatenations, halting), each with
+its time, GFLOP/s and fraction of the peak. Next to every linear layer: the same layer run alone,
+over and over on one input, so that its weights stay in cache. The gap between the two is what
+the layer's place in the rollout costs it: at batch 1 each weight serves one sequence per
+iteration and is read from memory rather than cache.
 
     from alit_core.operator_profile import operator_profile
     operator_profile(tok, tok.image_tokens(x), peak_gflops=2000.0)["rows"]

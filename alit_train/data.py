@@ -4,8 +4,8 @@ Everything here comes from the package registries (see SPEC section 4), so the d
 can be rebuilt anywhere with ``python -m alit_train.data all``:
 
 * Debian packages ``mate-backgrounds``, ``plasma-workspace-wallpapers``, ``tuxpaint-data``,
-  ``tuxpaint-stamps-default`` and (held out, see below) ``lomiri-wallpapers-16.04`` are fetched with ``apt-get download`` (never installed)
-  and unpacked with ``dpkg-deb -x``.
+  ``tuxpaint-stamps-default`` and (held out, see below) ``lomiri-wallpapers-16.04`` are fetched
+  with ``apt-get download`` (never installed) and unpacked with ``dpkg-deb -x``.
 * PyPI wheels of ``scikit-image`` and ``scikit-learn`` are fetched with
   ``pip download --no-deps`` (never installed) and their sample photos are read out of the
   wheel (a zip file).

@@ -99,7 +99,8 @@ def eval_sets(index: str, size: int, n: int, seed: int = 1234) -> dict[str, list
     for j, kind in enumerate(("noise", "text", "clipart")):
         out[f"ood_{kind}"] = [(im, None) for im in make(3 + j, lambda r, kind=kind: scenes.ood_image(r, size, kind, index=bank, split="val"))]
     if bank.select("background", TEST_SPLIT):  # photos of packages no training run reads
-        out["photos_test"] = [(im, None) for im in make(6, lambda r: scenes.photo_crop(bank, r, size, split=TEST_SPLIT))]
+        crops = make(6, lambda r: scenes.photo_crop(bank, r, size, split=TEST_SPLIT))
+        out["photos_test"] = [(im, None) for im in crops]
     return out
 
 
