@@ -161,22 +161,20 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
     # (PNG codes smooth gradients at more bits per pixel than flat shapes with sharp edges; for the
     # model it is the other way round)
     pooled_sets = ("photos", "scenes", "simple")
-    comp_of = {name: [complexity(im) for im, _ in sets[name]] for name in pooled_sets}
-    comp = [c for name in pooled_sets for c in comp_of[name]]
-    tokens = np.array([t for name in pooled_sets for t in results[name]["tokens"]])
+    measured = (*pooled_sets, *(["photos_test"] if "photos_test" in results else []))
+    comp_of = {name: [complexity(im) for im, _ in sets[name]] for name in measured}
 
     def rank_stats(toks, cs) -> dict:
         return {m: {"spearman": spearman(toks, v), "ci95": bootstrap_ci(toks, v, n=bootstrap)}
                 for m in MEASURES for v in [np.array([c[m] for c in cs])]}
 
-    report["complexity"] = rank_stats(tokens, comp)
-    if "photos_test" in results:
-        # the same pool with the photos of held-out packages added (evaluation-only sources)
-        comp_of["photos_test"] = [complexity(im) for im, _ in sets["photos_test"]]
-        names = (*pooled_sets, "photos_test")
-        report["complexity_with_test_photos"] = rank_stats(
-            np.array([t for name in names for t in results[name]["tokens"]]),
-            [c for name in names for c in comp_of[name]])
+    def pooled_stats(names) -> dict:
+        return rank_stats(np.array([t for name in names for t in results[name]["tokens"]]),
+                          [c for name in names for c in comp_of[name]])
+
+    report["complexity"] = pooled_stats(pooled_sets)
+    if "photos_test" in results:  # the same pool with the photos of held-out packages added
+        report["complexity_with_test_photos"] = pooled_stats(measured)
     report["complexity_by_set"] = {name: rank_stats(results[name]["tokens"], cs) for name, cs in comp_of.items()}
     report["threshold_sweep"] = threshold_sweep(results, {n: comp_of[n] for n in pooled_sets}, cfg, threshold)
     report["token_counts"] = {name: {"median": float(np.median(r["tokens"])), "mean": float(np.mean(r["tokens"]))}

@@ -103,10 +103,10 @@ def test_app_reference_set_keeps_its_groups(tiny_data, tmp_path):
     from alit_train.reference import GROUPS, build
 
     torch.manual_seed(0)
-    ck = save_checkpoint(Tokenizer(ALIT(small_config()), "cpu"), tmp_path / "m.pt")
+    cfg = small_config()
+    ck = save_checkpoint(Tokenizer(ALIT(cfg), "cpu"), tmp_path / "m.pt")
     ref = build(str(ck), str(_with_test_photo(tiny_data, tmp_path)), n=2, threshold=0.2)
     assert [r["group"] for r in ref["images"]] == [g for g in GROUPS.values() for _ in range(2)]
-    cfg = small_config()
     assert all(cfg.latents_per_iteration <= r["tokens"] <= cfg.max_tokens and r["png_bpp"] > 0 for r in ref["images"])
 
 
