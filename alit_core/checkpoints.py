@@ -305,4 +305,15 @@ def load_tokenizer(source=None, device=None, dtype=None, *, heads: int | None = 
         from .registry import fetch_official
 
         source = fetch_official(source.split(":", 1)[1], progress=progress)
-    return Tokenizer(model_from_checkpoint(read_file(source), heads=heads), device, dtype, options)
+    obj = read_file(source)
+    return Tokenizer(model_from_checkpoint(obj, heads=heads), device, dtype, options, metadata=read_metadata(obj))
+
+
+def read_metadata(obj: dict) -> dict:
+    """Our format's "metadata" field; official files record none."""
+    if obj.get("format") != FORMAT:
+        return {}
+    meta = obj.get("metadata") or {}
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint metadata must be a dict, not {type(meta).__name__}")
+    return meta

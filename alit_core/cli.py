@@ -123,8 +123,12 @@ def encode_result(enc, i: int, path: str, cfg: ALITConfig) -> dict:
 def print_result(r: dict, max_iterations: int) -> None:
     c = r["criterion"]
     unit = {"l1": "L1 <", "psnr": "PSNR >=", "tokens": "budget"}[c["kind"]]
-    met = {"l1": r["l1"] < c["value"], "psnr": r["psnr"] >= c["value"], "tokens": True}[c["kind"]]
-    why = f"{unit} {c['value']:g}" if met else f"no iteration met {unit} {c['value']:g}: the lowest-error one"
+    met = {"l1": r["l1"] < c["value"], "psnr": r["psnr"] >= c["value"], "tokens": r["num_tokens"] <= c["value"]}[c["kind"]]
+    if c["kind"] == "tokens":
+        why = (f"the largest count within budget {c['value']:g}" if met
+               else f"budget {c['value']:g} is below the first iteration's count")
+    else:
+        why = f"{unit} {c['value']:g}" if met else f"no iteration met {unit} {c['value']:g}: the lowest-error one"
     print(f"{r['image']}: {r['num_tokens']} tokens (iteration {r['iteration']}, {why}; "
           f"L1 {r['l1']:.4f}, PSNR {r['psnr']:.2f} dB)")
     for t, it in enumerate(r["per_iteration"]):

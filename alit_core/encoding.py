@@ -75,7 +75,7 @@ class EncodingBuilder:
         if self.per_batch:
             self.kept.append(step)
             return float(step.l1.double().mean()) < self.criterion.value
-        met = self.criterion.met(step.num_tokens, step.l1, step.psnr)
+        met = self.criterion.met(step.num_tokens, step.l1, step.psnr, step.num_tokens // (step.iteration + 1))
         score = self.criterion.score(step.l1, step.psnr)
         for r, i in enumerate(rows):
             if self.chosen[i] is None:

@@ -1,7 +1,8 @@
 """Token selection: how many tokens each image gets (SPEC 1.4).
 
 Three criteria: the official L1 threshold (first iteration whose mean |recon - image| is below
-it), a PSNR target (first iteration at or above it) and a fixed token budget. When no iteration
+it), a PSNR target (first iteration at or above it) and a token budget (the largest count that
+fits in it; the first iteration's when even that does not). When no iteration
 meets an error criterion, the official fallback applies: the iteration with the lowest L1 (the
 highest PSNR for a PSNR target). These functions work on per-iteration histories, so a caller
 holding a finished rollout can re-select for another threshold without recomputing anything.
@@ -35,11 +36,18 @@ class Criterion:
             raise ValueError(f"an L1 threshold must not be negative, not {value!r}")
         return cls(kind, float(value))
 
-    def met(self, num_tokens: int, l1: torch.Tensor | None, psnr: torch.Tensor | None) -> torch.Tensor:
-        """Which images (B,) meet the criterion at an iteration with `num_tokens` tokens."""
+    def met(self, num_tokens: int, l1: torch.Tensor | None, psnr: torch.Tensor | None,
+            tokens_per_iteration: int | None = None) -> torch.Tensor:
+        """Which images (B,) meet the criterion at an iteration with `num_tokens` tokens.
+
+        A budget is met by the largest count that fits in it, i.e. when the next iteration's
+        count would exceed it (or this one already does: no iteration has fewer than the first).
+        """
         if self.kind == "tokens":
+            if tokens_per_iteration is None:
+                raise ValueError("a token budget needs tokens_per_iteration to know the next count")
             ref = l1 if l1 is not None else psnr
-            return torch.full(ref.shape, num_tokens >= self.value, dtype=torch.bool)
+            return torch.full(ref.shape, num_tokens + tokens_per_iteration > self.value, dtype=torch.bool)
         if l1 is None:
             raise ValueError("selection by error needs pixel reconstructions; do not switch decoding off")
         if self.kind == "l1":
@@ -66,7 +74,8 @@ def select_iterations(
     l1 = torch.as_tensor(l1, dtype=torch.float64).cpu()
     psnr = torch.zeros_like(l1) if psnr is None else torch.as_tensor(psnr, dtype=torch.float64).cpu()
     t_run, b = l1.shape
-    met = torch.stack([criterion.met(tokens_per_iteration * (t + 1), l1[t], psnr[t]) for t in range(t_run)])
+    met = torch.stack([criterion.met(tokens_per_iteration * (t + 1), l1[t], psnr[t], tokens_per_iteration)
+                       for t in range(t_run)])
     out = []
     for i in range(b):
         hits = torch.nonzero(met[:, i]).flatten()

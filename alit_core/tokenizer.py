@@ -12,7 +12,8 @@ the tokenizer's `InferenceOptions` (weight cache, channels-last convolutions, de
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import Iterator, Mapping
 
 import torch
 
@@ -29,8 +30,10 @@ __all__ = ["Encoding", "ImageTokens", "Tokenizer"]
 
 
 class Tokenizer:
-    def __init__(self, model: ALIT, device=None, dtype=None, options: InferenceOptions | None = None):
+    def __init__(self, model: ALIT, device=None, dtype=None, options: InferenceOptions | None = None,
+                 metadata: Mapping | None = None):
         self.device = resolve_device(device)
+        self._metadata = copy.deepcopy(dict(metadata or {}))
         self.dtype = resolve_dtype(dtype, self.device)
         self.model = model.to(self.device).float().eval()
         self.options = options or InferenceOptions()
@@ -40,6 +43,15 @@ class Tokenizer:
     @property
     def config(self) -> ALITConfig:
         return self.model.cfg
+
+    @property
+    def metadata(self) -> dict:
+        """What the checkpoint file records about the model (our format's "metadata"; {} otherwise).
+
+        E.g. "trained_steps", and "object_discovery": {"fg_ari", "grid_fg_ari", "iteration" (0-based),
+        "layer", "command"} when its attention was measured. A copy: changing it changes nothing here.
+        """
+        return copy.deepcopy(self._metadata)
 
     @property
     def default_threshold(self) -> float:

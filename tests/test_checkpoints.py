@@ -105,6 +105,11 @@ def test_own_format_round_trip(tmp_path):
     assert raw["format"] == "alit-explorer" and raw["metadata"] == {"note": "test"}
     loaded = load_tokenizer(path, device="cpu")
     assert loaded.config == tok.config
+    assert loaded.metadata == {"note": "test"} and tok.metadata == {}
+    loaded.metadata["note"] = "changed"  # a copy: the tokenizer's own record stays as the file says
+    assert loaded.metadata == {"note": "test"}
+    with pytest.raises(AttributeError):
+        loaded.metadata = {}
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     a = list(tok.rollout(x))[-1]
     b = list(loaded.rollout(x))[-1]

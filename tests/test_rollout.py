@@ -119,6 +119,19 @@ def test_selection_rules():
     assert select_batch_iteration(l1, 0.01) == 2
 
 
+def test_a_budget_selects_the_largest_count_that_fits(tok, images):
+    """Counts come in steps: a budget between two counts gets the lower one, never more tokens than it
+    allows; a budget under the first count gets the first; one beyond the last gets the last."""
+    l1 = torch.rand(5, 2, generator=torch.Generator().manual_seed(0))  # 32, 64, ..., 160 tokens
+    pick = lambda budget: select_iterations(l1, criterion=Criterion.make(tokens=budget), tokens_per_iteration=32)
+    assert pick(130) == [3, 3]  # 128 tokens, not 160
+    assert pick(127) == [2, 2] and pick(128) == [3, 3]
+    assert pick(20) == [0, 0] and pick(1000) == [4, 4]
+    enc = tok.encode(images, tokens=11)  # 4 latents per iteration: 8 fits, 12 does not
+    assert enc.num_tokens == [8, 8] and enc.iterations_run == 2  # and the rollout stops there
+    assert tok.encode(images, tokens=12).num_tokens == [12, 12]
+
+
 def test_criterion_validation():
     with pytest.raises(ValueError, match="at most one"):
         Criterion.make(threshold=0.1, psnr=20)
