@@ -54,3 +54,15 @@ def test_bundled_model_improves_with_tokens_and_spends_them_on_complex_images(to
     assert tokens["01_flat"] == 32 and tokens["06_astronaut"] == 256
     assert tokens["01_flat"] < tokens["04_cat"] < tokens["03_coffee"]
     assert tokens["10_noise"] == 256 and tokens["09_text"] > tokens["04_cat"]  # unfamiliar images take more
+
+
+def test_bundled_model_records_its_measured_object_discovery(tok):
+    """The app's attention captions read these numbers: they must be the evaluation report's."""
+    import json
+
+    report = json.loads((BUNDLED_CHECKPOINT.parent.parent / "docs" / "model_report" / "report.json").read_text())
+    od = tok.metadata["object_discovery"]
+    assert od["fg_ari"] == report["object_discovery"]["fg_ari"]
+    assert od["grid_fg_ari"] == report["object_discovery"]["grid_fg_ari"]
+    assert od["layer"] == report["attention_layer"] == tok.config.dec_depth - 1
+    assert "--checkpoint assets/alit_default.pt" in od["command"] and f"--n {report['n_per_set']}" in od["command"]
