@@ -104,10 +104,16 @@ class ALIT(nn.Module):
 
     def _image_tokens(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.vqgan.encode(images)
-        targets = self.vqgan.indices(features)
-        tokens = torch.cat([features, self.patch_embed(images)], dim=1)
-        tokens = F.normalize(rearrange(tokens, "b c h w -> b (h w) c"), dim=-1)
-        return tokens, targets
+        return self.tokens_from_features(features, images), self.vqgan.indices(features)
+
+    def tokens_from_features(self, features: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """VQGAN features (B, C, g, g) + images (B, 3, H, W) -> L2-normalised 2D tokens (B, P, W).
+
+        Separate from the VQGAN encoding so that training can store the (frozen) features once and
+        still train the patch embedding.
+        """
+        tokens = torch.cat([features.to(images.dtype), self.patch_embed(images)], dim=1)
+        return F.normalize(rearrange(tokens, "b c h w -> b (h w) c"), dim=-1)
 
     # --- encoder side -----------------------------------------------------------------------
     def new_latents(self, iteration: int, batch: int) -> torch.Tensor:

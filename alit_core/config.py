@@ -172,6 +172,18 @@ PRESETS["explorer_64"] = ALITConfig(
 )
 
 
+# Version 2 of the bundled model: 128 px with 8x downsampling, so a 16x16 grid of 8-pixel cells,
+# the official geometry (256 px, 16 px cells) at half scale. The transformer has explorer_64's
+# sizes, so a rollout costs about the same and training can start from explorer_64's weights.
+PRESETS["explorer_128"] = ALITConfig(
+    width=192, depth=3, heads=3,
+    patch_size=8,
+    quantize_latents=False,
+    vqgan=VQGANConfig(resolution=128, ch=64, ch_mult=(1, 1, 2, 2), num_res_blocks=1, z_channels=64,
+                      codebook_size=1024),
+)
+
+
 def get_preset(name: str) -> ALITConfig:
     """A preset by name; short names like 'small' mean the quantised VQGAN variant."""
     if name in PRESETS:

@@ -36,6 +36,8 @@ from alit_core.compression import codec_at_size
 from alit_core.segmentation import attention_segments, fg_ari, grid_segments, matched_miou
 
 from . import scenes
+from .attention_probe import object_discovery, probe_scenes
+from .calibration import selected_tokens, whole_photos
 from .data import TEST_SPLIT
 
 
@@ -82,7 +84,7 @@ def bootstrap_ci(x, y, stat=spearman, n: int = 1000, seed: int = 0) -> tuple[flo
 
 
 # --- data ---------------------------------------------------------------------------------------
-def eval_sets(index: str, size: int, n: int, seed: int = 1234) -> dict[str, list]:
+def eval_sets(index: str, size: int, n: int, seed: int = 1234, with_unfamiliar: bool = True) -> dict[str, list]:
     """Fixed held-out sets: name -> list of (uint8 image, masks or None)."""
     bank = scenes.PhotoBank.from_index(index)
 
@@ -101,6 +103,11 @@ def eval_sets(index: str, size: int, n: int, seed: int = 1234) -> dict[str, list
     if bank.select("background", TEST_SPLIT):  # photos of packages no training run reads
         crops = make(6, lambda r: scenes.photo_crop(bank, r, size, split=TEST_SPLIT))
         out["photos_test"] = [(im, None) for im in crops]
+        # the same photos whole, as a user uploads them (square crop, resized)
+        out["uploads_test"] = [(im, None) for im in whole_photos(index, TEST_SPLIT, size)]
+    if with_unfamiliar:
+        for j, kind in enumerate(("screenshot", "texture")):
+            out[f"ood_{kind}"] = [(im, None) for im in make(7 + j, lambda r, kind=kind: scenes.ood_image(r, size, kind))]
     return out
 
 
@@ -155,6 +162,7 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
     report["reconstruction"] = reconstruction(tok, results["photos"], sets["photos"], cfg)
     if "photos_test" in results:
         report["reconstruction_test_photos"] = reconstruction(tok, results["photos_test"], sets["photos_test"], cfg)
+        report["reconstruction_uploads"] = reconstruction(tok, results["uploads_test"], sets["uploads_test"], cfg)
 
     # token count against complexity, over photos, scenes and simple images together, and within
     # each set: the pool mixes sets whose difficulty for the model differs from their file size
@@ -162,6 +170,7 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
     # model it is the other way round)
     pooled_sets = ("photos", "scenes", "simple")
     measured = (*pooled_sets, *(["photos_test"] if "photos_test" in results else []))
+    measured += tuple(name for name in UNFAMILIAR_POOL + ("uploads_test",) if name in results)
     comp_of = {name: [complexity(im) for im, _ in sets[name]] for name in measured}
 
     def rank_stats(toks, cs) -> dict:
@@ -176,6 +185,9 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
     if "photos_test" in results:  # the same pool with the photos of held-out packages added
         report["complexity_with_test_photos"] = pooled_stats(measured)
     report["complexity_by_set"] = {name: rank_stats(results[name]["tokens"], cs) for name, cs in comp_of.items()}
+    if "uploads_test" in results:
+        # the issue's pool: held-out photos as uploaded, simple images, text and texture images
+        report["complexity_uploads_pool"] = pooled_stats(("uploads_test", "simple", *UNFAMILIAR_POOL))
     report["threshold_sweep"] = threshold_sweep(results, {n: comp_of[n] for n in pooled_sets}, cfg, threshold)
     report["token_counts"] = {name: {"median": float(np.median(r["tokens"])), "mean": float(np.mean(r["tokens"]))}
                               for name, r in results.items()}
@@ -196,6 +208,10 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
     report["object_discovery"] = {k: float(np.nanmean(v)) for k, v in seg.items()}
     report["object_discovery"]["fg_ari_vs_grid"] = (report["object_discovery"]["fg_ari"]
                                                     / max(1e-9, report["object_discovery"]["grid_fg_ari"]))
+
+    report["allocation"] = allocation(results, cfg, threshold)
+    report["object_discovery_by_layer"] = discovery_by_layer(tok.model, index, n, seed)
+    report["speed"] = rollout_speed(tok, size)
 
     # out of distribution
     ind = float(np.median(results["photos"]["tokens"]))
@@ -224,6 +240,60 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
     (out / "report.json").write_text(json.dumps(report, indent=2))
     plot(report, results, sets, comp_of, cfg, out)
     return report
+
+
+UNFAMILIAR_POOL = ("ood_text", "ood_texture")  # the text/texture images of the pooled rank correlation
+
+
+def allocation(results: dict, cfg, threshold: float) -> dict:
+    """Token counts on held-out photos as uploaded, simple and unfamiliar images at the threshold."""
+    out = {}
+    photos = "uploads_test" if "uploads_test" in results else "photos"
+    tokens, fallback = selected_tokens(results[photos]["l1"].numpy(), threshold, cfg.latents_per_iteration)
+    out["photos"] = {"set": photos, "images": len(tokens), "median_tokens": float(np.median(tokens)),
+                     "fallback_fraction": float(fallback.mean())}
+    simple = np.asarray(results["simple"]["tokens"])
+    out["simple"] = {"median_tokens": float(np.median(simple)), "at_first_count": float(np.mean(simple == cfg.tokens_at(0)))}
+    out["unfamiliar"] = {name: float(np.median(r["tokens"])) for name, r in results.items() if name.startswith("ood_")}
+    out["unfamiliar_above_photos"] = {name: m > out["photos"]["median_tokens"] for name, m in out["unfamiliar"].items()}
+    return out
+
+
+def discovery_by_layer(model, index: str, n: int, seed: int) -> dict:
+    """FG-ARI per iteration and layer: the best pair chosen on validation scenes, scored on others.
+
+    Both sets are validation-split scenes (backgrounds and objects no training run reads), drawn
+    from different seeds, so the choice is not scored on the scenes it was made on.
+    """
+    size = model.cfg.resolution
+    chosen = object_discovery(model, *probe_scenes(index, size, n, seed=seed + 1))["best"]
+    held_out = object_discovery(model, *probe_scenes(index, size, n, seed=seed + 2))
+    it, layer = chosen["iteration"], chosen["layer"]
+    ours, grid = held_out["fg_ari"][it][layer], held_out["grid_fg_ari"][it][layer]
+    return {"chosen_on_validation": {"iteration": it, "layer": layer},
+            "fg_ari": ours, "grid_fg_ari": grid, "fg_ari_vs_grid": ours / max(1e-9, grid),
+            "per_iteration_and_layer": held_out["fg_ari"], "grid_per_iteration_and_layer": held_out["grid_fg_ari"],
+            "scenes": n}
+
+
+def rollout_speed(tok, size: int, repeats: int = 7) -> dict:
+    """Median seconds of a full rollout with pixels, and of the first iteration, for one image."""
+    import time
+
+    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    full, first = [], []
+    for _ in range(repeats + 1):  # the first run warms up
+        t0 = time.perf_counter()
+        steps = tok.rollout(x)
+        next(steps)
+        t1 = time.perf_counter()
+        for _ in steps:
+            pass
+        t2 = time.perf_counter()
+        first.append(t1 - t0)
+        full.append(t2 - t0)
+    return {"full_rollout_s": float(np.median(full[1:])), "first_iteration_s": float(np.median(first[1:])),
+            "repeats": repeats, "threads": torch.get_num_threads()}
 
 
 def reconstruction(tok, result: dict, items: list, cfg) -> dict:
@@ -263,7 +333,8 @@ def plot(report, results, sets, comp_of, cfg, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     labels = {"photos": "held-out photos", "photos_test": "photos of an unseen package", "scenes": "scenes",
-              "simple": "simple"}
+              "simple": "simple", "uploads_test": "unseen photos, whole", "ood_text": "text",
+              "ood_texture": "texture"}
     fig, ax = plt.subplots(1, 4, figsize=(18, 4))
     for key, name in (("reconstruction", "photos"), ("reconstruction_test_photos", "photos_test")):
         if key not in report:

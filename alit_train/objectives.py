@@ -31,7 +31,7 @@ from torch import nn
 
 from alit_core.alit import ALIT
 from alit_core.halting import Halting
-from alit_core.rollout import rollout
+from alit_core.rollout import ImageTokens, rollout
 from alit_core.vqgan import VQGAN
 
 ITERATION_WEIGHTS = (2.5, 2.0, 1.5, 1.25, 1.0, 1.0, 1.0, 1.0)
@@ -73,8 +73,13 @@ class ALITStage1(nn.Module):
         self.depth_limit = model.cfg.iterations
         self.calls = 0
 
-    def forward(self, images: torch.Tensor):
+    def forward(self, images: torch.Tensor, features: torch.Tensor | None = None, targets: torch.Tensor | None = None):
+        """images (B, 3, S, S); or with the frozen VQGAN's stored features (B, C, g, g) and codes (B, P)."""
         m = self.model
+        inputs = images
+        if features is not None:  # a code pack: the VQGAN encoder is skipped, the patch embedding trains
+            with torch.autocast(images.device.type, enabled=False):
+                inputs = ImageTokens(images, m.tokens_from_features(features, images), targets)
         # A fresh seed per call keeps halting draws independent across steps and ranks.
         policy = Halting.make(self.halting, m.cfg.halting_threshold,
                               seed=int(torch.randint(0, 2**31 - 1, (1,)).item()))
@@ -95,7 +100,7 @@ class ALITStage1(nn.Module):
             decode_at = min(decode_at, depth - 1)
         if self.pixel_weight and not self.ce_weight and not self.mse_weight:
             depth = decode_at + 1  # pixels only: later iterations add nothing to the loss
-        for step in rollout(m, images, halting=policy, decode=False, max_iterations=depth):
+        for step in rollout(m, inputs, halting=policy, decode=False, max_iterations=depth):
             t = step.iteration
             w = ITERATION_WEIGHTS[t] if t < len(ITERATION_WEIGHTS) else 1.0
             ce = F.cross_entropy(step.logits.flatten(0, 1), step.targets.flatten())

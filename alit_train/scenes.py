@@ -31,7 +31,7 @@ from alit_train.data import DATA_ROOT, DEFAULT_INDEX, load_index
 
 RESAMPLE = Image.Resampling.LANCZOS
 SIMPLE_KINDS = ("flat", "gradient", "shapes")
-OOD_KINDS = ("noise", "text", "clipart")
+OOD_KINDS = ("noise", "text", "clipart", "screenshot", "texture")
 
 
 @dataclass
@@ -387,6 +387,73 @@ def _text_image(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8).copy()
 
 
+def _screenshot_image(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A made-up application window: title bar, side bar, lines of small text, buttons, a table."""
+    light = tuple(int(v) for v in rng.integers(225, 256, 3))
+    im = Image.new("RGB", (size, size), light)
+    draw = ImageDraw.Draw(im)
+    ink = tuple(int(v) for v in rng.integers(0, 70, 3))
+    accent = _random_colour(rng)
+    fs = int(rng.integers(max(7, size // 18), max(8, size // 11) + 1))
+    font = _font(fs)
+    alphabet = string.ascii_letters + string.digits
+
+    def words(n):
+        return " ".join("".join(alphabet[int(i)] for i in rng.integers(0, len(alphabet), int(rng.integers(2, 8))))
+                        for _ in range(n))
+
+    bar = fs + 4
+    draw.rectangle((0, 0, size, bar), fill=accent)
+    draw.text((4, 2), words(2), fill=_contrasting(rng, accent), font=font)
+    side = int(size * rng.uniform(0.2, 0.35))
+    draw.rectangle((0, bar, side, size), fill=tuple(max(0, c - 25) for c in light))
+    y = bar + 3
+    while y < size - fs:
+        draw.text((3, y), words(1), fill=ink, font=font)
+        y += fs + 3
+    y = bar + 4
+    while y < size - 2 * fs:
+        if rng.random() < 0.25:  # a row of buttons
+            x = side + 4
+            for _ in range(int(rng.integers(1, 4))):
+                w = int(rng.integers(3, 6)) * fs
+                draw.rectangle((x, y, min(size - 2, x + w), y + fs + 4), fill=accent, outline=ink)
+                draw.text((x + 3, y + 2), words(1)[:4], fill=_contrasting(rng, accent), font=font)
+                x += w + 6
+            y += fs + 10
+        elif rng.random() < 0.2:  # a table with grid lines
+            rows = int(rng.integers(2, 5))
+            for r in range(rows + 1):
+                draw.line((side + 4, y + r * (fs + 3), size - 4, y + r * (fs + 3)), fill=ink)
+            for c in np.linspace(side + 4, size - 4, int(rng.integers(2, 5))):
+                draw.line((int(c), y, int(c), y + rows * (fs + 3)), fill=ink)
+            for r in range(rows):
+                draw.text((side + 6, y + r * (fs + 3) + 1), words(2), fill=ink, font=font)
+            y += rows * (fs + 3) + 6
+        else:
+            draw.text((side + 4, y), words(int(rng.integers(2, 7))), fill=ink, font=font)
+            y += fs + 3
+    return np.asarray(im, dtype=np.uint8).copy()
+
+
+def _texture_image(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Fine periodic patterns: a few oriented gratings of 2-8 pixel periods in two colours, plus
+    a little noise; dense detail everywhere, unlike photos' smooth regions."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    field = np.zeros((size, size), np.float32)
+    for _ in range(int(rng.integers(1, 4))):
+        theta = rng.uniform(0, np.pi)
+        period = rng.uniform(2.5, 8.0)
+        phase = rng.uniform(0, 2 * np.pi)
+        wave = np.sin(2 * np.pi * (xx * np.cos(theta) + yy * np.sin(theta)) / period + phase)
+        field += np.sign(wave) if rng.random() < 0.5 else wave
+    field = (field - field.min()) / max(float(field.max() - field.min()), 1e-6)
+    c0 = np.array(_random_colour(rng), np.float32)
+    c1 = np.array(_contrasting(rng, c0), np.float32)
+    img = c0 * (1 - field[..., None]) + c1 * field[..., None] + rng.normal(0, 6, (size, size, 3))
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
 def ood_image(
     rng: np.random.Generator,
     size: int = 128,
@@ -396,11 +463,16 @@ def ood_image(
 ) -> np.ndarray:
     """Out-of-distribution images: 'noise' (uniform RGB), 'text' (lines of random words in
     PIL's default font, random colours, flat background), 'clipart' (1..3 clip-art stamps
-    of the index, optionally of one split, on a flat colour; needs ``index``)."""
+    of the index, optionally of one split, on a flat colour; needs ``index``), 'screenshot'
+    (a made-up application window) and 'texture' (fine periodic patterns)."""
     if kind == "noise":
         return rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
     if kind == "text":
         return _text_image(rng, size)
+    if kind == "screenshot":
+        return _screenshot_image(rng, size)
+    if kind == "texture":
+        return _texture_image(rng, size)
     if kind == "clipart":
         if index is None:
             raise ValueError("ood_image(kind='clipart') needs index=")

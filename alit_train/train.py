@@ -77,6 +77,12 @@ class TrainConfig:
     threads: int = 0  # torch threads (0: leave torch's default)
     workers: int = 0  # processes that make the training images ahead of the step (0: the training process)
     time_limit: float = 0.0  # seconds: save and stop after this long (0: run every step)
+    codes: str | None = None  # alit stage: a code pack (alit_train.code_pack) to train on instead of fresh images
+    # alit stage: a compact training state (`compact`) to continue from when <out>/last.pt does not exist yet;
+    # the optimiser starts afresh, with --warmup steps of warm-up from the step it was saved at
+    resume: str | None = None
+    probe_every: int = 0  # steps between object-discovery probes (FG-ARI per iteration and layer) in metrics.jsonl
+    probe_scenes: int = 16
     mix: dict = field(default_factory=lambda: {"scene": 0.5, "photo": 0.3, "simple": 0.2})
 
 
@@ -127,6 +133,18 @@ class SceneStream:
         return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float() / 255.0
 
 
+class PackStream:
+    """Batches (images, VQGAN features, codes) drawn from a code pack, deterministic in (seed, rank, step)."""
+
+    def __init__(self, path: str, seed: int, rank: int):
+        from .code_pack import CodePack
+
+        self.pack, self.seed, self.rank = CodePack.load(path), seed, rank
+
+    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, ...]:
+        return self.pack.batch(step, batch_size, self.seed, self.rank)
+
+
 class _Steps(torch.utils.data.Dataset):
     """Step number -> that step's batch, so that worker processes make exactly the in-process batches."""
 
@@ -172,9 +190,10 @@ def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def lr_at(step: int, cfg: TrainConfig, peak: float) -> float:
-    if step < cfg.warmup:
-        return peak * (step + 1) / cfg.warmup
+def lr_at(step: int, cfg: TrainConfig, peak: float, since: int = 0) -> float:
+    """Warm-up over the first cfg.warmup steps from `since` (0, or the step a fresh optimiser took over)."""
+    if step - since < cfg.warmup:
+        return peak * (step - since + 1) / cfg.warmup
     progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     floor = peak * cfg.min_lr_ratio
     return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
@@ -299,7 +318,7 @@ def train(cfg: TrainConfig) -> Path:
     peak = cfg.base_lr * cfg.batch_size * world / 256
     opt = torch.optim.AdamW(param_groups(objective, cfg.weight_decay), lr=peak, betas=(0.9, 0.95))
     ema = EMA(result, cfg.ema_decay)
-    start = 0
+    start = warm_from = 0
     last = out / "last.pt"
     if last.exists():
         ck = torch.load(last, map_location="cpu", weights_only=True)
@@ -307,14 +326,27 @@ def train(cfg: TrainConfig) -> Path:
         opt.load_state_dict(ck["optimizer"])
         ema.shadow = {k: v.float() for k, v in ck["ema"].items()}
         start = int(ck["step"])
+        warm_from = int(ck.get("warm_from", 0))
         if rank == 0:
             print(f"resuming {last} at step {start}", file=sys.stderr)
+    elif cfg.resume:
+        start = warm_from = load_compact(cfg.resume, result, ema)
+        if rank == 0:
+            print(f"continuing {cfg.resume} from step {start} with a fresh optimiser", file=sys.stderr)
     runner = objective
     if world > 1:
         # Halting may leave the encoder mask token unused in a step; the VQGAN uses everything.
         runner = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=cfg.stage != "vqgan")
     size = cfg.crop if cfg.stage == "vqgan" else model_cfg.resolution
-    stream = SceneStream(cfg.index, model_cfg.resolution, cfg.mix, cfg.seed, rank)
+    if cfg.codes and cfg.stage != "vqgan":
+        stream = PackStream(cfg.codes, cfg.seed, rank)
+    else:
+        stream = SceneStream(cfg.index, model_cfg.resolution, cfg.mix, cfg.seed, rank)
+    probing = bool(cfg.probe_every) and cfg.stage != "vqgan" and rank == 0
+    if probing:
+        from .attention_probe import object_discovery, probe_scenes
+
+        probe_images, probe_masks = probe_scenes(cfg.index, model_cfg.resolution, cfg.probe_scenes, seed=cfg.seed)
     crop_gen = torch.Generator().manual_seed(cfg.seed * 7919 + rank)
     amp = cfg.precision != "float32"
     amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.precision, torch.bfloat16)
@@ -329,16 +361,18 @@ def train(cfg: TrainConfig) -> Path:
     seen = 0
     objective.train()
     feed = batches(stream, start, cfg.steps, cfg.batch_size, cfg.workers, pin=device.type == "cuda")
-    for step, images in zip(range(start, cfg.steps), feed):
+    for step, inputs in zip(range(start, cfg.steps), feed):
+        inputs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
         if cfg.stage == "vqgan":
-            images = random_crops(images, size, crop_gen)
-        images = images.to(device, non_blocking=True)
+            inputs = (random_crops(inputs[0], size, crop_gen),)
+        inputs = [x.to(device, non_blocking=True) for x in inputs]
+        images = inputs[0]
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg, peak)
+            g["lr"] = lr_at(step, cfg, peak, warm_from)
         if cfg.depth_ramp and hasattr(objective, "depth_limit"):
             objective.depth_limit = 1 + step // cfg.depth_ramp
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-            loss, metrics = runner(images)
+            loss, metrics = runner(*inputs)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -364,13 +398,19 @@ def train(cfg: TrainConfig) -> Path:
             log.flush()
             t_last, seen = now, 0
             bar(step + 1, row)
+        if probing and ((step + 1) % cfg.probe_every == 0 or step + 1 == cfg.steps):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+                found = object_discovery(result, probe_images.to(device), probe_masks)
+            log.write(json.dumps({"step": step + 1, "probe": "object_discovery", **found}) + "\n")
+            log.flush()
+            t_last = time.time()  # the probe's time is not the step's
         out_of_time = bool(cfg.time_limit) and time.time() - t_start > cfg.time_limit
         if world > 1 and cfg.time_limit:  # every rank stops at the same step
             flag = torch.tensor(float(out_of_time), device=device)
             dist.broadcast(flag, 0)
             out_of_time = bool(flag.item())
         if rank == 0 and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps or out_of_time):
-            save_training_state(last, result, opt, ema, step + 1, cfg, model_cfg)
+            save_training_state(last, result, opt, ema, step + 1, cfg, model_cfg, warm_from)
         if out_of_time:
             if rank == 0:
                 print(f"time limit reached: stopped after step {step + 1} of {cfg.steps}", file=sys.stderr)
@@ -381,11 +421,42 @@ def train(cfg: TrainConfig) -> Path:
     return last
 
 
-def save_training_state(path: Path, result, opt, ema: EMA, step: int, cfg: TrainConfig, model_cfg: ALITConfig):
+def save_training_state(path: Path, result, opt, ema: EMA, step: int, cfg: TrainConfig, model_cfg: ALITConfig,
+                        warm_from: int = 0):
     tmp = path.with_suffix(".pt.tmp")
     torch.save({"model": result.state_dict(), "ema": ema.shadow, "optimizer": opt.state_dict(), "step": step,
-                "train_config": json.dumps(asdict(cfg)), "model_config": model_cfg.to_dict()}, tmp)
+                "train_config": json.dumps(asdict(cfg)), "model_config": model_cfg.to_dict(),
+                "warm_from": warm_from}, tmp)
     tmp.replace(path)
+
+
+def compact(checkpoint: str, dest: str) -> Path:
+    """A training state small enough to commit: weights and EMA in float16, no optimiser state.
+
+    The EMA of frozen weights (the VQGAN in the alit stage) equals the weights, so it is left out
+    and restored from them by `load_compact`. Written to a temporary file and renamed, so the
+    previous state is replaced whole.
+    """
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in ck["model"].items()}
+    ema = {k: v.half() for k, v in ck["ema"].items() if not torch.equal(v.float(), ck["model"][k].float())}
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(dest.suffix + ".tmp")
+    torch.save({"compact": True, "model": half, "ema": ema, "step": ck["step"], "train_config": ck["train_config"],
+                "model_config": ck["model_config"]}, tmp)
+    tmp.replace(dest)
+    return dest
+
+
+def load_compact(path: str, result: nn.Module, ema: EMA) -> int:
+    """Load a `compact` state into the weights and the EMA; returns the step it was saved at."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    model = {k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()}
+    result.load_state_dict(model)
+    ema.shadow = {k: ck["ema"][k].float() if k in ck["ema"] else v.detach().clone().float()
+                  for k, v in result.state_dict().items()}
+    return int(ck["step"])
 
 
 def progress_bar(total: int, start: int):
@@ -422,10 +493,14 @@ def calibrate_threshold(model: ALIT, index: str, n: int = 64, seed: int = 99) ->
 
 
 def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | None = None,
-           calibrate: str | None = None, weights: str = "ema", vqgan_decoder: str | None = None) -> Path:
+           calibrate: str | None = None, weights: str = "ema", vqgan_decoder: str | None = None,
+           calibrate_photos: str | None = None) -> Path:
     """Write the EMA weights of an ALIT training checkpoint in the alit_core format.
 
-    calibrate: a data index; sets the model's default threshold with `calibrate_threshold`.
+    calibrate: a data index; sets the model's default threshold with `calibrate_threshold`, or, with
+    calibrate_photos (a split of that index, e.g. 'calib'), from that split's whole photos
+    (`alit_train.calibration`); the latter also records in the metadata the attention iteration and
+    layer that segment validation scenes best, with their FG-ARI on other scenes (the app's default).
     weights: "ema" (the average) or "model" (the last step's weights; better after a short final
     phase that the average has not caught up with).
     vqgan_decoder: another training checkpoint (a decoder-only e2e run, or a decoder-only vqgan run)
@@ -446,7 +521,24 @@ def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | 
     if calibrate:
         # calibrate the weights that ship: rounded to the checkpoint's dtype
         model = model.to(getattr(torch, dtype)).float()
-        model.cfg = replace(model.cfg, selection_threshold=calibrate_threshold(model, calibrate))
+        if calibrate_photos:
+            from alit_core import Tokenizer
+
+            from .calibration import calibrate as calibrate_on, l1_curves, whole_photos
+            from .evaluate import discovery_by_layer
+
+            photos = whole_photos(calibrate, calibrate_photos, model.cfg.resolution)
+            found = calibrate_on(l1_curves(Tokenizer(model, "cpu"), photos), model.cfg.latents_per_iteration)
+            meta["calibration"] = {**found, "split": calibrate_photos}
+            model.cfg = replace(model.cfg, selection_threshold=found["threshold"])
+            disc = discovery_by_layer(model, calibrate, n=32, seed=1234)
+            meta["object_discovery"] = {
+                "fg_ari": round(disc["fg_ari"], 4), "grid_fg_ari": round(disc["grid_fg_ari"], 4),
+                **disc["chosen_on_validation"],
+                "command": f"python -m alit_train.train export {checkpoint} {dest} --calibrate {calibrate} "
+                           f"--calibrate-photos {calibrate_photos}"}
+        else:
+            model.cfg = replace(model.cfg, selection_threshold=calibrate_threshold(model, calibrate))
     meta.update(metadata or {})
     return save_checkpoint(model, dest, metadata=meta, dtype=getattr(torch, dtype))
 
@@ -487,18 +579,27 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             kind = type(value) if value is not None else str
             s.add_argument(flag, type=kind, default=value)
+    c = sub.add_parser("compact", help="a committable training state: float16 weights and EMA, no optimiser")
+    c.add_argument("checkpoint")
+    c.add_argument("dest")
     e = sub.add_parser("export")
     e.add_argument("checkpoint")
     e.add_argument("dest")
     e.add_argument("--dtype", default="float16")
     e.add_argument("--weights", choices=["ema", "model"], default="ema")
     e.add_argument("--calibrate", metavar="INDEX", help="set the default threshold from this data index's training images")
+    e.add_argument("--calibrate-photos", metavar="SPLIT",
+                   help="with --calibrate: calibrate on this split's whole photos instead (e.g. calib), and record "
+                        "the attention iteration and layer that find objects best")
     e.add_argument("--vqgan-decoder", metavar="CHECKPOINT",
                    help="take the VQGAN decoder from this training checkpoint (a decoder-only e2e run)")
     args = p.parse_args(argv)
+    if args.stage == "compact":
+        print(compact(args.checkpoint, args.dest))
+        return 0
     if args.stage == "export":
         print(export(args.checkpoint, args.dest, args.dtype, calibrate=args.calibrate, weights=args.weights,
-                     vqgan_decoder=args.vqgan_decoder))
+                     vqgan_decoder=args.vqgan_decoder, calibrate_photos=args.calibrate_photos))
         return 0
     cfg = TrainConfig(**{k: v for k, v in vars(args).items()})
     train(cfg)

@@ -126,7 +126,8 @@ def test_evaluation_report_end_to_end(tiny_data, tmp_path, test_photos):
     saved = json.loads((tmp_path / "report" / "report.json").read_text())
     assert saved["resolution"] == 64 and len(saved["reconstruction"]["per_iteration"]) == 4
     assert set(saved["complexity"]) == {"png_bpp", "jpeg_bpp", "entropy", "edge_density", "high_freq_energy"}
-    sets = {"photos", "scenes", "simple"} | ({"photos_test"} if test_photos else set())
+    sets = {"photos", "scenes", "simple", "ood_text", "ood_texture"}
+    sets |= {"photos_test", "uploads_test"} if test_photos else set()
     assert set(saved["complexity_by_set"]) == sets
     assert ("complexity_with_test_photos" in saved) == ("reconstruction_test_photos" in saved) == test_photos
     if test_photos:
@@ -140,7 +141,21 @@ def test_evaluation_report_end_to_end(tiny_data, tmp_path, test_photos):
     medians = [r["median_tokens"]["photos"] for r in sorted(sweep, key=lambda r: r["threshold"])]
     assert medians == sorted(medians, reverse=True)
     assert {"fg_ari", "grid_fg_ari", "miou"} <= saved["object_discovery"].keys()
-    assert set(saved["ood"]) == {"ood_noise", "ood_text", "ood_clipart", "photos_median_tokens"}
+    assert set(saved["ood"]) == {"ood_noise", "ood_text", "ood_clipart", "ood_screenshot", "ood_texture",
+                                 "photos_median_tokens"}
+    # the targets: allocation on whole held-out photos, object discovery per iteration and layer, speed
+    alloc = saved["allocation"]
+    assert alloc["photos"]["set"] == ("uploads_test" if test_photos else "photos")
+    cfg = small_config()
+    assert cfg.tokens_at(0) <= alloc["photos"]["median_tokens"] <= cfg.max_tokens
+    assert 0 <= alloc["photos"]["fallback_fraction"] <= 1
+    assert set(alloc["unfamiliar"]) == {n for n in saved["ood"] if n.startswith("ood_")}
+    assert ("complexity_uploads_pool" in saved) == test_photos
+    disc = saved["object_discovery_by_layer"]
+    assert np.array(disc["per_iteration_and_layer"]).shape == (4, small_config().dec_depth)
+    chosen = disc["chosen_on_validation"]
+    assert disc["fg_ari"] == disc["per_iteration_and_layer"][chosen["iteration"]][chosen["layer"]]
+    assert saved["speed"]["full_rollout_s"] >= saved["speed"]["first_iteration_s"] > 0
     assert (tmp_path / "report" / "summary.png").stat().st_size > 10_000
     assert (tmp_path / "report" / "segments.png").exists()
     assert report["compression"]["alit_bytes"] > 0

@@ -233,3 +233,83 @@ def test_time_limit_saves_and_stops(tiny_data, tmp_path):
     start = save_checkpoint(ALIT(small_config()), tmp_path / "start.pt")
     run_stage("alit", tmp_path / "short", tiny_data, 50, ["--init", str(start), "--time-limit", "1e-6"])
     assert torch.load(tmp_path / "short" / "last.pt", weights_only=True)["step"] == 1
+
+
+def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_data, tmp_path):
+    """The code pack holds the frozen VQGAN's own features and codes; a step on it computes the same
+    loss as a step that runs the VQGAN; a compact state continues with a fresh optimiser and warm-up."""
+    from alit_core import ALIT
+    from alit_train.code_pack import CodePack, main as pack_main
+    from alit_train.objectives import ALITStage1
+
+    run_stage("vqgan", tmp_path / "vq", tiny_data, 2, ["--crop", "32"])
+    assert pack_main(["--vqgan", str(tmp_path / "vq" / "last.pt"), "--out", str(tmp_path / "pack.pt"), "--images", "6",
+                      "--model", str(tiny_data / "model.json"), "--index", str(tiny_data / "index.json")]) == 0
+    pack = CodePack.load(tmp_path / "pack.pt")
+    assert pack.images.dtype == torch.uint8 and tuple(pack.images.shape) == (6, 3, 64, 64)
+    model = ALIT(small_config())
+    model.vqgan.load_state_dict(torch.load(tmp_path / "vq" / "last.pt", weights_only=True)["ema"])
+    images, features, targets = pack.batch(0, 3, seed=0, rank=0)
+    assert torch.equal(model.vqgan.indices(model.vqgan.encode(images)), targets)
+    assert torch.equal(pack.batch(0, 3, 0, 0)[2], targets) and not torch.equal(pack.batch(1, 3, 0, 0)[2], targets)
+    objective = ALITStage1(model, halting="off")
+    torch.manual_seed(0)
+    fresh, _ = objective(images)
+    torch.manual_seed(0)
+    packed, _ = objective(images, features, targets)
+    assert packed.item() == pytest.approx(fresh.item(), rel=1e-3)  # float16 features, same codes
+
+    vq = str(tmp_path / "vq" / "last.pt")
+    run_stage("alit", tmp_path / "a", tiny_data, 3, ["--vqgan", vq, "--codes", str(tmp_path / "pack.pt"),
+                                                    "--probe-every", "3", "--probe-scenes", "2"])
+    rows = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    probe = [r for r in rows if r.get("probe") == "object_discovery"]
+    assert [r["step"] for r in probe] == [3]
+    cfg = small_config()
+    assert np.array(probe[0]["fg_ari"]).shape == (cfg.iterations, cfg.dec_depth)
+    assert 0 <= probe[0]["best"]["iteration"] < cfg.iterations
+
+    assert main(["compact", str(tmp_path / "a" / "last.pt"), str(tmp_path / "state.pt")]) == 0
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    full = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    assert "optimizer" not in state and state["step"] == 3
+    assert all(v.dtype == torch.float16 for v in state["model"].values() if v.is_floating_point())
+    assert not any(k.startswith("vqgan.") for k in state["ema"])  # frozen: the EMA is the weights
+    run_stage("alit", tmp_path / "b", tiny_data, 5, ["--vqgan", vq, "--codes", str(tmp_path / "pack.pt"),
+                                                    "--resume", str(tmp_path / "state.pt"), "--warmup", "2"])
+    rows = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    peak = TrainConfig().base_lr * 2 / 256
+    assert [r["step"] for r in rows] == [4, 5]  # continued from step 3
+    assert [r["lr"] for r in rows] == pytest.approx([peak / 2, peak])  # a fresh warm-up from step 3
+    cont = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert cont["warm_from"] == 3 and cont["step"] == 5
+    assert torch.equal(cont["model"]["vqgan.quantize.embedding.weight"],
+                       full["model"]["vqgan.quantize.embedding.weight"].half().float())
+
+    # export calibrated on a split's whole photos, with the attention default for the app
+    assert main(["export", str(tmp_path / "b" / "last.pt"), str(tmp_path / "m.pt"), "--calibrate",
+                 str(tiny_data / "index.json"), "--calibrate-photos", "val"]) == 0
+    saved = torch.load(tmp_path / "m.pt", weights_only=True)
+    meta = saved["metadata"]
+    assert meta["calibration"]["split"] == "val" and meta["calibration"]["images"] == 1
+    assert saved["config"]["selection_threshold"] == meta["calibration"]["threshold"]
+    assert {"fg_ari", "grid_fg_ari", "iteration", "layer", "command"} <= meta["object_discovery"].keys()
+
+
+def test_photo_calibration_centres_the_median_count_within_the_fallback_bound():
+    from alit_train.calibration import calibrate, selected_tokens
+
+    rng = np.random.default_rng(0)
+    # 50 photos whose error falls with every iteration from different starting points
+    start = rng.uniform(0.05, 0.12, 50)
+    curves = np.stack([start * (0.92 ** t) for t in range(8)])
+    found = calibrate(curves, 32, max_fallback=0.08)
+    tokens, fallback = selected_tokens(curves, found["threshold"], 32)
+    assert found["median_tokens"] == np.median(tokens) == 128 and found["fallback"] == fallback.mean() <= 0.08
+    # a photo set whose hardest images are far harder: the fallback bound wins over the median
+    curves[:, :10] *= 3
+    found = calibrate(curves, 32, max_fallback=0.08)
+    tokens, fallback = selected_tokens(curves, found["threshold"], 32)
+    assert fallback.mean() <= 0.08 and np.median(tokens) < 128
+    # a threshold just below it lets more than 8% fall back
+    assert selected_tokens(curves, found["threshold"] - 2e-5, 32)[1].mean() > 0.08
