@@ -61,13 +61,16 @@ class CodePack:
 
 
 def vqgan_from(path: str, model_cfg: ALITConfig) -> VQGAN:
-    """The VQGAN of a training state, float32, frozen: a vqgan stage's EMA, or an alit stage's VQGAN."""
+    """The VQGAN of a training state (a vqgan stage's EMA, or an alit stage's VQGAN), frozen, in float32
+    with float16-rounded weights."""
     ck = torch.load(path, map_location="cpu", weights_only=True)
     state = ck["ema"]
     if any(k.startswith("vqgan.") for k in ck["model"]):  # an ALIT training state: its (frozen) VQGAN
         state = {k[len("vqgan."):]: v.float() for k, v in ck["model"].items() if k.startswith("vqgan.")}
     vq = VQGAN(model_cfg.vqgan)
-    vq.load_state_dict(state)
+    # rounded as the exported model and the compact training state store it, so that a pack made from
+    # either gives the codes the shipped model computes
+    vq.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in state.items()})
     return vq.eval().requires_grad_(False)
 
 

@@ -261,8 +261,12 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         return stage1(model, cfg), model, model.cfg
     model = ALIT(model_cfg)
     if cfg.stage == "alit":
+        if cfg.resume and not cfg.vqgan:  # every weight, the VQGAN's included, comes from the compact state
+            model.vqgan.requires_grad_(False)
+            return stage1(model, cfg), model, model_cfg
         if not cfg.vqgan:
-            raise SystemExit("the alit stage needs --vqgan <VQGAN stage checkpoint> (or --init <ALIT checkpoint>)")
+            raise SystemExit("the alit stage needs --vqgan <VQGAN stage checkpoint> (or --init <ALIT checkpoint>, "
+                             "or --resume <compact state>)")
         vq_ck = torch.load(cfg.vqgan, map_location="cpu", weights_only=True)
         model.vqgan.load_state_dict(vq_ck["ema"])
         model.vqgan.requires_grad_(False)

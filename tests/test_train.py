@@ -239,7 +239,8 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     """The code pack holds the frozen VQGAN's own features and codes; a step on it computes the same
     loss as a step that runs the VQGAN; a compact state continues with a fresh optimiser and warm-up."""
     from alit_core import ALIT
-    from alit_train.code_pack import CodePack, main as pack_main
+    from alit_train.code_pack import CodePack, vqgan_from
+    from alit_train.code_pack import main as pack_main
     from alit_train.objectives import ALITStage1
 
     run_stage("vqgan", tmp_path / "vq", tiny_data, 2, ["--crop", "32"])
@@ -248,7 +249,7 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     pack = CodePack.load(tmp_path / "pack.pt")
     assert pack.images.dtype == torch.uint8 and tuple(pack.images.shape) == (6, 3, 64, 64)
     model = ALIT(small_config())
-    model.vqgan.load_state_dict(torch.load(tmp_path / "vq" / "last.pt", weights_only=True)["ema"])
+    model.vqgan.load_state_dict(vqgan_from(str(tmp_path / "vq" / "last.pt"), small_config()).state_dict())
     images, features, targets = pack.batch(0, 3, seed=0, rank=0)
     assert torch.equal(model.vqgan.indices(model.vqgan.encode(images)), targets)
     assert torch.equal(pack.batch(0, 3, 0, 0)[2], targets) and not torch.equal(pack.batch(1, 3, 0, 0)[2], targets)
@@ -275,7 +276,7 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     assert "optimizer" not in state and state["step"] == 3
     assert all(v.dtype == torch.float16 for v in state["model"].values() if v.is_floating_point())
     assert not any(k.startswith("vqgan.") for k in state["ema"])  # frozen: the EMA is the weights
-    run_stage("alit", tmp_path / "b", tiny_data, 5, ["--vqgan", vq, "--codes", str(tmp_path / "pack.pt"),
+    run_stage("alit", tmp_path / "b", tiny_data, 5, ["--codes", str(tmp_path / "pack.pt"),
                                                     "--resume", str(tmp_path / "state.pt"), "--warmup", "2"])
     rows = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     peak = TrainConfig().base_lr * 2 / 256
