@@ -417,6 +417,8 @@ def _screenshot_image(rng: np.random.Generator, size: int) -> np.ndarray:
             x = side + 4
             for _ in range(int(rng.integers(1, 4))):
                 w = int(rng.integers(3, 6)) * fs
+                if x + fs >= size - 2:  # no room for another button
+                    break
                 draw.rectangle((x, y, min(size - 2, x + w), y + fs + 4), fill=accent, outline=ink)
                 draw.text((x + 3, y + 2), words(1)[:4], fill=_contrasting(rng, accent), font=font)
                 x += w + 6

@@ -192,6 +192,13 @@ def test_ood_images(kind, mixed):
     assert len(np.unique(a.reshape(-1, 3), axis=0)) > 1
 
 
+@pytest.mark.parametrize("size", [32, 64, 128, 256])
+def test_synthetic_ood_kinds_draw_at_any_seed_and_size(size):
+    for seed in range(40):  # layouts vary with the seed: none may run off the canvas
+        for kind in ("screenshot", "texture"):
+            assert S.ood_image(np.random.default_rng(seed), size, kind).shape == (size, size, 3)
+
+
 def test_bad_kinds_and_missing_index():
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError):
