@@ -33,6 +33,7 @@ from torch import nn
 from alit_core.alit import ALIT
 from alit_core.checkpoints import save_checkpoint
 from alit_core.config import ALITConfig, get_preset
+from alit_core.transformer import use_fused_attention
 from alit_core.vqgan import VQGAN
 
 from .init import spatial_init
@@ -318,6 +319,8 @@ def train(cfg: TrainConfig) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     objective, result, model_cfg = build(cfg)
     objective.to(device)
+    if device.type == "cpu":  # the explicit attention product trains about twice as fast there
+        use_fused_attention(objective, False)
     params = [p for p in objective.parameters() if p.requires_grad]
     peak = cfg.base_lr * cfg.batch_size * world / 256
     opt = torch.optim.AdamW(param_groups(objective, cfg.weight_decay), lr=peak, betas=(0.9, 0.95))

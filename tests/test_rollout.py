@@ -5,6 +5,8 @@ import torch
 from conftest import small_config
 
 from alit_core import ALIT, Criterion, Tokenizer, select_batch_iteration, select_iterations
+from alit_core.halting import Halting
+from alit_core.rollout import rollout
 from alit_core.devices import resolve_device, resolve_dtype
 
 
@@ -241,3 +243,18 @@ def test_encode_without_a_criterion_uses_the_models_threshold(images):
     assert tok.encode(images).num_tokens == tok.encode(images, threshold=cut).num_tokens
     assert tok.cached_rollout(images).encode().num_tokens == tok.encode(images, threshold=cut).num_tokens
     assert Criterion.make(default=0.3) == Criterion("l1", 0.3)
+
+
+def test_explicit_attention_gives_the_fused_results():
+    from alit_core.transformer import use_fused_attention
+
+    torch.manual_seed(0)
+    model = ALIT(small_config()).eval()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        fused = [s.logits for s in rollout(model, x, halting=Halting.make("off"), decode=False)]
+        use_fused_attention(model, False)
+        assert not any(getattr(m, "fused", False) for m in model.modules())
+        explicit = [s.logits for s in rollout(model, x, halting=Halting.make("off"), decode=False)]
+    for a, b in zip(fused, explicit):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
