@@ -4,8 +4,12 @@ Everything here comes from the package registries (see SPEC section 4), so the d
 can be rebuilt anywhere with ``python -m alit_train.data all``:
 
 * Debian packages ``mate-backgrounds``, ``plasma-workspace-wallpapers``, ``tuxpaint-data``,
-  ``tuxpaint-stamps-default`` and (held out, see below) ``lomiri-wallpapers-16.04`` are fetched
-  with ``apt-get download`` (never installed) and unpacked with ``dpkg-deb -x``.
+  ``tuxpaint-stamps-default`` and (held out, see below) ``lomiri-wallpapers-16.04``,
+  ``gcompris-qt-data``, ``lxqt-themes``, ``scribus-template``, ``puzzle-jigsaw``,
+  ``sddm-theme-maldives`` and ``lomiri-wallpapers-20.04`` are fetched with ``apt-get download``
+  (never installed) and unpacked with ``dpkg-deb -x``. GCompris keeps its images inside Qt resource
+  files: the photos and READMEs of the folders in GCOMPRIS_PHOTOS are extracted (``rcc_files``)
+  into ``usr/share/gcompris-qt/rcc/<name>/`` beside each ``<name>.rcc``.
 * PyPI wheels of ``scikit-image`` and ``scikit-learn`` are fetched with
   ``pip download --no-deps`` (never installed) and their sample photos are read out of the
   wheel (a zip file).
@@ -22,14 +26,16 @@ Index entries (``build_index``) have the keys
 
     path        the file, relative to the folder that holds index.json (the data root)
     package     source package name; version: its version
-    licence     short licence name (Debian copyright file / skimage docstrings / sklearn README)
+    licence     short licence name (Debian copyright file / skimage docstrings / sklearn README /
+                for GCompris the README that ships with each photo, see ``_index_gcompris``)
     licence_note, copyright   free text backing the licence (attribution where needed)
     role        'background' (full photo), 'object' (photographic stamp with alpha) or
                 'clipart' (drawn stamp)
     width, height, sha256
     group       the split key: files derived from one source photo share it
-    split       'train' or 'val'; 'test' for the packages in HELD_OUT_PACKAGES (photos added
-                after the bundled model was trained, for evaluation only)
+    split       'train' or 'val'; 'calib' or 'test' for the packages in HELD_OUT_PACKAGES
+                (photos added after the bundled model was trained, which no training run reads:
+                'calib' to calibrate the selection threshold, 'test' for evaluation only)
     stamp_stats only for stamps: the numbers behind the photo / clip-art decision
 
 Photo vs clip-art stamps (``stamp_role``): inside the stamp's fully opaque interior
@@ -54,8 +60,13 @@ package, with mirror / numbered-variant suffixes removed so that ``tugboat.png``
 ``tugboat_mirror.png`` share a group); sha256 of the key mapped to [0, 1) puts the group in
 'val' when below 0.2. Stratified per (package, role): if a stratum with two or more groups
 ends up with an empty split, the group whose hash is nearest the threshold is moved over.
-The photos of HELD_OUT_PACKAGES are all 'test' and take no part in that draw, so adding them
-changed no other file's split.
+The photos of HELD_OUT_PACKAGES take no part in that draw, so adding them changed no other
+file's split. Those of TEST_PACKAGES (lomiri-wallpapers-16.04, 13 photos, the first held-out
+source) are all 'test'. Those of CALIB_TEST_PACKAGES are dealt by the same rule on their own:
+a group whose hash is below CALIB_FRACTION (0.5) goes to 'calib', the others to 'test',
+stratified per package so that each package with two or more photos has both. Which images of
+the held-out packages are photographs (not renders, drawings or screenshots) was decided by eye
+on contact sheets; the lists are the *_PHOTOS constants.
 """
 
 from __future__ import annotations
@@ -68,10 +79,12 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import time
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -92,11 +105,22 @@ DEB_PACKAGES = (
     "tuxpaint-data",
     "tuxpaint-stamps-default",
 )
-# Photos added after the bundled model was trained: every one goes to the 'test' split, which no
-# training run reads, so they are held out by source package, not only by photo.
-HELD_OUT_PACKAGES = ("lomiri-wallpapers-16.04",)
-# Its wallpapers that are photographs (umang is a render, analogpattern an abstract texture);
-# chosen by eye.
+# Photos added after the bundled model was trained, held out by source package, not only by photo:
+# no training run reads the splits they go to. Those of TEST_PACKAGES are all 'test'; those of
+# CALIB_TEST_PACKAGES are dealt between 'calib' (for calibrating the selection threshold) and 'test'
+# by the hash of their group key (see the module doc).
+TEST_PACKAGES = ("lomiri-wallpapers-16.04",)
+CALIB_TEST_PACKAGES = (
+    "gcompris-qt-data",
+    "lxqt-themes",
+    "scribus-template",
+    "puzzle-jigsaw",
+    "sddm-theme-maldives",
+    "lomiri-wallpapers-20.04",
+)
+HELD_OUT_PACKAGES = TEST_PACKAGES + CALIB_TEST_PACKAGES
+# lomiri-wallpapers-16.04's wallpapers that are photographs (umang is a render, analogpattern an
+# abstract texture); chosen by eye.
 LOMIRI_PHOTOS = (
     "Bridge_by_Sander_Klootwijk",
     "Dragonfly_by_Bolly",
@@ -112,6 +136,95 @@ LOMIRI_PHOTOS = (
     "seeding_by_Clements_Engelhardt",
     "sunset_by_Aitzol_Berasategi",
 )
+# The photographs among the other held-out packages' images, all chosen by eye from contact sheets.
+# GCompris (educational activities) ships its images inside Qt resource files (.rcc); fetching
+# extracts the photos and their upstream README (per-file author, licence and source, nearly all
+# Wikimedia Commons) of these folders. Per rcc file: (folder inside it, photo stems). Not taken: the 'lang'
+# words (drawings), 'details' (crops of paintings), 'solar_system' (composites and renders),
+# 'louis-braille' (about 250 px), 'paintings' (artwork).
+GCOMPRIS_PHOTOS = {
+    "erase": (
+        "gcompris/src/activities/erase/resource",
+        (
+            "alpaca", "bee", "butterfly", "calf", "camels", "caterpillar", "chamaeleon", "cheetah",
+            "crab", "dolphin", "flying_fox", "gibbon", "giraffe", "goat", "gorilla", "gosling",
+            "heron", "horse", "kingfisher", "kitten", "long_nosed_monkey", "macaque", "meerkats",
+            "northern_harrier", "nubian_ibex", "penguin", "pika", "red_panda", "rhinoceros",
+            "spoonbills", "squirrel", "swans", "toucan",
+        ),
+    ),
+    "explore_farm_animals": (
+        "gcompris/src/activities/explore_farm_animals/resource/animals",
+        ("cat", "chicken", "cow", "dog", "duck", "horse", "owl", "pig", "sheep"),
+    ),
+    "explore_world_animals": (
+        "gcompris/src/activities/explore_world_animals/resource/animals",
+        (
+            "bison", "chameleon", "crocodile", "dragon", "giraffe", "hedgehog", "jaguar", "kangaroo",
+            "koala", "lemur", "moose", "narwhal", "panda", "polar_bear", "scarlet_macaw",
+        ),
+    ),
+    "explore_world_music": (
+        "gcompris/src/activities/explore_world_music/resource/music",
+        ("africa", "america", "australia", "ireland", "italy", "japan", "mexico", "middleeast", "orchestra"),
+    ),
+    "explore_monuments": (
+        "gcompris/src/activities/explore_monuments/resource",
+        (
+            "egypt/bentPyramid", "egypt/greatPyramidOfGiza", "egypt/meidumPyramid", "egypt/redPyramid",
+            "france/arlesAmphitheater", "france/chateaudeChambord", "france/chateaudeChenonceau",
+            "france/citedeCarcassonne", "france/eiffelTower", "france/montStMichel",
+            "france/palaisdesPapes", "france/pontduGard", "france/reimsCathedral", "france/rocamadour",
+            "germany/aulaPalatina", "germany/berlinCathedral", "germany/brandenburgGate",
+            "germany/neuschwansteinCastle", "germany/schwerinPalace", "germany/trierImperialBaths",
+            "germany/wormsCathedral", "india/ajantaCave", "india/charminar", "india/gatewayofIndia",
+            "india/goldenTemple", "india/greatStupa", "india/hawaMahal", "india/konarkSunTemple",
+            "india/mysorePalace", "india/qutubMinar", "india/rangGhar", "india/victoriaMemorial",
+            "usa/cabrillo", "usa/canyondeChelly", "usa/castillodeSanMarcos", "usa/castleClinton",
+            "usa/fortSumter", "usa/georgeWashingtonBirthplace", "usa/lincolnMemorial",
+            "usa/mountRushmore", "usa/navajo", "usa/statueofLiberty", "wonders/chichenItza",
+            "wonders/christTheRedeemer", "wonders/colosseum", "wonders/greatWallofChina",
+            "wonders/machuPicchu", "wonders/petra", "wonders/tajMahal",
+        ),
+    ),
+}
+# The monuments README names aulaPalatina.webp 'audaPalatina.webp' (its source, the Konstantinbasilika
+# in Trier, is the Aula Palatina).
+GCOMPRIS_README_ALIASES = {"germany/aulaPalatina.webp": "germany/audaPalatina.webp"}
+GCOMPRIS_RCC_DIR = "usr/share/gcompris-qt/rcc"  # <name>.rcc there; extracted into <name>/ beside it
+# LXQt wallpapers that are photographs (the origami, triangles, waves and plasma ones are renders).
+LXQT_PHOTOS = (
+    "Butterfly-Kenneth-Wimer",
+    "Valendas",
+    "after-the-rain",
+    "appleflower",
+    "beam",
+    "butterfly",
+    "cloud",
+    "drop",
+    "flowers",
+    "fog",
+    "this-is-not-windows",
+)
+# Photographs in the public-domain templates of scribus-template (template folder/stem); its other
+# pictures are thumbnails of pages, screenshots, or photos under 300 px.
+SCRIBUS_PHOTOS = (
+    "br2/brightness",
+    "br2/halfmoon",
+    "br2/moon",
+    "br2/nature",
+    "br2/sunset",
+    "cal2/moon",
+    "menu2/pizza",
+)
+# The sample pictures of puzzle-jigsaw (two Pexels photos, CC0: a cat and a tiger in snow).
+PUZZLE_JIGSAW_PHOTOS = ("cat-animal-cat-portrait-mackerel", "pexels-photo-302304")
+# sddm's Maldives theme: its background photo (maldives.jpg is a screenshot of the login screen).
+MALDIVES_PHOTOS = ("background",)
+# lomiri-wallpapers-20.04: the nuthatch photo (Fossa and Painting-Colors are drawings, Infinite-Sea a
+# photo montage with drawn gradients).
+LOMIRI_2004_PHOTOS = ("Kleiber_by_Lukas_Baubkus",)
+
 # Pinned so that the data set is the same wherever it is rebuilt.
 PYPI_PACKAGES = {"scikit-image": "0.26.0", "scikit-learn": "1.9.1"}
 
@@ -151,7 +264,11 @@ VAL_FRACTION = 0.2
 ROLES = ("background", "object", "clipart")
 SPLITS = ("train", "val")  # what assign_splits deals out
 TEST_SPLIT = "test"  # the held-out packages' photos: evaluation only
+CALIB_SPLIT = "calib"  # held-out photos for calibrating the selection threshold
+HELD_OUT_SPLITS = (CALIB_SPLIT, TEST_SPLIT)  # no training run reads these
+CALIB_FRACTION = 0.5  # of CALIB_TEST_PACKAGES' groups, by hash
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+PHOTO_EXTS = IMAGE_EXTS + (".webp",)  # the held-out packages' photos
 
 
 class DataError(RuntimeError):
@@ -224,8 +341,76 @@ def _fetch_deb(pkg: str, out: Path, cache: Path, state: dict) -> dict:
         "file": deb.name,
         "sha256": sha256_file(deb),
     }
+    if pkg == "gcompris-qt-data":
+        info["extracted"] = _extract_gcompris(dest)
     marker.write_text(json.dumps(info, indent=1) + "\n")
     return {**info, "downloaded": downloaded}
+
+
+def rcc_files(data: bytes) -> dict[str, bytes]:
+    """{path: bytes} of every file in a compiled Qt resource file (.rcc, format versions 1-3).
+
+    Layout: 'qres', version, then the offsets of the node tree, the data and the names. A tree
+    node is (name offset, flags) followed by (child count, first child) for a directory or
+    (country, language, data offset) for a file, plus a modification time from version 2 on.
+    Flag 1: zlib-compressed (a 4-byte size precedes the stream); flag 4: zstd (not supported).
+    """
+    if data[:4] != b"qres":
+        raise DataError("not a Qt resource file (no 'qres' magic)")
+    version, tree, payload, names = struct.unpack(">IIII", data[4:20])
+    if version not in (1, 2, 3):
+        raise DataError(f"Qt resource format version {version} is not supported")
+    node_size = 14 if version == 1 else 22
+
+    def name(offset: int) -> str:
+        at = names + offset
+        n = struct.unpack(">H", data[at : at + 2])[0]
+        return data[at + 6 : at + 6 + 2 * n].decode("utf-16-be")
+
+    out: dict[str, bytes] = {}
+
+    def walk(i: int, prefix: str) -> None:
+        at = tree + i * node_size
+        name_offset, flags = struct.unpack(">IH", data[at : at + 6])
+        path = prefix + name(name_offset) if i else ""
+        if flags & 2:
+            count, first = struct.unpack(">II", data[at + 6 : at + 14])
+            for child in range(first, first + count):
+                walk(child, path + "/" if path else "")
+            return
+        offset = payload + struct.unpack(">I", data[at + 10 : at + 14])[0]
+        size = struct.unpack(">I", data[offset : offset + 4])[0]
+        blob = data[offset + 4 : offset + 4 + size]
+        if flags & 4:
+            raise DataError(f"{path}: zstd-compressed resource, not supported")
+        if flags & 1:
+            blob = zlib.decompress(blob[4:])
+        out[path] = blob
+
+    walk(0, "")
+    return out
+
+
+def _extract_gcompris(dest: Path) -> list[str]:
+    """Write the photos and README files of GCOMPRIS_PHOTOS' folders out of their .rcc files
+    (into <rcc dir>/<rcc name>/<path inside it>); return the written paths, relative to dest."""
+    written = []
+    rcc_dir = dest / GCOMPRIS_RCC_DIR
+    for rcc_name, (folder, _) in GCOMPRIS_PHOTOS.items():
+        rcc = rcc_dir / f"{rcc_name}.rcc"
+        if not rcc.exists():
+            _log(f"skip {rcc_name}.rcc: not in this version of the package")
+            continue
+        for member, blob in rcc_files(rcc.read_bytes()).items():
+            if not member.startswith(folder + "/"):
+                continue
+            if not (member.endswith(".webp") or Path(member).name == "README"):
+                continue
+            target = rcc_dir / rcc_name / member
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blob)
+            written.append(target.relative_to(dest).as_posix())
+    return sorted(written)
 
 
 def _wheel_members(pkg: str, names: list[str]) -> list[str]:
@@ -415,6 +600,70 @@ def sklearn_licences(readme: str) -> dict[str, tuple[str, bool, str]]:
     return result
 
 
+def normalise_licence(name: str) -> str:
+    """'CC-BY-SA 4.0' -> 'CC-BY-SA-4.0', 'Public Domain' -> 'public-domain', 'GPLv3' -> 'GPL-3'."""
+    t = " ".join(name.split())
+    if t.lower() == "public domain":
+        return "public-domain"
+    m = re.fullmatch(r"(CC[- ]BY(?:[- ]SA)?|CC0)[- ]?(\d\.\d)", t, re.IGNORECASE)
+    if m:
+        return f"{m.group(1).upper().replace(' ', '-')}-{m.group(2)}"
+    m = re.fullmatch(r"GPLv?(\d)(\+?)", t)
+    if m:
+        return f"GPL-{m.group(1)}{m.group(2)}"
+    return t
+
+
+def readme_licences(text: str) -> dict[str, dict[str, str]]:
+    """{file: stanza} from a GCompris resource README: stanzas of 'Key: value' lines separated by
+    blank lines, whose 'Files:' names one file per line (on its own line or after the key)."""
+    out: dict[str, dict[str, str]] = {}
+    for block in re.split(r"\n\s*\n", text.strip()):
+        stanza: dict[str, str] = {}
+        files: list[str] = []
+        key = None
+        for line in block.splitlines():
+            m = re.match(r"^([A-Za-z][A-Za-z0-9-]*):\s?(.*)$", line)
+            if m and not m.group(2).startswith("//"):
+                key = m.group(1).lower()
+                value = m.group(2).strip()
+                if key == "files":
+                    files += value.split()
+                else:
+                    stanza[key] = value
+            elif key == "files" and line.strip():
+                files += line.split()
+        for f in files:
+            out[f] = stanza
+    return out
+
+
+def scribus_licences(text: str) -> dict[str, tuple[str, str]]:
+    """{template folder: (licence, copyright)} from scribus-template's copyright file, which is not
+    machine-readable: sections separated by dashed lines, each 'Copyright (c) YEAR Name:' followed by
+    '- Title (folder)' lines, and the section's licence text."""
+    out: dict[str, tuple[str, str]] = {}
+    for section in re.split(r"\n-{10,}\n", text):
+        licence, free = classify_licence_text(section)
+        if not free and re.search(r"GNU General Public License.*?version 2 of the License, or\s+\(at your option\)",
+                                  " ".join(section.split())):
+            licence = "GPL-2+"
+        holder = ""
+        for line in section.splitlines():
+            m = re.match(r"^\s*Copyright \(c\)\s*(.*?):?\s*$", line)
+            if m:
+                holder = m.group(1)
+                continue
+            m = re.match(r"^\s*(?:[-*]\s+)?(.+?):\s*$", line)
+            if m and "@" in m.group(1):  # 'Name <mail>:' opens a list under a shared year
+                holder = m.group(1)
+                continue
+            m = re.match(r"^\s*-\s+.*\((\S+)\)\s*$", line)
+            if m:
+                out[m.group(1)] = (licence, holder)
+    return out
+
+
 # --------------------------------------------------------------------------- stamps
 
 
@@ -500,19 +749,23 @@ def _unit_hash(key: str) -> float:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2.0**64
 
 
-def assign_splits(entries: list[dict], val_fraction: float = VAL_FRACTION) -> None:
-    """Set entry['split'] in place: by group hash, stratified per (package, role)."""
+def assign_splits(entries: list[dict], val_fraction: float = VAL_FRACTION,
+                  splits: tuple[str, str] = SPLITS) -> None:
+    """Set entry['split'] in place: by group hash, stratified per (package, role).
+
+    A group whose hash is below ``val_fraction`` goes to ``splits[1]`` ('val'), the others to
+    ``splits[0]`` ('train'); the held-out packages use ('test', 'calib')."""
     strata: dict[tuple[str, str], set[str]] = {}
     for e in entries:
         strata.setdefault((e["package"], e["role"]), set()).add(e["group"])
     hashes = {g: _unit_hash(g) for gs in strata.values() for g in gs}
-    split_of = {g: ("val" if h < val_fraction else "train") for g, h in hashes.items()}
+    split_of = {g: (splits[1] if h < val_fraction else splits[0]) for g, h in hashes.items()}
     moved: set[str] = set()
     for key in sorted(strata):
         groups = sorted(strata[key])
         if len(groups) < 2:
             continue
-        for missing in SPLITS:
+        for missing in splits:
             if any(split_of[g] == missing for g in groups):
                 continue
             # move the group whose hash is nearest the threshold (one not moved before)
@@ -628,6 +881,100 @@ def _index_stamps(root: Path) -> list[dict]:
     return out
 
 
+def _photo_files(folder: Path, stems: Iterable[str]) -> list[Path]:
+    """The file of each by-eye listed stem in folder (any of PHOTO_EXTS); missing ones are logged."""
+    files = []
+    for stem in stems:
+        found = [folder / f"{stem}{ext}" for ext in PHOTO_EXTS if (folder / f"{stem}{ext}").is_file()]
+        if found:
+            files.append(found[0])
+        else:
+            _log(f"skip {folder / stem}: not in this version of the package")
+    return files
+
+
+def _lxqt_note(f: Path) -> str:
+    licence = f.parent / "License"  # upstream's note on the wallpapers
+    try:
+        return "upstream wallpapers/License: " + " ".join(licence.read_text().split())
+    except OSError:
+        return ""
+
+
+def _index_gcompris(root: Path) -> list[dict]:
+    """GCompris photos with the author, licence and source of their upstream README.
+
+    debian/copyright of gcompris-qt-data names these activities' older .jpg files only, so for the
+    .webp photos it falls back to its 'Files: *' stanza (GPL-3+); the README that ships with the
+    photos, inside the same .rcc file, is the specific statement, and the entry's licence."""
+    pkg = "gcompris-qt-data"
+    base, version, paragraphs = _deb_info(root, pkg)
+    out = []
+    for rcc_name, (folder, stems) in GCOMPRIS_PHOTOS.items():
+        photo_dir = base / GCOMPRIS_RCC_DIR / rcc_name / folder
+        readme = photo_dir / "README"
+        table = readme_licences(readme.read_text(errors="replace")) if readme.exists() else {}
+        for f in _photo_files(photo_dir, stems):
+            name = f.relative_to(photo_dir).as_posix()
+            stanza = table.get(name) or table.get(GCOMPRIS_README_ALIASES.get(name, ""))
+            if not stanza or "license" not in stanza:
+                _log(f"exclude {f.relative_to(root)}: not in its README")
+                continue
+            upstream = folder.split("gcompris/", 1)[1] + "/" + name  # src/activities/...
+            deb_licence = dep5_licence(paragraphs, upstream)[0]
+            note = (f"upstream README in {rcc_name}.rcc ({folder}/README)"
+                    + (f"; its comments: {stanza['comments']}" if stanza.get("comments") else "")
+                    + f"; debian/copyright of {pkg} (Files: * fallback): {deb_licence}")
+            copyright_ = stanza.get("copyright", "") + (f"; source: {stanza['source']}" if stanza.get("source") else "")
+            out.append(_entry(f, base, pkg, version, "background", normalise_licence(stanza["license"]), note,
+                              copyright_))
+    return out
+
+
+def _index_scribus(root: Path) -> list[dict]:
+    pkg = "scribus-template"
+    base, version, _ = _deb_info(root, pkg)
+    cfile = base / "usr/share/doc" / pkg / "copyright"
+    table = scribus_licences(cfile.read_text(errors="replace")) if cfile.exists() else {}
+    out = []
+    templates = base / "usr/share/scribus/templates"
+    for rel in SCRIBUS_PHOTOS:
+        folder, stem = rel.split("/")
+        for f in _photo_files(templates / folder, [stem]):
+            licence, holder = table.get(folder, ("unknown", ""))
+            note = f"debian/copyright of {pkg} (not machine-readable): the section listing ({folder})"
+            out.append(_entry(f, base, pkg, version, "background", licence, note, holder))
+    return out
+
+
+def _index_calib_test(root: Path) -> list[dict]:
+    """The photos of CALIB_TEST_PACKAGES (those present under root), splits not yet set."""
+    out: list[dict] = []
+    if (root / "gcompris-qt-data").is_dir():
+        out += _index_gcompris(root)
+    pkg = "lxqt-themes"
+    if (root / pkg).is_dir():
+        files = _photo_files(root / pkg / "usr/share/lxqt/wallpapers", LXQT_PHOTOS)
+        out += _index_debian_backgrounds(root, pkg, files, _lxqt_note)
+    if (root / "scribus-template").is_dir():
+        out += _index_scribus(root)
+    pkg = "puzzle-jigsaw"
+    if (root / pkg).is_dir():
+        files = _photo_files(root / pkg / "usr/share/puzzle-jigsaw/samples", PUZZLE_JIGSAW_PHOTOS)
+        out += _index_debian_backgrounds(root, pkg, files)
+    pkg = "sddm-theme-maldives"
+    if (root / pkg).is_dir():
+        files = _photo_files(root / pkg / "usr/share/sddm/themes/maldives", MALDIVES_PHOTOS)
+        # debian/copyright (of the sddm source) names them data/themes/maldives/<file>
+        out += _index_debian_backgrounds(root, pkg, files,
+                                         upstream=lambda rel: "data/" + rel.split("usr/share/sddm/", 1)[1])
+    pkg = "lomiri-wallpapers-20.04"
+    if (root / pkg).is_dir():
+        files = _photo_files(root / pkg / "usr/share/backgrounds", LOMIRI_2004_PHOTOS)
+        out += _index_debian_backgrounds(root, pkg, files, upstream=lambda rel: "20.04/" + Path(rel).name)
+    return out
+
+
 def _index_wheel(root: Path, pkg: str) -> list[dict]:
     base = root / pkg
     info_file = base / SOURCE_FILE
@@ -693,6 +1040,10 @@ def build_index(root: str | os.PathLike = DEFAULT_SOURCES, base: str | os.PathLi
         for e in held_out:
             e["split"] = TEST_SPLIT
         entries += held_out
+    # dealt between 'calib' and 'test' on their own, so they move no other file's split either
+    calib_test = _index_calib_test(root)
+    assign_splits(calib_test, CALIB_FRACTION, splits=(TEST_SPLIT, CALIB_SPLIT))
+    entries += calib_test
     for e in entries:
         e["path"] = os.path.relpath(e.pop("file"), base).replace(os.sep, "/")
     entries.sort(key=lambda e: e["path"])
@@ -763,7 +1114,7 @@ def _dir_size(path: Path) -> int:
 
 def pack(index: str | os.PathLike, out: str | os.PathLike, background_side: int = 256,
          stamp_side: int = 128) -> list[dict]:
-    """A compact copy of the data for another machine (a lent GPU takes tens of MB, not 740).
+    """A compact copy of the data for another machine (a lent GPU takes tens of MB, not 950).
 
     Every image is stored as the scene generator would load it with these smaller limits
     (`scenes.PhotoBank`: backgrounds letterbox-trimmed and at most `background_side` on their
