@@ -7,7 +7,7 @@ import sys
 
 import alit_core
 from app.explorer import ModelCache, warm_up
-from app.layout import build
+from app.layout import CSS, build
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = build(cache, devices, device)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                max_file_size=int(args.max_upload_mb * 1024 * 1024), show_error=True)
+                max_file_size=int(args.max_upload_mb * 1024 * 1024), show_error=True, css=CSS)
     return 0
 
 

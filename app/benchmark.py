@@ -57,18 +57,21 @@ def measure(client, image: Path, iterations: int) -> dict:
     """One streamed Explore run: seconds from the request to the first iteration, the last one, and the end."""
     from gradio_client import handle_file
 
-    last_marker = f"**Iteration {iterations}**"
+    last_marker = f"**Iteration {iterations - 1}**"  # numbered from 0
     t0 = time.perf_counter()
-    job = client.submit(handle_file(str(image)), "bundled model", "cpu", "float32", "L1 threshold", 0.07,
+    job = client.submit(handle_file(str(image)), "bundled model", "cpu", "float32", "L1 threshold", 0.07, 25, 128,
                         iterations, "deterministic", 0, -1, "png_bpp", api_name="/explore")
     times, first, last = [], None, None
     for out in job:  # one output per yield of the handler: each iteration, then the final views
         now = time.perf_counter() - t0
         times.append(now)
         first = first if first is not None else now
-        if last is None and isinstance(out[4], str) and out[4].startswith(last_marker):
+        status, metrics = out[0], out[1]  # the page's status line and metrics (app.layout.EXPLORE_OUTPUTS)
+        if isinstance(status, str) and "⚠️" in status:
+            raise RuntimeError(f"the app refused {image.name}: {status}")
+        if last is None and isinstance(metrics, str) and metrics.startswith(last_marker):
             last = now
-    job.result()  # raises the app's error, if any
+    job.result()
     done = time.perf_counter() - t0
     return {"image": image.name, "first_iteration_s": first, "last_iteration_s": last, "done_s": done,
             "updates": len(times)}

@@ -69,6 +69,14 @@ class ModelCache:
                 del self._models[old]
             return self._models[key]
 
+    def peek(self, source: str | None = None, device: str | None = None, dtype: str = "float32"):
+        """The tokenizer if it is already in memory, else None (never loads)."""
+        source = source or self.default_source
+        if source in (None, "", BUNDLED):
+            source = None
+        with self._lock:
+            return self._models.get((source, device or self.default_device, dtype))
+
     def loaded(self) -> list[tuple]:
         """The (source, device, precision) keys in memory, least recently used first."""
         return list(self._models)

@@ -105,6 +105,12 @@ def caption(img: np.ndarray, text: str, size: int = DISPLAY) -> np.ndarray:
 
 
 # --- plotly ---------------------------------------------------------------------------------------
+# Legends sit outside the data area, anchored on their edge nearest the plot so that a legend that
+# wraps grows away from the data: never over a point (the 256-token row is where a complex image's
+# star lands).
+LEGEND_ABOVE = dict(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom")
+LEGEND_RIGHT = dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top")
+
 def error_curve(tokens: list[int], l1: list[float], psnr: list[float], threshold: float | None,
                 selected: int | None, criterion: str = "l1") -> go.Figure:
     """Error against token count for one image, with the threshold line and the chosen point."""
@@ -122,14 +128,17 @@ def error_curve(tokens: list[int], l1: list[float], psnr: list[float], threshold
     fig.update_layout(
         margin=dict(l=50, r=50, t=30, b=40), height=320, xaxis_title="tokens",
         yaxis=dict(title="L1 (lower is better)"), yaxis2=dict(title="PSNR (dB)", overlaying="y", side="right"),
-        legend=dict(orientation="h", y=1.12),
+        legend=LEGEND_ABOVE,
     )
     return fig
 
 
-def complexity_scatter(reference: list[dict], measure: str, current: dict | None = None,
-                       label: str = "this image") -> go.Figure:
-    """Token count against a complexity measure for a reference set, with images highlighted."""
+def complexity_scatter(reference: list[dict], measure: str, current: dict | list[dict] | None = None) -> go.Figure:
+    """Token count against a complexity measure for a reference set, with the visitor's images as stars.
+
+    One image (a dict) is named in the legend; several (a list, the Batch tab) are one trace, named
+    on hover: labels next to the points would cover each other and the reference set.
+    """
     fig = go.Figure()
     groups = sorted({r.get("group", "reference") for r in reference})
     rng = np.random.default_rng(0)
@@ -139,13 +148,16 @@ def complexity_scatter(reference: list[dict], measure: str, current: dict | None
             x=[r[measure] for r in rows], y=[r["tokens"] + rng.uniform(-3, 3) for r in rows], mode="markers",
             name=g, text=[r["name"] for r in rows], marker=dict(size=8, opacity=0.7),
             hovertemplate="%{text}<br>" + measure + " %{x:.3f}<br>%{y:.0f} tokens<extra></extra>"))
-    for item in ([current] if isinstance(current, dict) else current or []):
-        fig.add_trace(go.Scatter(x=[item[measure]], y=[item["tokens"]], mode="markers+text",
-                                 name=item.get("name", label), text=[item.get("name", label)],
-                                 textposition="top center",
-                                 marker=dict(size=18, symbol="star", color="red", line=dict(width=1, color="black"))))
+    items = [current] if isinstance(current, dict) else list(current or [])
+    if items:
+        name = f"this image ({items[0]['name']})" if isinstance(current, dict) else f"your images ({len(items)})"
+        fig.add_trace(go.Scatter(
+            x=[r[measure] for r in items], y=[r["tokens"] for r in items], mode="markers", name=name,
+            text=[r["name"] for r in items],
+            hovertemplate="%{text}<br>" + measure + " %{x:.3f}<br>%{y:.0f} tokens<extra></extra>",
+            marker=dict(size=18, symbol="star", color="red", line=dict(width=1, color="black"))))
     fig.update_layout(margin=dict(l=50, r=20, t=30, b=40), height=360, xaxis_title=measure.replace("_", " "),
-                      yaxis_title="selected tokens", legend=dict(orientation="h", y=1.12))
+                      yaxis=dict(title="selected tokens", dtick=32), legend=LEGEND_RIGHT)
     return fig
 
 
@@ -159,5 +171,5 @@ def compression_bars(rows: list[dict]) -> go.Figure:
                              mode="markers+lines", marker=dict(size=12)))
     fig.update_layout(margin=dict(l=50, r=50, t=30, b=40), height=300, yaxis=dict(title="bytes"),
                       yaxis2=dict(title="PSNR (dB)", overlaying="y", side="right"),
-                      legend=dict(orientation="h", y=1.15))
+                      legend=LEGEND_ABOVE)
     return fig

@@ -1,16 +1,20 @@
 """Gradio event handlers: thin functions that turn UI values into explorer calls and back.
 
-Every handler turns alit_core's user errors into gr.Error (a message in the UI, never a
-traceback), so one bad upload never disturbs anybody else's session.
+Each handler returns (or yields) updates keyed by component, so an update names what it changes
+and everything else stays as it is. What the visitor asked for that cannot be done (a bad
+upload, a threshold out of range, a model that does not load) goes into the tab's status line,
+where it stays until the next action, and leaves every other panel alone; one bad upload never
+disturbs anybody else's session. Only the documented API endpoint (/tokenize) raises gr.Error.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import tempfile
 import time
 import zipfile
+from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 
 import gradio as gr
@@ -19,11 +23,18 @@ import numpy as np
 import alit_core
 from alit_core import ALITError, Criterion
 
-from . import explorer, figures
+from . import explorer, figures, texts
 from .explorer import BUNDLED, ModelCache, Record
+from .files import OutputDir, Pictures
 
 MEASURE_LABELS = {"png_bpp": "PNG bits per pixel", "jpeg_bpp": "JPEG bits per pixel", "entropy": "entropy (bits)",
                   "edge_density": "edge density", "high_freq_energy": "high-frequency energy"}
+L1, PSNR, BUDGET = "L1 threshold", "PSNR target (dB)", "token budget"
+CRITERIA = [L1, PSNR, BUDGET]
+DEFAULT_PSNR = 25.0
+# What a visitor may type (the budget is a slider, bounded by the model's counts).
+L1_RANGE, PSNR_RANGE = (0.0, 1.0), (1.0, 100.0)
+BATCH_COLUMNS = ["name", "tokens", "l1", "psnr", *alit_core.COMPLEXITY_MEASURES]
 
 
 def load_reference() -> list[dict]:
@@ -31,172 +42,331 @@ def load_reference() -> list[dict]:
     return json.loads(path.read_text())["images"] if path.exists() else []
 
 
+class Refused(Exception):
+    """What the visitor asked for cannot be done; the message says why, for the status line."""
+
+
+def status_md(error: str | None = None, notes: list[str] | tuple = ()) -> str:
+    """The status line: an error (kept until the next action), else the notes about the image, else nothing."""
+    lines = []
+    if error:
+        lines.append(f"<div class='alit-status-error'>⚠️ {escape(error, quote=False)}</div>")
+    lines += [f"<div class='alit-status-note'>ℹ️ {escape(n, quote=False)}</div>" for n in notes]
+    return "\n".join(lines)
+
+
+@dataclass
+class Run:
+    """One Explore run as the page keeps it: the rollout, the pictures already written for it, what
+    the model records about itself, and the notes about the image."""
+
+    rec: Record
+    pictures: Pictures
+    model: str
+    discovery: dict | None  # texts.object_discovery of the model's metadata
+    model_iterations: int  # the model's, which a run may stop short of
+    notes: list[str] = field(default_factory=list)
+    done: bool = False
+
+    def picture(self, name: str, make) -> str:
+        return self.pictures.get(name, make)
+
+
 class Handlers:
-    def __init__(self, cache: ModelCache):
+    def __init__(self, cache: ModelCache, ui, outputs: OutputDir | None = None):
         self.cache = cache
+        self.ui = ui  # the page's components (layout.Ui): updates are keyed by them
+        self.outputs = outputs or OutputDir()
         self.reference = load_reference()
 
     # --- helpers ---------------------------------------------------------------------------------
     def tokenizer(self, model: str, device: str | None, dtype: str, progress=None):
         try:
             return self.cache.get(None if model == BUNDLED else model, device, dtype, progress=progress)
-        except ALITError as err:
-            raise gr.Error(str(err), duration=None) from err
-        except ValueError as err:
-            raise gr.Error(str(err)) from err
+        except (ALITError, ValueError) as err:
+            raise Refused(str(err)) from err
 
     @staticmethod
-    def criterion(kind: str, value: float) -> Criterion:
-        try:
-            if kind == "PSNR target (dB)":
-                return Criterion.make(psnr=value)
-            if kind == "token budget":
-                return Criterion.make(tokens=int(value))
-            return Criterion.make(threshold=value)
-        except ValueError as err:
-            raise gr.Error(str(err)) from err
+    def criterion(kind: str, l1, psnr, budget) -> Criterion:
+        """The criterion chosen, with its own value; values out of range are refused with the range."""
+        if kind == PSNR:
+            if psnr is None or not PSNR_RANGE[0] <= float(psnr) <= PSNR_RANGE[1]:
+                raise Refused(f"A PSNR target is in dB, from {PSNR_RANGE[0]:g} to {PSNR_RANGE[1]:g} "
+                              f"(e.g. {DEFAULT_PSNR:g}); {psnr} cannot be used.")
+            return Criterion.make(psnr=float(psnr))
+        if kind == BUDGET:
+            if budget is None or float(budget) < 1:
+                raise Refused(f"A token budget is a number of tokens (32, 64, ...); {budget} cannot be used.")
+            return Criterion.make(tokens=int(round(float(budget))))
+        if l1 is None or not L1_RANGE[0] < float(l1) <= L1_RANGE[1]:
+            raise Refused(f"An L1 threshold is a mean absolute error per pixel, above {L1_RANGE[0]:g} and at most "
+                          f"{L1_RANGE[1]:g}; {l1} cannot be used.")
+        return Criterion.make(threshold=float(l1))
 
     @staticmethod
-    def gallery(rec: Record, selected: int | None):
+    def gallery(run: Run, selected: int | None):
+        rec = run.rec
         items = []
-        for t, r in enumerate(rec.recons):
+        for t in range(len(rec.recons)):
             mark = "★ selected · " if t == selected else ""
-            items.append((figures.enlarge(r), f"{mark}{rec.tokens[t]} tokens · L1 {rec.l1[t]:.3f} · {rec.psnr[t]:.1f} dB"))
+            items.append((run.picture(f"recon_{t}", lambda t=t: figures.enlarge(rec.recons[t])),
+                          f"{mark}iteration {t} · {rec.tokens[t]} tokens · L1 {rec.l1[t]:.3f} · {rec.psnr[t]:.1f} dB"))
         return items
 
     @staticmethod
-    def metrics_md(rec: Record, selected: int | None, crit: Criterion) -> str:
-        t = len(rec.tokens) - 1
-        lines = [f"**Iteration {t + 1}**: {rec.tokens[t]} tokens, L1 {rec.l1[t]:.4f}, PSNR {rec.psnr[t]:.2f} dB"]
+    def iteration_md(rec: Record, t: int, total: int) -> str:
+        """One iteration's numbers; `total` iterations are run (numbered 0 to total - 1)."""
+        return (f"**Iteration {t}** of 0-{total - 1}: {rec.tokens[t]} tokens, "
+                f"L1 {rec.l1[t]:.4f}, PSNR {rec.psnr[t]:.2f} dB")
+
+    @staticmethod
+    def selection_md(rec: Record, selected: int, crit: Criterion, model_iterations: int) -> str:
+        n, t_run = rec.tokens[selected], len(rec.tokens)
+        step = rec.tokens[0]
+        head = f"**Selected**: iteration {selected}, {n} tokens"
+        if crit.kind == "tokens":
+            budget = int(crit.value)
+            if n > budget:
+                return f"{head}: the budget of {budget} is below the first iteration's {n} tokens, so the first is shown"
+            if selected == t_run - 1 and t_run < model_iterations and n + step <= budget:
+                return (f"{head}: the most this run computed ({t_run} iterations) within the budget of {budget}; "
+                        "raise *Maximum iterations* for more")
+            fit = "" if n == budget else f" (counts come in steps of {step})"
+            return f"{head}: the largest count that fits in the budget of {budget}{fit}"
+        what = f"L1 < {crit.value:g}" if crit.kind == "l1" else f"PSNR ≥ {crit.value:g} dB"
+        met = rec.l1[selected] < crit.value if crit.kind == "l1" else rec.psnr[selected] >= crit.value
+        note = "" if met else " (no iteration met it: the official fallback, the lowest error, is shown)"
+        return f"{head}, for {what}{note}"
+
+    def metrics_md(self, rec: Record, selected: int | None, crit: Criterion | None, total: int,
+                   model_iterations: int) -> str:
+        lines = [self.iteration_md(rec, len(rec.tokens) - 1, total)]
         if selected is not None:
-            what = {"l1": f"L1 < {crit.value:g}", "psnr": f"PSNR ≥ {crit.value:g} dB",
-                    "tokens": f"budget {crit.value:g}"}[crit.kind]
-            met = (crit.kind == "tokens" or (rec.l1[selected] < crit.value if crit.kind == "l1"
-                                             else rec.psnr[selected] >= crit.value))
-            note = "" if met else " (no iteration met it: the official fallback, the lowest error, is shown)"
-            lines.append(f"**Selected**: {rec.tokens[selected]} tokens for {what}{note}")
+            lines.append(self.selection_md(rec, selected, crit, model_iterations))
         return "\n\n".join(lines)
 
-    def views(self, rec: Record, crit: Criterion, selected: int, measure: str):
+    def views(self, run: Run, crit: Criterion, selected: int, measure: str) -> dict:
         """Everything that depends on the selection (re-computed from the stored rollout)."""
+        ui, rec = self.ui, run.rec
         curve = figures.error_curve(rec.tokens, rec.l1, rec.psnr, crit.value if crit.kind != "tokens" else None,
                                     selected, crit.kind)
         row = explorer.complexity_row(rec, selected)
-        scatter = figures.complexity_scatter(self.reference, measure, row)
-        comp = explorer.compression(rec, selected)
-        slider = (figures.enlarge(rec.image, smooth=True), figures.enlarge(rec.recons[selected]))
-        return (self.gallery(rec, selected), slider, curve, scatter, figures.compression_bars(comp),
-                self.metrics_md(rec, selected, crit))
+        original = run.picture("original", lambda: figures.enlarge(rec.image, smooth=True))
+        recon = run.picture(f"recon_{selected}", lambda: figures.enlarge(rec.recons[selected]))
+        return {
+            ui.gallery: self.gallery(run, selected),
+            ui.compare: (original, recon),
+            ui.curve: curve,
+            ui.scatter: figures.complexity_scatter(self.reference, measure, row),
+            ui.comp: figures.compression_bars(explorer.compression(rec, selected)),
+            ui.metrics: self.metrics_md(rec, selected, crit, len(rec.tokens), run.model_iterations),
+            ui.selected: selected,
+        }
 
-    # --- events ----------------------------------------------------------------------------------
-    def run(self, image_path, model, device, dtype, kind, value, max_iterations, halting, seed, layer, measure,
-            progress=gr.Progress()):
-        """Stream every iteration as it is computed, then the selection-dependent views."""
-        if not image_path:
-            raise gr.Error("Upload an image first, or pick one of the examples.")
-        tok = self.tokenizer(model, device, dtype)
-        crit = self.criterion(kind, value)
-        image = read_upload(image_path, tok.resolution)
-        for note in explorer.input_notes(image_path, tok.resolution):
-            gr.Warning(note)
+    @staticmethod
+    def model_label(model: str, tok) -> str:
+        size = f"{tok.resolution} px, {tok.config.grid_size}x{tok.config.grid_size} grid"
+        if model in (None, "", BUNDLED):
+            return f"the bundled model, a small ALIT we trained on a CPU ({size})"
+        return f"`{model}` ({size})"
+
+    # --- Explore ---------------------------------------------------------------------------------
+    def run(self, image_path, model, device, dtype, kind, l1, psnr, budget, max_iterations, halting, seed, layer,
+            measure, progress=gr.Progress()):
+        """Stream every iteration as it is computed, then the selection-dependent views and the attention."""
+        ui = self.ui
+        try:
+            if not image_path:
+                raise Refused("Upload an image first, or pick one of the examples.")
+            crit = self.criterion(kind, l1, psnr, budget)
+            if seed is None or layer is None:
+                raise Refused("The seed and the attention layer need a whole number.")
+            tok = self.tokenizer(model, device, dtype)
+            depth = tok.config.dec_depth
+            if not -depth <= int(layer) < depth:
+                raise Refused(f"This model's decoder has {depth} layers: the attention layer is 0 to {depth - 1} "
+                              f"(or -1 for the last), not {int(layer)}.")
+            image = read_upload(image_path, tok.resolution)
+        except Refused as err:
+            yield {ui.status: status_md(error=str(err))}
+            return
+        run = Run(rec=None, pictures=Pictures(self.outputs), model=model,
+                  discovery=texts.object_discovery(tok.metadata), model_iterations=tok.config.iterations,
+                  notes=explorer.input_notes(image_path, tok.resolution))
         name = Path(str(image_path)).name
         total = min(int(max_iterations), tok.config.iterations)
-        rec = None
         for rec in explorer.rollout(tok, image, name, halting=halting, seed=int(seed), max_iterations=total,
                                     layer=int(layer)):
+            run.rec = rec
             t = len(rec.tokens) - 1
-            progress((t + 1, total), desc=f"iteration {t + 1} of {total}")
-            err = figures.grid_map(figures.position_error(rec.recons[t], image, rec.grid), vmax=0.3)
-            yield (rec, self.gallery(rec, None), figures.enlarge(rec.recons[t]),
-                   figures.halting_map(image, rec.halt[t]), err, self.metrics_md(rec, None, crit),
-                   gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
-                   gr.update(value=t), gr.update(maximum=rec.tokens[t] - 1), gr.skip())
+            progress((t + 1, total), desc=f"iteration {t} (0-{total - 1})")
+            update = {
+                ui.record: run,
+                ui.gallery: self.gallery(run, None),
+                ui.current: run.picture(f"recon_{t}", lambda: figures.enlarge(rec.recons[t])),
+                ui.halt_map: run.picture(f"halt_{t}", lambda: figures.halting_map(image, rec.halt[t])),
+                ui.error_map: run.picture(f"error_{t}", lambda: figures.grid_map(
+                    figures.position_error(rec.recons[t], image, rec.grid), vmax=0.3)),
+                ui.metrics: self.metrics_md(rec, None, None, total, tok.config.iterations),
+            }
+            if t == 0:  # the status line now belongs to this run: no old error, the notes on this image
+                update[ui.status] = status_md(notes=run.notes)
+            yield update
+        run.done = True
         selected = rec.select(crit)
-        gallery, slider, curve, scatter, comp, md = self.views(rec, crit, selected, measure)
+        od = run.discovery
+        # the attention view opens where the model's object discovery was measured, if it says where
+        it = od["iteration"] if od and "iteration" in od and od["iteration"] < len(rec.tokens) else selected
         heads = rec.maps[0].shape[0] if rec.maps else 1
-        yield (rec, gallery, gr.skip(), gr.skip(), gr.skip(), md, slider, curve, scatter, comp, selected,
-               gr.update(value=selected), gr.update(maximum=rec.tokens[selected] - 1),
-               gr.update(choices=["mean", *map(str, range(heads))], value="mean"))
+        yield {
+            ui.record: run,
+            **self.views(run, crit, selected, measure),
+            ui.iteration: gr.update(value=it, maximum=len(rec.tokens) - 1),
+            ui.head: gr.update(choices=["mean", *map(str, range(heads))], value="mean"),
+            ui.clicked: None,  # a position clicked on the previous image means nothing on this one
+            ui.how: texts.how_it_works(self.model_label(model, tok), tok.metadata),
+        }
 
-    def reselect(self, rec: Record | None, kind, value, measure):
-        """A new threshold or criterion re-selects from the stored rollout: nothing is recomputed."""
-        if rec is None:
-            return (gr.skip(),) * 7
-        crit = self.criterion(kind, value)
-        selected = rec.select(crit)
-        return (*self.views(rec, crit, selected, measure), selected)
+    def reselect(self, run: Run | None, kind, l1, psnr, budget, measure):
+        """Another criterion or value re-selects from the stored rollout: nothing is recomputed."""
+        ui = self.ui
+        update = {ui.l1: gr.update(visible=kind == L1), ui.psnr: gr.update(visible=kind == PSNR),
+                  ui.budget: gr.update(visible=kind == BUDGET)}
+        try:
+            crit = self.criterion(kind, l1, psnr, budget)
+        except Refused as err:
+            return {**update, ui.status: status_md(error=str(err), notes=run.notes if run else ())}
+        update[ui.status] = status_md(notes=run.notes if run else ())
+        if run is None or not run.done:
+            return update
+        return {**update, **self.views(run, crit, run.rec.select(crit), measure)}
 
-    def complexity_plot(self, rec: Record | None, selected, measure):
-        row = explorer.complexity_row(rec, int(selected)) if rec is not None and selected is not None else None
-        return figures.complexity_scatter(self.reference, measure, row)
+    def complexity_plot(self, run: Run | None, selected, measure):
+        row = explorer.complexity_row(run.rec, int(selected)) if run and run.done and selected is not None else None
+        return {self.ui.scatter: figures.complexity_scatter(self.reference, measure, row)}
 
-    def play(self, rec: Record | None, seconds_per_step: float = 0.8):
+    def play(self, run: Run | None, seconds_per_step: float = 0.8):
         """Replay the iterations one by one, for a class."""
-        if rec is None:
-            raise gr.Error("Run an image first.")
+        ui = self.ui
+        if run is None or not run.done:
+            yield {ui.status: status_md(error="Tokenize an image first; then its iterations can be replayed.")}
+            return
+        rec = run.rec
+        yield {ui.status: status_md(notes=run.notes)}
         for t in range(len(rec.recons)):
-            yield (figures.enlarge(rec.recons[t]), figures.halting_map(rec.image, rec.halt[t]),
-                   f"**Iteration {t + 1}**: {rec.tokens[t]} tokens, L1 {rec.l1[t]:.4f}, PSNR {rec.psnr[t]:.2f} dB")
+            yield {ui.current: run.picture(f"recon_{t}", lambda t=t: figures.enlarge(rec.recons[t])),
+                   ui.halt_map: run.picture(f"halt_{t}", lambda t=t: figures.halting_map(rec.image, rec.halt[t])),
+                   ui.error_map: run.picture(f"error_{t}", lambda t=t: figures.grid_map(
+                       figures.position_error(rec.recons[t], rec.image, rec.grid), vmax=0.3)),
+                   ui.metrics: self.iteration_md(rec, t, len(rec.tokens))}
             time.sleep(seconds_per_step)
 
-    def attention(self, rec: Record | None, iteration, token, head, opacity):
-        """One latent token's attention map over the image, and the object-discovery view."""
-        if rec is None or not rec.maps:
-            return None, None, "Run an image first."
-        t = int(min(iteration, len(rec.maps) - 1))
+    # --- Attention -------------------------------------------------------------------------------
+    def attention(self, run: Run | None, iteration, token, head, opacity, clicked):
+        """One latent token's attention over the image, the object-discovery view, and who attends
+        to the clicked position, all at the chosen iteration (a control moved by the visitor)."""
+        ui = self.ui
+        if run is None or not run.done or not run.rec.maps:
+            return {ui.status: status_md(error="Tokenize an image first to see its attention.")}
+        return {**self.attention_views(run, iteration, token, head, opacity, clicked),
+                ui.status: status_md(notes=run.notes)}
+
+    def attention_after_run(self, run: Run | None, iteration, token, head, opacity, clicked):
+        """The attention views for a run that just finished; nothing when it did not (its status stays)."""
+        if run is None or not run.done or not run.rec.maps:
+            return {}
+        return self.attention_views(run, iteration, token, head, opacity, clicked)
+
+    def attention_views(self, run: Run, iteration, token, head, opacity, clicked) -> dict:
+        ui, rec = self.ui, run.rec
+        t = int(min(max(int(iteration), 0), len(rec.maps) - 1))
+        head = known_head(rec, t, head)
         maps = rec.attention(t, head)
-        k = int(min(token, maps.shape[0] - 1))
-        overlay = figures.heat_overlay(rec.image, maps[k], opacity)
+        # the tokens that exist at this iteration: the slider's range follows the iteration
+        k = int(min(max(int(token), 0), maps.shape[0] - 1))
+        overlay = figures.heat_overlay(rec.image, maps[k], float(opacity))
         seg, legend = figures.segment_overlay(rec.image, rec.segments(t, head))
         swatches = " ".join(f"<span style='background:{c};padding:0 6px;border-radius:3px'>token {tok}</span>"
                             for tok, c in legend.items())
-        md = (f"Iteration {t + 1} ({rec.tokens[t]} tokens), layer {rec.layer}, head {head}: token {k} "
-              f"(added at iteration {k // rec.tokens[0] + 1}).\n\n**Regions by strongest token** "
+        md = (f"Iteration {t} ({rec.tokens[t]} tokens), decoder layer {rec.layer}, head {head}: token {k} "
+              f"(added at iteration {k // rec.tokens[0]}).\n\n**Regions by strongest token** "
               f"({len(legend)} tokens own a region): {swatches}")
-        return overlay, seg, md
+        return {
+            ui.token: gr.update(maximum=rec.tokens[t] - 1, value=k),
+            ui.overlay: run.pictures.fresh(f"attention_{t}_{k}", overlay),
+            ui.segments: run.picture(f"segments_{t}_{head}", lambda: seg),
+            ui.attn_md: md,
+            ui.finding: texts.attention_finding(run.discovery),
+            ui.who: self.who_md(run, t, head, clicked),
+        }
 
-    def who_attends(self, rec: Record | None, iteration, head, evt: gr.SelectData):
-        """Which tokens attend to the clicked position (strongest first)."""
-        if rec is None or not rec.maps:
-            return "Run an image first."
-        t = int(min(iteration, len(rec.maps) - 1))
-        x, y = evt.index[0], evt.index[1]
-        g = rec.grid
-        gx, gy = min(g - 1, int(x * g / figures.DISPLAY)), min(g - 1, int(y * g / figures.DISPLAY))
+    @staticmethod
+    def who_md(run: Run, t: int, head, clicked) -> str:
+        """Which tokens of iteration t attend most to the clicked grid position (strongest first)."""
+        if clicked is None:
+            return "Click the attention picture to see which tokens attend most to that position."
+        gy, gx = clicked
+        rec = run.rec
         w = rec.attention(t, head)[:, gy, gx]
         top = np.argsort(-w)[:5]
-        rows = "\n".join(f"| {k} | {k // rec.tokens[0] + 1} | {w[k]:.3f} |" for k in top)
-        return f"Position (row {gy}, column {gx}) attends most to:\n\n| token | added at iteration | weight |\n|---|---|---|\n{rows}"
+        rows = "\n".join(f"| {k} | {k // rec.tokens[0]} | {w[k]:.3f} |" for k in top)
+        return (f"At iteration {t} ({rec.tokens[t]} tokens), position (row {gy}, column {gx}) attends most to:\n\n"
+                f"| token | added at iteration | weight |\n|---|---|---|\n{rows}")
 
-    def export(self, rec: Record | None, selected):
-        if rec is None:
-            raise gr.Error("Run an image first.")
+    def who_attends(self, run: Run | None, iteration, head, evt: gr.SelectData):
+        ui = self.ui
+        if run is None or not run.done or not run.rec.maps:
+            return {ui.status: status_md(error="Tokenize an image first to see its attention.")}
+        rec = run.rec
+        t = int(min(max(int(iteration), 0), len(rec.maps) - 1))
+        head = known_head(rec, t, head)
+        g = rec.grid
+        x, y = evt.index[0], evt.index[1]
+        clicked = (min(g - 1, max(0, int(y * g / figures.DISPLAY))), min(g - 1, max(0, int(x * g / figures.DISPLAY))))
+        return {ui.who: self.who_md(run, t, head, clicked), ui.clicked: clicked, ui.status: status_md(notes=run.notes)}
+
+    # --- Export ----------------------------------------------------------------------------------
+    def export(self, run: Run | None, selected):
+        ui = self.ui
+        if run is None or not run.done:
+            return {ui.status: status_md(error="Tokenize an image first; then its run can be exported.")}
+        rec = run.rec
         sel = int(selected) if selected is not None else len(rec.tokens) - 1
-        out = Path(tempfile.mkdtemp(prefix="alit_export_"))
+        out = self.outputs.folder()
         stem = Path(rec.name).stem
-        return [explorer.export_json(rec, sel, out / f"{stem}_tokens.json"),
-                explorer.export_npz(rec, sel, out / f"{stem}_rollout.npz"),
-                explorer.export_pngs(rec, out / f"{stem}_reconstructions.zip"),
-                explorer.export_gif(rec, sel, out / f"{stem}_rollout.gif")]
+        paths = [explorer.export_json(rec, sel, out / f"{stem}_tokens.json"),
+                 explorer.export_npz(rec, sel, out / f"{stem}_rollout.npz"),
+                 explorer.export_pngs(rec, out / f"{stem}_reconstructions.zip"),
+                 explorer.export_gif(rec, sel, out / f"{stem}_rollout.gif")]
+        return {ui.files: [str(p) for p in paths], ui.status: status_md(notes=run.notes)}
 
+    # --- API ---------------------------------------------------------------------------------------
     def tokenize(self, image_path, threshold: float | None = None, halting: str = "deterministic",
                  max_iterations: int = 8, model: str = BUNDLED):
         """API: an image -> per-iteration tokens, L1 and PSNR, and the selected token count."""
-        if not image_path:
-            raise gr.Error("no image was sent")
-        tok = self.tokenizer(model, None, "float32")
-        image = read_upload(image_path, tok.resolution)
+        try:
+            if not image_path:
+                raise Refused("no image was sent")
+            tok = self.tokenizer(model, None, "float32")
+            image = read_upload(image_path, tok.resolution)
+            crit = self.criterion(L1, tok.default_threshold if threshold is None else float(threshold), None, None)
+        except Refused as err:
+            raise gr.Error(str(err)) from err
         rec = explorer.complete(tok, image, Path(str(image_path)).name, halting=halting,
                                 max_iterations=int(max_iterations))
-        crit = self.criterion("L1 threshold", tok.default_threshold if threshold is None else float(threshold))
         return {**rec.summary(rec.select(crit)), "notes": explorer.input_notes(image_path, tok.resolution)}
 
-    def batch(self, files, model, kind, value, measure, progress=gr.Progress()):
+    # --- Batch -----------------------------------------------------------------------------------
+    def batch(self, files, model, kind, l1, psnr, budget, measure, progress=gr.Progress()):
         """Several images (or zips of images) -> a table, the complexity scatter and a CSV."""
-        if not files:
-            raise gr.Error("Add some images (or a zip of images) first.")
-        tok = self.tokenizer(model, None, "float32")
-        crit = self.criterion(kind, value)
+        ui = self.ui
+        try:
+            if not files:
+                raise Refused("Add some images (or a zip of images) first.")
+            crit = self.criterion(kind, l1, psnr, budget)
+            tok = self.tokenizer(model, None, "float32")
+        except Refused as err:
+            return {ui.batch_status: status_md(error=str(err))}
         paths, errors = expand_uploads([f if isinstance(f, str) else f.name for f in files])
         names, images = [], []
         for i, (name, path) in enumerate(paths):
@@ -206,31 +376,50 @@ class Handlers:
                 names.append(name)
             except ALITError as err:
                 errors.append(upload_message(err, path, name))
+        if not images:
+            return {ui.batch_status: status_md(error="None of the files could be used: " + "; ".join(errors[:5]))}
         picks = explorer.select_many(tok, images, crit,
                                      progress=lambda done: progress((done, len(images)), desc="tokenizing"))
         rows = [{"name": name, **pick, **alit_core.complexity(image)}
                 for name, image, pick in zip(names, images, picks)]
-        if not rows:
-            raise gr.Error("None of the files could be used: " + "; ".join(errors[:5]))
-        if errors:
-            gr.Warning(f"{len(errors)} file(s) skipped: " + "; ".join(errors[:3]))
-        cols = ["name", "tokens", "l1", "psnr", *alit_core.COMPLEXITY_MEASURES]
-        table = [[r[c] if not isinstance(r[c], float) else round(r[c], 4) for c in cols] for r in rows]
-        out = Path(tempfile.mkdtemp(prefix="alit_batch_")) / "alit_batch.csv"
+        table = [[r[c] if not isinstance(r[c], float) else round(r[c], 4) for c in BATCH_COLUMNS] for r in rows]
+        out = self.outputs.folder() / "alit_batch.csv"
         with open(out, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(cols)
+            w.writerow(BATCH_COLUMNS)
             w.writerows(table)
-        scatter = figures.complexity_scatter(self.reference, measure, rows)
-        return gr.update(value=table, headers=cols), scatter, str(out)
+        skipped = [f"{len(errors)} file(s) skipped: " + "; ".join(errors[:5])] if errors else []
+        return {ui.batch_table: gr.update(value=table, headers=BATCH_COLUMNS),
+                ui.batch_plot: figures.complexity_scatter(self.reference, measure, rows),
+                ui.batch_csv: str(out), ui.batch_status: status_md(notes=skipped)}
+
+    # --- Settings --------------------------------------------------------------------------------
+    def model_defaults(self, model, device, dtype):
+        """A model chosen under Model brings its own L1 threshold and token counts, when they are known
+        without loading it (it is in memory, or it is a released checkpoint: the official 0.07)."""
+        ui = self.ui
+        tok = self.cache.peek(None if model == BUNDLED else model, device, dtype)
+        if tok is not None:
+            most = tok.config.tokens_at(tok.config.iterations - 1)
+            return {ui.l1: tok.default_threshold,
+                    ui.budget: gr.update(minimum=tok.config.latents_per_iteration, maximum=most,
+                                         step=tok.config.latents_per_iteration)}
+        if str(model).startswith("official:"):
+            return {ui.l1: alit_core.DEFAULT_THRESHOLD}
+        return {}
+
+
+def known_head(rec: Record, t: int, head) -> str:
+    """"mean" or a head index the model has (a head typed for another model falls back to the mean)."""
+    return str(head) if str(head).isdigit() and int(head) < rec.maps[t].shape[0] else "mean"
 
 
 def read_upload(path: str, size: int) -> np.ndarray:
-    """An uploaded file through alit_core's loader; whatever is wrong with it becomes a message in the UI."""
+    """An uploaded file through alit_core's loader; whatever is wrong with it becomes a message."""
     try:
         return explorer.prepare(path, size)
     except ALITError as err:
-        raise gr.Error(upload_message(err, path)) from err
+        raise Refused(upload_message(err, path)) from err
 
 
 def upload_message(err: Exception, path: str, name: str | None = None) -> str:
@@ -249,6 +438,8 @@ def expand_uploads(paths: list[str], limit: int = 200, max_entry_bytes: int = 50
     A zip is unpacked entry by entry against the sizes its directory declares (zipfile never reads
     past them), so a zip bomb stops at the caps instead of filling the disk.
     """
+    import tempfile
+
     out, skipped, total, unused = [], [], 0, 0
     for p in paths:
         if not zipfile.is_zipfile(p):

@@ -6,42 +6,31 @@ import gradio as gr
 
 import alit_core
 
+from . import texts
 from .components import ImageUpload
 from .explorer import ASSETS, BUNDLED, ModelCache
-from .handlers import MEASURE_LABELS, Handlers
+from .files import OutputDir
+from .handlers import BATCH_COLUMNS, BUDGET, CRITERIA, DEFAULT_PSNR, L1, MEASURE_LABELS, Handlers
 
-HOW_IT_WORKS = """
-### How ALIT decides how many tokens an image needs
-
-ALIT (*Adaptive Length Image Tokenization via Recurrent Allocation*, Duggal, Isola, Torralba and
-Freeman, ICLR 2025, [arXiv 2411.02393](https://arxiv.org/abs/2411.02393)) turns an image into a
-**variable** number of 1D tokens.
-
-```
- image ──VQGAN encoder──► 16x16 image tokens ─┐
-                                              ▼
-   ┌──────────────► encoder transformer ◄── + 32 new latent tokens (each iteration)
-   │                        │
-   │             latent tokens so far (32, 64, ... 256)
-   │                        ▼
-   │                 decoder transformer ──► VQGAN code for every 2D position ──► pixels
-   │                        │
-   └── image tokens that are already well predicted are masked (dynamic halting)
-```
-
-1. Every **iteration** adds 32 latent tokens and lets the encoder refine the old ones, while it
-   looks at the image tokens again.
-2. After each iteration the decoder reconstructs the image from the tokens so far. The first
-   iteration whose reconstruction error is below a **threshold** gives the image's token count:
-   simple images stop early, complex or unfamiliar ones need more.
-3. Image regions the decoder already predicts confidently are **masked** in the encoder, so later
-   tokens concentrate on what is still missing.
-4. The decoder's attention from each 2D position to the latent tokens shows **which token
-   describes which region**: tokens tend to settle on objects.
-
-This app runs a small ALIT trained by us on CPU (64 px, 16x16 grid); the released checkpoints
-(256 px) can be loaded by name under *Model*.
+# The status lines keep an error readable (red) until the next action; notes are quieter.
+CSS = """
+.alit-status-error { color: var(--error-text-color, #b91c1c); font-weight: 600; }
+.alit-status-note { color: var(--body-text-color-subdued); }
 """
+
+# Outputs of /explore in the order gradio_client returns them: the status line first and the
+# metrics second (app/benchmark.py and the tests read them by position).
+EXPLORE_OUTPUTS = ("status", "metrics", "record", "gallery", "current", "halt_map", "error_map", "compare", "curve",
+                   "scatter", "comp", "selected", "iteration", "head", "clicked", "how")
+ATTENTION_OUTPUTS = ("token", "overlay", "segments", "attn_md", "finding", "who", "status")
+BATCH_OUTPUTS = ("batch_status", "batch_table", "batch_plot", "batch_csv")
+
+
+class Ui:
+    """The page's components by name; handlers key their updates by them."""
+
+    def __getitem__(self, names) -> list:
+        return [getattr(self, n) for n in names]
 
 
 def examples() -> list[str]:
@@ -53,110 +42,152 @@ def model_choices() -> list[str]:
     return [BUNDLED, *names]
 
 
-def build(cache: ModelCache, device_choices: list[str], default_device: str) -> gr.Blocks:
-    h = Handlers(cache)
-    # the default model's own threshold (0.07 for official checkpoints; the bundled model's is calibrated)
-    threshold = cache.get(None, default_device).default_threshold
+def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
+              outputs: OutputDir | None = None) -> tuple[gr.Blocks, Ui, Handlers]:
+    """The page, its components and its handlers (tests call the handlers directly)."""
+    ui = Ui()
+    h = Handlers(cache, ui, outputs)
+    tok = cache.get(None, default_device)
+    cfg = tok.config
+    step, most = cfg.latents_per_iteration, cfg.tokens_at(cfg.iterations - 1)
+    od = texts.object_discovery(tok.metadata)
     with gr.Blocks(title="ALIT Explorer") as demo:
         gr.Markdown("# ALIT Explorer\nUpload an image and watch an adaptive-length tokenizer decide how many "
-                    "tokens it needs, iteration by iteration.")
-        record = gr.State(None)
-        selected = gr.State(None)
+                    "tokens it needs, iteration by iteration (numbered from 0, as in the exports and the command "
+                    "line).")
+        ui.record = gr.State(None)
+        ui.selected = gr.State(None)
+        ui.clicked = gr.State(None)  # the grid position last clicked on the attention picture
         with gr.Tab("Explore"):
             with gr.Row():
                 with gr.Column(scale=1, min_width=300):
                     # gradio's upload UI, but the file reaches alit_core's loader untouched (clear errors)
-                    image = ImageUpload(type="filepath", label="Image (upload, drop or paste)",
-                                        sources=["upload", "clipboard"], height=300)
-                    gr.Examples(examples(), inputs=image, label="Examples: simple → complex → unfamiliar",
-                                examples_per_page=12)
-                    run = gr.Button("Tokenize", variant="primary")
+                    ui.image = ImageUpload(type="filepath", label="Image (upload, drop or paste)",
+                                           sources=["upload", "clipboard"], height=300)
+                    ui.examples = gr.Examples(examples(), inputs=ui.image,
+                                              label="Examples: simple → complex → unfamiliar", examples_per_page=12)
+                    ui.run = gr.Button("Tokenize", variant="primary")
                     with gr.Accordion("Settings", open=True):
-                        model = gr.Dropdown(model_choices(), value=BUNDLED, allow_custom_value=True,
-                                            label="Model (or a local checkpoint path)" if cache.local_paths else "Model")
+                        ui.model = gr.Dropdown(model_choices(), value=BUNDLED, allow_custom_value=cache.local_paths,
+                                               label="Model (or a local checkpoint path)" if cache.local_paths
+                                               else "Model")
                         with gr.Row():
-                            device = gr.Dropdown(device_choices, value=default_device, label="Device",
-                                                 interactive=len(device_choices) > 1)
-                            dtype = gr.Dropdown(["float32", "bfloat16", "float16"], value="float32",
-                                                label="Precision")
-                        kind = gr.Radio(["L1 threshold", "PSNR target (dB)", "token budget"],
-                                        value="L1 threshold", label="Selection criterion")
-                        value = gr.Number(value=threshold, label="Threshold / target / budget")
-                        max_iter = gr.Slider(1, 8, value=8, step=1, label="Maximum iterations")
+                            ui.device = gr.Dropdown(device_choices, value=default_device, label="Device",
+                                                    interactive=len(device_choices) > 1)
+                            ui.dtype = gr.Dropdown(["float32", "bfloat16", "float16"], value="float32",
+                                                   label="Precision")
+                        ui.kind = gr.Radio(CRITERIA, value=L1, label="Selection criterion")
+                        # one value per criterion, each with its own default and range
+                        ui.l1 = gr.Number(value=tok.default_threshold, step=0.001,
+                                          label=f"L1 threshold (0 to 1; this model's own: {tok.default_threshold:g})")
+                        ui.psnr = gr.Number(value=DEFAULT_PSNR, step=0.5, visible=False,
+                                            label="PSNR target (dB, 1 to 100)")
+                        ui.budget = gr.Slider(step, most, value=min(most, 4 * step), step=step, visible=False,
+                                              label=f"Token budget (the largest count that fits; {step} to {most})")
+                        ui.max_iter = gr.Slider(1, cfg.iterations, value=cfg.iterations, step=1,
+                                                label="Maximum iterations")
                         with gr.Row():
-                            halting = gr.Dropdown(["deterministic", "stochastic", "off"], value="deterministic",
-                                                  label="Halting")
-                            seed = gr.Number(value=0, precision=0, label="Seed (stochastic)")
-                        layer = gr.Number(value=-1, precision=0, label="Attention layer (-1 = last)")
+                            ui.halting = gr.Dropdown(["deterministic", "stochastic", "off"], value="deterministic",
+                                                     label="Halting")
+                            ui.seed = gr.Number(value=0, precision=0, label="Seed (stochastic)")
+                        ui.layer = gr.Number(value=od["layer"] if od and "layer" in od else -1, precision=0,
+                                             label="Attention: decoder layer (-1 = last)")
                 with gr.Column(scale=2):
-                    metrics = gr.Markdown("Results appear here as each iteration is computed.")
+                    ui.status = gr.Markdown(elem_id="explore-status")
+                    ui.metrics = gr.Markdown("Results appear here as each iteration is computed.",
+                                             elem_id="metrics")
                     with gr.Row():
-                        current = gr.Image(label="Current reconstruction", interactive=False, height=256)
-                        halt_map = gr.Image(label="Masked image tokens (blue = halted)", interactive=False,
-                                            height=256)
-                        error_map = gr.Image(label="Error per position", interactive=False, height=256)
-                    play = gr.Button("▶ Play through the iterations")
-                    gallery = gr.Gallery(label="Every iteration (★ = selected)", columns=4, height=420)
-                    compare = gr.ImageSlider(label="Original vs selected reconstruction", height=320)
-                    curve = gr.Plot(label="Error against tokens")
+                        ui.current = gr.Image(label="Current reconstruction", interactive=False, height=256,
+                                              type="filepath")
+                        ui.halt_map = gr.Image(label="Masked image tokens (blue = halted)", interactive=False,
+                                               height=256, type="filepath")
+                        ui.error_map = gr.Image(label="Error per position", interactive=False, height=256,
+                                                type="filepath")
+                    ui.play = gr.Button("▶ Play through the iterations")
+                    ui.gallery = gr.Gallery(label="Every iteration (★ = selected)", columns=4, height=420,
+                                            type="filepath")
+                    ui.compare = gr.ImageSlider(label="Original vs selected reconstruction", height=320,
+                                                type="filepath")
+                    ui.curve = gr.Plot(label="Error against tokens", elem_id="curve")
             with gr.Row():
-                measure = gr.Dropdown(list(MEASURE_LABELS), value="png_bpp", label="Complexity measure")
+                ui.measure = gr.Dropdown(list(MEASURE_LABELS), value="png_bpp", label="Complexity measure")
             with gr.Row():
-                scatter = gr.Plot(label="Token count against complexity (reference set + this image)")
-                comp = gr.Plot(label="Compression: ALIT tokens vs JPEG / WebP at the same size")
+                ui.scatter = gr.Plot(label="Token count against complexity (reference set + this image)",
+                                     elem_id="scatter")
+                ui.comp = gr.Plot(label="Compression: ALIT tokens vs JPEG / WebP at the same size", elem_id="comp")
             with gr.Tab("Attention"):
                 with gr.Row():
-                    it = gr.Slider(0, 7, value=7, step=1, label="Iteration")
-                    token = gr.Slider(0, 255, value=0, step=1, label="Token")
-                    head = gr.Dropdown(["mean"], value="mean", allow_custom_value=True, label="Head (mean or index)")
-                    opacity = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Opacity")
+                    ui.iteration = gr.Slider(0, cfg.iterations - 1, value=cfg.iterations - 1, step=1,
+                                             label="Iteration (0 = the first 32 tokens)")
+                    ui.token = gr.Slider(0, most - 1, value=0, step=1, label="Token (those of this iteration)")
+                    ui.head = gr.Dropdown(["mean"], value="mean", label="Head (mean or index)")
+                    ui.opacity = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Opacity")
                 with gr.Row():
-                    overlay = gr.Image(label="This token's attention (click to see who attends there)",
-                                       interactive=False, height=320)
-                    segments = gr.Image(label="Object discovery: regions by strongest token", interactive=False,
-                                        height=320)
-                attn_md = gr.Markdown()
-                who = gr.Markdown()
+                    ui.overlay = gr.Image(label="This token's attention (click to see who attends there)",
+                                          interactive=False, height=320, type="filepath")
+                    ui.segments = gr.Image(label="Object discovery: regions by strongest token", interactive=False,
+                                           height=320, type="filepath")
+                ui.finding = gr.Markdown(texts.attention_finding(od), elem_id="finding")
+                ui.attn_md = gr.Markdown()
+                ui.who = gr.Markdown()
             with gr.Tab("Export"):
-                export_btn = gr.Button("Export JSON, NPZ, PNGs and an animated GIF")
-                files = gr.File(label="Downloads", file_count="multiple")
+                ui.export = gr.Button("Export JSON, NPZ, PNGs and an animated GIF")
+                ui.files = gr.File(label="Downloads", file_count="multiple")
         with gr.Tab("Batch"):
-            batch_files = gr.File(label="Images or zips", file_count="multiple")
-            batch_btn = gr.Button("Tokenize all", variant="primary")
-            batch_table = gr.Dataframe(label="Results", interactive=False)
-            batch_plot = gr.Plot()
-            batch_csv = gr.File(label="CSV")
+            ui.batch_files = gr.File(label="Images or zips", file_count="multiple")
+            ui.batch_run = gr.Button("Tokenize all", variant="primary")
+            ui.batch_status = gr.Markdown(elem_id="batch-status")
+            ui.batch_table = gr.Dataframe(headers=BATCH_COLUMNS, label="Results", interactive=False)
+            ui.batch_plot = gr.Plot(elem_id="batch-plot")
+            ui.batch_csv = gr.File(label="CSV")
         with gr.Tab("How it works"):
-            gr.Markdown(HOW_IT_WORKS)
+            label = h.model_label(BUNDLED if cache.default_source is None else cache.default_source, tok)
+            ui.how = gr.Markdown(texts.how_it_works(label, tok.metadata))
 
-        streamed = [record, gallery, current, halt_map, error_map, metrics, compare, curve, scatter, comp, selected,
-                    it, token, head]
-        settings = [model, device, dtype, kind, value, max_iter, halting, seed, layer, measure]
-        attn_inputs = [record, it, token, head, opacity]
-        attn_outputs = [overlay, segments, attn_md]
+        criterion = [ui.kind, ui.l1, ui.psnr, ui.budget]
+        settings = [ui.model, ui.device, ui.dtype, *criterion, ui.max_iter, ui.halting, ui.seed, ui.layer,
+                    ui.measure]
+        attn_inputs = [ui.record, ui.iteration, ui.token, ui.head, ui.opacity, ui.clicked]
+        attn_outputs = ui[ATTENTION_OUTPUTS]
+        reselect_outputs = [ui.l1, ui.psnr, ui.budget, ui.gallery, ui.compare, ui.curve, ui.scatter, ui.comp,
+                            ui.metrics, ui.selected, ui.status]
         # The UI's own endpoints are callable by name (tests, benchmark) but left out of the API page,
         # whose one documented endpoint is /tokenize.
-        run.click(h.run, [image, *settings], streamed, api_name="explore", api_visibility="undocumented").then(
-            h.attention, attn_inputs, attn_outputs, api_visibility="private")
-        reselect_outputs = [gallery, compare, curve, scatter, comp, metrics, selected]
-        for trigger in (value.submit, kind.change):
-            trigger(h.reselect, [record, kind, value, measure], reselect_outputs, api_visibility="private")
-        value.blur(h.reselect, [record, kind, value, measure], reselect_outputs, api_visibility="private")
-        measure.change(h.complexity_plot, [record, selected, measure], scatter, api_visibility="private")
-        play.click(h.play, record, [current, halt_map, metrics], api_visibility="private")
-        for ctl in (it, token, head, opacity):
-            ctl.change(h.attention, attn_inputs, attn_outputs, api_visibility="private")
-        overlay.select(h.who_attends, [record, it, head], who, api_visibility="private")
-        export_btn.click(h.export, [record, selected], files, api_visibility="private")
-        batch_btn.click(h.batch, [batch_files, model, kind, value, measure], [batch_table, batch_plot, batch_csv],
-                        api_name="batch", api_visibility="undocumented")
+        ui.run.click(h.run, [ui.image, *settings], ui[EXPLORE_OUTPUTS], api_name="explore",
+                     api_visibility="undocumented").then(
+            h.attention_after_run, attn_inputs, attn_outputs, api_visibility="private")
+        # A slider's `input` is the visitor's dragging, keys or typing; `release` adds its reset button.
+        # Neither fires when a handler sets the value, so no event sets off another.
+        gr.on([ui.kind.input, ui.l1.submit, ui.l1.blur, ui.psnr.submit, ui.psnr.blur, ui.budget.input,
+               ui.budget.release], h.reselect, [ui.record, *criterion, ui.measure], reselect_outputs,
+              api_visibility="private", show_progress="minimal", trigger_mode="always_last")
+        ui.measure.change(h.complexity_plot, [ui.record, ui.selected, ui.measure], [ui.scatter],
+                          api_visibility="private")
+        ui.model.change(h.model_defaults, [ui.model, ui.device, ui.dtype], [ui.l1, ui.budget],
+                        api_visibility="private")
+        ui.play.click(h.play, ui.record, [ui.current, ui.halt_map, ui.error_map, ui.metrics, ui.status],
+                      api_visibility="private")
+        # only what the visitor moves: the run itself sets the iteration and then draws the views
+        gr.on([ui.iteration.input, ui.iteration.release, ui.token.input, ui.token.release, ui.head.input,
+               ui.opacity.input, ui.opacity.release], h.attention,
+              attn_inputs, attn_outputs, api_visibility="private", show_progress="minimal",
+              trigger_mode="always_last")
+        ui.overlay.select(h.who_attends, [ui.record, ui.iteration, ui.head], [ui.who, ui.clicked, ui.status],
+                          api_visibility="private")
+        ui.export.click(h.export, [ui.record, ui.selected], [ui.files, ui.status], api_visibility="private")
+        ui.batch_run.click(h.batch, [ui.batch_files, ui.model, *criterion, ui.measure], ui[BATCH_OUTPUTS],
+                           api_name="batch", api_visibility="undocumented")
 
         # Named API endpoint (gradio_client): /tokenize
         api_image = gr.File(type="filepath", visible=False)  # our loader, not gradio's, reads the file
-        api_threshold = gr.Number(value=threshold, visible=False)
+        api_threshold = gr.Number(value=tok.default_threshold, visible=False)
         api_halting = gr.Textbox(value="deterministic", visible=False)
-        api_iters = gr.Number(value=8, precision=0, visible=False)
+        api_iters = gr.Number(value=cfg.iterations, precision=0, visible=False)
         api_out = gr.JSON(visible=False)
         api_btn = gr.Button(visible=False)
         api_btn.click(h.tokenize, [api_image, api_threshold, api_halting, api_iters], api_out, api_name="tokenize")
-    return demo
+    return demo, ui, h
+
+
+def build(cache: ModelCache, device_choices: list[str], default_device: str) -> gr.Blocks:
+    return make_page(cache, device_choices, default_device)[0]

@@ -1,0 +1,89 @@
+"""The page's explanations that depend on the loaded model: what its attention measurably does.
+
+A model file of ours may record, under metadata["object_discovery"], how well the regions of its
+decoder attention match objects: {"fg_ari", "grid_fg_ari", "iteration" (0-based, optional),
+"layer", "command"}. The page says what those numbers mean for this model; without them (the
+released checkpoints) it says what the paper reports and claims no number.
+"""
+
+from __future__ import annotations
+
+# FG-ARI at least this many times a plain grid's counts as object-aligned; below it the regions
+# are mostly the grid the latents start from.
+OBJECT_ALIGNED_VS_GRID = 2.0
+
+
+def object_discovery(metadata: dict | None) -> dict | None:
+    """The model's measured object discovery, if recorded and well-formed."""
+    od = (metadata or {}).get("object_discovery")
+    if not isinstance(od, dict):
+        return None
+    try:
+        fg, grid = float(od["fg_ari"]), float(od["grid_fg_ari"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    out = {"fg_ari": fg, "grid_fg_ari": grid, "command": str(od.get("command", ""))}
+    for key in ("iteration", "layer"):
+        if isinstance(od.get(key), int) and not isinstance(od.get(key), bool):
+            out[key] = od[key]
+    return out
+
+
+def attention_finding(od: dict | None) -> str:
+    """One paragraph: what this model's attention regions are, with its numbers when measured."""
+    if od is None:
+        return ("This model's attention has not been measured here. For the released checkpoints the paper "
+                "reports that the latent tokens' attention tends to align with objects and parts (object "
+                "discovery); whether it does for this model, the view above shows, image by image.")
+    fg, grid = od["fg_ari"], od["grid_fg_ari"]
+    ratio = fg / grid if grid > 0 else float("inf")
+    where = ", ".join(
+        x for x in (f"decoder layer {od['layer']}" if "layer" in od else "",
+                    f"iteration {od['iteration']}" if "iteration" in od else "each scene's selected iteration")
+        if x)
+    measured = (f"Measured on scenes of 2-4 objects ({where}): regions match the objects with FG-ARI "
+                f"{fg:.2f}, against {grid:.2f} for a plain grid of as many cells ({ratio:.1f}x)")
+    if od["command"]:
+        measured += f"; `{od['command']}`"
+    if ratio < OBJECT_ALIGNED_VS_GRID:
+        return (f"**This model's attention is mostly a spatial grid**, not objects. {measured}. The released "
+                "checkpoints (`official:...` under *Model*) show object-aligned attention, as the paper reports.")
+    return f"**This model's attention follows objects.** {measured}."
+
+
+HOW_IT_WORKS = """
+### How ALIT decides how many tokens an image needs
+
+ALIT (*Adaptive Length Image Tokenization via Recurrent Allocation*, Duggal, Isola, Torralba and
+Freeman, ICLR 2025, [arXiv 2411.02393](https://arxiv.org/abs/2411.02393)) turns an image into a
+**variable** number of 1D tokens.
+
+```
+ image ──VQGAN encoder──► 16x16 image tokens ─┐
+                                              ▼
+   ┌──────────────► encoder transformer ◄── + 32 new latent tokens (each iteration)
+   │                        │
+   │             latent tokens so far (32, 64, ... 256)
+   │                        ▼
+   │                 decoder transformer ──► VQGAN code for every 2D position ──► pixels
+   │                        │
+   └── image tokens that are already well predicted are masked (dynamic halting)
+```
+
+1. Every **iteration** adds 32 latent tokens and lets the encoder refine the old ones, while it
+   looks at the image tokens again. Iterations are numbered from 0, here as in the exports and the
+   command line: iteration *t* has 32 x (*t* + 1) tokens.
+2. After each iteration the decoder reconstructs the image from the tokens so far. The first
+   iteration whose reconstruction error is below a **threshold** gives the image's token count:
+   simple images stop early, complex or unfamiliar ones need more.
+3. Image regions the decoder already predicts confidently are **masked** in the encoder, so later
+   tokens concentrate on what is still missing.
+4. The decoder's attention from each 2D position to the latent tokens shows **which token
+   describes which region** (the *Attention* tab). {finding}
+
+This app runs {model} (the released checkpoints, 256 px, can be loaded by name under *Model*).
+"""
+
+
+def how_it_works(model: str, metadata: dict | None) -> str:
+    return HOW_IT_WORKS.format(finding=attention_finding(object_discovery(metadata)), model=model)

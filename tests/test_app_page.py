@@ -1,0 +1,305 @@
+"""The page's handlers, called in this process as gradio calls them (no server): what each control
+changes, and what it must leave alone. One streamed run of the bundled model on a sample is shared.
+"""
+
+import io
+import json
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gradio import processing_utils
+from gradio.data_classes import FileData
+from gradio_client import utils as client_utils
+from PIL import Image
+
+from app import texts
+from app.explorer import BUNDLED, ModelCache
+from app.files import OutputDir
+from app.handlers import BATCH_COLUMNS, BUDGET, L1, PSNR
+from app.layout import ATTENTION_OUTPUTS, EXPLORE_OUTPUTS, make_page
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = sorted((ROOT / "assets" / "samples").glob("*.png"))
+CAT = next(p for p in SAMPLES if "cat" in p.name)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    demo, ui, h = make_page(ModelCache(None, "cpu"), ["cpu"], "cpu",
+                            OutputDir(tmp_path_factory.mktemp("outputs")))
+    return demo, ui, h
+
+
+def explore(h, image=CAT, kind=L1, l1=None, psnr=25.0, budget=128, max_iterations=8, layer=-1):
+    l1 = h.cache.get().default_threshold if l1 is None else l1
+    return list(h.run(str(image), BUNDLED, "cpu", "float32", kind, l1, psnr, budget, max_iterations, "deterministic",
+                      0, layer, "png_bpp"))
+
+
+@pytest.fixture(scope="module")
+def streamed(page):
+    _, ui, h = page
+    return explore(h)
+
+
+@pytest.fixture(scope="module")
+def run(page, streamed):
+    return streamed[-1][page[1].record]
+
+
+def names(ui, update) -> set[str]:
+    by_id = {id(v): k for k, v in vars(ui).items()}
+    return {by_id[id(k)] for k in update}
+
+
+def served_files(component, value) -> list[str]:
+    """What gradio does with an output before the browser fetches it: postprocess, then its cache."""
+    payload = component.postprocess(value)
+    payload = processing_utils.move_files_to_cache(payload, component, postprocess=True)
+    found = []
+    client_utils.traverse(payload, lambda d: found.append(FileData(**d).path) or d, client_utils.is_file_obj)
+    return found
+
+
+# --- the race: files served while being rewritten ----------------------------------------------------------
+class FileWrites:
+    """Every file opened for writing while active (Python's audit hook on "open"; it cannot be removed,
+    so it stays switched off outside the test)."""
+
+    def __init__(self):
+        self.paths: list[str] = []
+        self.active = False
+        sys.addaudithook(self.hook)
+
+    def hook(self, event, args):
+        if self.active and event == "open" and isinstance(args[0], (str, os.PathLike)):
+            mode, flags = args[1], args[2] or 0
+            if (mode and any(c in mode for c in "wax+")) or flags & (os.O_WRONLY | os.O_RDWR):
+                self.paths.append(os.path.realpath(args[0]))
+
+
+def test_streamed_pictures_are_files_that_are_never_rewritten_once_served(page):
+    """Every picture of the stream reaches gradio as a path to a finished file, and no file the browser
+    was given is opened for writing again while the run goes on. (Given numpy pictures, gradio wrote
+    each to a file named by its content and rewrote that file in place whenever the gallery re-sent
+    it, while a browser could be reading it: ERR_CONTENT_LENGTH_MISMATCH.)"""
+    _, ui, h = page
+    pictures = (ui.gallery, ui.current, ui.halt_map, ui.error_map, ui.compare)
+    writes = FileWrites()
+    served: dict[str, int] = {}  # path -> how many writes had happened when it was first served
+    writes.active = True
+    try:
+        for update in h.run(str(CAT), BUNDLED, "cpu", "float32", L1, 0.0574, 25, 128, 8, "deterministic", 0, -1,
+                            "png_bpp"):
+            for comp in pictures:
+                if comp not in update:
+                    continue
+                value = update[comp]
+                raw = [v[0] if isinstance(v, tuple) else v for v in (value if isinstance(value, (list, tuple))
+                                                                      else [value])]
+                assert all(isinstance(v, str) and os.path.isfile(v) for v in raw), raw
+                for path in served_files(comp, value):
+                    served.setdefault(os.path.realpath(path), len(writes.paths))
+    finally:
+        writes.active = False
+    assert len(served) >= 8 * 3  # every iteration's reconstruction, halting and error maps
+    again = [p for i, p in enumerate(writes.paths) if p in served and i >= served[p]]
+    assert not again, f"served files written again: {sorted(set(again))[:3]}"
+
+
+def test_output_folders_are_capped(tmp_path):
+    out = OutputDir(tmp_path, keep=3)
+    made = [out.folder() for _ in range(5)]
+    assert out.folders() == made[2:]
+
+
+# --- export ---------------------------------------------------------------------------------------------
+def test_export_gives_str_paths_that_gradio_serves_and_the_files_hold_the_run(page, run):
+    _, ui, h = page
+    update = h.export(run, run.rec.select(h.criterion(L1, 0.0574, None, None)))
+    assert names(ui, update) == {"files", "status"} and update[ui.status] == ""
+    paths = update[ui.files]
+    assert all(isinstance(p, str) for p in paths)  # gradio 6 refuses PosixPath ("Expected str | list[str]")
+    assert len(served_files(ui.files, paths)) == 4
+    rec, sel = run.rec, run.rec.select(h.criterion(L1, 0.0574, None, None))
+    data = json.loads(Path(paths[0]).read_text())
+    assert data["selected_iteration"] == sel and data["selected_tokens"] == rec.tokens[sel]
+    assert [it["iteration"] for it in data["iterations"]] == list(range(8))  # numbered from 0
+    assert [it["tokens"] for it in data["iterations"]] == rec.tokens
+    npz = np.load(paths[1])
+    assert npz["recons"].shape == (8, 64, 64, 3) and npz["tokens"].tolist() == rec.tokens
+    assert np.array_equal(npz["image"], rec.image) and int(npz["selected"]) == sel
+    with zipfile.ZipFile(paths[2]) as z:
+        pngs = sorted(z.namelist())
+        assert len(pngs) == 8 and pngs[0] == "iteration_0_32_tokens.png"
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(z.read(pngs[0])))), rec.recons[0])
+    gif = Image.open(paths[3])
+    assert gif.n_frames == 1 + 8  # the original, then one frame per iteration
+
+
+def test_export_before_a_run_says_so_in_the_status_line(page):
+    _, ui, h = page
+    update = h.export(None, None)
+    assert names(ui, update) == {"status"} and "Tokenize an image first" in update[ui.status]
+
+
+# --- legends ----------------------------------------------------------------------------------------------
+def legend_outside(fig) -> bool:
+    lg = fig.layout.legend
+    return ((lg.yanchor == "bottom" and lg.y >= 1) or (lg.yanchor == "top" and lg.y <= 0)
+            or (lg.xanchor == "left" and lg.x >= 1))
+
+
+def test_every_plot_keeps_its_legend_outside_the_data(page, run):
+    _, ui, h = page
+    views = h.views(run, h.criterion(L1, 0.0574, None, None), 7, "png_bpp")
+    batch = h.batch([str(p) for p in SAMPLES], BUNDLED, L1, 0.0574, 25, 128, "png_bpp")
+    for fig in (views[ui.curve], views[ui.scatter], views[ui.comp], batch[ui.batch_plot]):
+        assert legend_outside(fig), fig.layout.legend
+    # the visitor's images are stars without labels next to them (labels covered each other)
+    stars = [t for t in batch[ui.batch_plot].data if t.marker.symbol == "star"]
+    assert len(stars) == 1 and len(stars[0].x) == len(SAMPLES) and "text" not in (stars[0].mode or "")
+
+
+# --- attention ----------------------------------------------------------------------------------------
+def test_token_slider_and_click_table_follow_the_iteration(page, run):
+    _, ui, h = page
+    assert set(ATTENTION_OUTPUTS) >= names(ui, h.attention(run, 7, 200, "mean", 0.5, None))
+    late = h.attention(run, 7, 200, "mean", 0.5, (5, 9))
+    assert late[ui.token]["maximum"] == 255 and late[ui.token]["value"] == 200  # token 200 exists at iteration 7
+    early = h.attention(run, 0, 200, "mean", 0.5, (5, 9))
+    assert early[ui.token]["maximum"] == 31 and early[ui.token]["value"] == 31  # only 32 tokens at iteration 0
+    listed = [int(row.split("|")[1]) for row in early[ui.who].splitlines() if row.startswith("| ") and
+              row.split("|")[1].strip().isdigit()]
+    assert len(listed) == 5 and all(k < 32 for k in listed), early[ui.who]
+    assert "iteration 0 (32 tokens)" in early[ui.who].lower()
+
+
+def test_clicking_the_overlay_lists_that_positions_tokens(page, run):
+    import gradio as gr
+
+    _, ui, h = page
+    evt = gr.SelectData(ui.overlay, {"index": [250, 5], "value": None})  # top right of the 256-pixel picture
+    update = h.who_attends(run, 3, "mean", evt)
+    assert update[ui.clicked] == (0, 15)
+    assert "row 0, column 15" in update[ui.who] and "128 tokens" in update[ui.who]
+
+
+# --- criterion ----------------------------------------------------------------------------------------
+def test_each_criterion_has_its_own_value_default_and_range(page):
+    _, ui, h = page
+    tok = h.cache.get()
+    assert ui.l1.value == tok.default_threshold and ui.psnr.value == 25
+    assert (ui.budget.minimum, ui.budget.maximum, ui.budget.step) == (32, 256, 32)
+    for kind, shown in ((L1, "l1"), (PSNR, "psnr"), (BUDGET, "budget")):
+        update = h.reselect(None, kind, tok.default_threshold, 25, 128, "png_bpp")
+        assert {n: update[getattr(ui, n)]["visible"] for n in ("l1", "psnr", "budget")} == {
+            n: n == shown for n in ("l1", "psnr", "budget")}
+
+
+def test_a_budget_selects_the_largest_count_that_fits_and_says_so(page, run):
+    _, ui, h = page
+    update = h.reselect(run, BUDGET, 0.0574, 25, 130, "png_bpp")
+    assert update[ui.selected] == 3 and run.rec.tokens[3] == 128
+    assert "128 tokens: the largest count that fits in the budget of 130" in update[ui.metrics]
+    assert h.reselect(run, BUDGET, 0.0574, 25, 256, "png_bpp")[ui.selected] == 7
+
+
+def test_a_value_out_of_range_goes_to_the_status_line_and_changes_nothing_else(page, run):
+    _, ui, h = page
+    for kind, l1, psnr in ((PSNR, 0.0574, 500.0), (L1, 3.0, 25.0), (L1, None, 25.0), (PSNR, 0.0574, None)):
+        update = h.reselect(run, kind, l1, psnr, 128, "png_bpp")
+        assert names(ui, update) == {"l1", "psnr", "budget", "status"}  # only which box shows, and the message
+        assert "cannot be used" in update[ui.status] and "alit-status-error" in update[ui.status]
+
+
+# --- bad input --------------------------------------------------------------------------------------------
+def test_a_bad_upload_changes_only_the_status_line(page, tmp_path):
+    _, ui, h = page
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    updates = explore(h, image=bad)
+    assert len(updates) == 1 and names(ui, updates[0]) == {"status"}
+    assert "cannot use image 'broken.png'" in updates[0][ui.status]
+    for layer in (3, -4):  # the bundled decoder has 3 layers
+        updates = explore(h, layer=layer, max_iterations=1)
+        assert names(ui, updates[0]) == {"status"} and "0 to 2" in updates[0][ui.status]
+
+
+def test_the_next_run_clears_the_error_and_shows_the_images_notes(page, tmp_path):
+    _, ui, h = page
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.full((20, 90, 3), 200, np.uint8)).save(wide)
+    first = explore(h, image=wide, max_iterations=1)[0]
+    assert "only its centred 20x20 square" in first[ui.status] and "alit-status-error" not in first[ui.status]
+
+
+# --- numbering ------------------------------------------------------------------------------------------
+def test_iterations_are_numbered_from_zero_on_the_page(page, streamed, run):
+    _, ui, h = page
+    assert streamed[0][ui.metrics].startswith("**Iteration 0** of 0-7: 32 tokens")
+    assert streamed[-1][ui.gallery][0][1].startswith("iteration 0 · 32 tokens")
+    sel = streamed[-1][ui.selected]
+    assert f"**Selected**: iteration {sel}, {run.rec.tokens[sel]} tokens" in streamed[-1][ui.metrics]
+    first = run.rec.summary(sel)["iterations"][0]  # what the JSON export and /tokenize give
+    assert (first["iteration"], first["tokens"]) == (0, 32)
+    attn = h.attention(run, 2, 70, "mean", 0.5, None)
+    assert attn[ui.attn_md].startswith("Iteration 2 (96 tokens)") and "(added at iteration 2)" in attn[ui.attn_md]
+
+
+def test_explore_outputs_start_with_status_and_metrics(page, streamed):
+    _, ui, _ = page
+    assert EXPLORE_OUTPUTS[:2] == ("status", "metrics")
+    assert set().union(*(names(ui, u) for u in streamed)) <= set(EXPLORE_OUTPUTS)
+
+
+# --- batch ------------------------------------------------------------------------------------------------
+def test_the_empty_batch_table_shows_its_column_names(page):
+    _, ui, h = page
+    assert ui.batch_table.value["headers"] == BATCH_COLUMNS and ui.batch_table.value["data"] == []
+    update = h.batch(None, BUNDLED, L1, 0.0574, 25, 128, "png_bpp")
+    assert names(ui, update) == {"batch_status"} and "Add some images" in update[ui.batch_status]
+
+
+# --- what the page says about the model's attention -----------------------------------------------------
+def test_the_bundled_models_attention_is_described_by_its_own_numbers(page, run):
+    _, ui, h = page
+    tok = h.cache.get()
+    od = tok.metadata["object_discovery"]
+    finding = texts.attention_finding(texts.object_discovery(tok.metadata))
+    assert "mostly a spatial grid" in finding
+    assert f"FG-ARI {od['fg_ari']:.2f}" in finding and f"{od['grid_fg_ari']:.2f} for a plain grid" in finding
+    assert "official:" in finding  # where object-aligned attention can be seen
+    assert ui.finding.value == finding and finding in ui.how.value
+    assert "settle on objects" not in ui.how.value
+    assert ui.layer.value == od["layer"]  # the attention view opens on the measured layer
+    attn = h.attention(run, 7, 0, "mean", 0.5, None)
+    assert attn[ui.finding] == finding
+
+
+def test_without_measurements_the_page_claims_no_number(page):
+    finding = texts.attention_finding(texts.object_discovery({}))
+    assert "paper" in finding and "FG-ARI" not in finding and not any(c.isdigit() for c in finding)
+    aligned = texts.attention_finding(texts.object_discovery(
+        {"object_discovery": {"fg_ari": 0.5, "grid_fg_ari": 0.1, "iteration": 3, "layer": 11, "command": "x"}}))
+    assert aligned.startswith("**This model's attention follows objects.**") and "iteration 3" in aligned
+
+
+def test_a_measured_iteration_is_where_the_attention_view_opens(tmp_path):
+    """A model whose metadata names the iteration its object discovery was measured at opens there."""
+    from alit_core.checkpoints import BUNDLED_CHECKPOINT
+
+    obj = torch.load(BUNDLED_CHECKPOINT, weights_only=True)
+    obj["metadata"]["object_discovery"] = {**obj["metadata"]["object_discovery"], "iteration": 2, "layer": 1}
+    path = tmp_path / "measured.pt"
+    torch.save(obj, path)
+    _, ui, h = make_page(ModelCache(str(path), "cpu"), ["cpu"], "cpu", OutputDir(tmp_path / "out"))
+    assert ui.layer.value == 1
+    last = list(h.run(str(CAT), str(path), "cpu", "float32", L1, 0.0574, 25, 128, 8, "deterministic", 0, 1,
+                      "png_bpp"))[-1]
+    assert last[ui.iteration]["value"] == 2 and last[ui.record].rec.layer == 1
