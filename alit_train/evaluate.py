@@ -389,6 +389,41 @@ def plot(report, results, sets, comp_of, cfg, out: Path) -> None:
     plt.close(fig)
 
 
+def training_curves(metrics: str | Path, out: Path) -> dict:
+    """The object-discovery probes of a training run's metrics.jsonl: the FG-ARI curve, plotted.
+
+    Returns {"steps", "fg_ari" (best pair per probe), "grid_fg_ari", "ce_first", "ce_last"}.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in Path(metrics).read_text().splitlines() if line.strip()]
+    probes = [r for r in rows if r.get("probe") == "object_discovery"]
+    steps = [r for r in rows if "loss" in r]
+    curve = {"steps": [r["step"] for r in probes], "fg_ari": [r["best"]["fg_ari"] for r in probes],
+             "grid_fg_ari": [r["best"]["grid_fg_ari"] for r in probes],
+             "first_iteration_fg_ari": [max(r["fg_ari"][0]) for r in probes]}
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.6))
+    ax[0].plot(curve["steps"], curve["fg_ari"], "o-", label="attention, best iteration and layer")
+    ax[0].plot(curve["steps"], curve["first_iteration_fg_ari"], "s-", ms=3, label="attention, first iteration")
+    ax[0].plot(curve["steps"], curve["grid_fg_ari"], "--", color="grey", label="grid of as many cells")
+    ax[0].set(xlabel="training step", ylabel="FG-ARI (validation scenes)", title="object discovery during training")
+    ax[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    its = sorted({int(k.split("_")[1]) for r in steps for k in r if k.startswith("ce_")})
+    for t in (its[0], its[-1]) if its else ():
+        pts = [(r["step"], r[f"ce_{t}"]) for r in steps if f"ce_{t}" in r]
+        ax[1].plot(*zip(*pts), lw=0.8, label=f"iteration {t}")
+    ax[1].set(xlabel="training step", ylabel="code cross-entropy", title="loss")
+    ax[1].legend(fontsize=7)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "training.png", dpi=110)
+    plt.close(fig)
+    return curve
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m alit_train.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", help="checkpoint path (default: the bundled model)")
@@ -397,9 +432,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=48, help="images per set")
     p.add_argument("--threshold", type=float, default=None, help="L1 threshold (default: the model's own)")
     p.add_argument("--layer", type=int, default=-1, help="decoder layer for attention segmentation")
+    p.add_argument("--metrics", help="a training run's metrics.jsonl: adds its FG-ARI curve (training.png)")
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     report = evaluate(args.checkpoint, args.index, Path(args.out), args.n, args.threshold, args.layer)
+    if args.metrics:
+        report["training_probes"] = training_curves(args.metrics, Path(args.out))
+        (Path(args.out) / "report.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     return 0
 

@@ -266,6 +266,11 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     rows = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     probe = [r for r in rows if r.get("probe") == "object_discovery"]
     assert [r["step"] for r in probe] == [3]
+    from alit_train.evaluate import training_curves
+
+    curve = training_curves(tmp_path / "a" / "metrics.jsonl", tmp_path / "report")
+    assert curve["steps"] == [3] and curve["fg_ari"] == [probe[0]["best"]["fg_ari"]]
+    assert (tmp_path / "report" / "training.png").stat().st_size > 10_000
     cfg = small_config()
     assert np.array(probe[0]["fg_ari"]).shape == (cfg.iterations, cfg.dec_depth)
     assert 0 <= probe[0]["best"]["iteration"] < cfg.iterations
