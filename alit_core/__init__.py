@@ -4,7 +4,7 @@ Public API (what the app and external code use):
     load_tokenizer, from_official, save_checkpoint, load_image, Tokenizer, Step, Encoding,
     CachedRollout, ImageTokens, InferenceOptions, count_flops,
     Criterion, select_iterations, select_batch_iteration, latent_attention_maps,
-    ALIT, ALITConfig, VQGANConfig, PRESETS, get_preset, OFFICIAL_CHECKPOINTS, fetch_official,
+    ALIT, ALITConfig, VQGANConfig, VAEConfig, PRESETS, get_preset, OFFICIAL_CHECKPOINTS, fetch_official,
     available_devices, supported_dtypes, complexity, attention_segments (and scores), and the errors ALITError, ImageInputError,
     CheckpointError, DownloadError.
 """
@@ -16,7 +16,7 @@ from .checkpoints import from_official, infer_config, load_tokenizer, save_check
 from .complexity import MEASURES as COMPLEXITY_MEASURES
 from .complexity import complexity
 from .compression import codec_at_size
-from .config import PRESETS, ALITConfig, VQGANConfig, get_preset
+from .config import PRESETS, ALITConfig, VAEConfig, VQGANConfig, get_preset
 from .devices import available_devices, supported_dtypes
 from .encoding import Encoding
 from .errors import ALITError, CheckpointError, DownloadError, ImageInputError
@@ -47,6 +47,7 @@ __all__ = [
     "InferenceOptions",
     "Step",
     "Tokenizer",
+    "VAEConfig",
     "VQGANConfig",
     "attention_segments",
     "available_devices",

@@ -1,8 +1,12 @@
-"""The ALIT model: recurrent latent-token allocation on top of a VQGAN (SPEC 1.2-1.3).
+"""The ALIT model: recurrent latent-token allocation on top of a VQGAN or KL-16 VAE (SPEC 1.2-1.3).
 
 This module holds the parameters and the pieces of one iteration; `rollout.py` strings the
 iterations together. Parameter names are the official ones (top level of the official model),
-except that the official `base_tokenizer.vqgan.` prefix is `vqgan.` here.
+except that the official `base_tokenizer.vqgan.` / `base_tokenizer.vae.` prefixes are `vqgan.` /
+`vae.` here.
+
+The base tokenizer decides what the decoder predicts for each 2D position: logits over the VQGAN
+codebook, or (VAE) the scaled VAE latent itself, regressed; `decode_logits` returns either.
 
 Sequence layout, encoder and decoder alike: index 0 the class token, 1..P the P = 256 image
 (encoder) or mask (decoder) tokens in row-major grid order, then the latents (latent k at P+1+k).
@@ -18,6 +22,7 @@ from torch import nn
 from .config import ALITConfig
 from .inference import Linear, active_options
 from .transformer import Transformer
+from .vae import KLVAE
 from .vqgan import VQGAN
 
 
@@ -53,7 +58,7 @@ class LatentQuantizer(nn.Module):
 
 
 class LatentDecoder(Transformer):
-    """Predicts VQGAN code logits for every 2D position from the current latents."""
+    """Predicts, for every 2D position, VQGAN code logits or (VAE) the VAE latent, from the latents."""
 
     def __init__(self, cfg: ALITConfig):
         w = cfg.dec_width
@@ -62,7 +67,7 @@ class LatentDecoder(Transformer):
         self.decoder_embed = nn.Linear(cfg.latent_dim, w)
         self.ln_pre = nn.LayerNorm(w, eps=cfg.layernorm_eps)
         self.ln_post = nn.LayerNorm(w, eps=cfg.layernorm_eps)
-        self.ffn = nn.Sequential(Linear(w, 2 * w), nn.Tanh(), Linear(2 * w, cfg.vqgan.codebook_size))
+        self.ffn = nn.Sequential(Linear(w, 2 * w), nn.Tanh(), Linear(2 * w, cfg.head_dim))
 
 
 class ALIT(nn.Module):
@@ -70,8 +75,11 @@ class ALIT(nn.Module):
         super().__init__()
         self.cfg = cfg
         w, dw, p, n = cfg.width, cfg.dec_width, cfg.num_positions, cfg.latents_per_iteration
-        self.vqgan = VQGAN(cfg.vqgan)
-        self.patch_embed = nn.Conv2d(3, w - cfg.vqgan.z_channels, cfg.patch_size, stride=cfg.patch_size)
+        if cfg.vae is not None:
+            self.vae = KLVAE(cfg.vae)
+        else:
+            self.vqgan = VQGAN(cfg.vqgan)
+        self.patch_embed = nn.Conv2d(3, w - cfg.feature_dim, cfg.patch_size, stride=cfg.patch_size)
 
         self.encoder_positional_embedding = _embedding(p + 1, w, width=w)
         self.encoder_class_embedding = _embedding(1, w, width=w)
@@ -93,21 +101,37 @@ class ALIT(nn.Module):
         self.decoder = LatentDecoder(cfg)
 
     # --- image side -------------------------------------------------------------------------
-    def image_tokens(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images (B,3,H,W) in [0,1] -> L2-normalised 2D tokens (B, P, W) and VQGAN targets (B, P).
+    @property
+    def is_vae(self) -> bool:
+        return self.cfg.vae is not None
 
-        Always float32, even under autocast: lower precision flips about 3% of the nearest-code
-        targets, and this runs once per image, so it costs little.
+    def image_tokens(self, images: torch.Tensor, posterior="mean") -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (B,3,H,W) in [0,1] -> L2-normalised 2D tokens (B, P, W) and the decoder's targets:
+        VQGAN code indices (B, P), or (VAE) the scaled VAE latents (B, P, C).
+
+        posterior (VAE models only): see `KLVAE.latents`; `image_tokens_and_noise` also returns the
+        noise drawn. Always float32, even under autocast: lower precision flips about 3% of the
+        nearest-code targets, and this runs once per image, so it costs little.
         """
-        with torch.autocast(images.device.type, enabled=False):
-            return self._image_tokens(images.float())
+        tokens, targets, _ = self.image_tokens_and_noise(images, posterior)
+        return tokens, targets
 
-    def _image_tokens(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.vqgan.encode(images)
-        return self.tokens_from_features(features, images), self.vqgan.indices(features)
+    def image_tokens_and_noise(self, images: torch.Tensor, posterior="mean"):
+        """`image_tokens` and the posterior noise it used (B, C, g, g); None for the mean or a VQGAN."""
+        posterior = "mean" if posterior is None else posterior
+        if not self.is_vae and not (isinstance(posterior, str) and posterior == "mean"):
+            raise ValueError("posterior= applies to VAE-based models; a VQGAN encodes deterministically")
+        with torch.autocast(images.device.type, enabled=False):
+            images = images.float()
+            if self.is_vae:
+                latents, noise = self.vae.latents(images, posterior)
+                targets = rearrange(latents, "b c h w -> b (h w) c")
+                return self.tokens_from_features(latents, images), targets, noise
+            features = self.vqgan.encode(images)
+            return self.tokens_from_features(features, images), self.vqgan.indices(features), None
 
     def tokens_from_features(self, features: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        """VQGAN features (B, C, g, g) + images (B, 3, H, W) -> L2-normalised 2D tokens (B, P, W).
+        """Base features (B, C, g, g) + images (B, 3, H, W) -> L2-normalised 2D tokens (B, P, W).
 
         Separate from the VQGAN encoding so that training can store the (frozen) features once and
         still train the patch embedding.
@@ -153,7 +177,10 @@ class ALIT(nn.Module):
 
     # --- decoder side -----------------------------------------------------------------------
     def decode_logits(self, zq: torch.Tensor, attention_layers: frozenset[int] = frozenset()):
-        """Latent codes (B, N, d) -> VQGAN code logits (B, P, codebook) and {layer: attention}."""
+        """Latent codes (B, N, d) -> head outputs (B, P, head_dim) and {layer: attention}.
+
+        The head outputs are VQGAN code logits, or (VAE) the regressed scaled VAE latents.
+        """
         b, n, _ = zq.shape
         dec = self.decoder
         cls = repeat(self.decoder_class_embedding, "1 w -> b 1 w", b=b)
@@ -182,3 +209,11 @@ class ALIT(nn.Module):
     def reconstruct_probs(self, probs: torch.Tensor) -> torch.Tensor:
         """`reconstruct` from softmax(logits) (B, P, K), for callers that already hold it."""
         return self.vqgan.decode(self.vqgan.codes_to_features(probs @ self.vqgan.codebook.float()))
+
+    def reconstruct_latents(self, code: torch.Tensor) -> torch.Tensor:
+        """VAE models: pixels (B, 3, H, W) from regressed scaled latents (B, P, C)."""
+        return self.vae.decode(rearrange(code, "b (h w) c -> b c h w", h=self.cfg.grid_size))
+
+    def pixels(self, prediction: torch.Tensor) -> torch.Tensor:
+        """Pixels from what a rollout keeps per iteration: code probabilities, or VAE latents."""
+        return self.reconstruct_latents(prediction) if self.is_vae else self.reconstruct_probs(prediction)

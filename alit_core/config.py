@@ -1,4 +1,4 @@
-"""Configurations of the base VQGAN and of ALIT, and the presets of the released models.
+"""Configurations of the base tokenizers (VQGAN, KL-16 VAE) and of ALIT, and the released presets.
 
 Configs are plain dataclasses so they can be written into our own checkpoints as a dict
 and rebuilt exactly (`to_dict` / `from_dict`). Presets are data: a table of sizes.
@@ -36,11 +36,45 @@ class VQGANConfig:
 
 
 @dataclass(frozen=True)
+class VAEConfig:
+    """The KL-16 VAE of MAR / latent diffusion (`AutoencoderKL`): conv encoder -> diagonal Gaussian
+    posterior -> conv decoder. The alternative base tokenizer of two released ALIT checkpoints.
+
+    Released: ch=128, ch_mult=(1,1,2,2,4), 2 residual blocks per level, self-attention at the
+    16x16 level of the encoder and in both middle blocks (none in the decoder's levels), 16 latent
+    channels. ALIT sees the latents multiplied by `latent_scale` and regresses them directly.
+    """
+
+    resolution: int = 256
+    in_channels: int = 3
+    ch: int = 128
+    ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
+    num_res_blocks: int = 2
+    z_channels: int = 16  # the encoder outputs 2 * z_channels (mean and log-variance)
+    embed_dim: int = 16  # latent channels after quant_conv: what ALIT reads and regresses
+    encoder_attn_resolutions: tuple[int, ...] = (16,)
+    decoder_attn_resolutions: tuple[int, ...] = ()
+    latent_scale: float = 0.2325
+
+    @property
+    def downsample(self) -> int:
+        return 2 ** (len(self.ch_mult) - 1)
+
+    @property
+    def grid_size(self) -> int:
+        return self.resolution // self.downsample
+
+
+@dataclass(frozen=True)
 class ALITConfig:
     """The recurrent ALIT tokenizer on top of a VQGAN.
 
     Encoder and decoder ViTs are symmetric (the official models) unless the decoder fields
     are set. Sequence layout, both encoder and decoder: [class, 256 image/mask tokens, latents].
+
+    With `vae` set, the base tokenizer is the KL-16 VAE instead of the VQGAN (`vqgan` becomes
+    None): the decoder regresses the VAE latent of every position instead of predicting logits
+    over a codebook, and halting compares the regression error with `code_error_threshold`.
     """
 
     width: int = 1024
@@ -61,18 +95,27 @@ class ALITConfig:
     # a trained model records its own (the bundled one is calibrated on its training images).
     selection_threshold: float = 0.07
     layernorm_eps: float = 1e-5
-    vqgan: VQGANConfig = field(default_factory=VQGANConfig)
+    vqgan: VQGANConfig | None = field(default_factory=VQGANConfig)
+    vae: VAEConfig | None = None
+    # VAE models: a position halts where mean |regressed latent - VAE latent| is below this
+    # (the official adaptive_vae.yaml's value).
+    code_error_threshold: float = 0.025
 
     def __post_init__(self):
-        if self.vqgan.resolution // self.patch_size != self.vqgan.grid_size:
+        if self.vae is not None:
+            object.__setattr__(self, "vqgan", None)  # a VAE model has no VQGAN (not even the default)
+        elif self.vqgan is None:
+            raise ValueError("an ALIT model needs a base tokenizer: vqgan or vae")
+        name, base = ("VAE", self.vae) if self.vae is not None else ("VQGAN", self.vqgan)
+        if base.resolution // self.patch_size != base.grid_size:
             raise ValueError(
-                f"patch size {self.patch_size} gives a {self.vqgan.resolution // self.patch_size} grid "
-                f"but the VQGAN gives {self.vqgan.grid_size}; they must match"
+                f"patch size {self.patch_size} gives a {base.resolution // self.patch_size} grid "
+                f"but the {name} gives {base.grid_size}; they must match"
             )
-        if self.width <= self.vqgan.z_channels:
+        if self.width <= self.feature_dim:
             raise ValueError(
-                f"width {self.width} must exceed the VQGAN feature size {self.vqgan.z_channels}: "
-                "image tokens are the concat of VQGAN features and a (width - features) patch embedding"
+                f"width {self.width} must exceed the {name} feature size {self.feature_dim}: "
+                f"image tokens are the concat of {name} features and a (width - features) patch embedding"
             )
         for name, w, h in (("encoder", self.width, self.heads), ("decoder", self.dec_width, self.dec_heads)):
             if w % h:
@@ -91,12 +134,27 @@ class ALITConfig:
         return self.decoder_heads or self.heads
 
     @property
+    def base(self) -> VQGANConfig | VAEConfig:
+        """The base tokenizer's configuration."""
+        return self.vae if self.vae is not None else self.vqgan
+
+    @property
+    def feature_dim(self) -> int:
+        """Channels of the base tokenizer's 2D tokens, which open every image token."""
+        return self.vae.embed_dim if self.vae is not None else self.vqgan.z_channels
+
+    @property
+    def head_dim(self) -> int:
+        """Outputs of the decoder head per position: VQGAN code logits, or the regressed VAE latent."""
+        return self.vae.embed_dim if self.vae is not None else self.vqgan.codebook_size
+
+    @property
     def resolution(self) -> int:
-        return self.vqgan.resolution
+        return self.base.resolution
 
     @property
     def grid_size(self) -> int:
-        return self.vqgan.grid_size
+        return self.base.grid_size
 
     @property
     def num_positions(self) -> int:
@@ -117,19 +175,30 @@ class ALITConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["vqgan"]["ch_mult"] = list(self.vqgan.ch_mult)
+        if self.vae is None:
+            d["vqgan"]["ch_mult"] = list(self.vqgan.ch_mult)
+            # VQGAN models omit the VAE fields, so their files stay readable by older versions
+            del d["vae"], d["code_error_threshold"]
+        else:
+            for k in ("ch_mult", "encoder_attn_resolutions", "decoder_attn_resolutions"):
+                d["vae"][k] = list(d["vae"][k])
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ALITConfig:
         d = dict(d)
-        vq = dict(d.pop("vqgan", {}))
-        if "ch_mult" in vq:
-            vq["ch_mult"] = tuple(vq["ch_mult"])
+        vq = d.pop("vqgan", {})
+        vae = d.pop("vae", None)
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown ALIT config fields: {sorted(unknown)}")
+        if vae is not None:
+            vae = {k: tuple(v) if isinstance(v, list) else v for k, v in vae.items()}
+            return cls(**d, vae=VAEConfig(**vae))
+        vq = dict(vq or {})
+        if "ch_mult" in vq:
+            vq["ch_mult"] = tuple(vq["ch_mult"])
         return cls(**d, vqgan=VQGANConfig(**vq))
 
     def with_(self, **changes) -> ALITConfig:
@@ -156,6 +225,11 @@ def _official_presets() -> dict[str, ALITConfig]:
 
 
 PRESETS: dict[str, ALITConfig] = _official_presets()
+
+# The two released VAE-based checkpoints (alit_small only).
+for _quantized in (True, False):
+    PRESETS[f"alit_small_vae_{'quantized' if _quantized else 'continuous'}"] = ALITConfig(
+        **OFFICIAL_SIZES["small"], quantize_latents=_quantized, vae=VAEConfig())
 
 # Our own small model, trained on CPU for the bundled default (alit_train): a 16x16 grid like the
 # official models, so attention maps have the same layout, at 64 px (4x downsampling). The VQGAN

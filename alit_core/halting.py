@@ -4,6 +4,11 @@ A position is a candidate only where the decoder already predicts its VQGAN code
 probability p_gt >= 0.55. The official code then keeps a random subset (Bernoulli(p_gt)),
 even at evaluation time; we default to the deterministic rule so that the same image always
 gets the same answer.
+
+VAE-based models score a position by its code error, mean |regressed latent - VAE latent|, and
+the intended rule masks where it is below 0.025. The official VAE code never applies that mask
+(it writes into a copy), so "off" is what the official code computes, and "deterministic" is the
+rule as intended, a departure from it. It has no stochastic form.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 MODES = ("deterministic", "stochastic", "off")
+SCORES = ("p_gt", "code_error")  # what `mask` receives: halt at >= threshold, or below it
 
 
 @dataclass
@@ -23,10 +29,16 @@ class Halting:
     threshold: float = 0.55
     generator: torch.Generator | None = None
     masks: torch.Tensor | None = None  # replayed masks (T, B, P), mode == "replay"
+    score: str = "p_gt"
 
     @classmethod
-    def make(cls, halting, threshold: float = 0.55, seed: int | None = None) -> Halting:
-        """From a mode name, a bool, or a (T, B, P) bool tensor of masks to replay."""
+    def make(cls, halting, threshold: float = 0.55, seed: int | None = None, score: str = "p_gt") -> Halting:
+        """From a mode name, a bool, or a (T, B, P) bool tensor of masks to replay.
+
+        score: "p_gt" (VQGAN models) or "code_error" (VAE models), what `mask` will be given.
+        """
+        if score not in SCORES:
+            raise ValueError(f"unknown halting score {score!r}; choose one of {SCORES}")
         if isinstance(halting, Halting):
             return halting
         if isinstance(halting, torch.Tensor):
@@ -35,7 +47,7 @@ class Halting:
                     f"halting masks to replay must be a bool tensor (T, B, positions); got {halting.dtype} "
                     f"of shape {tuple(halting.shape)}"
                 )
-            return cls("replay", threshold, masks=halting)
+            return cls("replay", threshold, masks=halting, score=score)
         if halting is True:
             halting = "deterministic"
         elif halting is False or halting is None:
@@ -43,14 +55,22 @@ class Halting:
         if halting not in MODES:
             raise ValueError(f"unknown halting mode {halting!r}; choose one of {MODES} or pass masks to replay")
         generator = None
+        if halting == "stochastic" and score == "code_error":
+            raise ValueError(
+                "VAE-based models have no stochastic halting: the intended rule is deterministic (code error "
+                "below the threshold); use 'deterministic', or 'off' for what the official code computes"
+            )
         if halting == "stochastic":
             # The official draw uses the default CPU generator; a private one keeps runs independent.
             generator = torch.Generator(device="cpu")
             generator.manual_seed(0 if seed is None else int(seed))
-        return cls(halting, threshold, generator)
+        return cls(halting, threshold, generator, score=score)
 
     def mask(self, iteration: int, p_gt: torch.Tensor) -> torch.Tensor | None:
-        """The (B, P) bool mask to apply after `iteration`, or None when nothing is masked."""
+        """The (B, P) bool mask to apply after `iteration`, or None when nothing is masked.
+
+        p_gt: the (B, P) halting score, p_gt or (score "code_error") the code error.
+        """
         if self.mode == "off":
             return None
         if self.mode == "replay":
@@ -60,6 +80,8 @@ class Halting:
             if m.shape != p_gt.shape:
                 raise ValueError(f"replayed mask {iteration} has shape {tuple(m.shape)}, expected {tuple(p_gt.shape)}")
             return m.to(p_gt.device)
+        if self.score == "code_error":
+            return p_gt < self.threshold  # deterministic: stochastic is refused in `make`
         candidate = p_gt >= self.threshold
         if self.mode == "deterministic":
             return candidate

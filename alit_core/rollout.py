@@ -30,9 +30,12 @@ class Step:
     factorized   (B, N, d)  the d = 12 bottleneck before quantisation
     quantized    (B, N, d)  what the decoder reads (normalised code rows, or `factorized`)
     codes        (B, N)     latent codebook indices; None for continuous-latent models
-    logits       (B, P, K)  decoder logits over the K VQGAN codes for every 2D position
-    p_gt         (B, P)     probability of the ground-truth VQGAN code
-    targets      (B, P)     the ground-truth VQGAN codes of the input
+    targets      (B, P)     the ground-truth VQGAN codes of the input; VAE models: the scaled VAE
+                 (B, P, C)  latents of the input (C = 16), the regression target
+    logits       (B, P, K)  decoder logits over the K VQGAN codes for every 2D position (None: VAE)
+    p_gt         (B, P)     probability of the ground-truth VQGAN code (None: VAE)
+    code         (B, P, C)  VAE models: the decoder's regressed latent per position (None: VQGAN)
+    code_error   (B, P)     VAE models: mean_c |code - targets|, the halting score (None: VQGAN)
     recon        (B, 3, H, W) pixel reconstruction (not clamped); None when decoding is off
     l1, psnr     (B,)       per-image mean |recon - image| (the official criterion) and PSNR (dB,
                             on the reconstruction clamped to [0, 1]); None when decoding is off
@@ -50,9 +53,11 @@ class Step:
     factorized: torch.Tensor
     quantized: torch.Tensor
     codes: torch.Tensor | None
-    logits: torch.Tensor
-    p_gt: torch.Tensor
     targets: torch.Tensor
+    logits: torch.Tensor | None = None
+    p_gt: torch.Tensor | None = None
+    code: torch.Tensor | None = None
+    code_error: torch.Tensor | None = None
     recon: torch.Tensor | None = None
     l1: torch.Tensor | None = None
     psnr: torch.Tensor | None = None
@@ -84,33 +89,36 @@ def attention_layer_set(layers, depth: int) -> frozenset[int]:
 
 @dataclass
 class ImageTokens:
-    """A batch after the VQGAN encoding, the part of a rollout that does not depend on halting.
+    """A batch after the base encoding, the part of a rollout that does not depend on halting.
 
     images (B, 3, H, W) float32 in [0, 1]; tokens (B, P, W) the L2-normalised 2D tokens; targets
-    (B, P) the VQGAN codes. A rollout given these skips the VQGAN encoder.
+    (B, P) the VQGAN codes, or (B, P, C) the scaled VAE latents. noise (B, C, g, g): VAE models,
+    the posterior draw the latents were made with (pass it as `posterior=` to replay it); None
+    for the posterior mean and for VQGAN models. A rollout given these skips the base encoder.
     """
 
     images: torch.Tensor
     tokens: torch.Tensor
     targets: torch.Tensor
+    noise: torch.Tensor | None = None
 
     @classmethod
-    def of(cls, model: ALIT, images: torch.Tensor) -> ImageTokens:
-        tokens, targets = model.image_tokens(images)
-        return cls(images, tokens, targets)
+    def of(cls, model: ALIT, images: torch.Tensor, posterior="mean") -> ImageTokens:
+        return cls(images, *model.image_tokens_and_noise(images, posterior))
 
 
 DECODE_MODES = (True, False, "each", "batched")
 
 
 def reconstruct(model: ALIT, probs: torch.Tensor, chunk: int | None = None, float32: bool = False) -> torch.Tensor:
-    """Pixels (n, 3, H, W) from code probabilities (n, P, K), `chunk` images per decoder call.
+    """Pixels (n, 3, H, W) from code probabilities (n, P, K), or for VAE models from the regressed
+    latents (n, P, C), `chunk` images per decoder call.
 
-    float32=True switches autocast off for the VQGAN decoder (see InferenceOptions.float32_pixels).
+    float32=True switches autocast off for the base decoder (see InferenceOptions.float32_pixels).
     """
     chunk = chunk or probs.shape[0]
     with torch.autocast(probs.device.type, enabled=False) if float32 else contextlib.nullcontext():
-        return torch.cat([model.reconstruct_probs(probs[i : i + chunk]).float()
+        return torch.cat([model.pixels(probs[i : i + chunk]).float()
                           for i in range(0, probs.shape[0], chunk)])
 
 
@@ -125,6 +133,7 @@ def rollout(
     images: torch.Tensor | ImageTokens,
     *,
     halting: Halting,
+    posterior="mean",
     max_iterations: int | None = None,
     decode: bool | str = True,
     decode_batch: int | None = None,
@@ -135,7 +144,9 @@ def rollout(
 ) -> Iterator[Step]:
     """Run the recurrent tokenizer on images (B, 3, H, W) in [0, 1], yielding each iteration.
 
-    images may also be `ImageTokens` from an earlier VQGAN encoding of the same batch.
+    images may also be `ImageTokens` from an earlier base encoding of the same batch.
+    posterior (VAE models): "mean", "sample" or a noise tensor, see `KLVAE.latents`; ignored for
+    `ImageTokens`, which were encoded already.
     decode: True / "each" (pixels per iteration), "batched" (all at the end) or False.
     decode_batch: images per VQGAN decoder call (None: all of them in one call); float32_pixels:
     decode in float32 even under autocast.
@@ -154,11 +165,15 @@ def rollout(
         raise ValueError(f"decode must be True, False, 'each' or 'batched', not {decode!r}")
     if keep is not None and (decode == "batched" or halting.mode not in ("deterministic", "off")):
         raise ValueError("keep= needs streamed steps and deterministic (or no) halting")
+    score = "code_error" if model.is_vae else "p_gt"
+    if halting.mode in ("deterministic", "stochastic") and halting.score != score:
+        raise ValueError(f"this model's halting reads {score}, but the policy was made for {halting.score}; "
+                         f"use Halting.make(..., score={score!r})")
     layers = attention_layer_set(attention_layers, cfg.dec_depth)
     iterations = cfg.iterations if max_iterations is None else max(1, min(int(max_iterations), cfg.iterations))
     p = cfg.num_positions
 
-    inputs = images if isinstance(images, ImageTokens) else ImageTokens.of(model, images)
+    inputs = images if isinstance(images, ImageTokens) else ImageTokens.of(model, images, posterior)
     images, targets = inputs.images, inputs.targets
     x = model.initial_sequence(inputs.tokens)
     index = None  # the input-batch images still in the rollout, when some have left
@@ -167,10 +182,18 @@ def rollout(
         x, _ = model.encoder(x)
         latents = x[:, p + 1 :]
         z, zq, codes = model.bottleneck(latents)
-        logits, maps = model.decode_logits(zq, layers)
-        logits = logits.float()
-        probs = torch.softmax(logits, dim=-1)  # once: p_gt and the soft codes both read it
-        p_gt = probs.gather(-1, targets[..., None])[..., 0]
+        out, maps = model.decode_logits(zq, layers)
+        out = out.float()
+        if model.is_vae:
+            probs = out  # the regressed latents: what the pixels are decoded from
+            code_error = (out - targets).abs().mean(-1)
+            head = dict(code=out, code_error=code_error)
+            score = code_error
+        else:
+            probs = torch.softmax(out, dim=-1)  # once: p_gt and the soft codes both read it
+            p_gt = probs.gather(-1, targets[..., None])[..., 0]
+            head = dict(logits=out, p_gt=p_gt)
+            score = p_gt
         step = Step(
             iteration=t,
             num_tokens=cfg.tokens_at(t),
@@ -178,10 +201,9 @@ def rollout(
             factorized=z.float(),
             quantized=zq.float(),
             codes=codes,
-            logits=logits,
-            p_gt=p_gt,
             targets=targets,
-            halt_mask=halting.mask(t, p_gt),
+            **head,
+            halt_mask=halting.mask(t, score),
             attention={i: (w.mean(1) if attention_heads == "mean" else w).float() for i, w in maps.items()},
             index=index,
         )

@@ -98,13 +98,38 @@ class Tokenizer:
             raise ValueError("images is an empty batch")
         return images.to(self.device, torch.float32)
 
-    def image_tokens(self, images: torch.Tensor) -> ImageTokens:
-        """The VQGAN encoding of a batch, to reuse across rollouts (other halting, other options)."""
+    @property
+    def is_vae(self) -> bool:
+        """True for models on the KL-16 VAE base tokenizer (which take `posterior=`)."""
+        return self.config.vae is not None
+
+    def _halting(self, halting, seed):
+        if self.is_vae:
+            return Halting.make(halting, self.config.code_error_threshold, seed, score="code_error")
+        return Halting.make(halting, self.config.halting_threshold, seed)
+
+    def _inputs(self, images, posterior):
+        """Checked images (or ImageTokens), refusing a posterior for images already encoded."""
         images = self._prepare(images)
+        if isinstance(images, ImageTokens) and posterior is not None:
+            raise ValueError("these ImageTokens are encoded already; pass posterior= to image_tokens() instead")
+        if not self.is_vae and not (posterior is None or (isinstance(posterior, str) and posterior == "mean")):
+            raise ValueError("posterior= applies to VAE-based models; a VQGAN encodes deterministically")
+        return images
+
+    def image_tokens(self, images: torch.Tensor, posterior=None) -> ImageTokens:
+        """The base encoding of a batch, to reuse across rollouts (other halting, other options).
+
+        posterior (VAE models): "mean" (default: the same tokens every time), "sample" (the official
+        behaviour: one draw from torch's default generator, so `torch.manual_seed` first reproduces
+        an official run) or a noise tensor (B, 16, g, g) to replay a draw; the result's `noise`
+        holds the draw used.
+        """
+        images = self._inputs(images, posterior)
         if isinstance(images, ImageTokens):
             return images
         with self._context():
-            return ImageTokens.of(self.model, images)
+            return ImageTokens.of(self.model, images, posterior)
 
     def rollout(
         self,
@@ -112,6 +137,7 @@ class Tokenizer:
         halting="deterministic",
         *,
         seed: int | None = None,
+        posterior=None,
         max_iterations: int | None = None,
         decode: bool | str = True,
         attention_layers=None,
@@ -122,19 +148,23 @@ class Tokenizer:
 
         halting: "deterministic" (default: mask where p_gt >= 0.55), "stochastic" (the official
         Bernoulli draw, from a generator seeded with `seed`), "off", or a bool tensor
-        (T, B, positions) of masks to replay. attention_layers: decoder layers whose attention
-        to keep (int, list, "all"; -1 is the last); attention_heads: "mean" or "all".
+        (T, B, positions) of masks to replay. VAE models: "deterministic" masks where the code error
+        is below 0.025 (the intended rule; the official code never masks, which is "off"), and
+        there is no "stochastic". posterior (VAE models): see `image_tokens`.
+        attention_layers: decoder layers whose attention to keep (int, list, "all"; -1 is the last);
+        attention_heads: "mean" or "all".
         decode: True (pixels each iteration, streamed), "batched" (every iteration's pixels decoded
         together after the last one; faster for small images and on GPUs, steps arrive at the
         end) or False. keep: a callable that says which images still need iterations (see
         `alit_core.rollout.rollout`); the others leave the batch.
         """
-        images = self._prepare(images)
-        policy = Halting.make(halting, self.config.halting_threshold, seed)
+        images = self._inputs(images, posterior)
+        policy = self._halting(halting, seed)
         steps = rollout(
             self.model,
             images,
             halting=policy,
+            posterior="mean" if posterior is None else posterior,
             max_iterations=max_iterations,
             decode=decode,
             decode_batch=self.decode_batch,
@@ -162,6 +192,7 @@ class Tokenizer:
         per_batch: bool = False,
         halting="deterministic",
         seed: int | None = None,
+        posterior=None,
         max_iterations: int | None = None,
         drop_decided: bool = True,
     ) -> Encoding:
@@ -173,12 +204,13 @@ class Tokenizer:
         drop_decided: images that have met the criterion leave the batch, so that later iterations
         run only for the others (their `l1_history` is NaN after that). Only with per-image
         selection and deterministic or no halting; otherwise every image runs to the end.
+        posterior (VAE models): see `image_tokens`.
         """
-        images = self._prepare(images)
+        images = self._inputs(images, posterior)
         builder = encoding_builder(_batch_size(images), threshold, psnr, tokens, per_batch, self.default_threshold)
         compact = drop_decided and not per_batch and isinstance(halting, str) and halting in ("deterministic", "off")
         # leaving the generator early (every image decided) stops the computation
-        steps = self.rollout(images, halting, seed=seed, max_iterations=max_iterations,
+        steps = self.rollout(images, halting, seed=seed, posterior=posterior, max_iterations=max_iterations,
                              keep=builder.undecided if compact else None)
         return builder.run(steps)
 
@@ -188,6 +220,7 @@ class Tokenizer:
         halting="deterministic",
         *,
         seed: int | None = None,
+        posterior=None,
         max_iterations: int | None = None,
         decode: bool | str = True,
         attention_layers=None,
@@ -198,9 +231,9 @@ class Tokenizer:
         Its `encode(threshold=...)` gives what `Tokenizer.encode` gives for the same halting, and
         further calls with other thresholds reuse the iterations already computed.
         """
-        images = self._prepare(images)
-        steps = self.rollout(images, halting, seed=seed, max_iterations=max_iterations, decode=decode,
-                             attention_layers=attention_layers, attention_heads=attention_heads)
+        images = self._inputs(images, posterior)
+        steps = self.rollout(images, halting, seed=seed, posterior=posterior, max_iterations=max_iterations,
+                             decode=decode, attention_layers=attention_layers, attention_heads=attention_heads)
         total = self.config.iterations if max_iterations is None else max(1, min(int(max_iterations),
                                                                                   self.config.iterations))
         return CachedRollout(steps, _batch_size(images), total, self.default_threshold)
@@ -211,11 +244,11 @@ def _batch_size(images: torch.Tensor | ImageTokens) -> int:
 
 
 def compile_model(model: ALIT) -> None:
-    """torch.compile (in place) what dominates the time: transformer blocks and the VQGAN decoder.
+    """torch.compile (in place) what dominates the time: transformer blocks and the base decoder.
 
     Sequence lengths grow every iteration, so the blocks compile with dynamic shapes. Parameter
     names and the state dict are unchanged.
     """
     for blk in list(model.encoder.transformer) + list(model.decoder.transformer):
         blk.compile(dynamic=True)
-    model.vqgan.decoder.compile()
+    (model.vae if model.is_vae else model.vqgan).decoder.compile()
