@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from .alit import ALIT
-from .config import ALITConfig, VQGANConfig, get_preset, heads_for
+from .config import ALITConfig, VAEConfig, VQGANConfig, get_preset, heads_for
 from .errors import CheckpointError
 from .tokenizer import Tokenizer
 
@@ -30,6 +30,10 @@ FORMAT = "alit-explorer"
 FORMAT_VERSION = 1
 OFFICIAL_VQGAN_PREFIX = "base_tokenizer.vqgan."
 OUR_VQGAN_PREFIX = "vqgan."
+OFFICIAL_VAE_PREFIX = "base_tokenizer.vae."
+OUR_VAE_PREFIX = "vae."
+# official prefix -> ours, for the base tokenizer's weights
+_BASE_PREFIXES = ((OFFICIAL_VQGAN_PREFIX, OUR_VQGAN_PREFIX), (OFFICIAL_VAE_PREFIX, OUR_VAE_PREFIX))
 TRAINING_ONLY_PREFIX = "gan_losses."
 BUNDLED_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "alit_default.pt"
 
@@ -66,26 +70,23 @@ def _is_zip(path: Path) -> bool:
 # --- official layout ----------------------------------------------------------------------------
 def official_to_ours(state_dict: dict) -> dict:
     """Rename official keys to ours and drop the training-only GAN-loss modules."""
-    if any(k.startswith("base_tokenizer.vae.") for k in state_dict):
-        raise CheckpointError(
-            "this is a VAE-based ALIT checkpoint (base_tokenizer.vae.*); the KL-16 VAE base tokenizer is not "
-            "implemented in alit_core yet, so it cannot be loaded. Use a VQGAN-based checkpoint."
-        )
     out = {}
     for k, v in state_dict.items():
         if k.startswith(TRAINING_ONLY_PREFIX):
             continue
-        if k.startswith(OFFICIAL_VQGAN_PREFIX):
-            k = OUR_VQGAN_PREFIX + k[len(OFFICIAL_VQGAN_PREFIX) :]
-        out[k] = v
+        out[_swap_prefix(k, _BASE_PREFIXES)] = v
     return out
 
 
 def ours_to_official(state_dict: dict) -> dict:
-    return {
-        (OFFICIAL_VQGAN_PREFIX + k[len(OUR_VQGAN_PREFIX) :] if k.startswith(OUR_VQGAN_PREFIX) else k): v
-        for k, v in state_dict.items()
-    }
+    return {_swap_prefix(k, [(b, a) for a, b in _BASE_PREFIXES]): v for k, v in state_dict.items()}
+
+
+def _swap_prefix(key: str, pairs) -> str:
+    for old, new in pairs:
+        if key.startswith(old):
+            return new + key[len(old) :]
+    return key
 
 
 def _count_indexed(keys, prefix: str) -> int:
@@ -95,7 +96,10 @@ def _count_indexed(keys, prefix: str) -> int:
 
 
 def infer_config(state_dict: dict, heads: int | None = None) -> ALITConfig:
-    """Rebuild the configuration of a state dict (our key names) from its tensor shapes."""
+    """Rebuild the configuration of a state dict (our key names) from its tensor shapes.
+
+    The base tokenizer is the KL-16 VAE when there are `vae.*` tensors, else the VQGAN.
+    """
     sd = state_dict
     try:
         width = sd["encoder_positional_embedding"].shape[1]
@@ -104,17 +108,21 @@ def infer_config(state_dict: dict, heads: int | None = None) -> ALITConfig:
         dec_width = sd["decoder_positional_embedding"].shape[1]
         dec_depth = _count_indexed(sd, "decoder.transformer.")
         grid = round(positions**0.5)
-        levels = _count_indexed(sd, "vqgan.encoder.down.")
-        ch = sd["vqgan.encoder.conv_in.weight"].shape[0]
-        vq = VQGANConfig(
-            resolution=grid * 2 ** (levels - 1),
-            in_channels=sd["vqgan.encoder.conv_in.weight"].shape[1],
-            ch=ch,
-            ch_mult=tuple(sd[f"vqgan.encoder.down.{i}.block.0.conv1.weight"].shape[0] // ch for i in range(levels)),
-            num_res_blocks=_count_indexed(sd, "vqgan.encoder.down.0.block."),
-            z_channels=sd["vqgan.encoder.conv_out.weight"].shape[0],
-            codebook_size=sd["vqgan.quantize.embedding.weight"].shape[0],
-        )
+        if any(k.startswith(OUR_VAE_PREFIX) for k in sd):
+            base = dict(vae=_infer_vae(sd, grid))
+        else:
+            levels = _count_indexed(sd, "vqgan.encoder.down.")
+            ch = sd["vqgan.encoder.conv_in.weight"].shape[0]
+            base = dict(vqgan=VQGANConfig(
+                resolution=grid * 2 ** (levels - 1),
+                in_channels=sd["vqgan.encoder.conv_in.weight"].shape[1],
+                ch=ch,
+                ch_mult=tuple(sd[f"vqgan.encoder.down.{i}.block.0.conv1.weight"].shape[0] // ch
+                              for i in range(levels)),
+                num_res_blocks=_count_indexed(sd, "vqgan.encoder.down.0.block."),
+                z_channels=sd["vqgan.encoder.conv_out.weight"].shape[0],
+                codebook_size=sd["vqgan.quantize.embedding.weight"].shape[0],
+            ))
         if heads is None:
             heads = heads_for(width, depth)
         if heads is None:
@@ -136,10 +144,32 @@ def infer_config(state_dict: dict, heads: int | None = None) -> ALITConfig:
             latent_dim=sd["pre_quantizer_mlp.weight"].shape[0],
             quantize_latents=quantized,
             latent_codebook_size=sd["quantize.embedding.weight"].shape[0] if quantized else 4096,
-            vqgan=vq,
+            **base,
         )
     except KeyError as err:
         raise CheckpointError(f"not an ALIT state dict: tensor {err.args[0]!r} is missing") from err
+
+
+def _infer_vae(sd: dict, grid: int) -> VAEConfig:
+    """The KL-16 VAE's configuration from its tensors (our key names); attention is where its keys are."""
+    levels = _count_indexed(sd, "vae.encoder.down.")
+    ch = sd["vae.encoder.conv_in.weight"].shape[0]
+    resolution = grid * 2 ** (levels - 1)
+
+    def attended(part: str) -> tuple[int, ...]:
+        return tuple(resolution // 2**i for i in range(levels) if f"vae.{part}.{i}.attn.0.norm.weight" in sd)
+
+    return VAEConfig(
+        resolution=resolution,
+        in_channels=sd["vae.encoder.conv_in.weight"].shape[1],
+        ch=ch,
+        ch_mult=tuple(sd[f"vae.encoder.down.{i}.block.0.conv1.weight"].shape[0] // ch for i in range(levels)),
+        num_res_blocks=_count_indexed(sd, "vae.encoder.down.0.block."),
+        z_channels=sd["vae.post_quant_conv.weight"].shape[0],
+        embed_dim=sd["vae.post_quant_conv.weight"].shape[1],
+        encoder_attn_resolutions=attended("encoder.down"),
+        decoder_attn_resolutions=attended("decoder.up"),
+    )
 
 
 def load_state_dict_strict(model: ALIT, state_dict: dict) -> None:
@@ -184,11 +214,46 @@ def model_from_official_state_dict(state_dict: dict, config: ALITConfig | None =
 
 
 def config_from_official_json(cfg: dict) -> ALITConfig:
-    """The reference layout's config.json (sections 'alit' and 'vqgan.yaml') to an ALITConfig."""
+    """The reference layout's config.json to an ALITConfig: sections 'alit' and 'vqgan.yaml' (tiny/),
+    or 'alit' and 'vae' (vae_tiny/)."""
     a = cfg["alit"]
+    if "vae" in cfg:
+        v = cfg["vae"]
+        return ALITConfig(
+            **_official_transformer(a),
+            code_error_threshold=a["dynamic_halting_threshold"],
+            vae=VAEConfig(
+                resolution=a["img_size"],
+                ch=v["ch"],
+                ch_mult=tuple(v["ch_mult"]),
+                num_res_blocks=v["num_res_blocks"],
+                z_channels=v["z_channels"],
+                embed_dim=v["embed_dim"],
+                encoder_attn_resolutions=tuple(v["encoder_attn_resolutions"]),
+                decoder_attn_resolutions=tuple(v["decoder_attn_resolutions"]),
+                latent_scale=v["latent_scale"],
+            ),
+        )
     dd = cfg["vqgan"]["yaml"]["model"]["params"]
     ddc = dd["ddconfig"]
     return ALITConfig(
+        **_official_transformer(a),
+        halting_threshold=a["dynamic_halting_threshold"],
+        vqgan=VQGANConfig(
+            resolution=ddc["resolution"],
+            in_channels=ddc["in_channels"],
+            ch=ddc["ch"],
+            ch_mult=tuple(ddc["ch_mult"]),
+            num_res_blocks=ddc["num_res_blocks"],
+            z_channels=ddc["z_channels"],
+            codebook_size=dd["n_embed"],
+        ),
+    )
+
+
+def _official_transformer(a: dict) -> dict:
+    """The ALITConfig fields of a reference config.json's 'alit' section, base tokenizer aside."""
+    return dict(
         width=a["encoder_width"],
         depth=a["encoder_num_layers"],
         heads=a["encoder_num_heads"],
@@ -202,17 +267,7 @@ def config_from_official_json(cfg: dict) -> ALITConfig:
         latent_dim=a["vq_token_dim"],
         quantize_latents=a["quantize_latent"],
         latent_codebook_size=a["vq_codebook_size"],
-        halting_threshold=a["dynamic_halting_threshold"],
         layernorm_eps=a.get("layernorm_eps", 1e-5),
-        vqgan=VQGANConfig(
-            resolution=ddc["resolution"],
-            in_channels=ddc["in_channels"],
-            ch=ddc["ch"],
-            ch_mult=tuple(ddc["ch_mult"]),
-            num_res_blocks=ddc["num_res_blocks"],
-            z_channels=ddc["z_channels"],
-            codebook_size=dd["n_embed"],
-        ),
     )
 
 

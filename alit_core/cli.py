@@ -170,9 +170,15 @@ def cmd_info(args) -> int:
     print(f"  {cfg.latents_per_iteration} tokens per iteration x {cfg.iterations} iterations "
           f"(up to {cfg.max_tokens} tokens), {cfg.latent_dim}-d latents, "
           + (f"quantised ({cfg.latent_codebook_size} codes)" if cfg.quantize_latents else "continuous"))
-    v = cfg.vqgan
-    print(f"  VQGAN ch {v.ch}, ch_mult {list(v.ch_mult)}, {v.num_res_blocks} blocks/level, "
-          f"{v.z_channels}-d features, codebook {v.codebook_size}")
+    if cfg.vae is not None:
+        v = cfg.vae
+        print(f"  KL-16 VAE ch {v.ch}, ch_mult {list(v.ch_mult)}, {v.num_res_blocks} blocks/level, "
+              f"{v.embed_dim}-d latents (x {v.latent_scale}) regressed by the decoder, "
+              f"halting where the code error < {cfg.code_error_threshold}")
+    else:
+        v = cfg.vqgan
+        print(f"  VQGAN ch {v.ch}, ch_mult {list(v.ch_mult)}, {v.num_res_blocks} blocks/level, "
+              f"{v.z_channels}-d features, codebook {v.codebook_size}")
     for part, n in counts.items():
         print(f"  parameters {part:>8s}: {n:>13,d}")
     return 0
@@ -187,10 +193,11 @@ def preset_shapes(cfg: ALITConfig) -> dict[str, tuple]:
 
 
 def parameter_counts(shapes: dict[str, tuple]) -> dict[str, int]:
-    counts = {"vqgan": 0, "encoder": 0, "decoder": 0, "other": 0}
+    base = "vae" if any(k.startswith("vae.") for k in shapes) else "vqgan"
+    counts = {base: 0, "encoder": 0, "decoder": 0, "other": 0}
     for k, s in shapes.items():
         n = int(torch.Size(s).numel())
-        part = ("vqgan" if k.startswith("vqgan.") else "decoder" if k.startswith("decoder") else
+        part = (base if k.startswith(base + ".") else "decoder" if k.startswith("decoder") else
                 "encoder" if k.startswith(("encoder", "latent", "timestep", "patch_embed", "pre_quantizer", "quantize"))
                 else "other")
         counts[part] += n

@@ -92,11 +92,6 @@ class OfficialCheckpoint:
     size_bytes: int | None = None
 
 
-_VAE_NOTE = (
-    "the KL-16 VAE base tokenizer is not implemented in alit_core yet; "
-    "these checkpoints cannot be loaded"
-)
-
 # Addresses as the official README gives them (they match
 # adaptive_tokenizers/pretrained_models/download.py, which lists the six ImageNet-100 ones).
 _README = "https://github.com/ShivamDuggal4/adaptive-length-tokenizer#pretrained-checkpoints"
@@ -177,8 +172,9 @@ _ENTRIES = (
         url=_DROPBOX + "svykasoyyoapfzlghjuz2/alit_small_vae_quantized_latents.pth"
         "?rlkey=dtvyj74zq593zc7c63miwkhs3&st=dwm9w2sp&dl=0",
         filename="alit_small_vae_quantized_latents.pth",
-        supported=False,
-        note=_VAE_NOTE,
+        supported=True,
+        note="alit_small, KL-16 VAE base tokenizer (the decoder regresses the VAE latents), quantized + "
+        "factorized 1D latents, trained on ImageNet-100",
     ),
     OfficialCheckpoint(
         name="in100-small-vae-continuous",
@@ -189,8 +185,9 @@ _ENTRIES = (
         url=_DROPBOX + "bq2yzr7dufvrpnycb856b/alit_small_vae_continuous_latents.pth"
         "?rlkey=hjx6jpr6vvfzhtgkp1cc1rnrs&st=4aa1vyh9&dl=0",
         filename="alit_small_vae_continuous_latents.pth",
-        supported=False,
-        note=_VAE_NOTE,
+        supported=True,
+        note="alit_small, KL-16 VAE base tokenizer (the decoder regresses the VAE latents), continuous "
+        "(not quantized) factorized 1D latents, trained on ImageNet-100",
     ),
 )
 

@@ -11,6 +11,7 @@ import random
 import re
 import socket
 import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -274,9 +275,16 @@ def test_fetch_official_downloads_into_cache(serve, tmp_path, monkeypatch):
     assert path.read_bytes() == DATA
 
 
-def test_fetch_official_vae_is_refused(tmp_path, no_network):
-    with pytest.raises(DownloadError, match="VAE"):
-        fetch_official("in100-small-vae-continuous", cache_dir=tmp_path)
+def test_fetch_official_vae_offline_gives_the_address_and_the_path(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    name = "in100-small-vae-continuous"
+    with pytest.raises(DownloadError, match="by hand") as info:
+        fetch_official(name, cache_dir=tmp_path)
+    assert OFFICIAL_CHECKPOINTS[name].url in str(info.value)
+    assert str(cached_path(name, tmp_path)) in str(info.value)
 
 
 def test_fetch_official_without_url_says_by_hand(tmp_path, monkeypatch, no_network):
@@ -307,13 +315,12 @@ def test_registry_has_the_seven_releases():
     assert [e.dataset for e in entries].count("imagenet1k") == 1
     for entry in entries:
         assert entry.base_tokenizer in ("vqgan", "vae")
-        assert entry.supported == (entry.base_tokenizer == "vqgan")
+        assert entry.supported  # the VAE-based two too, since the KL-16 VAE is implemented
         assert entry.preset.endswith("_quantized" if entry.quantized else "_continuous")
         assert entry.url is None or entry.url.startswith("https://www.dropbox.com/")
         if entry.url:
             assert entry.filename in entry.url
-        if not entry.supported:
-            assert "VAE" in entry.note
+        assert ("VAE" in entry.note) == (entry.base_tokenizer == "vae")
     with pytest.raises(dataclasses.FrozenInstanceError):
         entries[0].url = "x"
 
