@@ -73,12 +73,13 @@ def measure_tokenizer(tok: Tokenizer, x: torch.Tensor, repeats: int, peak: float
     f = count_flops(tok.config, decoder_rows=tok.options.decoder_rows)
     b = x.shape[0]
     tokens = tok.image_tokens(x)
-    with tok._context():
-        features = tok.model.vqgan.codes_to_features(tok.model.vqgan.codebook[tokens.targets])
+    m = tok.model
+    with tok._context():  # what the base decoder alone reads: the VAE latents, or the codes' vectors
+        z = tokens.targets if m.is_vae else m.vqgan.codes_to_features(m.vqgan.codebook[tokens.targets])
 
     def decode():
         with tok._context():
-            tok.model.vqgan.decode(features)
+            m.reconstruct_latents(z) if m.is_vae else m.vqgan.decode(z)
 
     plan = {
         "one_iteration": ("one iteration from pixels (VQGAN encoding + iteration 0, no decode)",
@@ -488,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", help="torch.compile the fast tokenizers")
     p.add_argument("--peak-size", type=int, help="matrix size for the matmul peak (default 2048 on CPU, 8192 on GPU)")
     p.add_argument("--operators", action="store_true",
-                   help="profile the transformer by kind of operator (time, GFLOP/s, % of peak, each product alone)")
+                   help="profile the transformer by kind of operator (time, GFLOP/s, %% of peak, each product alone)")
     p.add_argument("--suite", action="store_true", help="alit_small and the bundled model, everything")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--out", help="also write OUT.json and OUT.md")

@@ -7,13 +7,16 @@ torch.utils.flop_counter.FlopCounterMode, which the tests check this against exa
     f = count_flops(get_preset("small"))
     f.transformer / 1e12      # about 1.4 TFLOP: encoder + decoder + head over 8 iterations
     f.rollout(decode=True)    # everything for one image, with the 8 pixel reconstructions
+
+For VAE-based models the `vqgan_*` parts count the KL-16 VAE (its encoder with quant_conv, its
+decoder with post_quant_conv), and there are no soft codes nor a nearest-code search.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import ALITConfig, VQGANConfig
+from .config import ALITConfig, VAEConfig, VQGANConfig
 
 
 def block_flops(length: int, width: int, hidden: int, queries: int | None = None) -> int:
@@ -68,17 +71,66 @@ def vqgan_decode_flops(cfg: VQGANConfig) -> int:
     return f + _conv(side * side, c, 3, 3)
 
 
+def _attention(pixels: int, ch: int) -> int:
+    """The VAE's single-head spatial attention: q, k, v, output 1x1 convs and the two products."""
+    return 4 * _conv(pixels, ch, ch, 1) + 2 * 2 * pixels * pixels * ch
+
+
+def _vae_res_block(pixels: int, c_in: int, c_out: int) -> int:
+    f = _conv(pixels, c_in, c_out, 3) + _conv(pixels, c_out, c_out, 3)
+    return f + (_conv(pixels, c_in, c_out, 1) if c_in != c_out else 0)  # the shortcut reads the input
+
+
+def vae_encode_flops(cfg: VAEConfig) -> int:
+    """The KL-16 VAE encoder for one image, quant_conv included (the posterior's moments)."""
+    chans = [cfg.ch * m for m in cfg.ch_mult]
+    side = cfg.resolution
+    f = _conv(side * side, cfg.in_channels, cfg.ch, 3)
+    c = cfg.ch
+    for i, out in enumerate(chans):
+        for _ in range(cfg.num_res_blocks):
+            f += _vae_res_block(side * side, c, out)
+            c = out
+            if side in cfg.encoder_attn_resolutions:
+                f += _attention(side * side, c)
+        if i < len(chans) - 1:
+            side //= 2
+            f += _conv(side * side, c, c, 3)  # stride 2: counted at the output size
+    f += 2 * _vae_res_block(side * side, c, c) + _attention(side * side, c)
+    return f + _conv(side * side, c, 2 * cfg.z_channels, 3) + _conv(side * side, 2 * cfg.z_channels,
+                                                                    2 * cfg.embed_dim, 1)
+
+
+def vae_decode_flops(cfg: VAEConfig) -> int:
+    """The KL-16 VAE decoder for one image, post_quant_conv included."""
+    chans = [cfg.ch * m for m in cfg.ch_mult]
+    side = cfg.grid_size
+    c = chans[-1]
+    f = _conv(side * side, cfg.embed_dim, cfg.z_channels, 1) + _conv(side * side, cfg.z_channels, c, 3)
+    f += 2 * _vae_res_block(side * side, c, c) + _attention(side * side, c)
+    for i in reversed(range(len(chans))):
+        for _ in range(cfg.num_res_blocks + 1):
+            f += _vae_res_block(side * side, c, chans[i])
+            c = chans[i]
+            if side in cfg.decoder_attn_resolutions:
+                f += _attention(side * side, c)
+        if i > 0:
+            side *= 2
+            f += _conv(side * side, c, c, 3)
+    return f + _conv(side * side, c, 3, 3)
+
+
 @dataclass(frozen=True)
 class FlopCount:
     """FLOPs for ONE image (multiply by the batch size), by part; lists are per iteration."""
 
-    vqgan_encode: int  # VQGAN encoder convolutions
-    image_tokens: int  # patch embedding + nearest-code search for the targets
+    vqgan_encode: int  # VQGAN (or VAE) encoder convolutions
+    image_tokens: int  # patch embedding + nearest-code search for the targets (none for a VAE)
     encoder: list[int]  # encoder transformer over the running sequence
     bottleneck: list[int]  # W -> 12 factorisation (+ latent codebook search) + the decoder's 12 -> W
-    decoder: list[int]  # decoder transformer + head (logits over the VQGAN codebook)
-    soft_codes: int  # softmax(logits) @ VQGAN codebook, per reconstruction
-    vqgan_decode: int  # VQGAN decoder, per reconstruction
+    decoder: list[int]  # decoder transformer + head (logits over the VQGAN codebook, or VAE latents)
+    soft_codes: int  # softmax(logits) @ VQGAN codebook, per reconstruction (0 for a VAE)
+    vqgan_decode: int  # VQGAN (or VAE) decoder, per reconstruction
 
     @property
     def iterations(self) -> int:
@@ -115,12 +167,13 @@ def count_flops(cfg: ALITConfig, iterations: int | None = None, decoder_rows: bo
     decoder_rows: as `InferenceOptions.decoder_rows` (False: the official every-row decoder).
     """
     t_run = cfg.iterations if iterations is None else iterations
-    vq = cfg.vqgan
+    base = cfg.base
     p, w, dw = cfg.num_positions, cfg.width, cfg.dec_width
     hidden, dec_hidden = int(w * cfg.mlp_ratio), int(dw * cfg.mlp_ratio)
-    k = vq.codebook_size
-    patch = _conv(p, vq.in_channels, w - vq.z_channels, cfg.patch_size)
-    targets = 2 * p * vq.z_channels * k
+    k = cfg.head_dim
+    patch = _conv(p, base.in_channels, w - cfg.feature_dim, cfg.patch_size)
+    vae = cfg.vae is not None
+    targets = 0 if vae else 2 * p * cfg.feature_dim * k
     encoder, bottleneck, decoder = [], [], []
     for t in range(t_run):
         n = cfg.tokens_at(t)
@@ -135,11 +188,11 @@ def count_flops(cfg: ALITConfig, iterations: int | None = None, decoder_rows: bo
         blocks = (cfg.dec_depth - 1) * block_flops(length, dw, dec_hidden) + last
         decoder.append(blocks + head)
     return FlopCount(
-        vqgan_encode=vqgan_encode_flops(vq),
+        vqgan_encode=vae_encode_flops(base) if vae else vqgan_encode_flops(base),
         image_tokens=patch + targets,
         encoder=encoder,
         bottleneck=bottleneck,
         decoder=decoder,
-        soft_codes=2 * p * k * vq.z_channels,
-        vqgan_decode=vqgan_decode_flops(vq),
+        soft_codes=0 if vae else 2 * p * k * cfg.feature_dim,
+        vqgan_decode=vae_decode_flops(base) if vae else vqgan_decode_flops(base),
     )

@@ -45,6 +45,25 @@ def test_flop_count_matches_flop_counter_mode(changes, decode, decoder_rows, ima
     assert counter.get_total_flops() == 2 * count_flops(cfg, decoder_rows=decoder_rows).rollout(decode=decode)
 
 
+@pytest.mark.parametrize("quantized", [True, False])
+@pytest.mark.parametrize("decode", [False, True])
+def test_flop_count_matches_flop_counter_mode_vae(quantized, decode, images):
+    from alit_core import VAEConfig
+
+    # attention at 16 px in the encoder and 32 px in the decoder: both kinds of level are counted
+    vae = VAEConfig(resolution=64, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, encoder_attn_resolutions=(16,),
+                    decoder_attn_resolutions=(32,))
+    cfg = small_config(vae=vae, quantize_latents=quantized, iterations=3)
+    torch.manual_seed(0)
+    tok = Tokenizer(ALIT(cfg), "cpu")
+    with FlopCounterMode(display=False, custom_mapping={
+            torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa}) as counter:
+        list(tok.rollout(images, halting="off", decode=decode))
+    f = count_flops(cfg)
+    assert f.soft_codes == 0 and f.image_tokens == 2 * 256 * 3 * (96 - 16) * 4 * 4  # the patch embedding alone
+    assert counter.get_total_flops() == 2 * f.rollout(decode=decode)
+
+
 def test_decoder_rows_change_no_result(model, images):
     """Skipping the decoder rows nobody reads: same logits, and the attention of a requested
     last layer still covers every row."""
