@@ -221,7 +221,8 @@ class Handlers:
         yield {
             ui.record: run,
             **self.views(run, crit, selected, measure),
-            ui.iteration: gr.update(value=it, maximum=len(rec.tokens) - 1),
+            # a slider needs two ends: a one-iteration run shows its one iteration on a fixed slider
+            ui.iteration: gr.update(value=it, maximum=max(1, len(rec.tokens) - 1), interactive=len(rec.tokens) > 1),
             ui.head: gr.update(choices=["mean", *map(str, range(heads))], value="mean"),
             ui.clicked: None,  # a position clicked on the previous image means nothing on this one
             ui.how: texts.how_it_works(self.model_label(model, tok), tok.metadata),

@@ -303,3 +303,14 @@ def test_a_measured_iteration_is_where_the_attention_view_opens(tmp_path):
     last = list(h.run(str(CAT), str(path), "cpu", "float32", L1, 0.0574, 25, 128, 8, "deterministic", 0, 1,
                       "png_bpp"))[-1]
     assert last[ui.iteration]["value"] == 2 and last[ui.record].rec.layer == 1
+
+
+def test_a_one_iteration_run_gives_the_attention_slider_two_ends(page):
+    """gradio rebuilds a slider from its update and refuses minimum == maximum (the whole run failed)."""
+    import gradio as gr
+
+    _, ui, h = page
+    last = explore(h, max_iterations=1)[-1]
+    update = last[ui.iteration]
+    assert update["value"] == 0 and update["interactive"] is False
+    gr.Slider(minimum=0, maximum=update["maximum"], value=update["value"])

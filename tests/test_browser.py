@@ -1,71 +1,545 @@
-"""Browser tests: headless Chromium loads the app, runs an example and sees the gallery fill; uploads
-a broken file and a good one.
+"""Every control of the page, used in headless Chromium as a visitor would (README: *What the browser
+suite checks*). After every action: no error toast and no error badge, every picture on the page
+loaded (naturalWidth > 0), no file request cut short (net::ERR_CONTENT_LENGTH_MISMATCH), every plot
+has its traces and keeps its legend off its data. Refusals are expected only where a step says so,
+and then only in the tab's own status line.
 
-Skipped when Playwright (PyPI `playwright`, used without its own browser download) or Debian's
-Chromium (/usr/bin/chromium) is missing.
+The default run covers each control once; `-m slow` adds a run per setting option, 20 runs in a row
+and the README screenshots. Skipped without Playwright or Debian's Chromium (/usr/bin/chromium).
 """
 
+import io
+import json
+import os
+import re
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (apt-get install chromium)")]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "reports" / "browser"
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = sorted((ROOT / "assets" / "samples").glob("*.png"))
+CAT = next(i for i, p in enumerate(SAMPLES) if "cat" in p.name)
+BATCH_COLUMNS = ["name", "tokens", "l1", "psnr", "png_bpp", "jpeg_bpp", "entropy", "edge_density", "high_freq_energy"]
+MEASURES = ["png_bpp", "jpeg_bpp", "entropy", "edge_density", "high_freq_energy"]
+TIMEOUT_MS = 120_000
+
+# What the page shows right now, in one look: gradio's error toasts and badges, the pictures (and
+# which are still loading or broken), and each plot's traces and whether its legend overlaps its data.
+STATE_JS = """() => {
+  const visible = e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+  const overlap = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const imgs = [...document.images].filter(i => i.getAttribute('src'));
+  // a lazy picture outside the window never loads by itself; every picture must load here
+  imgs.forEach(i => { if (i.loading === 'lazy') i.loading = 'eager'; });
+  return {
+    toasts: [...document.querySelectorAll("[data-testid='toast-body'].error")].map(e => e.innerText),
+    badges: [...document.querySelectorAll('span.error')].filter(e => e.innerText.trim() === 'Error').length,
+    loading: imgs.filter(i => !i.complete).map(i => i.src),
+    broken: imgs.filter(i => i.complete && i.naturalWidth === 0).map(i => i.src),
+    images: imgs.length,
+    busy: [...document.querySelectorAll('.wrap.full')].filter(e => !e.classList.contains('hide')).length,
+    plots: [...document.querySelectorAll('.js-plotly-plot')].filter(visible).map(p => {
+      const legend = p.querySelector('.legend'), area = p.querySelector('.nsewdrag');
+      return {traces: (p.data || []).length,
+              covered: !!(legend && area && overlap(legend.getBoundingClientRect(), area.getBoundingClientRect())),
+              x_title: (p.querySelector('.g-xtitle') || {}).textContent || ''};
+    }),
+  };
+}"""
 
 
-def launch(playwright):
-    """Headless Debian Chromium with nothing reaching out to the network."""
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"])
-
-
-def test_page_runs_an_example_and_fills_the_gallery(app_server):
-    url, _ = app_server
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+@pytest.fixture(scope="module")
+def chromium():
     with sync_api.sync_playwright() as p:
-        browser = launch(p)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url, wait_until="load")
-            page.wait_for_selector("button:has-text('Tokenize')", timeout=60000)
-            assert page.get_by_text("Image (upload, drop or paste)").first.is_visible()  # the upload component
-            page.locator("[data-testid='examples'] button, button.gallery-item, .gallery-item").nth(3).click()
-            time.sleep(2)
-            page.get_by_role("button", name="Tokenize").click()
-            page.wait_for_function("() => document.body.innerText.includes('selected ·')", timeout=120000)
-            text = page.inner_text("body")
-            assert "256 tokens" in text and "32 tokens" in text  # first and last iteration captions
-            time.sleep(1)
-            page.screenshot(path=str(ARTIFACTS / "explore.png"), full_page=True)
-        finally:
-            browser.close()
-    assert (ARTIFACTS / "explore.png").stat().st_size > 50_000
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield browser
+        browser.close()
 
 
-def test_uploads_reach_our_loader_bad_file_message_then_a_good_file_runs(app_server, tmp_path):
-    """The real upload path of the page: a broken file gets alit_core's message (not gradio's), a good one runs."""
-    url, _ = app_server
+class Page:
+    """One visitor's tab, with the checks every action ends with."""
+
+    def __init__(self, browser, url: str):
+        self.context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        self.page = self.context.new_page()
+        self.cut_short: list[str] = []
+        # ERR_ABORTED is the browser dropping a load it no longer needs (a newer iteration replaced the
+        # picture, a stream ended); anything else means a file did not arrive whole
+        self.page.on("requestfailed", lambda r: "ERR_ABORTED" not in (r.failure or "")
+                     and self.cut_short.append(f"{r.url} {r.failure}"))
+        self.page.on("console", lambda m: "ERR_CONTENT_LENGTH_MISMATCH" in m.text and self.cut_short.append(m.text))
+        self.page.goto(url, wait_until="load")
+        self.page.wait_for_selector("button:has-text('Tokenize')", timeout=60_000)
+
+    def close(self):
+        self.context.close()
+
+    # --- what every action ends with ------------------------------------------------------------------
+    def state(self) -> dict:
+        return self.page.evaluate(STATE_JS)
+
+    def settle(self, timeout: float = 120.0) -> dict:
+        """Wait until no event is running and no picture is loading (twice in a row), then the state."""
+        deadline, calm = time.time() + timeout, 0
+        while time.time() < deadline:
+            s = self.state()
+            calm = calm + 1 if not s["busy"] and not s["loading"] else 0  # noqa: SIM108
+            if calm >= 2:
+                return s
+            time.sleep(0.25)
+        raise AssertionError(f"the page did not settle within {timeout:.0f} s: {self.state()}")
+
+    def check(self, step: str, refused: str | None = None, broken_upload: str | None = None) -> dict:
+        """The page after `step`: nothing failed, or, if `refused`, only the status line says so.
+        `broken_upload`: the name of a broken file the visitor uploaded, whose preview cannot load."""
+        s = self.settle()
+        assert not s["toasts"] and not s["badges"], f"{step}: error shown {s['toasts']} ({s['badges']} badges)"
+        broken = [src for src in s["broken"] if not (broken_upload and src.endswith("/" + broken_upload))]
+        assert not broken, f"{step}: pictures did not load: {broken}"
+        assert not self.cut_short, f"{step}: requests cut short: {self.cut_short}"
+        for plot in s["plots"]:
+            assert plot["traces"] > 0, f"{step}: a plot without traces"
+            assert not plot["covered"], f"{step}: a legend covers the plot's data"
+        status = self.status()
+        if refused:
+            assert refused in status, f"{step}: the status line says {status!r}, not {refused!r}"
+        else:
+            assert "⚠" not in status, f"{step}: refused: {status}"
+        return s
+
+    # --- reading -------------------------------------------------------------------------------------
+    def text(self, selector: str) -> str:
+        loc = self.page.locator(selector)
+        return loc.first.inner_text() if loc.count() else ""
+
+    def status(self) -> str:
+        return " ".join(self.page.locator(s).first.inner_text() for s in ("#explore-status", "#batch-status")
+                        if self.page.locator(s).count())
+
+    def metrics(self) -> str:
+        return self.text("#metrics")
+
+    def wait_text(self, selector: str, pattern: str, timeout_ms: int = TIMEOUT_MS):
+        self.page.wait_for_function(
+            "([sel, pat]) => { const e = document.querySelector(sel); return e && new RegExp(pat).test(e.innerText); }",
+            arg=[selector, pattern], timeout=timeout_ms)
+
+    def slider_max(self, label: str) -> int:
+        return int(float(self.page.locator(f"input[aria-label='range slider for {label}']").get_attribute("max")))
+
+    def slider_value(self, label: str) -> float:
+        return float(self.page.locator(f"input[aria-label='range slider for {label}']").input_value())
+
+    def gallery_captions(self) -> list[str]:
+        return self.page.locator("[data-testid='gallery'] .caption-label, .gallery .caption-label, "
+                                 "button.thumbnail-item .caption-label").all_inner_texts()
+
+    # --- acting --------------------------------------------------------------------------------------
+    def tab(self, name: str):
+        self.page.get_by_role("tab", name=name, exact=True).click()
+
+    def example(self, index: int):
+        self.tab("Explore")
+        self.page.locator("button.gallery-item").nth(index).click()
+        self.page.wait_for_function(  # the image box shows the example
+            "() => [...document.querySelectorAll('[data-testid=\"image\"] img, .image-container img')]"
+            ".some(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
+
+    def upload(self, path: Path):
+        self.tab("Explore")
+        self.page.locator("input[type='file'][accept='image/*']").set_input_files(str(path))
+        time.sleep(1.0)  # the upload itself (no event of ours marks its end)
+        self.settle()
+
+    def tokenize(self, expect: str = r"\*\*Selected\*\*|Selected:"):
+        self.tab("Explore")
+        self.page.get_by_role("button", name="Tokenize", exact=True).click()
+        time.sleep(0.3)
+        self.settle()
+        if expect:
+            self.wait_text("#metrics", expect)
+
+    def slider_end(self, label: str, end: str):
+        """A slider to one end with the keyboard (Home / End): the visitor's own input event."""
+        rng = self.page.locator(f"input[aria-label='range slider for {label}']")
+        rng.focus()
+        self.page.keyboard.press(end)
+        time.sleep(0.3)
+
+    def slider_type(self, label: str, value):
+        box = self.page.locator(f"input[aria-label='number input for {label}']")
+        box.fill(str(value))
+        box.press("Tab")
+        time.sleep(0.3)
+
+    def number(self, label: str, value):
+        box = self.page.get_by_label(label, exact=True)
+        box.fill(str(value))
+        box.press("Enter")
+        box.press("Tab")
+        time.sleep(0.3)
+
+    def open_list(self, label: str):
+        """A dropdown's options, open (gradio draws the list when the box gets the focus)."""
+        self.page.evaluate("() => document.activeElement && document.activeElement.blur()")
+        self.page.get_by_label(label, exact=True).click()
+        items = self.page.locator("li[role=option]")
+        items.first.wait_for()
+        time.sleep(0.3)  # the list is placed after it appears
+        return items
+
+    def close_list(self):
+        self.page.keyboard.press("Escape")
+        self.page.locator("li[role=option]").first.wait_for(state="detached")
+
+    def choose(self, label: str, option: str):
+        items = self.open_list(label)
+        texts = [t.replace("✓", "").strip() for t in items.all_inner_texts()]
+        assert option in texts, f"{label}: no option {option!r} in {texts}"
+        items.nth(texts.index(option)).click()
+        time.sleep(0.3)
+
+    def options(self, label: str) -> list[str]:
+        items = [t.replace("✓", "").strip() for t in self.open_list(label).all_inner_texts()]
+        self.close_list()
+        return items
+
+    def radio(self, option: str):
+        self.page.get_by_label(option, exact=True).check()
+        time.sleep(0.3)
+
+    def overlay(self):
+        """The attention picture (a click on it asks who attends there)."""
+        return self.page.locator(".block").filter(has_text="This token's attention (click").locator("img").last
+
+    def download(self, name_part: str, dest: Path) -> Path:
+        link = self.page.locator(f"a[download][href*='{name_part}']").first
+        with self.page.expect_download() as info:
+            link.click()
+        path = dest / info.value.suggested_filename
+        info.value.save_as(path)
+        return path
+
+
+@pytest.fixture
+def visitor(chromium, app_server):
+    page = Page(chromium, app_server[0])
+    yield page
+    page.close()
+
+
+def run_example(v: Page, index: int = CAT) -> dict:
+    v.example(index)
+    v.check(f"example {index}")
+    v.tokenize()
+    s = v.check(f"tokenize example {index}")
+    assert len([p for p in s["plots"] if p["traces"]]) == 3  # error curve, complexity, compression
+    return s
+
+
+# --- Explore ----------------------------------------------------------------------------------------------
+def test_explore_every_example_the_run_the_criteria_the_measures_and_play(visitor):
+    v = visitor
+    for i in range(len(SAMPLES)):  # each example reaches the image box
+        v.example(i)
+        v.check(f"example {i}")
+    run_example(v)
+    text = v.metrics()
+    assert "Iteration 7 of 0-7: 256 tokens" in text and "Selected: iteration" in text, text
+    captions = v.gallery_captions()
+    assert len(captions) == 8 and captions[0].startswith("iteration 0 · 32 tokens"), captions
+
+    # the criterion: each option brings its own box, default and range
+    v.radio("PSNR target (dB)")
+    v.check("criterion PSNR")
+    assert v.page.get_by_label("PSNR target (dB, 1 to 100)").input_value() == "25"
+    assert v.page.locator("input[aria-label^='L1 threshold']").count() == 0
+    v.wait_text("#metrics", "PSNR ≥ 25 dB")
+    v.radio("token budget")
+    v.check("criterion budget")
+    label = "Token budget (the largest count that fits; 32 to 256)"
+    assert (v.slider_max(label), v.slider_value(label)) == (256, 128)
+    v.slider_end(label, "End")
+    v.check("budget at its top end")
+    v.wait_text("#metrics", "iteration 7, 256 tokens: the largest count that fits in the budget of 256")
+    v.slider_end(label, "Home")
+    v.check("budget at its bottom end")
+    v.wait_text("#metrics", "iteration 0, 32 tokens: the largest count that fits in the budget of 32")
+    v.slider_type(label, 130)
+    v.check("budget 130")
+    v.wait_text("#metrics", "iteration 3, 128 tokens: the largest count that fits in the budget of 130")
+    v.radio("L1 threshold")
+    v.check("criterion L1")
+    l1_label = "L1 threshold (0 to 1; this model's own: 0.0574)"
+    assert v.page.get_by_label(l1_label).input_value() == "0.0574"
+    v.wait_text("#metrics", "L1 < 0.0574")
+    before = v.metrics()
+    v.number(l1_label, 5)
+    v.check("L1 threshold 5", refused="An L1 threshold is a mean absolute error")
+    assert v.metrics() == before  # the refusal changed nothing else
+    time.sleep(3)
+    assert "An L1 threshold is a mean absolute error" in v.status()  # it stays (a toast would be gone)
+    v.number(l1_label, 0.09)
+    v.check("L1 threshold 0.09")
+    v.wait_text("#metrics", "L1 < 0.09")
+
+    # the complexity measure: each option re-draws the scatter on its axis
+    for measure in MEASURES:
+        v.choose("Complexity measure", measure)
+        s = v.check(f"measure {measure}")
+        assert any(p["x_title"] == measure.replace("_", " ") for p in s["plots"]), s["plots"]
+
+    # play through the iterations: ends on the last
+    v.page.get_by_role("button", name="▶ Play through the iterations").click()
+    time.sleep(0.5)
+    v.wait_text("#metrics", r"^\s*Iteration 7 of 0-7", timeout_ms=60_000)
+    v.check("play")
+
+    # the original-vs-reconstruction slider, dragged to both ends
+    box = v.page.locator(".slider-wrap").first.bounding_box()
+    y = box["y"] + box["height"] / 2
+    for x in (box["x"] + 2, box["x"] + box["width"] - 2):
+        v.page.mouse.move(box["x"] + box["width"] / 2, y)
+        v.page.mouse.down()
+        v.page.mouse.move(x, y, steps=5)
+        v.page.mouse.up()
+        v.check("image slider dragged")
+
+
+def test_settings_each_control_once(visitor):
+    v = visitor
+    # Model: the list, and a released checkpoint's own threshold (chosen, not loaded: no network here)
+    models = v.options("Model (or a local checkpoint path)")
+    assert models[0] == "bundled model" and all(m.startswith("official:") for m in models[1:]) and len(models) > 1
+    v.choose("Model (or a local checkpoint path)", models[1])
+    v.check("model official")
+    l1 = v.page.locator("input[aria-label^='L1 threshold']")
+    v.page.wait_for_function("() => document.querySelector(\"input[aria-label^='L1 threshold']\").value === '0.07'")
+    v.choose("Model (or a local checkpoint path)", "bundled model")
+    v.check("model bundled")
+    v.page.wait_for_function(
+        "() => document.querySelector(\"input[aria-label^='L1 threshold']\").value === '0.0574'")
+    assert l1.input_value() == "0.0574"
+    # Device: the only one this machine has, so not a choice
+    assert v.page.get_by_label("Device", exact=True).is_disabled()
+    # Maximum iterations at both ends, with stochastic halting and a seed, another precision, layer 0
+    v.example(CAT)
+    v.slider_end("Maximum iterations", "Home")
+    v.choose("Halting", "stochastic")
+    v.number("Seed (stochastic)", 7)
+    v.choose("Precision", "bfloat16")
+    v.number("Attention: decoder layer (-1 = last)", 0)
+    v.check("settings")
+    v.tokenize()
+    v.check("tokenize 1 iteration, stochastic, bfloat16, layer 0")
+    assert len(v.gallery_captions()) == 1 and "Iteration 0 of 0-0" in v.metrics()
+    v.slider_end("Maximum iterations", "End")
+    v.choose("Halting", "off")
+    v.choose("Precision", "float32")
+    v.number("Attention: decoder layer (-1 = last)", 5)  # the bundled decoder has 3 layers
+    v.tokenize(expect=None)
+    v.check("layer 5", refused="the attention layer is 0 to 2")
+    v.number("Attention: decoder layer (-1 = last)", -1)
+    v.tokenize()
+    v.check("tokenize 8 iterations, halting off")
+    assert len(v.gallery_captions()) == 8
+
+
+def test_bad_upload_is_a_status_line_that_stays_and_leaves_the_rest(visitor, tmp_path):
+    v = visitor
+    run_example(v)
+    gallery = v.gallery_captions()
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
-    good = sorted((Path(__file__).resolve().parent.parent / "assets" / "samples").glob("*.png"))[1]
-    with sync_api.sync_playwright() as p:
-        browser = launch(p)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            for path, expected in ((bad, "cannot use image 'broken.png': not an image"), (good, "selected ·")):
-                page.goto(url, wait_until="load")
-                page.wait_for_selector("button:has-text('Tokenize')", timeout=60000)
-                upload = page.locator("input[type='file'][accept='image/*']")  # the Explore tab's image
-                assert upload.count() == 1
-                upload.set_input_files(str(path))
-                time.sleep(2)  # the upload finishes before the click is read
-                page.get_by_role("button", name="Tokenize").click()
-                page.wait_for_function(f"() => document.body.innerText.includes({expected!r})", timeout=120000)
-        finally:
-            browser.close()
+    v.upload(bad)
+    v.tokenize(expect=None)
+    s = v.check("tokenize a broken file", refused="cannot use image 'broken.png': not an image",
+                broken_upload="broken.png")
+    assert v.gallery_captions() == gallery and s["images"] >= 8  # the previous run's pictures stay, loaded
+    time.sleep(3)
+    assert "cannot use image 'broken.png'" in v.status()
+    good = tmp_path / "good.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 200, 3), dtype=np.uint8)).save(good)
+    v.upload(good)
+    v.tokenize()
+    v.check("tokenize a good file")  # the next action replaced the error
+    assert "only its centred 48x48 square" in v.status()  # a note, not an error
+
+
+# --- Attention and Export ---------------------------------------------------------------------------------
+def test_attention_controls_and_every_export(visitor, tmp_path):
+    v = visitor
+    run_example(v)
+    selected = int(re.search(r"Selected: iteration (\d+), (\d+) tokens", v.metrics()).group(2))
+    v.tab("Attention")
+    it, tok = "Iteration (0 = the first 32 tokens)", "Token (those of this iteration)"
+    v.check("attention tab")
+    assert "mostly a spatial grid" in v.text("#finding") and "FG-ARI 0.13" in v.text("#finding")
+    v.slider_end(it, "Home")
+    v.check("iteration 0")
+    assert v.slider_max(tok) == 31
+    v.slider_end(tok, "End")
+    v.check("token 31 at iteration 0")
+    v.wait_text("body", r"Iteration 0 \(32 tokens\), decoder layer 2, head mean: token 31")
+    v.slider_end(it, "End")
+    v.check("iteration 7")
+    assert v.slider_max(tok) == 255
+    v.slider_end(tok, "End")
+    v.check("token 255 at iteration 7")
+    v.wait_text("body", r"Iteration 7 \(256 tokens\), decoder layer 2, head mean: token 255")
+    v.slider_end(tok, "Home")
+    v.check("token 0")
+    heads = v.options("Head (mean or index)")
+    assert heads[0] == "mean" and heads[1:] == [str(i) for i in range(len(heads) - 1)] and len(heads) > 2
+    for head in heads[1:] + ["mean"]:
+        v.choose("Head (mean or index)", head)
+        v.check(f"head {head}")
+        v.wait_text("body", rf"head {head}: token 0")
+    for end in ("Home", "End"):
+        v.slider_end("Opacity", end)
+        v.check(f"opacity {end}")
+    # click the overlay: the tokens that attend there, then they follow the iteration
+    size = v.overlay().bounding_box()["width"]
+    v.overlay().click(position={"x": size / 4, "y": size / 4})
+    v.check("click the overlay")
+    v.wait_text("body", r"At iteration 7 \(256 tokens\), position \(row \d+, column \d+\)")
+    where = re.search(r"position \(row \d+, column \d+\)", v.page.inner_text("body")).group(0)
+    v.slider_end(it, "Home")
+    v.check("iteration 0 after a click")
+    v.wait_text("body", r"At iteration 0 \(32 tokens\), " + re.escape(where))
+    table = v.page.locator("table").filter(has_text="added at iteration").last.inner_text()
+    listed = [int(line.split()[0]) for line in table.splitlines()[1:] if line.strip()]
+    assert len(listed) == 5 and all(k < 32 for k in listed), table
+
+    # Export: each file, downloaded and opened
+    v.tab("Export")
+    v.page.get_by_role("button", name="Export JSON, NPZ, PNGs and an animated GIF").click()
+    v.page.wait_for_selector("a[download][href$='_rollout.gif']", state="attached", timeout=60_000)
+    v.check("export")
+    data = json.loads(v.download("_tokens.json", tmp_path).read_text())
+    assert data["selected_tokens"] == selected and data["name"] == SAMPLES[CAT].name
+    assert [i["iteration"] for i in data["iterations"]] == list(range(8))
+    assert [i["tokens"] for i in data["iterations"]] == [32 * (t + 1) for t in range(8)]
+    npz = np.load(v.download("_rollout.npz", tmp_path))
+    assert {"image", "recons", "tokens", "l1", "psnr", "selected"} <= set(npz.files)
+    assert npz["recons"].shape == (8, 64, 64, 3) and npz["tokens"].tolist() == [i["tokens"] for i in data["iterations"]]
+    assert npz["l1"].tolist() == pytest.approx([i["l1"] for i in data["iterations"]], abs=1e-6)
+    with zipfile.ZipFile(v.download("_reconstructions.zip", tmp_path)) as z:
+        names = sorted(z.namelist())
+        assert names == sorted(f"iteration_{t}_{32 * (t + 1)}_tokens.png" for t in range(8))
+        assert all(Image.open(io.BytesIO(z.read(n))).size == (64, 64) for n in names)
+    gif = Image.open(v.download("_rollout.gif", tmp_path))
+    assert gif.n_frames == 1 + 8  # the original, then one frame per iteration
+
+
+# --- Batch and How it works -------------------------------------------------------------------------------
+def test_batch_tab_and_how_it_works(visitor, tmp_path):
+    v = visitor
+    v.tab("How it works")
+    how = v.page.get_by_text("How ALIT decides how many tokens an image needs").locator("xpath=..").inner_text()
+    assert "mostly a spatial grid" in how and "FG-ARI 0.13" in how and "settle on objects" not in how
+    v.tab("Batch")
+    headers = [h.strip() for h in v.page.locator("th").all_inner_texts() if h.strip()]
+    assert headers[: len(BATCH_COLUMNS)] == BATCH_COLUMNS  # the empty table names its columns
+    v.page.get_by_role("button", name="Tokenize all").click()
+    v.check("batch without files", refused="Add some images")
+    pack = tmp_path / "two.zip"
+    with zipfile.ZipFile(pack, "w") as z:
+        for p in SAMPLES[:2]:
+            z.write(p, f"zipped/{p.name}")
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    v.page.locator("input[type='file'][multiple]").set_input_files([str(p) for p in SAMPLES[2:5]] +
+                                                                    [str(pack), str(bad)])
+    time.sleep(1.5)
+    v.settle()
+    v.page.get_by_role("button", name="Tokenize all").click()
+    v.page.wait_for_selector("a[download][href$='alit_batch.csv']", state="attached", timeout=TIMEOUT_MS)
+    s = v.check("batch")
+    assert "1 file(s) skipped" in v.status() and "broken.png" in v.status()
+    assert len(s["plots"]) == 1 and s["plots"][0]["traces"] >= 2  # the reference set and the batch
+    rows = v.download("alit_batch.csv", tmp_path).read_text().splitlines()
+    assert rows[0].split(",") == BATCH_COLUMNS and len(rows) == 1 + 5
+    names = sorted(r.split(",")[0] for r in rows[1:])
+    assert names == sorted(p.name for p in SAMPLES[:5])
+    assert all(int(r.split(",")[1]) % 32 == 0 for r in rows[1:])
+
+
+# --- the race: many runs in a row, every picture loads ------------------------------------------------------
+@pytest.mark.parametrize("runs", [3, pytest.param(20, marks=pytest.mark.slow)])
+def test_consecutive_runs_load_every_picture(visitor, runs):
+    v = visitor
+    for r in range(runs):
+        v.example((CAT + r) % len(SAMPLES))
+        v.tokenize()
+        s = v.check(f"run {r + 1} of {runs}")
+        assert s["images"] >= 8 + 3, s  # the gallery and the three pictures of the last iteration, at least
+
+
+@pytest.mark.slow
+def test_every_setting_option_runs(visitor):
+    """Each precision and halting option, every example, through a whole run."""
+    v = visitor
+    for dtype in v.options("Precision"):
+        v.choose("Precision", dtype)
+        for halting in v.options("Halting"):
+            v.choose("Halting", halting)
+            v.example(CAT)
+            v.tokenize()
+            v.check(f"{dtype}, {halting}")
+    v.choose("Precision", "float32")
+    v.choose("Halting", "deterministic")
+    for i in range(len(SAMPLES)):
+        v.example(i)
+        v.tokenize()
+        v.check(f"run example {i}")
+
+
+@pytest.mark.slow
+def test_readme_screenshots(visitor):
+    """The README's pictures of every view: ALIT_SCREENSHOTS=docs/screenshots to replace them, else
+    reports/browser/screenshots."""
+    out = Path(os.environ.get("ALIT_SCREENSHOTS", ROOT / "reports" / "browser" / "screenshots"))
+    out.mkdir(parents=True, exist_ok=True)
+    v = visitor
+    run_example(v, index=next(i for i, p in enumerate(SAMPLES) if "astronaut" in p.name))
+
+    def shot(name):
+        v.settle()
+        path = out / f"{name}.png"
+        v.page.screenshot(path=str(path), full_page=True)
+        Image.open(path).convert("RGB").save(path.with_suffix(".jpg"), quality=80)
+        path.unlink()
+
+    shot("explore")
+    v.tab("Attention")
+    v.overlay().click(position={"x": 120, "y": 120})
+    v.check("click for the screenshot")
+    shot("attention")
+    v.tab("Export")
+    v.page.get_by_role("button", name="Export JSON, NPZ, PNGs and an animated GIF").click()
+    v.page.wait_for_selector("a[download][href$='_rollout.gif']", state="attached", timeout=60_000)
+    shot("export")
+    v.tab("Batch")
+    v.page.locator("input[type='file'][multiple]").set_input_files([str(p) for p in SAMPLES])
+    time.sleep(1.5)
+    v.settle()
+    v.page.get_by_role("button", name="Tokenize all").click()
+    v.page.wait_for_selector("a[download][href$='alit_batch.csv']", state="attached", timeout=TIMEOUT_MS)
+    shot("batch")
+    v.tab("How it works")
+    shot("how_it_works")
+    assert sorted(p.name for p in out.glob("*.jpg")) >= sorted(
+        f"{n}.jpg" for n in ("attention", "batch", "explore", "export", "how_it_works"))
