@@ -378,6 +378,43 @@ def test_bad_upload_is_a_status_line_that_stays_and_leaves_the_rest(visitor, tmp
     assert "only its centred 48x48 square" in v.status()  # a note, not an error
 
 
+def test_image_dropped_pasted_and_cleared(visitor, tmp_path):
+    """The image box's other sources: a file dropped on it, an image pasted from the clipboard, and its
+    clear button (then Tokenize asks for an image)."""
+    import base64
+
+    v = visitor
+    v.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    dropped = SAMPLES[4]
+    v.page.evaluate("""(data) => {
+      const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));
+      const box = document.querySelector("input[type='file'][accept='image/*']").closest('button');
+      for (const type of ['dragenter', 'dragover', 'drop'])
+        box.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""", base64.b64encode(dropped.read_bytes()).decode())
+    v.page.wait_for_selector("img[src$='/dropped.png']", timeout=30_000)
+    v.check("drop an image")
+    v.tokenize()
+    v.check("tokenize the dropped image")
+    v.page.get_by_role("button", name="Remove Image").first.click()
+    v.check("clear the image box")
+    v.page.evaluate("""async (data) => {
+      const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+      await navigator.clipboard.write([new ClipboardItem({'image/png': new Blob([bytes], {type: 'image/png'})})]);
+    }""", base64.b64encode(SAMPLES[6].read_bytes()).decode())
+    v.page.get_by_role("button", name="Paste from clipboard").click()
+    v.page.wait_for_selector("img[src$='/clipboard.png']", timeout=30_000)
+    v.check("paste an image")
+    v.tokenize()
+    v.check("tokenize the pasted image")
+    v.page.get_by_role("button", name="Remove Image").first.click()
+    v.settle()
+    v.tokenize(expect=None)
+    v.check("tokenize with no image", refused="Upload an image first")
+
+
 # --- Attention and Export ---------------------------------------------------------------------------------
 def test_attention_controls_and_every_export(visitor, tmp_path):
     v = visitor
@@ -516,14 +553,17 @@ def test_readme_screenshots(visitor):
     v = visitor
     run_example(v, index=next(i for i, p in enumerate(SAMPLES) if "astronaut" in p.name))
 
-    def shot(name):
+    def shot(name, whole_page=False):
+        """The page, or the innermost tab shown, as a JPEG at most 1000 pixels wide."""
         v.settle()
-        path = out / f"{name}.png"
-        v.page.screenshot(path=str(path), full_page=True)
-        Image.open(path).convert("RGB").save(path.with_suffix(".jpg"), quality=80)
-        path.unlink()
+        png = io.BytesIO(v.page.screenshot(full_page=True) if whole_page else
+                         v.page.locator(".tabitem:visible").last.screenshot())
+        img = Image.open(png).convert("RGB")
+        if img.width > 1000:
+            img = img.resize((1000, round(img.height * 1000 / img.width)), Image.Resampling.LANCZOS)
+        img.save(out / f"{name}.jpg", quality=75)
 
-    shot("explore")
+    shot("explore", whole_page=True)
     v.tab("Attention")
     v.overlay().click(position={"x": 120, "y": 120})
     v.check("click for the screenshot")
