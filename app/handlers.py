@@ -127,7 +127,8 @@ class Handlers:
         if crit.kind == "tokens":
             budget = int(crit.value)
             if n > budget:
-                return f"{head}: the budget of {budget} is below the first iteration's {n} tokens, so the first is shown"
+                return (f"{head}: the budget of {budget} is below the first iteration's {n} tokens, "
+                        "so the first is shown")
             if selected == t_run - 1 and t_run < model_iterations and n + step <= budget:
                 return (f"{head}: the most this run computed ({t_run} iterations) within the budget of {budget}; "
                         "raise *Maximum iterations* for more")

@@ -10,7 +10,7 @@ from . import texts
 from .components import ImageUpload
 from .explorer import ASSETS, BUNDLED, ModelCache
 from .files import OutputDir
-from .handlers import BATCH_COLUMNS, BUDGET, CRITERIA, DEFAULT_PSNR, L1, MEASURE_LABELS, Handlers
+from .handlers import BATCH_COLUMNS, CRITERIA, DEFAULT_PSNR, L1, MEASURE_LABELS, Handlers
 
 # The status lines keep an error readable (red) until the next action; notes are quieter.
 CSS = """

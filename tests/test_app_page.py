@@ -208,6 +208,10 @@ def test_a_budget_selects_the_largest_count_that_fits_and_says_so(page, run):
     assert update[ui.selected] == 3 and run.rec.tokens[3] == 128
     assert "128 tokens: the largest count that fits in the budget of 130" in update[ui.metrics]
     assert h.reselect(run, BUDGET, 0.0574, 25, 256, "png_bpp")[ui.selected] == 7
+    below = h.reselect(run, BUDGET, 0.0574, 25, 20, "png_bpp")  # /explore takes any number; the slider 32-256
+    assert below[ui.selected] == 0 and "the budget of 20 is below the first iteration's 32 tokens" in below[ui.metrics]
+    short = explore(h, kind=BUDGET, budget=256, max_iterations=2)[-1]
+    assert short[ui.selected] == 1 and "the most this run computed (2 iterations)" in short[ui.metrics]
 
 
 def test_a_value_out_of_range_goes_to_the_status_line_and_changes_nothing_else(page, run):
