@@ -4,9 +4,9 @@ Parameter names follow the official checkpoints (`base_tokenizer.vae.` there, `v
 released weights load without renaming. Layout facts (reference config notes of vae_tiny): every
 convolution has a bias; the residual block's 1x1 shortcut reads the block *input* (unlike the
 MaskGIT VQGAN of `vqgan.py`); downsampling pads right and bottom by one, then a stride-2 3x3
-conv; the encoder has single-head spatial self-attention after every block of the levels listed
-in `encoder_attn_resolutions` and in its middle; the decoder has `num_res_blocks + 1` blocks per
-level and attention only in its middle.
+conv; single-head spatial self-attention follows every block of the levels listed in
+`encoder_attn_resolutions` / `decoder_attn_resolutions` (released: the encoder's 16x16 level, no
+decoder level) and sits in both middles; the decoder has `num_res_blocks + 1` blocks per level.
 
 The posterior is a diagonal Gaussian over (B, embed_dim, g, g). The official ALIT-VAE draws one
 sample from it on every call, even at evaluation; `latents` offers that draw, the mean, or a
@@ -26,7 +26,7 @@ from .config import VAEConfig
 from .inference import Conv2d, conv_layout
 from .vqgan import Upsample, group_norm
 
-POSTERIORS = ("sample", "mean")
+POSTERIORS = ("sample", "mean")  # or a noise tensor
 
 
 class ResBlock(nn.Module):
@@ -218,4 +218,4 @@ def resolve_noise(posterior, mean: torch.Tensor) -> torch.Tensor | None:
         return None
     if posterior == "sample":
         return torch.randn(mean.shape).to(mean.device, mean.dtype)
-    raise ValueError(f"posterior must be 'sample', 'mean' or a noise tensor, not {posterior!r}")
+    raise ValueError(f"posterior must be {' or '.join(map(repr, POSTERIORS))} or a noise tensor, not {posterior!r}")
