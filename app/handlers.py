@@ -97,7 +97,7 @@ class Handlers:
         if kind == BUDGET:
             if budget is None or float(budget) < 1:
                 raise Refused(f"A token budget is a number of tokens (32, 64, ...); {budget} cannot be used.")
-            return Criterion.make(tokens=int(round(float(budget))))
+            return Criterion.make(tokens=round(float(budget)))
         if l1 is None or not L1_RANGE[0] < float(l1) <= L1_RANGE[1]:
             raise Refused(f"An L1 threshold is a mean absolute error per pixel, above {L1_RANGE[0]:g} and at most "
                           f"{L1_RANGE[1]:g}; {l1} cannot be used.")
@@ -204,9 +204,9 @@ class Handlers:
             update = {
                 ui.record: run,
                 ui.gallery: self.gallery(run, None),
-                ui.current: run.picture(f"recon_{t}", lambda: figures.enlarge(rec.recons[t])),
-                ui.halt_map: run.picture(f"halt_{t}", lambda: figures.halting_map(image, rec.halt[t])),
-                ui.error_map: run.picture(f"error_{t}", lambda: figures.grid_map(
+                ui.current: run.picture(f"recon_{t}", lambda rec=rec, t=t: figures.enlarge(rec.recons[t])),
+                ui.halt_map: run.picture(f"halt_{t}", lambda rec=rec, t=t: figures.halting_map(image, rec.halt[t])),
+                ui.error_map: run.picture(f"error_{t}", lambda rec=rec, t=t: figures.grid_map(
                     figures.position_error(rec.recons[t], image, rec.grid), vmax=0.3)),
                 ui.metrics: self.metrics_md(rec, None, None, total, tok.config.iterations),
             }

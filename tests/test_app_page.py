@@ -43,8 +43,7 @@ def explore(h, image=CAT, kind=L1, l1=None, psnr=25.0, budget=128, max_iteration
 
 @pytest.fixture(scope="module")
 def streamed(page):
-    _, ui, h = page
-    return explore(h)
+    return explore(page[2])
 
 
 @pytest.fixture(scope="module")

@@ -95,7 +95,7 @@ class Page:
         deadline, calm = time.time() + timeout, 0
         while time.time() < deadline:
             s = self.state()
-            calm = calm + 1 if not s["busy"] and not s["loading"] else 0  # noqa: SIM108
+            calm = calm + 1 if not s["busy"] and not s["loading"] else 0
             if calm >= 2:
                 return s
             time.sleep(0.25)
