@@ -5,7 +5,8 @@ Public API (what the app and external code use):
     CachedRollout, ImageTokens, InferenceOptions, count_flops,
     Criterion, select_iterations, select_batch_iteration, latent_attention_maps,
     ALIT, ALITConfig, VQGANConfig, VAEConfig, PRESETS, get_preset, OFFICIAL_CHECKPOINTS, fetch_official,
-    available_devices, supported_dtypes, complexity, attention_segments (and scores), and the errors ALITError, ImageInputError,
+    available_devices, supported_dtypes, complexity, attention_segments (and scores), encode_dataset and
+    DatasetEncodeConfig (a folder of images into a Parquet file), and the errors ALITError, ImageInputError,
     CheckpointError, DownloadError.
 """
 
@@ -17,6 +18,7 @@ from .complexity import MEASURES as COMPLEXITY_MEASURES
 from .complexity import complexity
 from .compression import codec_at_size
 from .config import PRESETS, ALITConfig, VAEConfig, VQGANConfig, get_preset
+from .dataset_encoding import DatasetEncodeConfig, encode_dataset
 from .devices import available_devices, supported_dtypes
 from .encoding import Encoding
 from .errors import ALITError, CheckpointError, DownloadError, ImageInputError
@@ -40,6 +42,7 @@ __all__ = [
     "CachedRollout",
     "CheckpointError",
     "Criterion",
+    "DatasetEncodeConfig",
     "DownloadError",
     "Encoding",
     "ImageInputError",
@@ -54,6 +57,7 @@ __all__ = [
     "codec_at_size",
     "complexity",
     "count_flops",
+    "encode_dataset",
     "fetch_official",
     "fg_ari",
     "from_official",

@@ -563,15 +563,18 @@ def encode_dataset(cfg: DatasetEncodeConfig, tokenizer: Tokenizer | None = None,
     dist = Distributed.from_env(cfg.device)
     try:
         tok = tokenizer or _load(cfg, dist)
-        plan = None
+        plan, failure = None, None
         if dist.rank == 0:
             try:
                 plan = make_plan(cfg, tok)
-            except DatasetEncodeError as err:
+            except Exception as err:  # the other ranks wait for the plan: tell them, then fail
+                failure = err
                 plan = Plan([], 0, [], {}, error=str(err))
         plan = dist.broadcast(plan)
+        if failure is not None:
+            raise failure
         if plan.error:
-            raise DatasetEncodeError(plan.error)
+            raise DatasetEncodeError(f"rank 0 could not start the run: {plan.error}")
         mine = plan.pending[dist.rank :: dist.world_size]
         if dist.rank == 0 and cfg.progress:
             done = plan.n_shards - len(plan.pending)
