@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+import gradio
+
 import alit_core
 from app.explorer import ModelCache, warm_up
-from app.layout import CSS, build
+from app.files import start_sweeper
+from app.layout import CSS, KEEP_S, build
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=2, help="rollouts computed at once")
     p.add_argument("--max-models", type=int, default=2,
                    help="models kept in memory besides the default one (least recently used are dropped)")
+    p.add_argument("--keep-minutes", type=float, default=KEEP_S / 60,
+                   help="a visitor's run, and the files served for it, are dropped this long after they were made "
+                        f"(default {KEEP_S / 60:g})")
+    p.add_argument("--max-sessions", type=int, default=64,
+                   help="visitors' sessions kept in memory, each with its last run and page values (about 10 MB); "
+                        "the least recently active go first (default 64)")
     p.add_argument("--local-checkpoints", action=argparse.BooleanOptionalAction, default=None,
                    help="let visitors load checkpoint files by path (default: only when serving this machine "
                         "alone, i.e. a loopback --host and no --share)")
@@ -38,10 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     warm_up(tok)
-    demo = build(cache, devices, device)
+    keep_s = max(1.0, args.keep_minutes * 60)
+    demo = build(cache, devices, device, keep_s=keep_s)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
+    # gradio deletes old files from its cache but not their folders (one per file): swept here
+    start_sweeper(gradio.utils.get_upload_folder(), every_s=max(1.0, keep_s / 4), older_than_s=keep_s)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                max_file_size=int(args.max_upload_mb * 1024 * 1024), show_error=True, css=CSS)
+                max_file_size=int(args.max_upload_mb * 1024 * 1024), show_error=True, css=CSS,
+                state_session_capacity=max(1, args.max_sessions))
     return 0
 
 

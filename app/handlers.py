@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -369,15 +370,17 @@ class Handlers:
             tok = self.tokenizer(model, None, "float32")
         except Refused as err:
             return {ui.batch_status: status_md(error=str(err))}
-        paths, errors = expand_uploads([f if isinstance(f, str) else f.name for f in files])
         names, images = [], []
-        for i, (name, path) in enumerate(paths):
-            progress((i, len(paths)), desc=f"reading {name}")
-            try:
-                images.append(explorer.prepare(path, tok.resolution))
-                names.append(name)
-            except ALITError as err:
-                errors.append(upload_message(err, path, name))
+        # zips are unpacked into a folder of this call's own, removed once their images are read
+        with tempfile.TemporaryDirectory(prefix="alit_zip_") as unpacked:
+            paths, errors = expand_uploads([f if isinstance(f, str) else f.name for f in files], dest=unpacked)
+            for i, (name, path) in enumerate(paths):
+                progress((i, len(paths)), desc=f"reading {name}")
+                try:
+                    images.append(explorer.prepare(path, tok.resolution))
+                    names.append(name)
+                except ALITError as err:
+                    errors.append(upload_message(err, path, name))
         if not images:
             return {ui.batch_status: status_md(error="None of the files could be used: " + "; ".join(errors[:5]))}
         picks = explorer.select_many(tok, images, crit,
@@ -434,14 +437,14 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".ti
 
 
 def expand_uploads(paths: list[str], limit: int = 200, max_entry_bytes: int = 50 * 2**20,
-                   max_total_bytes: int = 500 * 2**20) -> tuple[list[tuple[str, str]], list[str]]:
+                   max_total_bytes: int = 500 * 2**20, dest: str | Path | None = None,
+                   ) -> tuple[list[tuple[str, str]], list[str]]:
     """Uploaded files, with zips opened: (name, path) pairs, at most `limit`, and what was skipped.
 
     A zip is unpacked entry by entry against the sizes its directory declares (zipfile never reads
-    past them), so a zip bomb stops at the caps instead of filling the disk.
+    past them), so a zip bomb stops at the caps instead of filling the disk. Entries go into `dest`
+    (default: a new temporary folder); the caller removes it when the images are read.
     """
-    import tempfile
-
     out, skipped, total, unused = [], [], 0, 0
     for p in paths:
         if not zipfile.is_zipfile(p):
@@ -450,7 +453,9 @@ def expand_uploads(paths: list[str], limit: int = 200, max_entry_bytes: int = 50
             else:
                 unused += 1
             continue
-        dest = Path(tempfile.mkdtemp(prefix="alit_zip_"))
+        if dest is None:
+            dest = tempfile.mkdtemp(prefix="alit_zip_")
+        dest = Path(dest)
         try:
             with zipfile.ZipFile(p) as z:
                 for info in z.infolist():

@@ -42,20 +42,31 @@ def model_choices() -> list[str]:
     return [BUNDLED, *names]
 
 
+# How long a visitor's run and the files served for it are kept (app.py --keep-minutes).
+KEEP_S = 30 * 60
+
+
 def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
-              outputs: OutputDir | None = None) -> tuple[gr.Blocks, Ui, Handlers]:
-    """The page, its components and its handlers (tests call the handlers directly)."""
+              outputs: OutputDir | None = None, keep_s: float = KEEP_S) -> tuple[gr.Blocks, Ui, Handlers]:
+    """The page, its components and its handlers (tests call the handlers directly).
+
+    What a visitor leaves behind is bounded: the run kept for their session (its rollout and
+    attention maps, a few MB) is dropped `keep_s` seconds after it was made, and the files gradio
+    copied into its cache to serve them (pictures, exports, uploads) are deleted once older than
+    `keep_s`, checked every `keep_s / 4` (gradio's delete_cache). The number of sessions kept at
+    all is app.py's --max-sessions (gradio's state_session_capacity)."""
     ui = Ui()
     h = Handlers(cache, ui, outputs)
     tok = cache.get(None, default_device)
     cfg = tok.config
     step, most = cfg.latents_per_iteration, cfg.tokens_at(cfg.iterations - 1)
     od = texts.object_discovery(tok.metadata)
-    with gr.Blocks(title="ALIT Explorer") as demo:
+    keep_s = max(1, int(keep_s))
+    with gr.Blocks(title="ALIT Explorer", delete_cache=(max(1, keep_s // 4), keep_s)) as demo:
         gr.Markdown("# ALIT Explorer\nUpload an image and watch an adaptive-length tokenizer decide how many "
                     "tokens it needs, iteration by iteration (numbered from 0, as in the exports and the command "
                     "line).")
-        ui.record = gr.State(None)
+        ui.record = gr.State(None, time_to_live=keep_s)
         ui.selected = gr.State(None)
         ui.clicked = gr.State(None)  # the grid position last clicked on the attention picture
         with gr.Tab("Explore"):
@@ -151,16 +162,18 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
         attn_outputs = ui[ATTENTION_OUTPUTS]
         reselect_outputs = [ui.l1, ui.psnr, ui.budget, ui.gallery, ui.compare, ui.curve, ui.scatter, ui.comp,
                             ui.metrics, ui.selected, ui.status]
-        # The UI's own endpoints are callable by name (tests, benchmark) but left out of the API page,
-        # whose one documented endpoint is /tokenize.
+        # The UI's own endpoints are callable by name (tests, benchmark, app/soak.py) but left out of the
+        # API page, whose one documented endpoint is /tokenize. Every event that computes rollouts
+        # (/explore, /batch, /tokenize) shares one queue slot group: at most --concurrency at once.
         ui.run.click(h.run, [ui.image, *settings], ui[EXPLORE_OUTPUTS], api_name="explore",
-                     api_visibility="undocumented").then(
+                     api_visibility="undocumented", concurrency_id="rollout").then(
             h.attention_after_run, attn_inputs, attn_outputs, api_visibility="private")
         # A slider's `input` is the visitor's dragging, keys or typing; `release` adds its reset button.
         # Neither fires when a handler sets the value, so no event sets off another.
         gr.on([ui.kind.input, ui.l1.submit, ui.l1.blur, ui.psnr.submit, ui.psnr.blur, ui.budget.input,
                ui.budget.release], h.reselect, [ui.record, *criterion, ui.measure], reselect_outputs,
-              api_visibility="private", show_progress="minimal", trigger_mode="always_last")
+              api_name="reselect", api_visibility="undocumented", show_progress="minimal",
+              trigger_mode="always_last")
         ui.measure.change(h.complexity_plot, [ui.record, ui.selected, ui.measure], [ui.scatter],
                           api_visibility="private")
         ui.model.change(h.model_defaults, [ui.model, ui.device, ui.dtype], [ui.l1, ui.budget],
@@ -170,13 +183,14 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
         # only what the visitor moves: the run itself sets the iteration and then draws the views
         gr.on([ui.iteration.input, ui.iteration.release, ui.token.input, ui.token.release, ui.head.input,
                ui.opacity.input, ui.opacity.release], h.attention,
-              attn_inputs, attn_outputs, api_visibility="private", show_progress="minimal",
-              trigger_mode="always_last")
+              attn_inputs, attn_outputs, api_name="attention", api_visibility="undocumented",
+              show_progress="minimal", trigger_mode="always_last")
         ui.overlay.select(h.who_attends, [ui.record, ui.iteration, ui.head], [ui.who, ui.clicked, ui.status],
                           api_visibility="private")
-        ui.export.click(h.export, [ui.record, ui.selected], [ui.files, ui.status], api_visibility="private")
+        ui.export.click(h.export, [ui.record, ui.selected], [ui.files, ui.status], api_name="export",
+                        api_visibility="undocumented")
         ui.batch_run.click(h.batch, [ui.batch_files, ui.model, *criterion, ui.measure], ui[BATCH_OUTPUTS],
-                           api_name="batch", api_visibility="undocumented")
+                           api_name="batch", api_visibility="undocumented", concurrency_id="rollout")
 
         # Named API endpoint (gradio_client): /tokenize
         api_image = gr.File(type="filepath", visible=False)  # our loader, not gradio's, reads the file
@@ -185,9 +199,10 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
         api_iters = gr.Number(value=cfg.iterations, precision=0, visible=False)
         api_out = gr.JSON(visible=False)
         api_btn = gr.Button(visible=False)
-        api_btn.click(h.tokenize, [api_image, api_threshold, api_halting, api_iters], api_out, api_name="tokenize")
+        api_btn.click(h.tokenize, [api_image, api_threshold, api_halting, api_iters], api_out, api_name="tokenize",
+                      concurrency_id="rollout")
     return demo, ui, h
 
 
-def build(cache: ModelCache, device_choices: list[str], default_device: str) -> gr.Blocks:
-    return make_page(cache, device_choices, default_device)[0]
+def build(cache: ModelCache, device_choices: list[str], default_device: str, keep_s: float = KEEP_S) -> gr.Blocks:
+    return make_page(cache, device_choices, default_device, keep_s=keep_s)[0]
