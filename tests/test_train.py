@@ -244,6 +244,7 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     from alit_train.objectives import ALITStage1
 
     run_stage("vqgan", tmp_path / "vq", tiny_data, 2, ["--crop", "32"])
+    vq = str(tmp_path / "vq" / "last.pt")
     assert pack_main(["--vqgan", str(tmp_path / "vq" / "last.pt"), "--out", str(tmp_path / "pack.pt"), "--images", "6",
                       "--model", str(tiny_data / "model.json"), "--index", str(tiny_data / "index.json")]) == 0
     pack = CodePack.load(tmp_path / "pack.pt")
@@ -260,7 +261,6 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     packed, _ = objective(images, features, targets)
     assert packed.item() == pytest.approx(fresh.item(), rel=1e-3)  # float16 features, same codes
 
-    vq = str(tmp_path / "vq" / "last.pt")
     run_stage("alit", tmp_path / "a", tiny_data, 3, ["--vqgan", vq, "--codes", str(tmp_path / "pack.pt"),
                                                     "--probe-every", "3", "--probe-scenes", "2"])
     rows = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
@@ -281,6 +281,10 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     assert "optimizer" not in state and state["step"] == 3
     assert all(v.dtype == torch.float16 for v in state["model"].values() if v.is_floating_point())
     assert not any(k.startswith("vqgan.") for k in state["ema"])  # frozen: the EMA is the weights
+    # a later session rebuilds the code pack from the compact state's VQGAN: the same weights as shipped
+    from_state = vqgan_from(str(tmp_path / "state.pt"), small_config()).state_dict()
+    from_stage = vqgan_from(vq, small_config()).state_dict()
+    assert all(torch.equal(from_state[k], from_stage[k]) for k in from_stage)
     run_stage("alit", tmp_path / "b", tiny_data, 5, ["--codes", str(tmp_path / "pack.pt"),
                                                     "--resume", str(tmp_path / "state.pt"), "--warmup", "2"])
     rows = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
