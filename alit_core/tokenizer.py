@@ -103,6 +103,11 @@ class Tokenizer:
         """True for models on the KL-16 VAE base tokenizer (which take `posterior=`)."""
         return self.config.vae is not None
 
+    @property
+    def halting_modes(self) -> tuple[str, ...]:
+        """The halting modes this model takes by name (VAE-based models have no stochastic form)."""
+        return ("deterministic", "off") if self.is_vae else ("deterministic", "stochastic", "off")
+
     def _halting(self, halting, seed):
         if self.is_vae:
             return Halting.make(halting, self.config.code_error_threshold, seed, score="code_error")

@@ -184,6 +184,7 @@ class Handlers:
             if seed is None or layer is None:
                 raise Refused("The seed and the attention layer need a whole number.")
             tok = self.tokenizer(model, device, dtype)
+            check_halting(tok, halting)
             depth = tok.config.dec_depth
             if not -depth <= int(layer) < depth:
                 raise Refused(f"This model's decoder has {depth} layers: the attention layer is 0 to {depth - 1} "
@@ -351,6 +352,7 @@ class Handlers:
             if not image_path:
                 raise Refused("no image was sent")
             tok = self.tokenizer(model, None, "float32")
+            check_halting(tok, halting)
             image = read_upload(image_path, tok.resolution)
             crit = self.criterion(L1, tok.default_threshold if threshold is None else float(threshold), None, None)
         except Refused as err:
@@ -431,6 +433,13 @@ def upload_message(err: Exception, path: str, name: str | None = None) -> str:
     # alit_core names the file it read, which is gradio's temporary copy on the server; the user
     # knows it by its own name (gradio keeps that as the copy's file name).
     return str(err).replace(repr(str(path)), repr(name or Path(path).name))
+
+
+def check_halting(tok, halting: str) -> None:
+    """Refuse a halting mode the model does not take (VAE-based models have no stochastic halting)."""
+    if halting not in tok.halting_modes:
+        raise Refused(f"This model takes halting {' or '.join(map(repr, tok.halting_modes))}, not {halting!r}"
+                      + (" (VAE-based models have no stochastic halting)." if tok.is_vae else "."))
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}

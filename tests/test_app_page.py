@@ -317,3 +317,30 @@ def test_a_one_iteration_run_gives_the_attention_slider_two_ends(page):
     update = last[ui.iteration]
     assert update["value"] == 0 and update["interactive"] is False
     gr.Slider(minimum=0, maximum=update["maximum"], value=update["value"])
+
+
+# --- a model on the VAE base tokenizer --------------------------------------------------------------------
+def test_a_vae_model_runs_and_a_halting_mode_it_lacks_goes_to_the_status_line(page, tmp_path):
+    """VAE-based models have no stochastic halting: choosing it is refused in the status line (the
+    library's ValueError used to escape the handler), and the modes it has stream every iteration."""
+    from conftest import small_config
+
+    from alit_core import ALIT, Tokenizer, VAEConfig, save_checkpoint
+
+    _, ui, h = page
+    vae = VAEConfig(resolution=64, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, encoder_attn_resolutions=(16,),
+                    decoder_attn_resolutions=())
+    torch.manual_seed(0)
+    model = str(save_checkpoint(Tokenizer(ALIT(small_config(vae=vae)), "cpu"), tmp_path / "vae.pt"))
+
+    def run(halting):
+        return list(h.run(str(CAT), model, "cpu", "float32", L1, 0.05, 25.0, 128, 4, halting, 0, -1, "png_bpp"))
+
+    refused = run("stochastic")
+    assert len(refused) == 1 and names(ui, refused[0]) == {"status"}
+    assert "takes halting 'deterministic' or 'off', not 'stochastic'" in refused[0][ui.status]
+    for halting in ("deterministic", "off"):
+        updates = run(halting)
+        assert updates[-1][ui.record].done and len(updates[-1][ui.record].rec.tokens) == 4
+    with pytest.raises(Exception, match="takes halting"):  # the API refuses it as an API does
+        h.tokenize(str(CAT), halting="sometimes")
