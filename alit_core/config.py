@@ -10,8 +10,23 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 
+class _ConvGrid:
+    """The latent grid of a convolutional base tokenizer that halves the resolution at every level but one."""
+
+    resolution: int
+    ch_mult: tuple[int, ...]
+
+    @property
+    def downsample(self) -> int:
+        return 2 ** (len(self.ch_mult) - 1)
+
+    @property
+    def grid_size(self) -> int:
+        return self.resolution // self.downsample
+
+
 @dataclass(frozen=True)
-class VQGANConfig:
+class VQGANConfig(_ConvGrid):
     """The MaskGIT/MAGE VQGAN: conv encoder -> codebook -> conv decoder.
 
     The official base tokenizer is ch=128, ch_mult=(1,1,2,2,4), 2 residual blocks per level,
@@ -26,17 +41,9 @@ class VQGANConfig:
     z_channels: int = 256
     codebook_size: int = 1024
 
-    @property
-    def downsample(self) -> int:
-        return 2 ** (len(self.ch_mult) - 1)
-
-    @property
-    def grid_size(self) -> int:
-        return self.resolution // self.downsample
-
 
 @dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(_ConvGrid):
     """The KL-16 VAE of MAR / latent diffusion (`AutoencoderKL`): conv encoder -> diagonal Gaussian
     posterior -> conv decoder. The alternative base tokenizer of two released ALIT checkpoints.
 
@@ -55,14 +62,6 @@ class VAEConfig:
     encoder_attn_resolutions: tuple[int, ...] = (16,)
     decoder_attn_resolutions: tuple[int, ...] = ()
     latent_scale: float = 0.2325
-
-    @property
-    def downsample(self) -> int:
-        return 2 ** (len(self.ch_mult) - 1)
-
-    @property
-    def grid_size(self) -> int:
-        return self.resolution // self.downsample
 
 
 @dataclass(frozen=True)
