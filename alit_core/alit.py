@@ -1,4 +1,4 @@
-"""The ALIT model: recurrent latent-token allocation on top of a VQGAN or KL-16 VAE (SPEC 1.2-1.3).
+"""The ALIT model: recurrent latent-token allocation on top of a VQGAN or KL-16 VAE (docs/method.md §2-3).
 
 This module holds the parameters and the pieces of one iteration; `rollout.py` strings the
 iterations together. Parameter names are the official ones (top level of the official model),

@@ -2,7 +2,7 @@
 
 In the decoder sequence, index 0 is the class token, 1..P the mask tokens of the P grid
 positions and P+1+k latent k. The map of latent k is rows 1..P, column P+1+k. (The official
-notebook reads column P+k, one to the left: SPEC 1.5.)
+notebook reads column P+k, one to the left: docs/method.md §5.)
 """
 
 from __future__ import annotations

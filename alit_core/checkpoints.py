@@ -1,6 +1,6 @@
 """Loading and saving weights: official ALIT checkpoints and our own format.
 
-Official files (SPEC 2) are dicts with 'ema' and/or 'model' state dicts under the official key
+Official files (docs/method.md §7) are dicts with 'ema' and/or 'model' state dicts under the official key
 names; the configuration is inferred from the tensor shapes, plus the official table for the
 number of heads (which no tensor records). Loading is strict: every tensor the model needs must
 be present with the right shape, and the only keys allowed to be left over are the

@@ -1,6 +1,6 @@
 """Image complexity measures, to set token counts against.
 
-Compression size is the classic proxy (Spearman 0.5-0.8 against human ratings, SPEC 5); the
+Compression size is the classic proxy (Spearman 0.5-0.8 against human ratings, docs/method.md §8); the
 others look at intensity statistics and edges. Every function takes an RGB image as a uint8
 array (H, W, 3), a PIL image, or a float tensor (3, H, W) in [0, 1], and measures it as given
 (no resizing), so compare images of the same size.

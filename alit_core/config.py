@@ -204,7 +204,7 @@ class ALITConfig:
         return replace(self, **changes)
 
 
-# Official transformer sizes (SPEC 2). "small" is the 1024-wide one: the naming is the
+# Official transformer sizes (docs/method.md §7). "small" is the 1024-wide one: the naming is the
 # official code's, kept so that checkpoint names line up.
 OFFICIAL_SIZES: dict[str, dict] = {
     "tiny": dict(width=512, depth=8, heads=8),

@@ -1,4 +1,4 @@
-"""Dynamic halting: which image tokens to mask in the encoder after each iteration (SPEC 1.3 step 5).
+"""Dynamic halting: which image tokens to mask in the encoder after each iteration (docs/method.md §3, step 5).
 
 A position is a candidate only where the decoder already predicts its VQGAN code with
 probability p_gt >= 0.55. The official code then keeps a random subset (Bernoulli(p_gt)),

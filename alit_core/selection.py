@@ -1,4 +1,4 @@
-"""Token selection: how many tokens each image gets (SPEC 1.4).
+"""Token selection: how many tokens each image gets (docs/method.md §4).
 
 Three criteria: the official L1 threshold (first iteration whose mean |recon - image| is below
 it), a PSNR target (first iteration at or above it) and a token budget (the largest count that

@@ -1,7 +1,7 @@
 """The base 2D tokenizer: a VQGAN in the MaskGIT/MAGE layout.
 
 Parameter names follow the official checkpoints (`encoder.down.{i}.block.{j}.conv1`, ...), so
-official weights load without renaming. Layout facts (SPEC 1.1, reference config notes):
+official weights load without renaming. Layout facts (docs/method.md §1, reference config notes):
 no attention layers, average-pool downsampling, nearest-neighbour upsampling + 3x3 conv,
 GroupNorm(32, eps 1e-6), swish, bias-free residual convolutions, and a residual block whose
 skip path, when the channel count changes, is a 1x1 conv of the *branch output*, not of the

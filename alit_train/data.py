@@ -1,6 +1,6 @@
 """Registry-only photo data for training the small default model.
 
-Everything here comes from the package registries (see SPEC section 4), so the data set
+Everything here comes from the package registries (no hub downloads work here), so the data set
 can be rebuilt anywhere with ``python -m alit_train.data all``:
 
 * Debian packages ``mate-backgrounds``, ``plasma-workspace-wallpapers``, ``tuxpaint-data``,

@@ -6,7 +6,7 @@ which it needs to synchronise gradients.
 - VQGANObjective: pixel L1 + MSE through the straight-through quantiser, plus the codebook and
   commitment losses. (The official VQGAN also used LPIPS and a GAN loss; LPIPS needs pretrained
   VGG weights that cannot be fetched here, so ours optimises pixel error only.)
-- ALITStage1: the official stage-1 loss (SPEC 1.6): per-iteration weighted cross-entropy of the
+- ALITStage1: the official stage-1 loss (docs/method.md §6): per-iteration weighted cross-entropy of the
   decoder's code logits against the VQGAN codes, MSE between the soft codes and the true code
   vectors, and the latent VQ loss; the VQGAN is frozen.
   With pixel_weight > 0, each step also decodes one iteration (cycling through them) to pixels

@@ -6,7 +6,7 @@
     python -m alit_train.train export runs/e2e/last.pt assets/alit_default.pt
     torchrun --nproc_per_node 2 -m alit_train.train alit ...      # DistributedDataParallel
 
-Recipe (SPEC 1.6): AdamW betas (0.9, 0.95), weight decay 0.05 except biases and 1-d tensors,
+Recipe (docs/method.md §6): AdamW betas (0.9, 0.95), weight decay 0.05 except biases and 1-d tensors,
 lr = base_lr * global batch / 256, linear warm-up then half-cycle cosine, gradient clipping,
 EMA of the weights, bfloat16 autocast on CPU (float32 master weights). Running the same command
 again with the same --out resumes from `last.pt`. Metrics go to `<out>/metrics.jsonl`.

@@ -37,7 +37,7 @@ MANIFEST_FILES = sorted(MANIFESTS.glob("*.tsv")) if MANIFESTS.exists() else []
 
 def test_official_vqgan_size():
     n = sum(p.numel() for p in VQGAN(VQGANConfig()).parameters())
-    assert n == 54_515_587  # "about 54.5 M" (SPEC 1.1)
+    assert n == 54_515_587  # "about 54.5 M" (docs/method.md §1)
 
 
 @needs_reference
