@@ -23,6 +23,6 @@ mkdir -p "$run"
 [ -f "$pack" ] || nice -n 10 python -m alit_train.code_pack --vqgan "$state" --out "$pack" --images 12288 --threads 1
 nice -n 10 python -m alit_train.train alit --model explorer_128 --out "$run" --resume "$state" --codes "$pack" \
   --steps 6000 --batch-size 16 --base-lr 0.016 --warmup 30 --ce-weight 0.1 --mse-weight 10 --pixel-weight 0 \
-  --sample-depth --depth-ramp 80 --weight-decay 0 --threads 1 --probe-every 100 --time-limit $((minutes * 60))
+  --no-sample-depth --weight-decay 0 --threads 1 --probe-every 100 --time-limit $((minutes * 60))
 python -m alit_train.train compact "$run/last.pt" "$state"
 cp "$run/metrics.jsonl" "$log"
