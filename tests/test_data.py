@@ -17,6 +17,7 @@ import pytest
 from PIL import Image, ImageDraw, features
 
 from alit_train import data as D
+from alit_train.data import sources as S
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_INDEX = REPO / "data" / "index.json"
@@ -527,7 +528,7 @@ def calib_root(tmp_path_factory, fake_root) -> Path:
     (rcc_dir / "explore_monuments.rcc").write_bytes(_rcc_bytes(rcc))
     _copyright(base, pkg, "Files: *\nCopyright: 2010 Someone\nLicense: GPL-3+\n\n"
                           "Files: src/activities/erase/resource/old.jpg\nCopyright: X\nLicense: GPL-3+\n")
-    extracted = D._extract_gcompris(base)  # what fetching does after dpkg-deb -x
+    extracted = S._extract_gcompris(base)  # what fetching does after dpkg-deb -x
     assert "usr/share/gcompris-qt/rcc/erase/" + erase + "/alpaca.webp" in extracted
     assert not any(x.endswith(".qml") for x in extracted)
     # lxqt-themes: debian/copyright says LGPL-2.1+, the wallpapers' own License file CC-BY-SA-3.0

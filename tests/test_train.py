@@ -210,7 +210,8 @@ def test_alit_stage_continues_from_an_alit_core_checkpoint(tiny_data, tmp_path):
 
 
 def test_pack_is_a_smaller_copy_that_trains(tiny_data, tmp_path):
-    from alit_train.data import load_index, pack, verify_index
+    from alit_train.data import load_index, verify_index
+    from alit_train.data.packing import pack
     from alit_train.scenes import PhotoBank, make_scene
 
     entries = pack(tiny_data / "index.json", tmp_path / "pack", background_side=48, stamp_side=32)
