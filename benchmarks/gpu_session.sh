@@ -18,11 +18,11 @@ import torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, "device", torch.cuda.get_device_name(0))
 EOF
 # --no-ablation: the ablation's float32 rows repeat the CPU story; keep the session short
-timeout 300 python3 -m alit_core.benchmark --checkpoint preset:small --device cuda --dtype bfloat16 float32 \
+timeout 300 python3 -m benchmarks.rollout_speed --checkpoint preset:small --device cuda --dtype bfloat16 float32 \
     --no-images --repeats 10 --throughput 1 8 32 128 --no-ablation --out "$out/alit_small_cuda" 2>&1 | tee -a "$log"
-timeout 120 python3 -m alit_core.benchmark --device cuda --repeats 10 --throughput 1 64 512 \
+timeout 120 python3 -m benchmarks.rollout_speed --device cuda --repeats 10 --throughput 1 64 512 \
     --out "$out/bundled_cuda" 2>&1 | tee -a "$log"
 # its own run, so that the tables above stand if the CUDA profile fails: where the time goes
-timeout 90 python3 -m alit_core.benchmark --checkpoint preset:small --device cuda --dtype bfloat16 --no-images \
+timeout 90 python3 -m benchmarks.rollout_speed --checkpoint preset:small --device cuda --dtype bfloat16 --no-images \
     --no-ablation --repeats 5 --operators --out "$out/alit_small_cuda_operators" 2>&1 | tee -a "$log"
 timeout 120 python3 -m pytest -q -m gpu tests/test_performance.py 2>&1 | tee -a "$log"

@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from alit_core import ALIT, CachedRollout, InferenceOptions, Tokenizer, VQGANConfig, count_flops, save_checkpoint
 from alit_core.inference import _onednn_bf16, active_options, inference, linear, weight
-from alit_core.timing import matmul_peak, timed
+from benchmarks.timing import matmul_peak, timed
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +244,7 @@ def test_image_tokens_are_reusable_across_halting_modes(model, images):
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("decoder_rows", [True, False])
 def test_operator_profile_accounts_for_every_flop_and_all_the_time(dtype, decoder_rows, images):
-    from alit_core.operator_profile import operator_profile
+    from benchmarks.operator_profile import operator_profile
 
     torch.manual_seed(0)
     cfg = small_config()
@@ -273,7 +273,7 @@ def test_timing_helpers():
 def test_benchmark_json_on_a_tiny_model(tmp_path, capsys, images):
     from PIL import Image
 
-    from alit_core.benchmark import main
+    from benchmarks.rollout_speed import main
 
     torch.manual_seed(0)
     cfg = small_config(depth=1, iterations=2, vqgan=VQGANConfig(resolution=32, ch=32, ch_mult=(1, 1, 2),
@@ -310,7 +310,7 @@ def test_benchmark_json_on_a_tiny_model(tmp_path, capsys, images):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_benchmark_on_cuda(tmp_path, capsys):
-    from alit_core.benchmark import main
+    from benchmarks.rollout_speed import main
 
     torch.manual_seed(0)
     ckpt = save_checkpoint(ALIT(small_config()), tmp_path / "tiny.pt")

@@ -1,8 +1,8 @@
 """Speed of the tokenizer, next to the official way of running it, measured in one run.
 
-    python -m alit_core.benchmark                         # bundled model + sample images, float32 and bfloat16
-    python -m alit_core.benchmark --checkpoint preset:small --dtype bfloat16 --repeats 3 --json
-    python -m alit_core.benchmark --suite --out benchmarks/cpu_results   # the full set (about 10 min on 2 cores)
+    python -m benchmarks.rollout_speed                         # bundled model + sample images, float32 and bfloat16
+    python -m benchmarks.rollout_speed --checkpoint preset:small --dtype bfloat16 --repeats 3 --json
+    python -m benchmarks.rollout_speed --suite --out benchmarks/cpu_results   # the full set (about 10 min on 2 cores)
 
 For each precision it times (median, min-max of `--repeats` runs after a warm-up): one iteration;
 the transformer alone (a full rollout from cached VQGAN tokens, no pixels); full rollouts without
@@ -30,14 +30,15 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import BUNDLED_CHECKPOINT, load_tokenizer
-from .flops import count_flops
-from .image_io import load_image
-from .inference import InferenceOptions
+from alit_core.checkpoints import BUNDLED_CHECKPOINT, load_tokenizer
+from alit_core.flops import count_flops
+from alit_core.image_io import load_image
+from alit_core.inference import InferenceOptions
+from alit_core.selection import Criterion, select_iterations
+from alit_core.tokenizer import Tokenizer
+
 from .operator_profile import operator_profile
-from .selection import Criterion, select_iterations
 from .timing import machine, matmul_peak, synchronize, timed
-from .tokenizer import Tokenizer
 
 SAMPLES = BUNDLED_CHECKPOINT.parent / "samples"
 
@@ -447,7 +448,7 @@ def suite_markdown(results: list[dict]) -> str:
     lines = [
         "# Tokenizer speed: measurements",
         "",
-        f"Written by `python -m alit_core.benchmark --suite --out benchmarks/cpu_results`. Machine: {m['cpu']}, "
+        f"Written by `python -m benchmarks.rollout_speed --suite --out benchmarks/cpu_results`. Machine: {m['cpu']}, "
         f"{m['cpu_count']} CPUs, {m['threads']} torch threads, torch {m['torch']}, {m['platform']}."
         + (f" GPU: {m['gpu']}." if "gpu" in m else ""),
         "",
@@ -474,7 +475,7 @@ def suite_markdown(results: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m alit_core.benchmark", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.rollout_speed", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", help="path, preset:<name> or official:<name> (default: bundled model)")
     p.add_argument("--device")
     p.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"], help="precisions to measure")

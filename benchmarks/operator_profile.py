@@ -23,9 +23,10 @@ from torch import nn
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-from .inference import linear
+from alit_core.inference import linear
+from alit_core.transformer import MLP
+
 from .timing import timed
-from .transformer import MLP
 
 # The operators that do a linear layer's product (aten::linear itself only dispatches to them).
 LINEAR_OPS = ("mkldnn::_linear_pointwise", "aten::addmm", "aten::mm")

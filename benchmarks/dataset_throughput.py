@@ -1,8 +1,8 @@
 """Throughput of `encode-dataset`, end to end (file decoding, encoding, Parquet), against the official way.
 
-    python -m alit_core.dataset_benchmark PHOTOS --limit 64 --repeats 3
-    python -m alit_core.dataset_benchmark PHOTOS --checkpoint preset:small --limit 8 --batch 8
-    python -m alit_core.dataset_benchmark PHOTOS --limit 64 --out benchmarks/dataset_cpu    # .md and .json
+    python -m benchmarks.dataset_throughput PHOTOS --limit 64 --repeats 3
+    python -m benchmarks.dataset_throughput PHOTOS --checkpoint preset:small --limit 8 --batch 8
+    python -m benchmarks.dataset_throughput PHOTOS --limit 64 --out benchmarks/dataset_cpu    # .md and .json
 
 Every row is a whole `encode_dataset` run over the same images with the same weights (one model
 shared by every row), timed from the file list to the merged Parquet file. The first row is the
@@ -30,11 +30,12 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import load_tokenizer
-from .dataset_encoding import DatasetEncodeConfig, encode_dataset, list_images
-from .inference import InferenceOptions
+from alit_core.checkpoints import load_tokenizer
+from alit_core.dataset_encoding import DatasetEncodeConfig, encode_dataset, list_images
+from alit_core.inference import InferenceOptions
+from alit_core.tokenizer import Tokenizer
+
 from .timing import machine
-from .tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def markdown(res: dict, command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m alit_core.dataset_benchmark", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.dataset_throughput", description=__doc__.split("\n")[0])
     p.add_argument("root", type=Path, help="folder of images")
     p.add_argument("--checkpoint", help="checkpoint path, official:<name> or preset:<name> (default: bundled)")
     p.add_argument("--limit", type=int, default=64, help="images, spread over the folder (default 64; 0: all)")
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="write PREFIX.md and PREFIX.json")
     args = p.parse_args(argv)
     res = run(args.root, args.checkpoint, args.limit or None, args.repeats, args.batch, args.workers, args.device)
-    command = "python -m alit_core.dataset_benchmark " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.dataset_throughput " + " ".join(argv if argv is not None else sys.argv[1:])
     res["command"] = command
     text = markdown(res, command)
     print(json.dumps(res, indent=2) if args.json else text)
