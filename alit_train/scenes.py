@@ -107,12 +107,6 @@ class PhotoBank:
             self._images[key] = im
         return im
 
-    def preload(self, roles: Sequence[str] = ("background", "object", "clipart")) -> None:
-        """Load every image of these roles now (e.g. before forking data-loader workers)."""
-        for e in self.entries:
-            if e["role"] in roles:
-                self.image(e)
-
 
 IndexLike = PhotoBank | str | Path | Sequence[dict]
 
