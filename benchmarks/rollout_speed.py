@@ -82,11 +82,12 @@ def measure_tokenizer(tok: Tokenizer, x: torch.Tensor, repeats: int, peak: float
         with tok._context():
             m.reconstruct_latents(z) if m.is_vae else m.vqgan.decode(z)
 
+    base = "VAE" if m.is_vae else "VQGAN"  # the keys stay vqgan_* so that result files compare across models
     plan = {
-        "one_iteration": ("one iteration from pixels (VQGAN encoding + iteration 0, no decode)",
+        "one_iteration": (f"one iteration from pixels ({base} encoding + iteration 0, no decode)",
                           lambda: _drain(tok.rollout(x, max_iterations=1, decode=False)),
                           f.vqgan_encode + f.image_tokens + f.encoder[0] + f.bottleneck[0] + f.decoder[0]),
-        "transformer": (f"transformer only ({f.iterations} iterations from cached VQGAN tokens)",
+        "transformer": (f"transformer only ({f.iterations} iterations from cached {base} tokens)",
                         lambda: _drain(tok.rollout(tokens, decode=False)), f.transformer),
         "rollout_no_decode": ("full rollout, no pixels", lambda: _drain(tok.rollout(x, decode=False)),
                               f.rollout(decode=False)),
@@ -94,9 +95,9 @@ def measure_tokenizer(tok: Tokenizer, x: torch.Tensor, repeats: int, peak: float
                                 f.rollout(decode=True)),
         "rollout_batched_decode": ("full rollout + pixels, decoded together at the end",
                                    lambda: _drain(tok.rollout(x, decode="batched")), f.rollout(decode=True)),
-        "vqgan_encode": ("VQGAN encoding (+ targets, patch embedding)", lambda: tok.image_tokens(x),
+        "vqgan_encode": (f"{base} encoding (+ targets, patch embedding)", lambda: tok.image_tokens(x),
                          f.vqgan_encode + f.image_tokens),
-        "vqgan_decode": ("VQGAN decode", decode, f.vqgan_decode),
+        "vqgan_decode": (f"{base} decode", decode, f.vqgan_decode),
     }
     out = {}
     for key in which:

@@ -307,6 +307,25 @@ def test_benchmark_json_on_a_tiny_model(tmp_path, capsys, images):
     assert res["summary"]["bfloat16"]["encode_images_mean_per_image_speedup"] > 0
 
 
+def test_benchmark_rows_name_the_base_tokenizer(images):
+    from alit_core import VAEConfig
+    from benchmarks.rollout_speed import measure_tokenizer
+
+    torch.manual_seed(0)
+    vae = VAEConfig(resolution=64, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, encoder_attn_resolutions=(16,))
+    vae_tok = Tokenizer(ALIT(small_config(vae=vae, depth=1, iterations=2)), "cpu")
+    vq_tok = Tokenizer(ALIT(small_config(depth=1, iterations=2)), "cpu")
+    which = ("transformer", "vqgan_encode", "vqgan_decode")
+    vae_rows = measure_tokenizer(vae_tok, images[:1], 1, None, "", which)
+    vq_rows = measure_tokenizer(vq_tok, images[:1], 1, None, "", which)
+    assert [r["name"] for r in vae_rows.values()] == [
+        "transformer only (2 iterations from cached VAE tokens)", "VAE encoding (+ targets, patch embedding)",
+        "VAE decode"]
+    assert [r["name"] for r in vq_rows.values()] == [
+        "transformer only (2 iterations from cached VQGAN tokens)", "VQGAN encoding (+ targets, patch embedding)",
+        "VQGAN decode"]
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_benchmark_on_cuda(tmp_path, capsys):
