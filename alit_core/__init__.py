@@ -8,6 +8,8 @@ Public API (what the app and external code use):
     available_devices, supported_dtypes, complexity, attention_segments (and scores), encode_dataset and
     DatasetEncodeConfig (a folder of images into a Parquet file), and the errors ALITError, ImageInputError,
     CheckpointError, DownloadError.
+KARL (the authors' single-pass successor): KARL, KARLConfig, KARL_PRESETS, KARLTokenizer, KARLPass,
+    KARLImageTokens, KARL_CHECKPOINTS (load_tokenizer and from_official return a KARLTokenizer for KARL files).
 """
 
 from .alit import ALIT
@@ -25,7 +27,9 @@ from .errors import ALITError, CheckpointError, DownloadError, ImageInputError
 from .flops import count_flops
 from .image_io import load_image, open_image, square_crop_resize, tensor_to_image
 from .inference import InferenceOptions
-from .registry import OFFICIAL_CHECKPOINTS, fetch_official
+from .karl import KARL, KARL_PRESETS, KARLConfig
+from .karl_tokenizer import KARLImageTokens, KARLPass, KARLTokenizer
+from .registry import KARL_CHECKPOINTS, OFFICIAL_CHECKPOINTS, fetch_official
 from .rollout import ImageTokens, Step
 from .segmentation import attention_segments, fg_ari, grid_segments, matched_miou
 from .selection import DEFAULT_THRESHOLD, Criterion, select_batch_iteration, select_iterations
@@ -48,6 +52,13 @@ __all__ = [
     "ImageInputError",
     "ImageTokens",
     "InferenceOptions",
+    "KARL",
+    "KARLConfig",
+    "KARLImageTokens",
+    "KARLPass",
+    "KARLTokenizer",
+    "KARL_CHECKPOINTS",
+    "KARL_PRESETS",
     "Step",
     "Tokenizer",
     "VAEConfig",

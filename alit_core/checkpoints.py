@@ -108,21 +108,7 @@ def infer_config(state_dict: dict, heads: int | None = None) -> ALITConfig:
         dec_width = sd["decoder_positional_embedding"].shape[1]
         dec_depth = _count_indexed(sd, "decoder.transformer.")
         grid = round(positions**0.5)
-        if any(k.startswith(OUR_VAE_PREFIX) for k in sd):
-            base = dict(vae=_infer_vae(sd, grid))
-        else:
-            levels = _count_indexed(sd, "vqgan.encoder.down.")
-            ch = sd["vqgan.encoder.conv_in.weight"].shape[0]
-            base = dict(vqgan=VQGANConfig(
-                resolution=grid * 2 ** (levels - 1),
-                in_channels=sd["vqgan.encoder.conv_in.weight"].shape[1],
-                ch=ch,
-                ch_mult=tuple(sd[f"vqgan.encoder.down.{i}.block.0.conv1.weight"].shape[0] // ch
-                              for i in range(levels)),
-                num_res_blocks=_count_indexed(sd, "vqgan.encoder.down.0.block."),
-                z_channels=sd["vqgan.encoder.conv_out.weight"].shape[0],
-                codebook_size=sd["vqgan.quantize.embedding.weight"].shape[0],
-            ))
+        base = infer_base(sd, grid)
         if heads is None:
             heads = heads_for(width, depth)
         if heads is None:
@@ -148,6 +134,23 @@ def infer_config(state_dict: dict, heads: int | None = None) -> ALITConfig:
         )
     except KeyError as err:
         raise CheckpointError(f"not an ALIT state dict: tensor {err.args[0]!r} is missing") from err
+
+
+def infer_base(sd: dict, grid: int) -> dict:
+    """{"vae": VAEConfig} when there are `vae.*` tensors (our key names), else {"vqgan": VQGANConfig}."""
+    if any(k.startswith(OUR_VAE_PREFIX) for k in sd):
+        return dict(vae=_infer_vae(sd, grid))
+    levels = _count_indexed(sd, "vqgan.encoder.down.")
+    ch = sd["vqgan.encoder.conv_in.weight"].shape[0]
+    return dict(vqgan=VQGANConfig(
+        resolution=grid * 2 ** (levels - 1),
+        in_channels=sd["vqgan.encoder.conv_in.weight"].shape[1],
+        ch=ch,
+        ch_mult=tuple(sd[f"vqgan.encoder.down.{i}.block.0.conv1.weight"].shape[0] // ch for i in range(levels)),
+        num_res_blocks=_count_indexed(sd, "vqgan.encoder.down.0.block."),
+        z_channels=sd["vqgan.encoder.conv_out.weight"].shape[0],
+        codebook_size=sd["vqgan.quantize.embedding.weight"].shape[0],
+    ))
 
 
 def _infer_vae(sd: dict, grid: int) -> VAEConfig:
@@ -194,10 +197,10 @@ def load_state_dict_strict(model: ALIT, state_dict: dict) -> None:
             v.copy_(state_dict[k].to(v.dtype))
 
 
-def build_model(cfg: ALITConfig, state_dict: dict) -> ALIT:
-    """An ALIT with the given weights, without spending time on a random init first."""
+def build_model(cfg: ALITConfig, state_dict: dict, model_class=ALIT) -> ALIT:
+    """An ALIT (or another `model_class` built from cfg) with the given weights, without a random init first."""
     with torch.device("meta"):
-        model = ALIT(cfg)
+        model = model_class(cfg)
     bad = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(f"state dict entries that are not tensors: {', '.join(map(str, bad[:8]))}")
@@ -217,42 +220,49 @@ def config_from_official_json(cfg: dict) -> ALITConfig:
     """The reference layout's config.json to an ALITConfig: sections 'alit' and 'vqgan.yaml' (tiny/),
     or 'alit' and 'vae' (vae_tiny/)."""
     a = cfg["alit"]
-    if "vae" in cfg:
-        v = cfg["vae"]
-        return ALITConfig(
-            **_official_transformer(a),
-            code_error_threshold=a["dynamic_halting_threshold"],
-            vae=VAEConfig(
-                resolution=a["img_size"],
-                ch=v["ch"],
-                ch_mult=tuple(v["ch_mult"]),
-                num_res_blocks=v["num_res_blocks"],
-                z_channels=v["z_channels"],
-                embed_dim=v["embed_dim"],
-                encoder_attn_resolutions=tuple(v["encoder_attn_resolutions"]),
-                decoder_attn_resolutions=tuple(v["decoder_attn_resolutions"]),
-                latent_scale=v["latent_scale"],
-            ),
-        )
-    dd = cfg["vqgan"]["yaml"]["model"]["params"]
-    ddc = dd["ddconfig"]
+    base = official_base(cfg, a["img_size"] if "vae" in cfg else None)
+    halting = dict(code_error_threshold=a["dynamic_halting_threshold"]) if "vae" in base else dict(
+        halting_threshold=a["dynamic_halting_threshold"])
     return ALITConfig(
-        **_official_transformer(a),
-        halting_threshold=a["dynamic_halting_threshold"],
-        vqgan=VQGANConfig(
-            resolution=ddc["resolution"],
-            in_channels=ddc["in_channels"],
-            ch=ddc["ch"],
-            ch_mult=tuple(ddc["ch_mult"]),
-            num_res_blocks=ddc["num_res_blocks"],
-            z_channels=ddc["z_channels"],
-            codebook_size=dd["n_embed"],
-        ),
+        **official_transformer(a),
+        latents_per_iteration=a["num_init_latent_tokens"],
+        iterations=a["max_rollout_iters"],
+        **halting,
+        **base,
     )
 
 
-def _official_transformer(a: dict) -> dict:
-    """The ALITConfig fields of a reference config.json's 'alit' section, base tokenizer aside."""
+def official_base(cfg: dict, resolution: int | None) -> dict:
+    """{"vae": VAEConfig} from a reference config.json's 'vae' section (at `resolution` px), else
+    {"vqgan": VQGANConfig} from its 'vqgan.yaml'."""
+    if "vae" in cfg:
+        v = cfg["vae"]
+        return dict(vae=VAEConfig(
+            resolution=resolution,
+            ch=v["ch"],
+            ch_mult=tuple(v["ch_mult"]),
+            num_res_blocks=v["num_res_blocks"],
+            z_channels=v["z_channels"],
+            embed_dim=v["embed_dim"],
+            encoder_attn_resolutions=tuple(v["encoder_attn_resolutions"]),
+            decoder_attn_resolutions=tuple(v["decoder_attn_resolutions"]),
+            latent_scale=v["latent_scale"],
+        ))
+    dd = cfg["vqgan"]["yaml"]["model"]["params"]
+    ddc = dd["ddconfig"]
+    return dict(vqgan=VQGANConfig(
+        resolution=ddc["resolution"],
+        in_channels=ddc["in_channels"],
+        ch=ddc["ch"],
+        ch_mult=tuple(ddc["ch_mult"]),
+        num_res_blocks=ddc["num_res_blocks"],
+        z_channels=ddc["z_channels"],
+        codebook_size=dd["n_embed"],
+    ))
+
+
+def official_transformer(a: dict) -> dict:
+    """The config fields shared by ALIT and KARL from a reference config.json's 'alit' / 'karl' section."""
     return dict(
         width=a["encoder_width"],
         depth=a["encoder_num_layers"],
@@ -262,8 +272,6 @@ def _official_transformer(a: dict) -> dict:
         decoder_heads=a["decoder_num_heads"] if a["decoder_num_heads"] != a["encoder_num_heads"] else None,
         mlp_ratio=a["mlp_ratio"],
         patch_size=a["patch_size"],
-        latents_per_iteration=a["num_init_latent_tokens"],
-        iterations=a["max_rollout_iters"],
         latent_dim=a["vq_token_dim"],
         quantize_latents=a["quantize_latent"],
         latent_codebook_size=a["vq_codebook_size"],
@@ -274,6 +282,7 @@ def _official_transformer(a: dict) -> dict:
 def from_official(config, state_dict, device=None, dtype=None, *, options=None) -> Tokenizer:
     """A tokenizer from an official-layout config.json (path or dict) and state dict (path or dict).
 
+    A configuration with a 'karl' section (../shared/karl_reference) gives a `KARLTokenizer`.
     options: `InferenceOptions` (speed settings; the defaults suit most uses).
     """
     if not isinstance(config, dict):
@@ -283,6 +292,10 @@ def from_official(config, state_dict, device=None, dtype=None, *, options=None) 
             raise CheckpointError(f"cannot read the configuration {config}: {err}") from err
     if not isinstance(state_dict, dict):
         state_dict = read_file(state_dict)
+    if "karl" in config:
+        from .karl_tokenizer import karl_from_official
+
+        return karl_from_official(config, state_dict, device, dtype, options=options)
     try:
         cfg = config_from_official_json(config)
     except KeyError as err:
@@ -361,6 +374,10 @@ def load_tokenizer(source=None, device=None, dtype=None, *, heads: int | None = 
 
         source = fetch_official(source.split(":", 1)[1], progress=progress)
     obj = read_file(source)
+    from .karl_tokenizer import is_karl_checkpoint, karl_from_checkpoint
+
+    if is_karl_checkpoint(obj):
+        return karl_from_checkpoint(obj, device, dtype, heads=heads, options=options)
     return Tokenizer(model_from_checkpoint(obj, heads=heads), device, dtype, options, metadata=read_metadata(obj))
 
 

@@ -3,7 +3,9 @@
 The official repository (ShivamDuggal4/adaptive-length-tokenizer) links seven checkpoints from
 its README, all hosted on Dropbox. :data:`OFFICIAL_CHECKPOINTS` lists them under short names
 such as ``"in100-small-vqgan-quantized"``; :func:`fetch_official` returns a local path to one,
-downloading it first when it is not in the cache yet.
+downloading it first when it is not in the cache yet. :data:`KARL_CHECKPOINTS` lists the five
+checkpoints of the same authors' successor KARL (ShivamDuggal4/karl), also on Dropbox, under names
+such as ``"karl-in100-small-vqgan-quantized"``; every function here takes names of both.
 
 Cache layout
 ------------
@@ -51,6 +53,7 @@ from .errors import DownloadError
 __all__ = [
     "OFFICIAL_CHECKPOINTS",
     "OfficialCheckpoint",
+    "KARL_CHECKPOINTS",
     "ProgressCallback",
     "cached_path",
     "default_cache_dir",
@@ -90,6 +93,10 @@ class OfficialCheckpoint:
     supported: bool  # False: alit_core cannot build a model for it yet
     note: str
     size_bytes: int | None = None
+    family: str = "alit"  # "alit" or "karl" (its successor; `alit_core.karl`)
+    # float32 bytes of the state dict the file holds (its official layout, GAN-loss modules
+    # included): a lower bound of the file's size, which the official pages do not give.
+    state_dict_bytes: int | None = None
 
 
 # Addresses as the official README gives them (they match
@@ -194,12 +201,56 @@ _ENTRIES = (
 #: The seven released checkpoints, by short name, in the README's order.
 OFFICIAL_CHECKPOINTS: dict[str, OfficialCheckpoint] = {c.name: c for c in _ENTRIES}
 
+# KARL (ShivamDuggal4/karl): the five checkpoints of its README table, with the addresses its README
+# and kolmogorov_tokenizers/pretrained_models/download.py give. All are karl_small (width 1024, 8
+# layers, 8 heads); their layouts are ../shared/karl_reference/manifests/.
+_KARL_README = "https://github.com/ShivamDuggal4/karl#pretrained-checkpoints"
+_README_OF = {"alit": _README, "karl": _KARL_README}
+# float32 bytes of each layout's state dict (the manifests' element counts x 4)
+_KARL_BYTES = {("vqgan", True): 1_643_119_584, ("vqgan", False): 1_642_922_976,
+               ("vae", True): 1_683_357_984, ("vae", False): 1_683_161_376}
+
+
+def _karl(dataset: str, base: str, quantized: bool, key: str, query: str) -> OfficialCheckpoint:
+    kind = "quantized" if quantized else "continuous"
+    filename = f"karl_small_{base}_{kind}_latents.pth"
+    short = "in1k" if dataset == "imagenet1k" else "in100"
+    return OfficialCheckpoint(
+        name=f"karl-{short}-small-{base}-{kind}",
+        preset=f"karl_small_{base}_{kind}",
+        dataset=dataset,
+        base_tokenizer=base,
+        quantized=quantized,
+        url=f"{_DROPBOX}{key}/{filename}?{query}&dl=0",
+        filename=filename,
+        supported=True,
+        note=f"KARL karl_small (single pass), {'KL-16 VAE' if base == 'vae' else 'VQGAN'} base tokenizer, "
+        f"{kind} factorized 1D latents, trained on {'ImageNet-1K' if short == 'in1k' else 'ImageNet-100'}",
+        family="karl",
+        state_dict_bytes=_KARL_BYTES[base, quantized],
+    )
+
+
+_KARL_ENTRIES = (
+    _karl("imagenet1k", "vqgan", True, "4a2zwpceavl92ij56ja3m", "rlkey=lc49wt2igsdhzfrqwvl62q30z&st=j3f9up9q"),
+    _karl("imagenet100", "vqgan", True, "60plmx9s1jsu5axqb1frj", "rlkey=v0y3fsureyfijy5m28ba4vpl7&st=haisv8qx"),
+    _karl("imagenet100", "vqgan", False, "ipvxil7ubb41wxs25du5p", "rlkey=opmua15uarn2yt60yo9j7v5uo&st=bii053ux"),
+    _karl("imagenet100", "vae", True, "gynbn6onb5tm1t8pmca0x", "rlkey=93nz1j334ex57myea0qdxu7y5&st=9hjwvyc2"),
+    _karl("imagenet100", "vae", False, "v5t6trgczpaprvoow58zk", "rlkey=0tldlcy8ir0lrectdk1o42tch&st=qzfw7g1h"),
+)
+
+#: The five released KARL checkpoints, by short name ("karl-in100-small-vqgan-quantized", ...), in
+#: its README's order. Kept apart from OFFICIAL_CHECKPOINTS (whose users expect ALIT models);
+#: `get_official`, `cached_path`, `fetch_official` and load_tokenizer("official:<name>") take both.
+KARL_CHECKPOINTS: dict[str, OfficialCheckpoint] = {c.name: c for c in _KARL_ENTRIES}
+
 
 def get_official(name: str) -> OfficialCheckpoint:
-    """Return the registry entry called ``name``; DownloadError listing the valid names if none."""
-    entry = OFFICIAL_CHECKPOINTS.get(name.strip().lower()) if isinstance(name, str) else None
+    """Return the registry entry called ``name`` (ALIT or KARL); DownloadError listing the valid names if none."""
+    key = name.strip().lower() if isinstance(name, str) else None
+    entry = OFFICIAL_CHECKPOINTS.get(key) or KARL_CHECKPOINTS.get(key)
     if entry is None:
-        valid = ", ".join(OFFICIAL_CHECKPOINTS)
+        valid = ", ".join([*OFFICIAL_CHECKPOINTS, *KARL_CHECKPOINTS])
         raise DownloadError(f"unknown official checkpoint {name!r}; valid names: {valid}")
     return entry
 
@@ -434,7 +485,7 @@ def fetch_official(
     if entry.url is None:
         raise DownloadError(
             f"no download address is known for official checkpoint {entry.name!r}. "
-            f"Download {entry.filename} by hand (see {_README}) and put it at {path}"
+            f"Download {entry.filename} by hand (see {_README_OF[entry.family]}) and put it at {path}"
         )
     return download(entry.url, path, progress=progress, timeout=timeout,
                     expected_size=entry.size_bytes)

@@ -30,6 +30,8 @@ __all__ = ["Encoding", "ImageTokens", "Tokenizer"]
 
 
 class Tokenizer:
+    family = "alit"  # KARL models load as a `KARLTokenizer` (family "karl")
+
     def __init__(self, model: ALIT, device=None, dtype=None, options: InferenceOptions | None = None,
                  metadata: Mapping | None = None):
         self.device = resolve_device(device)
@@ -84,19 +86,7 @@ class Tokenizer:
             if images.tokens.shape[-1] != self.config.width or images.images.device != self.device:
                 raise ValueError("these ImageTokens come from another model or device")
             return images
-        if not isinstance(images, torch.Tensor):
-            raise TypeError(f"images must be a float tensor (B, 3, H, W) in [0, 1], not {type(images).__name__}")
-        if images.dim() == 3:
-            images = images[None]
-        r = self.resolution
-        if images.dim() != 4 or images.shape[1] != 3 or images.shape[-2:] != (r, r):
-            raise ValueError(
-                f"images must have shape (B, 3, {r}, {r}) for this model; got {tuple(images.shape)} "
-                "(use alit_core.load_image to open, crop and resize a picture)"
-            )
-        if images.shape[0] == 0:
-            raise ValueError("images is an empty batch")
-        return images.to(self.device, torch.float32)
+        return check_images(images, self.resolution, self.device)
 
     @property
     def is_vae(self) -> bool:
@@ -242,6 +232,23 @@ class Tokenizer:
         total = self.config.iterations if max_iterations is None else max(1, min(int(max_iterations),
                                                                                   self.config.iterations))
         return CachedRollout(steps, _batch_size(images), total, self.default_threshold)
+
+
+def check_images(images: torch.Tensor, resolution: int, device: torch.device) -> torch.Tensor:
+    """A batch (B, 3, r, r) (or one image (3, r, r)) in [0, 1] as float32 on `device`; errors say what is wrong."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a float tensor (B, 3, H, W) in [0, 1], not {type(images).__name__}")
+    if images.dim() == 3:
+        images = images[None]
+    r = resolution
+    if images.dim() != 4 or images.shape[1] != 3 or images.shape[-2:] != (r, r):
+        raise ValueError(
+            f"images must have shape (B, 3, {r}, {r}) for this model; got {tuple(images.shape)} "
+            "(use alit_core.load_image to open, crop and resize a picture)"
+        )
+    if images.shape[0] == 0:
+        raise ValueError("images is an empty batch")
+    return images.to(device, torch.float32)
 
 
 def _batch_size(images: torch.Tensor | ImageTokens) -> int:

@@ -29,24 +29,32 @@ class Attention(nn.Module):
         self.out_proj = Linear(width, width)
         nn.init.xavier_uniform_(self.in_proj_weight)
 
-    def forward(self, x: torch.Tensor, need_weights: bool = False,
-                rows: slice | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, need_weights: bool = False, rows: slice | None = None,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, L, W) -> output (B, L, W) and, if asked, weights (B, heads, L, L).
 
         rows: compute the output for these query rows only (keys and values still cover all of x).
+        mask: (B, L, L) bool, True where query i may not attend to key j (nn.MultiheadAttention's
+        convention), the same for every head; None attends everywhere.
         """
         qkv = linear(self, x, "in_proj_weight", "in_proj_bias")
         q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.heads)
         if rows is not None:
             q = q[:, :, rows]
+        allowed = None
+        if mask is not None:
+            allowed = ~rearrange(mask if rows is None else mask[:, rows], "b i j -> b 1 i j")
         if need_weights or not self.fused:
             scale = q.shape[-1] ** -0.5
-            weights = torch.softmax((q * scale) @ k.transpose(-2, -1), dim=-1)
+            scores = (q * scale) @ k.transpose(-2, -1)
+            if allowed is not None:
+                scores = scores.masked_fill(~allowed, float("-inf"))
+            weights = torch.softmax(scores, dim=-1)
             out = weights @ v
             weights = weights if need_weights else None
         else:
             weights = None
-            out = F.scaled_dot_product_attention(q, k, v)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         return self.out_proj(rearrange(out, "b h l d -> b l (h d)")), weights
 
 
@@ -81,10 +89,10 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(width, eps=eps)
         self.mlp = MLP(width, int(width * mlp_ratio))
 
-    def forward(self, x: torch.Tensor, need_weights: bool = False,
-                rows: slice | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """rows: return only these rows of the output (every row is still attended to)."""
-        a, weights = self.attn(self.ln_1(x), need_weights, rows)
+    def forward(self, x: torch.Tensor, need_weights: bool = False, rows: slice | None = None,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """rows: return only these rows of the output (every row is still attended to); mask: see Attention."""
+        a, weights = self.attn(self.ln_1(x), need_weights, rows, mask)
         x = (x if rows is None else x[:, rows]) + a
         return x + self.mlp(self.ln_2(x)), weights
 
@@ -94,18 +102,20 @@ class Transformer(nn.Module):
         super().__init__()
         self.transformer = nn.ModuleList(Block(width, heads, mlp_ratio, eps) for _ in range(depth))
 
-    def forward(self, x: torch.Tensor, attention_layers: frozenset[int] = frozenset(), rows: slice | None = None):
+    def forward(self, x: torch.Tensor, attention_layers: frozenset[int] = frozenset(), rows: slice | None = None,
+                mask: torch.Tensor | None = None):
         """Run every block; return the output and {layer: weights} for the requested layers.
 
         rows: return only these rows of the output. The last block then computes only them
         (unless its attention weights are requested, which need every row): its other rows
-        feed nothing, so skipping them changes no result.
+        feed nothing, so skipping them changes no result. mask: (B, L, L) bool, True = blocked,
+        for every block and head (see Attention).
         """
         maps = {}
         last = len(self.transformer) - 1
         for i, blk in enumerate(self.transformer):
             trim = rows if i == last and i not in attention_layers else None
-            x, w = blk(x, need_weights=i in attention_layers, rows=trim)
+            x, w = blk(x, need_weights=i in attention_layers, rows=trim, mask=mask)
             if w is not None:
                 maps[i] = w
         if rows is not None and last in attention_layers:

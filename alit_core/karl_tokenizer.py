@@ -1,0 +1,350 @@
+"""`KARLTokenizer`: a KARL model bound to a device and a precision, with the user-facing calls; and
+loading KARL from the official layout.
+
+    tok = load_tokenizer("official:karl-in100-small-vqgan-quantized")   # or from_official(...)
+    run = tok.tokenize(images, budget=256, quality=0.05)   # one pass: counts, halting, codes, pixels
+    for run in tok.budget_sweep(images): ...               # T = 32, 64, ..., 256 at one quality
+    for run in tok.quality_sweep(images): ...              # every quality bin at T = 256
+    enc = tok.encode(images, quality=0.05)                 # KARL's own count per image: an Encoding
+
+Every pass is independent of the others (nothing carries over); the sweeps encode the images
+with the base tokenizer once. Every image of a batch gets its own decoder mask, so a batch gives
+what the official code gives one image at a time (its batched masks are wrong, see `karl.py`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+import torch
+
+from .checkpoints import (
+    _count_indexed,
+    _unwrap,
+    build_model,
+    infer_base,
+    official_base,
+    official_to_ours,
+    official_transformer,
+    read_file,
+)
+from .devices import resolve_device, resolve_dtype
+from .encoding import Encoding
+from .errors import CheckpointError
+from .inference import InferenceOptions, inference
+from .karl import KARL, KARLConfig
+from .metrics import l1_error, psnr
+from .selection import Criterion
+from .tokenizer import check_images
+
+__all__ = ["KARLImageTokens", "KARLPass", "KARLTokenizer", "infer_karl_config", "is_karl_checkpoint",
+           "karl_from_checkpoint", "karl_from_official"]
+
+# Tensors only KARL has (ALIT has neither): how a checkpoint is recognised.
+KARL_KEYS = ("halting_mlp.0.weight", "rec_loss_embeddings")
+DEFAULT_BUDGETS = tuple(range(32, 257, 32))  # the official demo's budget list
+
+
+@dataclass
+class KARLImageTokens:
+    """The base encoding of a batch, reusable across passes: images (B, 3, H, W), base features
+    (B, C, g, g), 2D tokens (B, P, W) and the VAE posterior noise used (None: VQGAN or the mean)."""
+
+    images: torch.Tensor
+    features: torch.Tensor
+    tokens: torch.Tensor
+    noise: torch.Tensor | None = None
+
+
+@dataclass
+class KARLPass:
+    """One KARL pass over B images at budget T and desired quality eps; row i is image i.
+
+    num_tokens[i]: KARL's estimated token count, T minus the halted latents (its "approximate
+    Kolmogorov complexity"). halt_logits / halt_prob / halt_mask (B, T): the halting head; a
+    latent halts where halt_prob > 0.75. latents (B, T, W): encoder outputs before any LayerNorm;
+    factorized / quantized (B, T, d): the bottleneck before and after the quantiser (equal for
+    continuous models); codes (B, T): latent codebook indices (None for continuous models). Halted
+    latents are computed and quantised too, but the decoder does not see them. outputs (B, P, K):
+    the decoder head, logits over the VQGAN codebook (or the regressed VAE latents). recon
+    (B, 3, H, W), not clamped, with l1 (B,) = mean |images - recon| (the official printout) and
+    psnr (B,) on the clamped pixels; None when not decoded.
+    """
+
+    budget: int
+    quality: torch.Tensor  # (B,) eps asked for
+    quality_bin: torch.Tensor  # (B,) bin index used
+    quality_binned: torch.Tensor  # (B,) that bin's value
+    num_tokens: list[int]
+    halt_logits: torch.Tensor
+    halt_prob: torch.Tensor
+    halt_mask: torch.Tensor
+    latents: torch.Tensor
+    factorized: torch.Tensor
+    quantized: torch.Tensor
+    codes: torch.Tensor | None
+    outputs: torch.Tensor
+    recon: torch.Tensor | None
+    l1: torch.Tensor | None
+    psnr: torch.Tensor | None
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """The decoder head's outputs (B, P, K): VQGAN code logits (VAE models: the regressed latents)."""
+        return self.outputs
+
+    def kept(self, i: int) -> torch.Tensor:
+        """Indices (N_i,) of image i's latents that did not halt: its tokens, in sequence order."""
+        return torch.nonzero(~self.halt_mask[i].cpu()).flatten()
+
+
+class KARLTokenizer:
+    family = "karl"
+
+    def __init__(self, model: KARL, device=None, dtype=None, options: InferenceOptions | None = None,
+                 metadata: Mapping | None = None):
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.model = model.to(self.device).float().eval()
+        self.options = options or InferenceOptions()
+        self._metadata = copy.deepcopy(dict(metadata or {}))
+
+    @property
+    def config(self) -> KARLConfig:
+        return self.model.cfg
+
+    @property
+    def metadata(self) -> dict:
+        return copy.deepcopy(self._metadata)
+
+    @property
+    def resolution(self) -> int:
+        return self.config.resolution
+
+    @property
+    def is_vae(self) -> bool:
+        return self.config.vae is not None
+
+    @property
+    def default_budget(self) -> int:
+        """T of `encode` (the official 256, or the model's largest budget if smaller)."""
+        return min(self.config.default_budget, self.config.max_tokens)
+
+    def to(self, device=None, dtype=None) -> KARLTokenizer:
+        """Move to another device and/or precision (in place); returns self."""
+        if device is not None:
+            self.device = resolve_device(device)
+            self.model.to(self.device)
+        if dtype is not None:
+            self.dtype = resolve_dtype(dtype, self.device)
+        return self
+
+    def _context(self):
+        return inference(self.device, self.dtype, self.options)
+
+    # --- arguments ----------------------------------------------------------------------------
+    def _budget(self, budget) -> int:
+        budget = self.default_budget if budget is None else budget
+        if isinstance(budget, bool) or int(budget) != budget or not 1 <= budget <= self.config.max_tokens:
+            raise ValueError(f"a token budget must be a whole number from 1 to {self.config.max_tokens}, not {budget!r}")
+        return int(budget)
+
+    def _quality(self, quality, batch: int) -> torch.Tensor:
+        """eps per image (B,) float64: one number for all, or one per image."""
+        quality = self.config.default_quality if quality is None else quality
+        q = torch.as_tensor(quality, dtype=torch.float64).flatten().cpu()
+        if q.numel() == 1:
+            q = q.expand(batch).clone()
+        if q.numel() != batch or not torch.isfinite(q).all() or (q < 0).any():
+            raise ValueError(f"quality must be one non-negative L1 error or one per image ({batch}), not {quality!r}")
+        return q
+
+    def image_tokens(self, images, posterior=None) -> KARLImageTokens:
+        """The base encoding of a batch (B, 3, H, W) in [0, 1], to reuse across passes.
+
+        posterior (VAE models): "mean" (default), "sample" (the official behaviour: one draw from
+        torch's default generator) or a noise tensor (B, 16, g, g) to replay a draw.
+        """
+        if isinstance(images, KARLImageTokens):
+            if posterior is not None:
+                raise ValueError("these KARLImageTokens are encoded already; pass posterior= to image_tokens()")
+            return images
+        if not self.is_vae and not (posterior is None or (isinstance(posterior, str) and posterior == "mean")):
+            raise ValueError("posterior= applies to VAE-based models; a VQGAN encodes deterministically")
+        images = check_images(images, self.resolution, self.device)
+        with self._context():
+            features, noise = self.model.base_features(images, "mean" if posterior is None else posterior)
+            return KARLImageTokens(images, features, self.model.image_tokens(images, features), noise)
+
+    # --- passes -------------------------------------------------------------------------------
+    def tokenize(self, images, budget: int | None = None, quality=None, *, posterior=None,
+                 decode: bool = True) -> KARLPass:
+        """One KARL pass: T = `budget` latents (default 256) conditioned on the desired reconstruction
+        L1 `quality` (default 0.05; one number, or one per image). images: (B, 3, H, W) in [0, 1] or
+        their `KARLImageTokens`. decode=False skips the pixels (recon, l1, psnr are None)."""
+        base = self.image_tokens(images, posterior)
+        budget = self._budget(budget)
+        quality = self._quality(quality, base.tokens.shape[0])
+        with self._context():
+            return self._pass(base, budget, quality, decode)
+
+    def _pass(self, base: KARLImageTokens, budget: int, quality: torch.Tensor, decode: bool) -> KARLPass:
+        m = self.model
+        bins = m.quality_bins_of(quality)
+        latents = m.encode(base.tokens, budget, bins)  # (B, T, W)
+        halt_logits = m.halting_logits(latents)  # (B, T)
+        halt_prob = torch.sigmoid(halt_logits)
+        halt_mask = halt_prob > self.config.halting_threshold
+        factorized, quantized, codes = m.bottleneck(latents)
+        outputs = m.decode(quantized, halt_mask).float()  # (B, P, K)
+        recon = l1 = ps = None
+        if decode:
+            recon = m.reconstruct(outputs).float()
+            l1, ps = l1_error(recon, base.images), psnr(recon, base.images)
+        return KARLPass(
+            budget=budget, quality=quality, quality_bin=bins.cpu(), quality_binned=m.quality_bins[bins].cpu(),
+            num_tokens=[budget - int(n) for n in halt_mask.sum(-1).tolist()],
+            halt_logits=halt_logits, halt_prob=halt_prob, halt_mask=halt_mask, latents=latents.float(),
+            factorized=factorized, quantized=quantized, codes=codes, outputs=outputs, recon=recon, l1=l1, psnr=ps,
+        )
+
+    def _sweep(self, images, settings: Iterable[tuple[int | None, object]], posterior, decode) -> Iterator[KARLPass]:
+        base = self.image_tokens(images, posterior)
+        b = base.tokens.shape[0]
+        checked = [(self._budget(t), self._quality(q, b)) for t, q in settings]  # refuse before any work
+        for budget, quality in checked:
+            # the context is entered per pass, so nothing leaks into the caller's code between passes
+            with self._context():
+                run = self._pass(base, budget, quality, decode)
+            yield run
+
+    def budget_sweep(self, images, budgets: Iterable[int] = DEFAULT_BUDGETS, quality=None, *, posterior=None,
+                     decode: bool = True) -> Iterator[KARLPass]:
+        """One pass per budget (default 32, 64, ..., 256) at one quality, yielded as computed."""
+        return self._sweep(images, [(t, quality) for t in budgets], posterior, decode)
+
+    def quality_sweep(self, images, qualities: Iterable[float] | None = None, budget: int | None = None, *,
+                      posterior=None, decode: bool = True) -> Iterator[KARLPass]:
+        """One pass per desired quality (default: every bin, 0.005 ... 0.38) at one budget, as computed."""
+        qualities = self.config.quality_bins if qualities is None else qualities
+        return self._sweep(images, [(budget, q) for q in qualities], posterior, decode)
+
+    def encode(self, images, quality=None, *, budget: int | None = None, posterior=None) -> Encoding:
+        """KARL's own token count per image at T = 256 (`default_budget`) and the desired L1 `quality`.
+
+        The result is ALIT's `Encoding`: num_tokens[i] = T - halted; latents[i] (N_i, W) and
+        codes[i] (N_i,) are the latents that did not halt (the official encode() returns none);
+        recon is the reconstruction from them. One pass: iterations are all 0, iterations_run 1,
+        and the criterion is the L1 quality that conditioned the pass.
+        """
+        run = self.tokenize(images, budget, quality, posterior=posterior)
+        b = len(run.num_tokens)
+        kept = [run.kept(i) for i in range(b)]
+        q = run.quality
+        return Encoding(
+            num_tokens=list(run.num_tokens),
+            iterations=[0] * b,
+            latents=[run.latents[i][k.to(run.latents.device)] for i, k in enumerate(kept)],
+            codes=[None if run.codes is None else run.codes[i][k.to(run.codes.device)] for i, k in enumerate(kept)],
+            recon=run.recon,
+            l1=[float(v) for v in run.l1],
+            psnr=[float(v) for v in run.psnr],
+            l1_history=run.l1.cpu().float()[None],
+            psnr_history=run.psnr.cpu().float()[None],
+            iterations_run=1,
+            criterion=Criterion("l1", float(q[0]) if bool((q == q[0]).all()) else float("nan")),
+        )
+
+
+# --- loading ------------------------------------------------------------------------------------
+def is_karl_state_dict(state_dict: Mapping) -> bool:
+    return any(k in state_dict for k in KARL_KEYS)
+
+
+def is_karl_checkpoint(obj: Mapping) -> bool:
+    """True for an official KARL file (a state dict, or one under 'ema' / 'model')."""
+    return is_karl_state_dict(_unwrap(obj))
+
+
+# The released size (the official builder's karl_small): width 1024, 8 layers, 8 heads, both sides.
+OFFICIAL_KARL_HEADS = {(1024, 8): 8}
+
+
+def infer_karl_config(state_dict: Mapping, heads: int | None = None, grid: int = 16) -> KARLConfig:
+    """Rebuild the configuration of a KARL state dict (our key names) from its tensor shapes.
+
+    The number of heads is not in the tensors: the released size's, or `heads`. Nor is the image
+    size: a `grid` x `grid` grid of patches (the official code asserts 16 x 16: 256 px images).
+    """
+    sd = state_dict
+    try:
+        width, max_grid = sd["encoder_positional_embedding"].shape[:2]
+        depth = _count_indexed(sd, "encoder.transformer.")
+        dec_width = sd["decoder_positional_embedding"].shape[0]
+        dec_depth = _count_indexed(sd, "decoder.transformer.")
+        patch = sd["patch_embed.weight"].shape[-1]
+        heads = heads or OFFICIAL_KARL_HEADS.get((width, depth))
+        if heads is None:
+            raise CheckpointError(f"width {width} with {depth} layers is not the released KARL size, and the number "
+                                  "of attention heads cannot be read from the tensors; pass heads=<n>")
+        bins = sd["rec_loss_embeddings"].shape[0]
+        if bins != len(KARLConfig.quality_bins):
+            raise CheckpointError(f"rec_loss_embeddings has {bins} rows; KARL's quality bins are "
+                                  f"{len(KARLConfig.quality_bins)}")
+        quantized = "quantize.embedding.weight" in sd
+        return KARLConfig(
+            width=width,
+            depth=depth,
+            heads=heads,
+            decoder_width=dec_width if dec_width != width else None,
+            decoder_depth=dec_depth if dec_depth != depth else None,
+            mlp_ratio=sd["encoder.transformer.0.mlp.c_fc.weight"].shape[0] / width,
+            patch_size=patch,
+            latent_dim=sd["pre_quantizer_mlp.weight"].shape[0],
+            quantize_latents=quantized,
+            latent_codebook_size=sd["quantize.embedding.weight"].shape[0] if quantized else 4096,
+            max_tokens=sd["latent_tokens"].shape[0],
+            max_grid=max_grid,
+            halting_hidden=sd["halting_mlp.0.weight"].shape[0],
+            **infer_base(sd, grid),
+        )
+    except KeyError as err:
+        raise CheckpointError(f"not a KARL state dict: tensor {err.args[0]!r} is missing") from err
+
+
+def karl_config_from_official_json(cfg: dict) -> KARLConfig:
+    """The reference layout's config.json (sections 'karl' and 'vqgan.yaml', or 'vae') to a KARLConfig."""
+    k = cfg["karl"]
+    return KARLConfig(
+        **official_transformer(k),
+        max_tokens=k["latent_token_table"],
+        max_grid=k["max_grid_tokens"],
+        halting_threshold=k["halting_probability_threshold"],
+        quality_bins=tuple(k["rec_losses"]),
+        **official_base(cfg, k["patch_size"] * k["grid_size"]),
+    )
+
+
+def karl_model_from_official_state_dict(state_dict: Mapping, config: KARLConfig | None = None,
+                                        heads: int | None = None) -> KARL:
+    ours = official_to_ours(state_dict)
+    return build_model(config or infer_karl_config(ours, heads), ours, KARL)
+
+
+def karl_from_official(config: dict, state_dict: Mapping, device=None, dtype=None, *, options=None) -> KARLTokenizer:
+    """`from_official` for a configuration with a 'karl' section (config dict; state dict or path)."""
+    if not isinstance(state_dict, Mapping):
+        state_dict = read_file(state_dict)
+    try:
+        cfg = karl_config_from_official_json(config)
+    except KeyError as err:
+        raise CheckpointError(f"configuration lacks the field {err.args[0]!r}") from err
+    return KARLTokenizer(karl_model_from_official_state_dict(_unwrap(state_dict), cfg), device, dtype, options)
+
+
+def karl_from_checkpoint(obj: Mapping, device=None, dtype=None, *, heads: int | None = None,
+                         options=None) -> KARLTokenizer:
+    """A tokenizer from a loaded official KARL file; the configuration is inferred from the keys."""
+    return KARLTokenizer(karl_model_from_official_state_dict(_unwrap(obj), heads=heads), device, dtype, options)
