@@ -70,16 +70,41 @@ class LatentDecoder(Transformer):
         self.ffn = nn.Sequential(Linear(w, 2 * w), nn.Tanh(), Linear(2 * w, cfg.head_dim))
 
 
-class ALIT(nn.Module):
-    def __init__(self, cfg: ALITConfig):
-        super().__init__()
-        self.cfg = cfg
-        w, dw, p, n = cfg.width, cfg.dec_width, cfg.num_positions, cfg.latents_per_iteration
+class LatentTokenizer(nn.Module):
+    """What ALIT and KARL (karl.py) share: the base tokenizer (`vqgan` or `vae`), the patch
+    embedding of the pixels, and the bottleneck from encoder latents to the decoder's input."""
+
+    def add_base_tokenizer(self, cfg) -> None:
         if cfg.vae is not None:
             self.vae = KLVAE(cfg.vae)
         else:
             self.vqgan = VQGAN(cfg.vqgan)
-        self.patch_embed = nn.Conv2d(3, w - cfg.feature_dim, cfg.patch_size, stride=cfg.patch_size)
+        self.patch_embed = nn.Conv2d(3, cfg.width - cfg.feature_dim, cfg.patch_size, stride=cfg.patch_size)
+
+    @property
+    def is_vae(self) -> bool:
+        return self.cfg.vae is not None
+
+    def bottleneck(self, latents: torch.Tensor):
+        """Encoder latents (B, N, W) -> 12-d factorised z, decoder input, codes (None if continuous).
+
+        Always float32: a W -> 12 projection costs nothing, and bfloat16 rounding of z would flip
+        nearest-code decisions (the closest ones are 1e-5 apart).
+        """
+        with torch.autocast(latents.device.type, enabled=False):
+            z = self.pre_quantizer_mlp(self.encoder_ln_post(latents.float()))
+        if not self.cfg.quantize_latents:
+            return z, z, None
+        zq, codes = self.quantize(z)
+        return z, zq, codes
+
+
+class ALIT(LatentTokenizer):
+    def __init__(self, cfg: ALITConfig):
+        super().__init__()
+        self.cfg = cfg
+        w, dw, p, n = cfg.width, cfg.dec_width, cfg.num_positions, cfg.latents_per_iteration
+        self.add_base_tokenizer(cfg)
 
         self.encoder_positional_embedding = _embedding(p + 1, w, width=w)
         self.encoder_class_embedding = _embedding(1, w, width=w)
@@ -101,10 +126,6 @@ class ALIT(nn.Module):
         self.decoder = LatentDecoder(cfg)
 
     # --- image side -------------------------------------------------------------------------
-    @property
-    def is_vae(self) -> bool:
-        return self.cfg.vae is not None
-
     def image_tokens(self, images: torch.Tensor, posterior="mean") -> tuple[torch.Tensor, torch.Tensor]:
         """Images (B,3,H,W) in [0,1] -> L2-normalised 2D tokens (B, P, W) and the decoder's targets:
         VQGAN code indices (B, P), or (VAE) the scaled VAE latents (B, P, C).
@@ -161,19 +182,6 @@ class ALIT(nn.Module):
         filler = self.encoder_mask_token + self.encoder_positional_embedding[1 : p + 1]
         image = torch.where(mask[..., None], filler.to(x.dtype), x[:, 1 : p + 1])
         return torch.cat([x[:, :1], image, x[:, p + 1 :]], dim=1)
-
-    def bottleneck(self, latents: torch.Tensor):
-        """Encoder latents (B, N, W) -> 12-d factorised z, decoder input, codes (None if continuous).
-
-        Always float32: a W -> 12 projection costs nothing, and bfloat16 rounding of z would flip
-        nearest-code decisions (the closest ones are 1e-5 apart).
-        """
-        with torch.autocast(latents.device.type, enabled=False):
-            z = self.pre_quantizer_mlp(self.encoder_ln_post(latents.float()))
-        if not self.cfg.quantize_latents:
-            return z, z, None
-        zq, codes = self.quantize(z)
-        return z, zq, codes
 
     # --- decoder side -----------------------------------------------------------------------
     def decode_logits(self, zq: torch.Tensor, attention_layers: frozenset[int] = frozenset()):

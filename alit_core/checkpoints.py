@@ -102,13 +102,10 @@ def infer_config(state_dict: dict, heads: int | None = None) -> ALITConfig:
     """
     sd = state_dict
     try:
-        width = sd["encoder_positional_embedding"].shape[1]
         positions = sd["encoder_positional_embedding"].shape[0] - 1
-        depth = _count_indexed(sd, "encoder.transformer.")
-        dec_width = sd["decoder_positional_embedding"].shape[1]
-        dec_depth = _count_indexed(sd, "decoder.transformer.")
-        grid = round(positions**0.5)
-        base = infer_base(sd, grid)
+        sizes = infer_sizes(sd, sd["encoder_positional_embedding"].shape[1], sd["decoder_positional_embedding"].shape[1])
+        base = infer_base(sd, round(positions**0.5))
+        width, depth = sizes["width"], sizes["depth"]
         if heads is None:
             heads = heads_for(width, depth)
         if heads is None:
@@ -116,24 +113,33 @@ def infer_config(state_dict: dict, heads: int | None = None) -> ALITConfig:
                 f"width {width} with {depth} layers is not an official ALIT size, and the number of attention "
                 "heads cannot be read from the tensors; pass heads=<n>"
             )
-        quantized = "quantize.embedding.weight" in sd
         return ALITConfig(
-            width=width,
-            depth=depth,
+            **sizes,
             heads=heads,
-            decoder_width=dec_width if dec_width != width else None,
-            decoder_depth=dec_depth if dec_depth != depth else None,
-            mlp_ratio=sd["encoder.transformer.0.mlp.c_fc.weight"].shape[0] / width,
-            patch_size=sd["patch_embed.weight"].shape[-1],
             latents_per_iteration=sd["latent_tokens"].shape[0],
             iterations=sd["timestep_embedding"].shape[0],
-            latent_dim=sd["pre_quantizer_mlp.weight"].shape[0],
-            quantize_latents=quantized,
-            latent_codebook_size=sd["quantize.embedding.weight"].shape[0] if quantized else 4096,
             **base,
         )
     except KeyError as err:
         raise CheckpointError(f"not an ALIT state dict: tensor {err.args[0]!r} is missing") from err
+
+
+def infer_sizes(sd: dict, width: int, dec_width: int) -> dict:
+    """The config fields ALIT and KARL read alike from a state dict (our key names), given the widths."""
+    depth = _count_indexed(sd, "encoder.transformer.")
+    dec_depth = _count_indexed(sd, "decoder.transformer.")
+    quantized = "quantize.embedding.weight" in sd
+    return dict(
+        width=width,
+        depth=depth,
+        decoder_width=dec_width if dec_width != width else None,
+        decoder_depth=dec_depth if dec_depth != depth else None,
+        mlp_ratio=sd["encoder.transformer.0.mlp.c_fc.weight"].shape[0] / width,
+        patch_size=sd["patch_embed.weight"].shape[-1],
+        latent_dim=sd["pre_quantizer_mlp.weight"].shape[0],
+        quantize_latents=quantized,
+        latent_codebook_size=sd["quantize.embedding.weight"].shape[0] if quantized else 4096,
+    )
 
 
 def infer_base(sd: dict, grid: int) -> dict:

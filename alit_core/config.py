@@ -64,47 +64,29 @@ class VAEConfig(_ConvGrid):
     latent_scale: float = 0.2325
 
 
-@dataclass(frozen=True)
-class ALITConfig:
-    """The recurrent ALIT tokenizer on top of a VQGAN.
+class _LatentTokenizerFields:
+    """What ALITConfig and KARLConfig share: encoder and decoder ViTs (the decoder's sizes default to
+    the encoder's) over the 2D tokens of a VQGAN or, with `vae` set, a KL-16 VAE."""
 
-    Encoder and decoder ViTs are symmetric (the official models) unless the decoder fields
-    are set. Sequence layout, both encoder and decoder: [class, 256 image/mask tokens, latents].
+    width: int
+    depth: int
+    heads: int
+    decoder_width: int | None
+    decoder_depth: int | None
+    decoder_heads: int | None
+    patch_size: int
+    latent_dim: int
+    quantize_latents: bool
+    latent_codebook_size: int
+    vqgan: VQGANConfig | None
+    vae: VAEConfig | None
 
-    With `vae` set, the base tokenizer is the KL-16 VAE instead of the VQGAN (`vqgan` becomes
-    None): the decoder regresses the VAE latent of every position instead of predicting logits
-    over a codebook, and halting compares the regression error with `code_error_threshold`.
-    """
-
-    width: int = 1024
-    depth: int = 8
-    heads: int = 8
-    decoder_width: int | None = None
-    decoder_depth: int | None = None
-    decoder_heads: int | None = None
-    mlp_ratio: float = 4.0
-    patch_size: int = 16
-    latents_per_iteration: int = 32
-    iterations: int = 8
-    latent_dim: int = 12  # the "factorisation" bottleneck
-    quantize_latents: bool = True
-    latent_codebook_size: int = 4096
-    halting_threshold: float = 0.55
-    # The L1 threshold an encode uses when the caller gives no criterion: the official 0.07, unless
-    # a trained model records its own (the bundled one is calibrated on its training images).
-    selection_threshold: float = 0.07
-    layernorm_eps: float = 1e-5
-    vqgan: VQGANConfig | None = field(default_factory=VQGANConfig)
-    vae: VAEConfig | None = None
-    # VAE models: a position halts where mean |regressed latent - VAE latent| is below this
-    # (the official adaptive_vae.yaml's value).
-    code_error_threshold: float = 0.025
-
-    def __post_init__(self):
+    def _check(self, model: str) -> None:
+        """Validate the sizes (from __post_init__); a VAE model drops the default VQGAN."""
         if self.vae is not None:
             object.__setattr__(self, "vqgan", None)  # a VAE model has no VQGAN (not even the default)
         elif self.vqgan is None:
-            raise ValueError("an ALIT model needs a base tokenizer: vqgan or vae")
+            raise ValueError(f"{model} needs a base tokenizer: vqgan or vae")
         name, base = ("VAE", self.vae) if self.vae is not None else ("VQGAN", self.vqgan)
         if base.resolution // self.patch_size != base.grid_size:
             raise ValueError(
@@ -160,13 +142,53 @@ class ALITConfig:
         return self.grid_size**2
 
     @property
-    def max_tokens(self) -> int:
-        return self.latents_per_iteration * self.iterations
-
-    @property
     def bits_per_token(self) -> float:
         """Storage cost of one token: a codebook index, or its latent as float16 numbers."""
         return math.log2(self.latent_codebook_size) if self.quantize_latents else 16.0 * self.latent_dim
+
+
+@dataclass(frozen=True)
+class ALITConfig(_LatentTokenizerFields):
+    """The recurrent ALIT tokenizer on top of a VQGAN.
+
+    Encoder and decoder ViTs are symmetric (the official models) unless the decoder fields
+    are set. Sequence layout, both encoder and decoder: [class, 256 image/mask tokens, latents].
+
+    With `vae` set, the base tokenizer is the KL-16 VAE instead of the VQGAN (`vqgan` becomes
+    None): the decoder regresses the VAE latent of every position instead of predicting logits
+    over a codebook, and halting compares the regression error with `code_error_threshold`.
+    """
+
+    width: int = 1024
+    depth: int = 8
+    heads: int = 8
+    decoder_width: int | None = None
+    decoder_depth: int | None = None
+    decoder_heads: int | None = None
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
+    latents_per_iteration: int = 32
+    iterations: int = 8
+    latent_dim: int = 12  # the "factorisation" bottleneck
+    quantize_latents: bool = True
+    latent_codebook_size: int = 4096
+    halting_threshold: float = 0.55
+    # The L1 threshold an encode uses when the caller gives no criterion: the official 0.07, unless
+    # a trained model records its own (the bundled one is calibrated on its training images).
+    selection_threshold: float = 0.07
+    layernorm_eps: float = 1e-5
+    vqgan: VQGANConfig | None = field(default_factory=VQGANConfig)
+    vae: VAEConfig | None = None
+    # VAE models: a position halts where mean |regressed latent - VAE latent| is below this
+    # (the official adaptive_vae.yaml's value).
+    code_error_threshold: float = 0.025
+
+    def __post_init__(self):
+        self._check("an ALIT model")
+
+    @property
+    def max_tokens(self) -> int:
+        return self.latents_per_iteration * self.iterations
 
     def tokens_at(self, iteration: int) -> int:
         """Number of latent tokens after `iteration` (0-based)."""

@@ -38,7 +38,6 @@ Parameter names are the official ones (top level of `KARLTokenizer`), except tha
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -46,12 +45,10 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-from .alit import LatentQuantizer, _embedding
-from .config import VAEConfig, VQGANConfig
+from .alit import LatentQuantizer, LatentTokenizer, _embedding
+from .config import VAEConfig, VQGANConfig, _LatentTokenizerFields
 from .inference import Linear
 from .transformer import Transformer
-from .vae import KLVAE
-from .vqgan import VQGAN
 
 # The official desired-reconstruction-quality bins (L1 errors); their embeddings are learned.
 QUALITY_BINS: tuple[float, ...] = (0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.09, 0.1, 0.12, 0.14,
@@ -59,7 +56,7 @@ QUALITY_BINS: tuple[float, ...] = (0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.
 
 
 @dataclass(frozen=True)
-class KARLConfig:
+class KARLConfig(_LatentTokenizerFields):
     """The KARL tokenizer; the released models are `karl_small` (W 1024, 8 layers, 8 heads each side).
 
     Heads and `quality_bins` are not recorded in the tensors; the rest can be inferred.
@@ -88,63 +85,9 @@ class KARLConfig:
     vae: VAEConfig | None = None
 
     def __post_init__(self):
-        if self.vae is not None:
-            object.__setattr__(self, "vqgan", None)
-        elif self.vqgan is None:
-            raise ValueError("a KARL model needs a base tokenizer: vqgan or vae")
-        if self.base.resolution // self.patch_size != self.grid_size:
-            raise ValueError(f"patch size {self.patch_size} does not give the base tokenizer's {self.grid_size}"
-                             f"x{self.grid_size} grid at {self.base.resolution} px")
-        if self.width <= self.feature_dim:
-            raise ValueError(f"width {self.width} must exceed the base feature size {self.feature_dim}")
+        self._check("a KARL model")
         if list(self.quality_bins) != sorted(self.quality_bins):
             raise ValueError("quality_bins must be increasing")
-        for name, w, h in (("encoder", self.width, self.heads), ("decoder", self.dec_width, self.dec_heads)):
-            if w % h:
-                raise ValueError(f"{name} width {w} is not divisible by its {h} heads")
-
-    @property
-    def dec_width(self) -> int:
-        return self.decoder_width or self.width
-
-    @property
-    def dec_depth(self) -> int:
-        return self.decoder_depth or self.depth
-
-    @property
-    def dec_heads(self) -> int:
-        return self.decoder_heads or self.heads
-
-    @property
-    def base(self) -> VQGANConfig | VAEConfig:
-        return self.vae if self.vae is not None else self.vqgan
-
-    @property
-    def feature_dim(self) -> int:
-        """Channels of the base tokenizer's 2D tokens, which close every image token."""
-        return self.vae.embed_dim if self.vae is not None else self.vqgan.z_channels
-
-    @property
-    def head_dim(self) -> int:
-        """Decoder outputs per position: VQGAN code logits, or the regressed VAE latent."""
-        return self.vae.embed_dim if self.vae is not None else self.vqgan.codebook_size
-
-    @property
-    def resolution(self) -> int:
-        return self.base.resolution
-
-    @property
-    def grid_size(self) -> int:
-        return self.base.grid_size
-
-    @property
-    def num_positions(self) -> int:
-        return self.grid_size**2
-
-    @property
-    def bits_per_token(self) -> float:
-        """Storage cost of one token: a codebook index, or its latent as float16 numbers."""
-        return math.log2(self.latent_codebook_size) if self.quantize_latents else 16.0 * self.latent_dim
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -200,16 +143,14 @@ class KARLDecoder(Transformer):
         self.ffn = nn.Sequential(Linear(w, 2 * w), nn.Tanh(), Linear(2 * w, cfg.head_dim))
 
 
-class KARL(nn.Module):
+class KARL(LatentTokenizer):
+    """Base tokenizer, patch embedding and `bottleneck` (12-d factorisation, quantiser) as ALIT's."""
+
     def __init__(self, cfg: KARLConfig):
         super().__init__()
         self.cfg = cfg
         w, dw, m, grid = cfg.width, cfg.dec_width, cfg.max_tokens, cfg.max_grid
-        if cfg.vae is not None:
-            self.vae = KLVAE(cfg.vae)
-        else:
-            self.vqgan = VQGAN(cfg.vqgan)
-        self.patch_embed = nn.Conv2d(3, w - cfg.feature_dim, cfg.patch_size, stride=cfg.patch_size)
+        self.add_base_tokenizer(cfg)
 
         self.rec_loss_embeddings = _embedding(len(cfg.quality_bins), w, width=w)
         self.encoder_positional_embedding = _embedding(w, grid, grid, width=w)
@@ -228,10 +169,6 @@ class KARL(nn.Module):
         self.decoder_embed = nn.Linear(cfg.latent_dim, dw)
         self.decoder_latent_tokens_timestep_embed = _embedding(m, dw, width=dw)
         self.decoder = KARLDecoder(cfg)
-
-    @property
-    def is_vae(self) -> bool:
-        return self.cfg.vae is not None
 
     # --- image side -------------------------------------------------------------------------
     def base_features(self, images: torch.Tensor, posterior="mean") -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -290,18 +227,6 @@ class KARL(nn.Module):
         """Latents (B, T, W) -> halting logits (B, T); a latent halts where sigmoid > halting_threshold."""
         with torch.autocast(latents.device.type, enabled=False):
             return self.halting_mlp(self.encoder_ln_post_halt(latents.float()))[..., 0]
-
-    def bottleneck(self, latents: torch.Tensor):
-        """Latents (B, T, W) -> factorised z (B, T, d), decoder input (B, T, d), codes (B, T) or None.
-
-        Always float32: nearest-code decisions sit as close as 1e-5 apart.
-        """
-        with torch.autocast(latents.device.type, enabled=False):
-            z = self.pre_quantizer_mlp(self.encoder_ln_post(latents.float()))
-        if not self.cfg.quantize_latents:
-            return z, z, None
-        zq, codes = self.quantize(z)
-        return z, zq, codes
 
     # --- decoder side -----------------------------------------------------------------------
     def decode(self, zq: torch.Tensor, halted: torch.Tensor) -> torch.Tensor:

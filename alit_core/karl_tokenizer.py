@@ -14,30 +14,27 @@ what the official code gives one image at a time (its batched masks are wrong, s
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
 
 from .checkpoints import (
-    _count_indexed,
     _unwrap,
     build_model,
     infer_base,
+    infer_sizes,
     official_base,
     official_to_ours,
     official_transformer,
     read_file,
 )
-from .devices import resolve_device, resolve_dtype
 from .encoding import Encoding
 from .errors import CheckpointError
-from .inference import InferenceOptions, inference
 from .karl import KARL, KARLConfig
 from .metrics import l1_error, psnr
 from .selection import Criterion
-from .tokenizer import check_images
+from .tokenizer import BoundModel, check_images
 
 __all__ = ["KARLImageTokens", "KARLPass", "KARLTokenizer", "infer_karl_config", "is_karl_checkpoint",
            "karl_from_checkpoint", "karl_from_official"]
@@ -100,49 +97,19 @@ class KARLPass:
         return torch.nonzero(~self.halt_mask[i].cpu()).flatten()
 
 
-class KARLTokenizer:
-    family = "karl"
+class KARLTokenizer(BoundModel):
+    """A KARL model on a device, in a precision (`to`, `config`, `resolution`, `is_vae` as `Tokenizer`)."""
 
-    def __init__(self, model: KARL, device=None, dtype=None, options: InferenceOptions | None = None,
-                 metadata: Mapping | None = None):
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.model = model.to(self.device).float().eval()
-        self.options = options or InferenceOptions()
-        self._metadata = copy.deepcopy(dict(metadata or {}))
+    family = "karl"
 
     @property
     def config(self) -> KARLConfig:
         return self.model.cfg
 
     @property
-    def metadata(self) -> dict:
-        return copy.deepcopy(self._metadata)
-
-    @property
-    def resolution(self) -> int:
-        return self.config.resolution
-
-    @property
-    def is_vae(self) -> bool:
-        return self.config.vae is not None
-
-    @property
     def default_budget(self) -> int:
         """T of `encode` (the official 256, or the model's largest budget if smaller)."""
         return min(self.config.default_budget, self.config.max_tokens)
-
-    def to(self, device=None, dtype=None) -> KARLTokenizer:
-        """Move to another device and/or precision (in place); returns self."""
-        if device is not None:
-            self.device = resolve_device(device)
-            self.model.to(self.device)
-        if dtype is not None:
-            self.dtype = resolve_dtype(dtype, self.device)
-        return self
-
-    def _context(self):
-        return inference(self.device, self.dtype, self.options)
 
     # --- arguments ----------------------------------------------------------------------------
     def _budget(self, budget) -> int:
@@ -281,30 +248,18 @@ def infer_karl_config(state_dict: Mapping, heads: int | None = None, grid: int =
     sd = state_dict
     try:
         width, max_grid = sd["encoder_positional_embedding"].shape[:2]
-        depth = _count_indexed(sd, "encoder.transformer.")
-        dec_width = sd["decoder_positional_embedding"].shape[0]
-        dec_depth = _count_indexed(sd, "decoder.transformer.")
-        patch = sd["patch_embed.weight"].shape[-1]
-        heads = heads or OFFICIAL_KARL_HEADS.get((width, depth))
+        sizes = infer_sizes(sd, width, sd["decoder_positional_embedding"].shape[0])
+        heads = heads or OFFICIAL_KARL_HEADS.get((width, sizes["depth"]))
         if heads is None:
-            raise CheckpointError(f"width {width} with {depth} layers is not the released KARL size, and the number "
-                                  "of attention heads cannot be read from the tensors; pass heads=<n>")
+            raise CheckpointError(f"width {width} with {sizes['depth']} layers is not the released KARL size, and "
+                                  "the number of attention heads cannot be read from the tensors; pass heads=<n>")
         bins = sd["rec_loss_embeddings"].shape[0]
         if bins != len(KARLConfig.quality_bins):
             raise CheckpointError(f"rec_loss_embeddings has {bins} rows; KARL's quality bins are "
                                   f"{len(KARLConfig.quality_bins)}")
-        quantized = "quantize.embedding.weight" in sd
         return KARLConfig(
-            width=width,
-            depth=depth,
+            **sizes,
             heads=heads,
-            decoder_width=dec_width if dec_width != width else None,
-            decoder_depth=dec_depth if dec_depth != depth else None,
-            mlp_ratio=sd["encoder.transformer.0.mlp.c_fc.weight"].shape[0] / width,
-            patch_size=patch,
-            latent_dim=sd["pre_quantizer_mlp.weight"].shape[0],
-            quantize_latents=quantized,
-            latent_codebook_size=sd["quantize.embedding.weight"].shape[0] if quantized else 4096,
             max_tokens=sd["latent_tokens"].shape[0],
             max_grid=max_grid,
             halting_hidden=sd["halting_mlp.0.weight"].shape[0],

@@ -29,21 +29,19 @@ from .rollout import ImageTokens, Step, rollout
 __all__ = ["Encoding", "ImageTokens", "Tokenizer"]
 
 
-class Tokenizer:
-    family = "alit"  # KARL models load as a `KARLTokenizer` (family "karl")
+class BoundModel:
+    """A model bound to a device and a precision: what `Tokenizer` and `KARLTokenizer` share."""
 
-    def __init__(self, model: ALIT, device=None, dtype=None, options: InferenceOptions | None = None,
+    def __init__(self, model, device=None, dtype=None, options: InferenceOptions | None = None,
                  metadata: Mapping | None = None):
         self.device = resolve_device(device)
         self._metadata = copy.deepcopy(dict(metadata or {}))
         self.dtype = resolve_dtype(dtype, self.device)
         self.model = model.to(self.device).float().eval()
         self.options = options or InferenceOptions()
-        if self.options.compile:
-            compile_model(self.model)
 
     @property
-    def config(self) -> ALITConfig:
+    def config(self):
         return self.model.cfg
 
     @property
@@ -56,15 +54,15 @@ class Tokenizer:
         return copy.deepcopy(self._metadata)
 
     @property
-    def default_threshold(self) -> float:
-        """The model's L1 threshold when no criterion is given (official models: 0.07)."""
-        return self.config.selection_threshold
-
-    @property
     def resolution(self) -> int:
         return self.config.resolution
 
-    def to(self, device=None, dtype=None) -> Tokenizer:
+    @property
+    def is_vae(self) -> bool:
+        """True for models on the KL-16 VAE base tokenizer (which take `posterior=`)."""
+        return self.config.vae is not None
+
+    def to(self, device=None, dtype=None):
         """Move to another device and/or precision (in place); returns self."""
         if device is not None:
             self.device = resolve_device(device)
@@ -75,6 +73,25 @@ class Tokenizer:
 
     def _context(self):
         return inference(self.device, self.dtype, self.options)
+
+
+class Tokenizer(BoundModel):
+    family = "alit"  # KARL models load as a `KARLTokenizer` (family "karl")
+
+    def __init__(self, model: ALIT, device=None, dtype=None, options: InferenceOptions | None = None,
+                 metadata: Mapping | None = None):
+        super().__init__(model, device, dtype, options, metadata)
+        if self.options.compile:
+            compile_model(self.model)
+
+    @property
+    def config(self) -> ALITConfig:
+        return self.model.cfg
+
+    @property
+    def default_threshold(self) -> float:
+        """The model's L1 threshold when no criterion is given (official models: 0.07)."""
+        return self.config.selection_threshold
 
     @property
     def decode_batch(self) -> int | None:
@@ -87,11 +104,6 @@ class Tokenizer:
                 raise ValueError("these ImageTokens come from another model or device")
             return images
         return check_images(images, self.resolution, self.device)
-
-    @property
-    def is_vae(self) -> bool:
-        """True for models on the KL-16 VAE base tokenizer (which take `posterior=`)."""
-        return self.config.vae is not None
 
     @property
     def halting_modes(self) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ import json
 import pytest
 import torch
 from conftest import ROOT
+from test_checkpoints import read_manifest
 
 from alit_core import (
     KARL,
@@ -344,14 +345,6 @@ def test_released_name_loads_from_the_cache(tmp_path, monkeypatch, tok):
     torch.save({"ema": load("state_dict.pt")}, path)
     loaded = load_tokenizer("official:karl-in100-small-vqgan-quantized", device="cpu", heads=4)
     assert isinstance(loaded, KARLTokenizer) and loaded.config == tok.config
-
-
-def read_manifest(path):
-    shapes = {}
-    for line in path.read_text().splitlines():
-        key, shape, *_ = line.split("\t")
-        shapes[key] = tuple(int(d) for d in shape.split(",")) if shape else ()
-    return shapes
 
 
 @needs_karl_reference

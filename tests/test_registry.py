@@ -20,6 +20,7 @@ import pytest
 from alit_core import registry
 from alit_core.errors import CheckpointError, DownloadError
 from alit_core.registry import (
+    KARL_CHECKPOINTS,
     OFFICIAL_CHECKPOINTS,
     cached_path,
     default_cache_dir,
@@ -350,3 +351,68 @@ def test_cached_path_layout(tmp_path):
     assert path == (tmp_path / "checkpoints" / "imagenet100"
                     / "alit_semilarge_vqgan_quantized_latents.pth")
     assert partial_path(path).name == path.name + ".part"
+
+
+# ---------------------------------------------------------------------------- KARL releases
+
+# The addresses of ShivamDuggal4/karl's README table (and its pretrained_models/download.py), verbatim.
+KARL_URLS = {
+    "karl-in1k-small-vqgan-quantized": "https://www.dropbox.com/scl/fi/4a2zwpceavl92ij56ja3m/"
+    "karl_small_vqgan_quantized_latents.pth?rlkey=lc49wt2igsdhzfrqwvl62q30z&st=j3f9up9q&dl=0",
+    "karl-in100-small-vqgan-quantized": "https://www.dropbox.com/scl/fi/60plmx9s1jsu5axqb1frj/"
+    "karl_small_vqgan_quantized_latents.pth?rlkey=v0y3fsureyfijy5m28ba4vpl7&st=haisv8qx&dl=0",
+    "karl-in100-small-vqgan-continuous": "https://www.dropbox.com/scl/fi/ipvxil7ubb41wxs25du5p/"
+    "karl_small_vqgan_continuous_latents.pth?rlkey=opmua15uarn2yt60yo9j7v5uo&st=bii053ux&dl=0",
+    "karl-in100-small-vae-quantized": "https://www.dropbox.com/scl/fi/gynbn6onb5tm1t8pmca0x/"
+    "karl_small_vae_quantized_latents.pth?rlkey=93nz1j334ex57myea0qdxu7y5&st=9hjwvyc2&dl=0",
+    "karl-in100-small-vae-continuous": "https://www.dropbox.com/scl/fi/v5t6trgczpaprvoow58zk/"
+    "karl_small_vae_continuous_latents.pth?rlkey=0tldlcy8ir0lrectdk1o42tch&st=qzfw7g1h&dl=0",
+}
+
+
+def test_registry_has_the_five_karl_releases():
+    from alit_core import KARL_PRESETS
+
+    assert {n: e.url for n, e in KARL_CHECKPOINTS.items()} == KARL_URLS
+    assert list(KARL_CHECKPOINTS) == list(KARL_URLS)  # the README's order
+    assert not set(KARL_CHECKPOINTS) & set(OFFICIAL_CHECKPOINTS)
+    paths = set()
+    for name, entry in KARL_CHECKPOINTS.items():
+        assert entry.family == "karl" and entry.supported and entry.preset in KARL_PRESETS
+        assert entry.filename == f"karl_small_{entry.base_tokenizer}_{'quantized' if entry.quantized else 'continuous'}" \
+            "_latents.pth"
+        assert entry.dataset == ("imagenet1k" if name.startswith("karl-in1k") else "imagenet100")
+        # the manifests' float32 bytes; the file's own size is not published, so downloads are not held to it
+        assert entry.state_dict_bytes == {"vqgan": 1_643_119_584, "vae": 1_683_357_984}[entry.base_tokenizer] - (
+            0 if entry.quantized else 4096 * 12 * 4)
+        assert entry.size_bytes is None
+        assert get_official(name.upper()) is entry
+        paths.add(cached_path(name, "/c"))
+    assert len(paths) == 5  # the two vqgan-quantized files share a name, in different dataset folders
+    assert all(e.family == "alit" for e in OFFICIAL_CHECKPOINTS.values())
+
+
+@pytest.mark.parametrize("name", list(KARL_URLS))
+def test_fetch_karl_offline_gives_the_address_and_the_path(name, tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(DownloadError, match="by hand") as info:
+        fetch_official(name, cache_dir=tmp_path)
+    assert KARL_URLS[name] in str(info.value)
+    assert str(cached_path(name, tmp_path)) in str(info.value)
+    assert not cached_path(name, tmp_path).exists()
+
+
+def test_karl_without_url_points_to_the_karl_readme(tmp_path, monkeypatch, no_network):
+    name = "karl-in100-small-vae-quantized"
+    monkeypatch.setitem(KARL_CHECKPOINTS, name, dataclasses.replace(KARL_CHECKPOINTS[name], url=None))
+    with pytest.raises(DownloadError, match="github.com/ShivamDuggal4/karl#pretrained-checkpoints"):
+        fetch_official(name, cache_dir=tmp_path)
+
+
+def test_unknown_name_lists_karl_names_too():
+    with pytest.raises(DownloadError) as info:
+        get_official("karl-huge")
+    assert all(name in str(info.value) for name in KARL_CHECKPOINTS)
