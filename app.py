@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="a visitor's run, and the files served for it, are dropped this long after they were made "
                         f"(default {KEEP_S / 60:g})")
     p.add_argument("--max-sessions", type=int, default=64,
-                   help="visitors' sessions kept in memory, each with its last run and page values (about 10 MB); "
+                   help="visitors' sessions kept in memory, each with its last run and page values (about 10 MB; "
+                        "a comparison adds two runs); "
                         "the least recently active go first (default 64)")
     p.add_argument("--local-checkpoints", action=argparse.BooleanOptionalAction, default=None,
                    help="let visitors load checkpoint files by path (default: only when serving this machine "

@@ -90,6 +90,14 @@ def position_error(recon: np.ndarray, image: np.ndarray, grid: int) -> np.ndarra
     return cv2.resize(err, (grid, grid), interpolation=cv2.INTER_AREA)
 
 
+def difference_map(a: np.ndarray, b: np.ndarray, size: int = DISPLAY, vmax: float = 0.3) -> tuple[np.ndarray, float]:
+    """|a - b| of two RGB uint8 pictures, per pixel at the display size (either may be another size:
+    both are shown enlarged), coloured on a fixed scale (0 to vmax of the full range); and its mean."""
+    x, y = (enlarge(p, size).astype(np.float32) / 255.0 for p in (a, b))
+    diff = np.abs(x - y).mean(axis=2)
+    return grid_map(diff, size, vmax=vmax), float(diff.mean())
+
+
 def caption(img: np.ndarray, text: str, size: int = DISPLAY) -> np.ndarray:
     """The picture with a caption band underneath (for GIF frames)."""
     pic = Image.fromarray(enlarge(img, size, smooth=False))
@@ -111,24 +119,48 @@ def caption(img: np.ndarray, text: str, size: int = DISPLAY) -> np.ndarray:
 LEGEND_ABOVE = dict(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom")
 LEGEND_RIGHT = dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top")
 
+# Colours of the two runs of the Compare tab (plotly's first two), the same in every plot.
+RUN_COLOURS = ("#636efa", "#ef553b")
+
+
 def error_curve(tokens: list[int], l1: list[float], psnr: list[float], threshold: float | None,
                 selected: int | None, criterion: str = "l1") -> go.Figure:
     """Error against token count for one image, with the threshold line and the chosen point."""
+    return error_curves([dict(name="", tokens=tokens, l1=l1, psnr=psnr, selected=selected, criterion=criterion,
+                              target=threshold)])
+
+
+def error_curves(runs: list[dict]) -> go.Figure:
+    """Error against token count for one run or several overlaid, each with its target line and its
+    chosen point (a star). A run: {"name", "tokens", "l1", "psnr", "selected", "criterion" ("l1",
+    "psnr" or "tokens"), "target" (None for a budget)}; several runs are named and coloured
+    (RUN_COLOURS), one keeps plotly's colours and the plain names "L1", "PSNR (dB)", "selected"."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=tokens, y=l1, mode="lines+markers", name="L1", yaxis="y1",
-                             hovertemplate="%{x} tokens<br>L1 %{y:.4f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=tokens, y=psnr, mode="lines+markers", name="PSNR (dB)", yaxis="y2",
-                             line=dict(dash="dot"), hovertemplate="%{x} tokens<br>PSNR %{y:.2f} dB<extra></extra>"))
-    if threshold is not None and criterion in ("l1", "psnr"):
-        fig.add_hline(y=threshold, line_dash="dash", line_color="red", yref="y" if criterion == "l1" else "y2",
-                      annotation_text=f"{'L1' if criterion == 'l1' else 'PSNR'} target {threshold:g}")
-    if selected is not None and selected < len(tokens):
-        fig.add_trace(go.Scatter(x=[tokens[selected]], y=[l1[selected]], mode="markers", name="selected",
-                                 marker=dict(size=16, symbol="star", color="red")))
+    several = len(runs) > 1
+    targets = set()
+    for i, r in enumerate(runs):
+        tokens, l1, psnr, selected = r["tokens"], r["l1"], r["psnr"], r["selected"]
+        name = f"{r['name']}: " if several else ""
+        colour = dict(color=RUN_COLOURS[i % len(RUN_COLOURS)]) if several else {}
+        fig.add_trace(go.Scatter(x=tokens, y=l1, mode="lines+markers", name=f"{name}L1", yaxis="y1",
+                                 line=colour, marker=colour,
+                                 hovertemplate=f"{name}%{{x}} tokens<br>L1 %{{y:.4f}}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=tokens, y=psnr, mode="lines+markers", name=f"{name}PSNR (dB)", yaxis="y2",
+                                 line=dict(dash="dot", **colour), marker=colour,
+                                 hovertemplate=f"{name}%{{x}} tokens<br>PSNR %{{y:.2f}} dB<extra></extra>"))
+        target, criterion = r.get("target"), r.get("criterion", "l1")
+        if target is not None and criterion in ("l1", "psnr") and (criterion, target) not in targets:
+            targets.add((criterion, target))  # two runs with the same target share its line
+            fig.add_hline(y=target, line_dash="dash", line_color="red", yref="y" if criterion == "l1" else "y2",
+                          annotation_text=f"{'L1' if criterion == 'l1' else 'PSNR'} target {target:g}")
+        if selected is not None and selected < len(tokens):
+            fig.add_trace(go.Scatter(x=[tokens[selected]], y=[l1[selected]], mode="markers", name=f"{name}selected",
+                                     marker=dict(size=16, symbol="star", color=colour.get("color", "red"),
+                                                 line=dict(width=1, color="black") if several else None)))
     fig.update_layout(
-        margin=dict(l=50, r=50, t=30, b=40), height=320, xaxis_title="tokens",
-        yaxis=dict(title="L1 (lower is better)"), yaxis2=dict(title="PSNR (dB)", overlaying="y", side="right"),
-        legend=LEGEND_ABOVE,
+        margin=dict(l=50, r=50, t=60 if several else 30, b=40), height=340 if several else 320,
+        xaxis_title="tokens", yaxis=dict(title="L1 (lower is better)"),
+        yaxis2=dict(title="PSNR (dB)", overlaying="y", side="right"), legend=LEGEND_ABOVE,
     )
     return fig
 

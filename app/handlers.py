@@ -36,6 +36,11 @@ DEFAULT_PSNR = 25.0
 # What a visitor may type (the budget is a slider, bounded by the model's counts).
 L1_RANGE, PSNR_RANGE = (0.0, 1.0), (1.0, 100.0)
 BATCH_COLUMNS = ["name", "tokens", "l1", "psnr", *alit_core.COMPLEXITY_MEASURES]
+# The Compare tab's two ways, and the label of each criterion's value there.
+TWO_IMAGES, TWO_SETTINGS = "two images, one model", "one image, two models or settings"
+COMPARE_MODES = [TWO_IMAGES, TWO_SETTINGS]
+DIFFERENCE_TOP = 0.5  # the difference picture's colour scale: 0 to this much of the full range
+VALUE_LABELS = {L1: "L1 threshold (0 to 1)", PSNR: "PSNR target (dB, 1 to 100)", BUDGET: "token budget (tokens)"}
 
 
 def load_reference() -> list[dict]:
@@ -71,6 +76,40 @@ class Run:
 
     def picture(self, name: str, make) -> str:
         return self.pictures.get(name, make)
+
+    def recon(self, t: int) -> str:
+        """Iteration t's reconstruction, at the display size."""
+        return self.picture(f"recon_{t}", lambda: figures.enlarge(self.rec.recons[t]))
+
+    def overlay(self, t: int, k: int, head, opacity: float) -> str:
+        """Token k's attention at iteration t over the image (a fresh picture: it follows the controls)."""
+        maps = self.rec.attention(t, head)
+        return self.pictures.fresh(f"attention_{t}_{k}", figures.heat_overlay(self.rec.image, maps[k], float(opacity)))
+
+
+def attention_layer(discovery: dict | None) -> int:
+    """The decoder layer whose attention is shown: where the model's object discovery was measured, else the last."""
+    return discovery["layer"] if discovery and "layer" in discovery else -1
+
+
+@dataclass
+class Comparison:
+    """Two finished runs as the Compare tab keeps them: A and B (the same Run when one rollout serves
+    both), each with its criterion, selection and halting, for the shared iteration slider."""
+
+    runs: tuple[Run, Run]
+    crits: tuple[Criterion, Criterion]
+    selected: tuple[int, int]
+    halting: tuple[str, str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def iterations(self) -> int:
+        return max(len(r.rec.tokens) for r in self.runs)
+
+    def at(self, t: int) -> tuple[int, int]:
+        """Each run's iteration at the shared iteration t (a shorter run stays on its last)."""
+        return tuple(min(t, len(r.rec.tokens) - 1) for r in self.runs)
 
 
 class Handlers:
@@ -110,7 +149,7 @@ class Handlers:
         items = []
         for t in range(len(rec.recons)):
             mark = "★ selected · " if t == selected else ""
-            items.append((run.picture(f"recon_{t}", lambda t=t: figures.enlarge(rec.recons[t])),
+            items.append((run.recon(t),
                           f"{mark}iteration {t} · {rec.tokens[t]} tokens · L1 {rec.l1[t]:.3f} · {rec.psnr[t]:.1f} dB"))
         return items
 
@@ -154,7 +193,7 @@ class Handlers:
                                     selected, crit.kind)
         row = explorer.complexity_row(rec, selected)
         original = run.picture("original", lambda: figures.enlarge(rec.image, smooth=True))
-        recon = run.picture(f"recon_{selected}", lambda: figures.enlarge(rec.recons[selected]))
+        recon = run.recon(selected)
         return {
             ui.gallery: self.gallery(run, selected),
             ui.compare: (original, recon),
@@ -172,6 +211,21 @@ class Handlers:
             return f"the bundled model, a small ALIT we trained on a CPU ({size})"
         return f"`{model}` ({size})"
 
+    def start(self, image_path, model, device, dtype, halting, layer: int | None):
+        """What every run checks before it computes: (tokenizer, image, an empty Run), or Refused.
+        layer: the decoder layer whose attention is kept (None: the model's own, attention_layer)."""
+        tok = self.tokenizer(model, device, dtype)
+        check_halting(tok, halting)
+        discovery = texts.object_discovery(tok.metadata)
+        depth = tok.config.dec_depth
+        if layer is not None and not -depth <= layer < depth:
+            raise Refused(f"This model's decoder has {depth} layers: the attention layer is 0 to {depth - 1} "
+                          f"(or -1 for the last), not {layer}.")
+        image = read_upload(image_path, tok.resolution)
+        return tok, image, Run(rec=None, pictures=Pictures(self.outputs), model=model, discovery=discovery,
+                               model_iterations=tok.config.iterations,
+                               notes=explorer.input_notes(image_path, tok.resolution))
+
     # --- Explore ---------------------------------------------------------------------------------
     def run(self, image_path, model, device, dtype, kind, l1, psnr, budget, max_iterations, halting, seed, layer,
             measure, progress=gr.Progress()):
@@ -183,19 +237,10 @@ class Handlers:
             crit = self.criterion(kind, l1, psnr, budget)
             if seed is None or layer is None:
                 raise Refused("The seed and the attention layer need a whole number.")
-            tok = self.tokenizer(model, device, dtype)
-            check_halting(tok, halting)
-            depth = tok.config.dec_depth
-            if not -depth <= int(layer) < depth:
-                raise Refused(f"This model's decoder has {depth} layers: the attention layer is 0 to {depth - 1} "
-                              f"(or -1 for the last), not {int(layer)}.")
-            image = read_upload(image_path, tok.resolution)
+            tok, image, run = self.start(image_path, model, device, dtype, halting, int(layer))
         except Refused as err:
             yield {ui.status: status_md(error=str(err))}
             return
-        run = Run(rec=None, pictures=Pictures(self.outputs), model=model,
-                  discovery=texts.object_discovery(tok.metadata), model_iterations=tok.config.iterations,
-                  notes=explorer.input_notes(image_path, tok.resolution))
         name = Path(str(image_path)).name
         total = min(int(max_iterations), tok.config.iterations)
         for rec in explorer.rollout(tok, image, name, halting=halting, seed=int(seed), max_iterations=total,
@@ -206,7 +251,7 @@ class Handlers:
             update = {
                 ui.record: run,
                 ui.gallery: self.gallery(run, None),
-                ui.current: run.picture(f"recon_{t}", lambda rec=rec, t=t: figures.enlarge(rec.recons[t])),
+                ui.current: run.recon(t),
                 ui.halt_map: run.picture(f"halt_{t}", lambda rec=rec, t=t: figures.halting_map(image, rec.halt[t])),
                 ui.error_map: run.picture(f"error_{t}", lambda rec=rec, t=t: figures.grid_map(
                     figures.position_error(rec.recons[t], image, rec.grid), vmax=0.3)),
@@ -258,7 +303,7 @@ class Handlers:
         rec = run.rec
         yield {ui.status: status_md(notes=run.notes)}
         for t in range(len(rec.recons)):
-            yield {ui.current: run.picture(f"recon_{t}", lambda t=t: figures.enlarge(rec.recons[t])),
+            yield {ui.current: run.recon(t),
                    ui.halt_map: run.picture(f"halt_{t}", lambda t=t: figures.halting_map(rec.image, rec.halt[t])),
                    ui.error_map: run.picture(f"error_{t}", lambda t=t: figures.grid_map(
                        figures.position_error(rec.recons[t], rec.image, rec.grid), vmax=0.3)),
@@ -285,10 +330,8 @@ class Handlers:
         ui, rec = self.ui, run.rec
         t = int(min(max(int(iteration), 0), len(rec.maps) - 1))
         head = known_head(rec, t, head)
-        maps = rec.attention(t, head)
         # the tokens that exist at this iteration: the slider's range follows the iteration
-        k = int(min(max(int(token), 0), maps.shape[0] - 1))
-        overlay = figures.heat_overlay(rec.image, maps[k], float(opacity))
+        k = int(min(max(int(token), 0), rec.tokens[t] - 1))
         seg, legend = figures.segment_overlay(rec.image, rec.segments(t, head))
         swatches = " ".join(f"<span style='background:{c};padding:0 6px;border-radius:3px'>token {tok}</span>"
                             for tok, c in legend.items())
@@ -297,7 +340,7 @@ class Handlers:
               f"({len(legend)} tokens own a region): {swatches}")
         return {
             ui.token: gr.update(maximum=rec.tokens[t] - 1, value=k),
-            ui.overlay: run.pictures.fresh(f"attention_{t}_{k}", overlay),
+            ui.overlay: run.overlay(t, k, head, opacity),
             ui.segments: run.picture(f"segments_{t}_{head}", lambda: seg),
             ui.attn_md: md,
             ui.finding: texts.attention_finding(run.discovery),
@@ -400,6 +443,141 @@ class Handlers:
                 ui.batch_plot: figures.complexity_scatter(self.reference, measure, rows),
                 ui.batch_csv: str(out), ui.batch_status: status_md(notes=skipped)}
 
+    # --- Compare ---------------------------------------------------------------------------------
+    def compare(self, mode, image_a, image_b, model_a, halting_a, kind_a, value_a, model_b, halting_b, kind_b,
+                value_b, progress=gr.Progress()):
+        """Two runs side by side: two images under A's model and settings (TWO_IMAGES), or image A under
+        A's and B's models or settings (TWO_SETTINGS). Each run is computed whole, with the attention
+        of its model's own layer; one rollout serves both when image, model and halting are the same."""
+        ui = self.ui
+        settings_b = (model_b, halting_b, kind_b, value_b) if mode == TWO_SETTINGS else (
+            model_a, halting_a, kind_a, value_a)
+        sides = (("A", image_a, model_a, halting_a, kind_a, value_a),
+                 ("B", image_a if mode == TWO_SETTINGS else image_b, *settings_b))
+        started, keys, crits = {}, [], []
+        try:
+            for label, image, model, halting, kind, value in sides:
+                try:
+                    if not image:
+                        raise Refused("Upload an image or pick an example first.")
+                    crits.append(self.criterion(kind, value, value, value))
+                    key = (str(image), model, halting)
+                    if key not in started:
+                        started[key] = self.start(image, model, None, "float32", halting, None)
+                    keys.append(key)
+                except Refused as err:
+                    raise Refused(f"{label}: {err}") from err
+        except Refused as err:
+            return {ui.cmp_status: status_md(error=str(err))}
+        total = sum(tok.config.iterations for tok, _, _ in started.values())
+        done = 0
+        for key, (tok, image, run) in started.items():
+            label = " and ".join(lab for lab, k in zip("AB", keys) if k == key)
+            layer = attention_layer(run.discovery)
+            for rec in explorer.rollout(tok, image, Path(key[0]).name, halting=key[2], seed=0,
+                                        max_iterations=tok.config.iterations, layer=layer):
+                t = len(rec.tokens) - 1
+                done += 1
+                progress((done, total), desc=f"{label}: iteration {t} (0-{tok.config.iterations - 1})")
+            run.rec, run.done = rec, True
+        runs = tuple(started[k][2] for k in keys)
+        notes = list(runs[0].notes) if runs[0] is runs[1] else [f"{lab}: {n}" for lab, run in zip("AB", runs)
+                                                               for n in run.notes]
+        cmp = Comparison(runs=runs, crits=tuple(crits), selected=tuple(r.rec.select(c) for r, c in zip(runs, crits)),
+                         halting=tuple(k[2] for k in keys), notes=notes)
+        it = max(cmp.selected)  # where the later of the two selections lies
+        n = cmp.iterations
+        return {
+            ui.cmp_record: cmp,
+            ui.cmp_status: status_md(notes=notes),
+            ui.cmp_summary: self.comparison_md(cmp),
+            ui.cmp_curve: figures.error_curves([
+                dict(name=lab, tokens=r.rec.tokens, l1=r.rec.l1, psnr=r.rec.psnr, selected=sel, criterion=c.kind,
+                     target=c.value if c.kind != "tokens" else None)
+                for lab, r, c, sel in zip("AB", cmp.runs, cmp.crits, cmp.selected)]),
+            # a slider needs two ends: a one-iteration comparison shows its one iteration on a fixed slider
+            ui.cmp_iteration: gr.update(value=it, maximum=max(1, n - 1), interactive=n > 1),
+            **self.comparison_views(cmp, it, 0),
+        }
+
+    def compare_view(self, cmp: Comparison | None, iteration, token):
+        """The shared iteration or the token moved: both reconstructions, their difference, both attentions."""
+        if cmp is None:
+            return {self.ui.cmp_status: status_md(error="Compare two runs first; then the slider moves both.")}
+        return {**self.comparison_views(cmp, iteration, token), self.ui.cmp_status: status_md(notes=cmp.notes)}
+
+    def comparison_md(self, cmp: Comparison) -> str:
+        lines = []
+        for lab, run, crit, sel, halting in zip("AB", cmp.runs, cmp.crits, cmp.selected, cmp.halting):
+            lines.append(f"**{lab}** · `{run.rec.name}` · {run.model} · halting {halting} — "
+                         + self.selection_md(run.rec, sel, crit, run.model_iterations))
+        na, nb = (run.rec.tokens[sel] for run, sel in zip(cmp.runs, cmp.selected))
+        if na == nb:
+            lines.append(f"Both select **{na} tokens**.")
+        else:
+            lines.append(f"B selects **{abs(nb - na)} {'more' if nb > na else 'fewer'} tokens** than A "
+                         f"({nb / na:.2g}x).")
+        if cmp.runs[0] is cmp.runs[1]:
+            lines.append("One rollout serves both (the same image, model and halting): the reconstructions are the "
+                         "same at every iteration, only the selections differ.")
+        return "\n\n".join(lines)
+
+    def comparison_views(self, cmp: Comparison, iteration, token) -> dict:
+        ui = self.ui
+        t = int(min(max(int(iteration), 0), cmp.iterations - 1))
+        ts = cmp.at(t)
+        recs = [r.rec for r in cmp.runs]
+        lines = []
+        for lab, rec, ti, sel in zip("AB", recs, ts, cmp.selected):
+            last = f" (its last: {len(rec.tokens)} iterations)" if ti < t else ""
+            star = " ★ selected" if ti == sel else ""
+            lines.append(f"**{lab}** at iteration {ti}{last}: {rec.tokens[ti]} tokens, L1 {rec.l1[ti]:.4f}, "
+                         f"PSNR {rec.psnr[ti]:.2f} dB{star}")
+        diff, mean = figures.difference_map(recs[0].recons[ts[0]], recs[1].recons[ts[1]], vmax=DIFFERENCE_TOP)
+        lines.append(f"**Difference** |A − B| of the two reconstructions: mean {mean:.4f} of the full range "
+                     f"(black where they agree, brightest from {DIFFERENCE_TOP:g})")
+        # a token both runs have at their iteration
+        n = min(rec.tokens[ti] for rec, ti in zip(recs, ts))
+        k = int(min(max(int(token), 0), n - 1))
+        attn, where = {}, []
+        for lab, run, ti, comp in zip("AB", cmp.runs, ts, (ui.cmp_attn_a, ui.cmp_attn_b)):
+            if run.rec.maps:
+                attn[comp] = run.overlay(ti, k, "mean", 0.5)
+                where.append(f"{lab}: iteration {ti}, decoder layer {run.rec.layer}")
+        step = recs[0].tokens[0]
+        attn_md = (f"Token {k} (added at iteration {k // step}), mean of the heads; " + "; ".join(where)
+                   if attn else "These models keep no attention maps.")
+        return {
+            ui.cmp_recon_a: cmp.runs[0].recon(ts[0]),
+            ui.cmp_recon_b: cmp.runs[1].recon(ts[1]),
+            ui.cmp_diff: cmp.runs[0].pictures.get(f"difference_{id(cmp.runs[1])}_{ts[0]}_{ts[1]}", lambda: diff),
+            ui.cmp_view_md: "\n\n".join(lines),
+            ui.cmp_token: gr.update(maximum=max(1, n - 1), value=k),
+            **attn,
+            ui.cmp_attn_md: attn_md,
+        }
+
+    def compare_value(self, kind, model, side: str = "A"):
+        """A Compare side's value box for its criterion and model: its label, and the default when known
+        without loading the model (the model's own L1 threshold, 25 dB, four iterations' tokens)."""
+        label = f"{side}: {VALUE_LABELS.get(kind, VALUE_LABELS[L1])}"
+        tok = self.cache.peek(None if model == BUNDLED else model)
+        if kind == PSNR:
+            return gr.update(label=label, value=DEFAULT_PSNR)
+        if kind == BUDGET:
+            return gr.update(label=label, value=4 * (tok.config.latents_per_iteration if tok else 32))
+        if tok is not None:
+            return gr.update(label=label, value=tok.default_threshold)
+        if str(model).startswith("official:"):
+            return gr.update(label=label, value=alit_core.DEFAULT_THRESHOLD)
+        return gr.update(label=label)
+
+    def compare_mode(self, mode):
+        """Two images: image B, with A's settings for both; two settings: B's settings, on image A."""
+        ui, two = self.ui, mode == TWO_SETTINGS
+        return {ui.cmp_image_b_box: gr.update(visible=not two), ui.cmp_settings_b: gr.update(visible=two),
+                ui.cmp_settings_a_md: COMPARE_SETTINGS_A[two], ui.cmp_b_md: COMPARE_B[two]}
+
     # --- Settings --------------------------------------------------------------------------------
     def model_defaults(self, model, device, dtype):
         """A model chosen under Model brings its own L1 threshold and token counts, when they are known
@@ -414,6 +592,10 @@ class Handlers:
         if str(model).startswith("official:"):
             return {ui.l1: alit_core.DEFAULT_THRESHOLD}
         return {}
+
+
+COMPARE_SETTINGS_A = {False: "**Model and settings** (for both images)", True: "**A**: model and settings"}
+COMPARE_B = {False: "**Image B**", True: "**B**: model and settings (on image A)"}
 
 
 def known_head(rec: Record, t: int, head) -> str:

@@ -10,7 +10,8 @@ from . import texts
 from .components import ImageUpload
 from .explorer import ASSETS, BUNDLED, ModelCache
 from .files import OutputDir
-from .handlers import BATCH_COLUMNS, CRITERIA, DEFAULT_PSNR, L1, MEASURE_LABELS, Handlers
+from .handlers import (BATCH_COLUMNS, COMPARE_B, COMPARE_MODES, COMPARE_SETTINGS_A, CRITERIA, DEFAULT_PSNR, L1,
+                       MEASURE_LABELS, PSNR, TWO_IMAGES, VALUE_LABELS, Handlers, attention_layer)
 
 # The status lines keep an error readable (red) until the next action; notes are quieter.
 CSS = """
@@ -24,6 +25,13 @@ EXPLORE_OUTPUTS = ("status", "metrics", "record", "gallery", "current", "halt_ma
                    "scatter", "comp", "selected", "iteration", "head", "clicked", "how")
 ATTENTION_OUTPUTS = ("token", "overlay", "segments", "attn_md", "finding", "who", "status")
 BATCH_OUTPUTS = ("batch_status", "batch_table", "batch_plot", "batch_csv")
+# What the shared iteration and token sliders redraw, and what Compare sets besides (status line first).
+COMPARE_VIEW_OUTPUTS = ("cmp_status", "cmp_recon_a", "cmp_recon_b", "cmp_diff", "cmp_view_md", "cmp_token",
+                        "cmp_attn_a", "cmp_attn_b", "cmp_attn_md")
+COMPARE_OUTPUTS = (*COMPARE_VIEW_OUTPUTS, "cmp_record", "cmp_summary", "cmp_curve", "cmp_iteration")
+# The Compare tab opens on two bundled examples of different complexity (the bundled model: 32 and 192
+# tokens), and on the cat for one image under two settings.
+COMPARE_DEFAULTS = ("02_shapes.png", "03_coffee.png")
 
 
 class Ui:
@@ -35,6 +43,25 @@ class Ui:
 
 def examples() -> list[str]:
     return [str(p) for p in sorted((ASSETS / "samples").glob("*.png"))]
+
+
+def sample(name: str) -> str | None:
+    path = ASSETS / "samples" / name
+    return str(path) if path.exists() else None
+
+
+def compare_settings(ui: Ui, side: str, model_list: list[str], local_paths: bool, kind: str, value):
+    """One Compare side's model, halting, criterion and its value (ui.cmp_model_a, ...)."""
+    s = side.lower()
+    setattr(ui, f"cmp_model_{s}", gr.Dropdown(model_list, value=BUNDLED, allow_custom_value=local_paths,
+                                              label=f"Model {side}", elem_id=f"cmp-model-{s}"))
+    with gr.Row():
+        setattr(ui, f"cmp_halting_{s}", gr.Dropdown(["deterministic", "stochastic", "off"], value="deterministic",
+                                                    label=f"Halting {side}", elem_id=f"cmp-halting-{s}"))
+        setattr(ui, f"cmp_kind_{s}", gr.Dropdown(CRITERIA, value=kind, label=f"Criterion {side}",
+                                                 elem_id=f"cmp-kind-{s}"))
+        setattr(ui, f"cmp_value_{s}", gr.Number(value=value, label=f"{side}: {VALUE_LABELS[kind]}",
+                                                elem_id=f"cmp-value-{s}"))
 
 
 def model_choices() -> list[str]:
@@ -50,8 +77,8 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
               outputs: OutputDir | None = None, keep_s: float = KEEP_S) -> tuple[gr.Blocks, Ui, Handlers]:
     """The page, its components and its handlers (tests call the handlers directly).
 
-    What a visitor leaves behind is bounded: the run kept for their session (its rollout and
-    attention maps, a few MB) is dropped `keep_s` seconds after it was made, and the files gradio
+    What a visitor leaves behind is bounded: the run and the comparison kept for their session (rollouts
+    and attention maps, a few MB each) are dropped `keep_s` seconds after they were made, and the files gradio
     copied into its cache to serve them (pictures, exports, uploads) are deleted once older than
     `keep_s`, checked every `keep_s / 4` (gradio's delete_cache). The number of sessions kept at
     all is app.py's --max-sessions (gradio's state_session_capacity)."""
@@ -74,7 +101,7 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
                 with gr.Column(scale=1, min_width=300):
                     # gradio's upload UI, but the file reaches alit_core's loader untouched (clear errors)
                     ui.image = ImageUpload(type="filepath", label="Image (upload, drop or paste)",
-                                           sources=["upload", "clipboard"], height=300)
+                                           sources=["upload", "clipboard"], height=300, elem_id="explore-image")
                     ui.examples = gr.Examples(examples(), inputs=ui.image,
                                               label="Examples: simple → complex → unfamiliar", examples_per_page=12)
                     ui.run = gr.Button("Tokenize", variant="primary")
@@ -101,7 +128,7 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
                             ui.halting = gr.Dropdown(["deterministic", "stochastic", "off"], value="deterministic",
                                                      label="Halting")
                             ui.seed = gr.Number(value=0, precision=0, label="Seed (stochastic)")
-                        ui.layer = gr.Number(value=od["layer"] if od and "layer" in od else -1, precision=0,
+                        ui.layer = gr.Number(value=attention_layer(od), precision=0,
                                              label="Attention: decoder layer (-1 = last)")
                 with gr.Column(scale=2):
                     ui.status = gr.Markdown(elem_id="explore-status")
@@ -144,6 +171,49 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
             with gr.Tab("Export"):
                 ui.export = gr.Button("Export JSON, NPZ, PNGs and an animated GIF")
                 ui.files = gr.File(label="Downloads", file_count="multiple")
+        with gr.Tab("Compare", elem_id="compare-tab"):
+            gr.Markdown("Two runs side by side on one iteration slider: **two images under one model** (why does "
+                        "one need more tokens than the other?), or **one image under two models or settings** "
+                        "(another checkpoint, halting mode or selection criterion).")
+            ui.cmp_mode = gr.Radio(COMPARE_MODES, value=TWO_IMAGES, label="Compare", elem_id="cmp-mode")
+            with gr.Row():
+                with gr.Column(elem_id="compare-a"):
+                    ui.cmp_image_a = ImageUpload(type="filepath", label="Image A", value=sample(COMPARE_DEFAULTS[0]),
+                                                 sources=["upload", "clipboard"], height=220, elem_id="cmp-image-a")
+                    gr.Examples(examples(), inputs=ui.cmp_image_a, label="Examples for A", examples_per_page=12)
+                    ui.cmp_settings_a_md = gr.Markdown(COMPARE_SETTINGS_A[False])
+                    compare_settings(ui, "A", model_choices(), cache.local_paths, L1, tok.default_threshold)
+                with gr.Column(elem_id="compare-b"):
+                    ui.cmp_b_md = gr.Markdown(COMPARE_B[False])
+                    with gr.Column() as ui.cmp_image_b_box:
+                        ui.cmp_image_b = ImageUpload(type="filepath", label="Image B",
+                                                     value=sample(COMPARE_DEFAULTS[1]), sources=["upload", "clipboard"],
+                                                     height=220, elem_id="cmp-image-b")
+                        gr.Examples(examples(), inputs=ui.cmp_image_b, label="Examples for B", examples_per_page=12)
+                    with gr.Column(visible=False) as ui.cmp_settings_b:
+                        compare_settings(ui, "B", model_choices(), cache.local_paths, PSNR, DEFAULT_PSNR)
+            ui.cmp_run = gr.Button("Compare", variant="primary")
+            ui.cmp_status = gr.Markdown(elem_id="compare-status")
+            ui.cmp_summary = gr.Markdown("Pick two images (or one image and two settings), then *Compare*.",
+                                         elem_id="compare-summary")
+            ui.cmp_iteration = gr.Slider(0, cfg.iterations - 1, value=cfg.iterations - 1, step=1,
+                                         label="Iteration (both runs)", elem_id="cmp-iteration")
+            with gr.Row():
+                ui.cmp_recon_a = gr.Image(label="A: reconstruction", elem_id="cmp-recon-a", interactive=False, height=256, type="filepath")
+                ui.cmp_recon_b = gr.Image(label="B: reconstruction", elem_id="cmp-recon-b", interactive=False, height=256, type="filepath")
+                ui.cmp_diff = gr.Image(label="Difference |A − B| of the reconstructions", elem_id="cmp-diff", interactive=False,
+                                       height=256, type="filepath")
+            ui.cmp_view_md = gr.Markdown(elem_id="compare-view")
+            ui.cmp_curve = gr.Plot(label="Error against tokens: A and B", elem_id="compare-curve")
+            ui.cmp_token = gr.Slider(0, most - 1, value=0, step=1, label="Token (one that both runs have)",
+                                     elem_id="cmp-token")
+            with gr.Row():
+                ui.cmp_attn_a = gr.Image(label="A: this token's attention", elem_id="cmp-attn-a", interactive=False, height=256,
+                                         type="filepath")
+                ui.cmp_attn_b = gr.Image(label="B: this token's attention", elem_id="cmp-attn-b", interactive=False, height=256,
+                                         type="filepath")
+            ui.cmp_attn_md = gr.Markdown(elem_id="compare-attention")
+            ui.cmp_record = gr.State(None, time_to_live=keep_s)
         with gr.Tab("Batch"):
             ui.batch_files = gr.File(label="Images or zips", file_count="multiple")
             ui.batch_run = gr.Button("Tokenize all", variant="primary")
@@ -164,7 +234,7 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
                             ui.metrics, ui.selected, ui.status]
         # The UI's own endpoints are callable by name (tests, benchmark, app/soak.py) but left out of the
         # API page, whose one documented endpoint is /tokenize. Every event that computes rollouts
-        # (/explore, /batch, /tokenize) shares one queue slot group: at most --concurrency at once.
+        # (/explore, /compare, /batch, /tokenize) shares one queue slot group: at most --concurrency at once.
         ui.run.click(h.run, [ui.image, *settings], ui[EXPLORE_OUTPUTS], api_name="explore",
                      api_visibility="undocumented", concurrency_id="rollout").then(
             h.attention_after_run, attn_inputs, attn_outputs, api_visibility="private")
@@ -189,6 +259,22 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
                           api_visibility="private")
         ui.export.click(h.export, [ui.record, ui.selected], [ui.files, ui.status], api_name="export",
                         api_visibility="undocumented")
+        # Compare: two whole runs in one rollout slot; the shared sliders redraw from the kept runs
+        cmp_sides = [ui.cmp_model_a, ui.cmp_halting_a, ui.cmp_kind_a, ui.cmp_value_a,
+                     ui.cmp_model_b, ui.cmp_halting_b, ui.cmp_kind_b, ui.cmp_value_b]
+        ui.cmp_run.click(h.compare, [ui.cmp_mode, ui.cmp_image_a, ui.cmp_image_b, *cmp_sides], ui[COMPARE_OUTPUTS],
+                         api_name="compare", api_visibility="undocumented", concurrency_id="rollout")
+        gr.on([ui.cmp_iteration.input, ui.cmp_iteration.release, ui.cmp_token.input, ui.cmp_token.release],
+              h.compare_view, [ui.cmp_record, ui.cmp_iteration, ui.cmp_token], ui[COMPARE_VIEW_OUTPUTS],
+              api_name="compare_view", api_visibility="undocumented", show_progress="minimal",
+              trigger_mode="always_last")
+        ui.cmp_mode.change(h.compare_mode, ui.cmp_mode,
+                           [ui.cmp_image_b_box, ui.cmp_settings_b, ui.cmp_settings_a_md, ui.cmp_b_md],
+                           api_visibility="private")
+        for side in ("a", "b"):
+            kind, model = getattr(ui, f"cmp_kind_{side}"), getattr(ui, f"cmp_model_{side}")
+            gr.on([kind.input, model.change], lambda k, m, side=side.upper(): h.compare_value(k, m, side),
+                  [kind, model], getattr(ui, f"cmp_value_{side}"), api_visibility="private")
         ui.batch_run.click(h.batch, [ui.batch_files, ui.model, *criterion, ui.measure], ui[BATCH_OUTPUTS],
                            api_name="batch", api_visibility="undocumented", concurrency_id="rollout")
 

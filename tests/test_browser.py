@@ -125,8 +125,8 @@ class Page:
         return loc.first.inner_text() if loc.count() else ""
 
     def status(self) -> str:
-        return " ".join(self.page.locator(s).first.inner_text() for s in ("#explore-status", "#batch-status")
-                        if self.page.locator(s).count())
+        return " ".join(self.page.locator(s).first.inner_text()
+                        for s in ("#explore-status", "#compare-status", "#batch-status") if self.page.locator(s).count())
 
     def metrics(self) -> str:
         return self.text("#metrics")
@@ -154,22 +154,26 @@ class Page:
         self.tab("Explore")
         self.page.locator("button.gallery-item").nth(index).click()
         self.page.wait_for_function(  # the image box shows the example
-            "() => [...document.querySelectorAll('[data-testid=\"image\"] img, .image-container img')]"
-            ".some(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
+            "() => [...document.querySelectorAll('#explore-image img')].some(i => i.complete && i.naturalWidth > 0)",
+            timeout=30_000)
 
-    def upload(self, path: Path):
-        self.tab("Explore")
-        self.page.locator("input[type='file'][accept='image/*']").set_input_files(str(path))
+    def upload(self, path: Path, tab: str = "Explore", box: str = "#explore-image"):
+        self.tab(tab)
+        self.page.locator(f"{box} input[type='file']").set_input_files(str(path))
         time.sleep(1.0)  # the upload itself (no event of ours marks its end)
         self.settle()
 
-    def tokenize(self, expect: str = r"\*\*Selected\*\*|Selected:"):
-        self.tab("Explore")
-        self.page.get_by_role("button", name="Tokenize", exact=True).click()
+    def press(self, tab: str, button: str, results: str, expect: str | None):
+        """A tab's run button, then its results: `expect` (a pattern) in the element `results`."""
+        self.tab(tab)
+        self.page.get_by_role("button", name=button, exact=True).click()
         time.sleep(0.3)
         self.settle()
         if expect:
-            self.wait_text("#metrics", expect)
+            self.wait_text(results, expect)
+
+    def tokenize(self, expect: str | None = r"\*\*Selected\*\*|Selected:"):
+        self.press("Explore", "Tokenize", "#metrics", expect)
 
     def slider_end(self, label: str, end: str):
         """A slider to one end with the keyboard (Home / End): the visitor's own input event."""
@@ -223,6 +227,34 @@ class Page:
     def overlay(self):
         """The attention picture (a click on it asks who attends there)."""
         return self.page.locator(".block").filter(has_text="This token's attention (click").locator("img").last
+
+    # --- Compare -------------------------------------------------------------------------------------
+    def compare(self, expect: str | None = r"B selects|Both select"):
+        """Click *Compare* and wait for the two runs (the summary names both selections)."""
+        self.press("Compare", "Compare", "#compare-summary", expect)
+
+    def compare_example(self, side: str, index: int):
+        """An example into image A or B (each side has its own examples)."""
+        box = f"#cmp-image-{side.lower()}"
+        before = self.page.locator(f"{box} img").first.get_attribute("src") if self.page.locator(
+            f"{box} img").count() else None
+        self.page.locator(f"#compare-{side.lower()} button.gallery-item").nth(index).click()
+        self.page.wait_for_function(
+            "([box, before]) => [...document.querySelectorAll(box + ' img')].some(i => i.complete && "
+            "i.naturalWidth > 0 && i.getAttribute('src') !== before)", arg=[box, before], timeout=30_000)
+
+    def compared(self) -> dict[str, tuple[str, int, int]]:
+        """The summary: {side: (image name, selected iteration, selected tokens)}."""
+        text = self.text("#compare-summary")
+        found = {m.group(1): (m.group(2), int(m.group(3)), int(m.group(4))) for m in re.finditer(
+            r"([AB]) · (\S+) · .*?Selected: iteration (\d+), (\d+) tokens", text)}
+        assert set(found) == {"A", "B"}, text
+        return found
+
+    def picture(self, elem_id: str) -> tuple[str, np.ndarray]:
+        """A picture on the page (its src) and its pixels, fetched as the browser fetched them."""
+        src = self.page.locator(f"#{elem_id} img").first.get_attribute("src")
+        return src, np.asarray(Image.open(io.BytesIO(self.page.request.get(src).body())).convert("RGB"))
 
     def download(self, name_part: str, dest: Path) -> Path:
         link = self.page.locator(f"a[download][href*='{name_part}']").first
@@ -390,7 +422,7 @@ def test_image_dropped_pasted_and_cleared(visitor, tmp_path):
       const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
       const dt = new DataTransfer();
       dt.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));
-      const box = document.querySelector("input[type='file'][accept='image/*']").closest('button');
+      const box = document.querySelector("#explore-image input[type='file']").closest('button');
       for (const type of ['dragenter', 'dragover', 'drop'])
         box.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
     }""", base64.b64encode(dropped.read_bytes()).decode())
@@ -514,6 +546,173 @@ def test_batch_tab_and_how_it_works(visitor, tmp_path):
     assert all(int(r.split(",")[1]) % 32 == 0 for r in rows[1:])
 
 
+# --- Compare ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def library():
+    """The bundled model in this process: the counts the page shows are checked against it."""
+    from alit_core import load_tokenizer
+
+    return load_tokenizer(device="cpu")
+
+
+def library_tokens(tok, path, **criterion) -> int:
+    """What alit_core selects for a file (its own loader and encode, with early exit)."""
+    from alit_core import load_image
+
+    return int(tok.encode(load_image(path, size=tok.resolution)[None], **criterion).num_tokens[0])
+
+
+@pytest.fixture(scope="module")
+def vae_model(tmp_path_factory):
+    """A small model on the VAE base tokenizer (4 iterations of 4 tokens; no stochastic halting), as a file."""
+    import torch
+    from conftest import small_config
+
+    from alit_core import ALIT, Tokenizer, VAEConfig, save_checkpoint
+
+    vae = VAEConfig(resolution=64, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, encoder_attn_resolutions=(16,),
+                    decoder_attn_resolutions=())
+    torch.manual_seed(0)
+    return str(save_checkpoint(Tokenizer(ALIT(small_config(vae=vae)), "cpu"),
+                               tmp_path_factory.mktemp("vae") / "vae.pt"))
+
+
+def sample_index(part: str) -> int:
+    return next(i for i, p in enumerate(SAMPLES) if part in p.name)
+
+
+def test_compare_two_images_then_one_image_under_two_settings(visitor, library, tmp_path):
+    v = visitor
+    v.tab("Compare")
+    v.check("compare tab")  # the two default images (A and B) are shown, loaded
+    thr = library.default_threshold
+
+    # defaults: two bundled examples of different complexity, one click
+    v.compare()
+    s = v.check("compare the defaults")
+    got = v.compared()
+    assert got["A"][0] == "02_shapes.png" and got["B"][0] == "03_coffee.png", got
+    for side, (name, _, tokens) in got.items():
+        assert tokens == library_tokens(library, ROOT / "assets" / "samples" / name, threshold=thr), (side, name)
+    assert got["A"][2] < got["B"][2]  # the simple image needs fewer tokens
+
+    # two examples picked by the visitor
+    scene, text = sample_index("scene"), sample_index("text")
+    v.compare_example("A", scene)
+    v.compare_example("B", text)
+    v.check("two examples picked")
+    v.compare()
+    s = v.check("compare scene and text")
+    got = v.compared()
+    assert (got["A"][0], got["B"][0]) == (SAMPLES[scene].name, SAMPLES[text].name), got
+    assert got["A"][2] == library_tokens(library, SAMPLES[scene], threshold=thr)
+    assert got["B"][2] == library_tokens(library, SAMPLES[text], threshold=thr)
+    assert f"B selects {got['B'][2] - got['A'][2]} more tokens than A" in v.text("#compare-summary")
+    # the overlaid curves: L1, PSNR and the selection of each, the stars at the counts shown
+    curve = v.page.evaluate("() => document.querySelector('#compare-curve .js-plotly-plot').data"
+                            ".map(t => ({name: t.name, x: t.x}))")
+    names = [c["name"] for c in curve]
+    assert names == ["A: L1", "A: PSNR (dB)", "A: selected", "B: L1", "B: PSNR (dB)", "B: selected"], names
+    assert (curve[2]["x"][0], curve[5]["x"][0]) == (got["A"][2], got["B"][2])
+    # the shared slider opens at the later selection, and moves both runs and their difference
+    later = max(got["A"][1], got["B"][1])
+    assert v.slider_value("Iteration (both runs)") == later and v.slider_max("Iteration (both runs)") == 7
+    v.wait_text("#compare-view", rf"A at iteration {later}: {32 * (later + 1)} tokens")
+    before = {k: v.picture(k) for k in ("cmp-recon-a", "cmp-recon-b", "cmp-diff")}
+    mean_before = float(re.search(r"mean ([\d.]+)", v.text("#compare-view")).group(1))
+    v.slider_end("Iteration (both runs)", "Home")
+    v.check("shared iteration 0")
+    v.wait_text("#compare-view", r"A at iteration 0: 32 tokens[\s\S]*B at iteration 0: 32 tokens")
+    after = {k: v.picture(k) for k in ("cmp-recon-a", "cmp-recon-b", "cmp-diff")}
+    for k in before:
+        assert before[k][0] != after[k][0] and not np.array_equal(before[k][1], after[k][1]), f"{k} did not change"
+    mean_after = float(re.search(r"mean ([\d.]+)", v.text("#compare-view")).group(1))
+    assert mean_after != mean_before and mean_after > 0
+    assert abs(after["cmp-diff"][1].astype(float).mean() - before["cmp-diff"][1].astype(float).mean()) > 0.5
+    # the token: one that both runs have at this iteration, both attention maps redrawn
+    attn = [v.picture(k)[0] for k in ("cmp-attn-a", "cmp-attn-b")]
+    assert v.slider_max("Token (one that both runs have)") == 31
+    v.slider_end("Token (one that both runs have)", "End")
+    v.check("token 31")
+    v.wait_text("#compare-attention", r"Token 31 \(added at iteration 0\)")
+    assert all(v.picture(k)[0] != a for k, a in zip(("cmp-attn-a", "cmp-attn-b"), attn))
+    v.slider_end("Iteration (both runs)", "End")
+    v.check("shared iteration 7")
+    assert v.slider_max("Token (one that both runs have)") == 255
+    v.wait_text("#compare-attention", r"Token 31 \(added at iteration 0\)[\s\S]*A: iteration 7")
+
+    # a broken upload for A: its message in the status line, the comparison shown stays
+    shown = v.text("#compare-summary")
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    v.upload(bad, tab="Compare", box="#cmp-image-a")
+    v.compare(expect=None)
+    v.check("compare a broken file", refused="A: cannot use image 'broken.png': not an image",
+            broken_upload="broken.png")
+    assert v.text("#compare-summary") == shown
+
+    # one image under two settings: B's own settings appear, image B goes (the text image: the bundled
+    # model masks some of its positions, so halting off reconstructs it otherwise)
+    v.compare_example("A", text)
+    v.radio("one image, two models or settings")
+    kept = "A: cannot use image 'broken.png'"  # the refusal stays until the next Compare
+    v.check("mode: one image, two settings", refused=kept)
+    assert v.page.locator("#cmp-image-b").is_hidden() and v.page.locator("#cmp-halting-b").is_visible()
+    v.choose("Halting B", "off")
+    v.choose("Criterion B", "L1 threshold")
+    v.check("B: halting off, L1", refused=kept)
+    v.page.wait_for_function(f"() => document.querySelector('#cmp-value-b input').value === '{thr:g}'")
+    v.compare()
+    v.check("compare halting deterministic and off")
+    got = v.compared()
+    assert got["A"][0] == got["B"][0] == SAMPLES[text].name
+    assert got["A"][2] == library_tokens(library, SAMPLES[text], threshold=thr)
+    assert got["B"][2] == library_tokens(library, SAMPLES[text], threshold=thr, halting="off")
+    assert "halting off" in v.text("#compare-summary")
+    assert float(re.search(r"mean ([\d.]+)", v.text("#compare-view")).group(1)) > 0  # other halting, other pixels
+    # an unknown model for B: refused in the status line
+    box = v.page.get_by_label("Model B", exact=True)
+    box.fill("official:nope")
+    box.press("Enter")
+    v.compare(expect=None)
+    v.check("compare with an unknown model", refused="B: unknown official checkpoint 'nope'")
+
+
+def test_compare_the_bundled_model_with_another_model(visitor, library, vae_model):
+    """B: another model file (a VAE-based model of other counts and iterations): the halting mode it
+    lacks is refused, then both run, aligned on the shared slider."""
+    from alit_core import load_tokenizer
+
+    v = visitor
+    v.tab("Compare")
+    v.radio("one image, two models or settings")
+    cat = sample_index("cat")
+    v.compare_example("A", cat)
+    box = v.page.get_by_label("Model B", exact=True)
+    box.fill(vae_model)
+    box.press("Enter")
+    v.choose("Halting B", "stochastic")
+    v.choose("Criterion B", "L1 threshold")
+    v.number("B: L1 threshold (0 to 1)", 0.05)
+    v.compare(expect=None)
+    v.check("a halting mode model B lacks", refused="B: This model takes halting 'deterministic' or 'off', "
+                                                    "not 'stochastic'")
+    v.choose("Halting B", "deterministic")
+    v.compare()
+    v.check("compare two models")
+    got = v.compared()
+    vae = load_tokenizer(vae_model, device="cpu")
+    assert got["A"][2] == library_tokens(library, SAMPLES[cat], threshold=library.default_threshold)
+    assert got["B"][2] == library_tokens(vae, SAMPLES[cat], threshold=0.05)
+    assert vae_model in v.text("#compare-summary")
+    # the bundled model's 8 iterations against the other's 4: at 7, B stays on its last
+    v.slider_end("Iteration (both runs)", "End")
+    v.check("shared iteration 7, B on its last")
+    v.wait_text("#compare-view", r"A at iteration 7: 256 tokens[\s\S]*B at iteration 3 \(its last: 4 iterations\): "
+                                 r"16 tokens")
+    assert v.slider_max("Token (one that both runs have)") == 15
+
+
 # --- the race: many runs in a row, every picture loads ------------------------------------------------------
 @pytest.mark.parametrize("runs", [3, pytest.param(20, marks=pytest.mark.slow)])
 def test_consecutive_runs_load_every_picture(visitor, runs):
@@ -581,5 +780,8 @@ def test_readme_screenshots(visitor):
     shot("batch")
     v.tab("How it works")
     shot("how_it_works")
+    v.compare()  # the defaults: two examples of different complexity
+    v.check("compare for the screenshot")
+    shot("compare")
     assert sorted(p.name for p in out.glob("*.jpg")) >= sorted(
-        f"{n}.jpg" for n in ("attention", "batch", "explore", "export", "how_it_works"))
+        f"{n}.jpg" for n in ("attention", "batch", "compare", "explore", "export", "how_it_works"))
