@@ -24,7 +24,7 @@ import torch
 from .alit import ALIT
 from .config import ALITConfig, VAEConfig, VQGANConfig, get_preset, heads_for
 from .errors import CheckpointError
-from .tokenizer import Tokenizer
+from .tokenizer import BoundModel, Tokenizer
 
 FORMAT = "alit-explorer"
 FORMAT_VERSION = 1
@@ -319,15 +319,19 @@ def _unwrap(obj: dict) -> dict:
 
 # --- our format ---------------------------------------------------------------------------------
 def save_checkpoint(model_or_tokenizer, path, *, metadata: dict | None = None, dtype: torch.dtype | None = None) -> Path:
-    """Save weights with their configuration embedded; `dtype` (e.g. bfloat16) shrinks the file."""
-    model = model_or_tokenizer.model if isinstance(model_or_tokenizer, Tokenizer) else model_or_tokenizer
+    """Save weights with their configuration embedded; `dtype` (e.g. bfloat16) shrinks the file.
+
+    KARL models (or tokenizers) are saved the same way, marked "family": "karl".
+    """
+    model = model_or_tokenizer.model if isinstance(model_or_tokenizer, BoundModel) else model_or_tokenizer
+    family = {"family": model.family} if getattr(model, "family", "alit") != "alit" else {}
     sd = {k: (v.detach().to(dtype) if dtype is not None and v.is_floating_point() else v.detach()).cpu().contiguous()
           for k, v in model.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(
-        {"format": FORMAT, "version": FORMAT_VERSION, "config": model.cfg.to_dict(), "state_dict": sd,
+        {"format": FORMAT, "version": FORMAT_VERSION, **family, "config": model.cfg.to_dict(), "state_dict": sd,
          "metadata": dict(metadata or {})},
         tmp,
     )
@@ -335,19 +339,24 @@ def save_checkpoint(model_or_tokenizer, path, *, metadata: dict | None = None, d
     return path
 
 
+def model_from_own_format(obj: dict, config_class=ALITConfig, model_class=ALIT):
+    """The model of a file in our format (its version checked), built from its embedded configuration."""
+    if obj.get("version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint format version {obj['version']} is newer than this alit_core reads ({FORMAT_VERSION}); "
+            "update ALIT Explorer"
+        )
+    try:
+        cfg = config_class.from_dict(obj["config"])
+    except (TypeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"checkpoint configuration is invalid: {err}") from err
+    return build_model(cfg, obj["state_dict"], model_class)
+
+
 def model_from_checkpoint(obj: dict, heads: int | None = None) -> ALIT:
     """An ALIT model from a loaded file of either format."""
     if obj.get("format") == FORMAT:
-        if obj.get("version", 0) > FORMAT_VERSION:
-            raise CheckpointError(
-                f"checkpoint format version {obj['version']} is newer than this alit_core reads ({FORMAT_VERSION}); "
-                "update ALIT Explorer"
-            )
-        try:
-            cfg = ALITConfig.from_dict(obj["config"])
-        except (TypeError, ValueError, KeyError) as err:
-            raise CheckpointError(f"checkpoint configuration is invalid: {err}") from err
-        return build_model(cfg, obj["state_dict"])
+        return model_from_own_format(obj, ALITConfig, ALIT)
     sd = _unwrap(obj)
     if not any(k.startswith(("encoder_", "latent_tokens", "base_tokenizer.")) for k in sd):
         raise CheckpointError(

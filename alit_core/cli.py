@@ -20,7 +20,7 @@ from .checkpoints import BUNDLED_CHECKPOINT, _unwrap, infer_config, load_tokeniz
 from .config import ALITConfig, get_preset
 from .errors import ALITError, CheckpointError, ImageInputError
 from .image_io import load_image
-from .registry import OFFICIAL_CHECKPOINTS, cached_path, fetch_official
+from .registry import KARL_CHECKPOINTS, OFFICIAL_CHECKPOINTS, cached_path, fetch_official
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +99,7 @@ def parser() -> argparse.ArgumentParser:
     o.set_defaults(run=cmd_official)
 
     d = sub.add_parser("download", help="download a released checkpoint into the cache")
-    d.add_argument("name", choices=list(OFFICIAL_CHECKPOINTS))
+    d.add_argument("name", choices=[*OFFICIAL_CHECKPOINTS, *KARL_CHECKPOINTS])
     d.set_defaults(run=cmd_download)
     return p
 
@@ -251,7 +251,7 @@ def parameter_counts(shapes: dict[str, tuple]) -> dict[str, int]:
 
 
 def cmd_official(args) -> int:
-    for name, ck in OFFICIAL_CHECKPOINTS.items():
+    for name, ck in {**OFFICIAL_CHECKPOINTS, **KARL_CHECKPOINTS}.items():
         path = cached_path(name)
         state = "cached" if path.exists() else ("not supported" if not ck.supported else "not downloaded")
         print(f"{name:34s} {ck.preset:32s} {state}")

@@ -97,8 +97,22 @@ class KARLConfig(_LatentTokenizerFields):
                 d[part] = {k: list(v) if isinstance(v, tuple) else v for k, v in d[part].items()}
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> KARLConfig:
+        d = dict(d)
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown KARL config fields: {sorted(unknown)}")
+        vae, vqgan = d.pop("vae", None), d.pop("vqgan", None)
+        base = {"vae": VAEConfig(**_tuples(vae))} if vae is not None else {"vqgan": VQGANConfig(**_tuples(vqgan or {}))}
+        return cls(**_tuples(d), **base)
+
     def with_(self, **changes) -> KARLConfig:
         return replace(self, **changes)
+
+
+def _tuples(d: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
 
 
 # The released configuration (karl_small: the official builder's "semi_large" width), by base tokenizer.
@@ -145,6 +159,8 @@ class KARLDecoder(Transformer):
 
 class KARL(LatentTokenizer):
     """Base tokenizer, patch embedding and `bottleneck` (12-d factorisation, quantiser) as ALIT's."""
+
+    family = "karl"
 
     def __init__(self, cfg: KARLConfig):
         super().__init__()

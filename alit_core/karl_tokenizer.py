@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from .checkpoints import (
+    FORMAT,
     _unwrap,
     build_model,
     infer_base,
@@ -27,7 +28,9 @@ from .checkpoints import (
     official_base,
     official_to_ours,
     official_transformer,
+    model_from_own_format,
     read_file,
+    read_metadata,
 )
 from .encoding import Encoding
 from .errors import CheckpointError
@@ -128,6 +131,11 @@ class KARLTokenizer(BoundModel):
             raise ValueError(f"quality must be one non-negative L1 error or one per image ({batch}), not {quality!r}")
         return q
 
+    def _batch(self, images) -> int:
+        if isinstance(images, KARLImageTokens):
+            return images.tokens.shape[0]
+        return check_images(images, self.resolution, torch.device("meta")).shape[0]
+
     def image_tokens(self, images, posterior=None) -> KARLImageTokens:
         """The base encoding of a batch (B, 3, H, W) in [0, 1], to reuse across passes.
 
@@ -151,9 +159,9 @@ class KARLTokenizer(BoundModel):
         """One KARL pass: T = `budget` latents (default 256) conditioned on the desired reconstruction
         L1 `quality` (default 0.05; one number, or one per image). images: (B, 3, H, W) in [0, 1] or
         their `KARLImageTokens`. decode=False skips the pixels (recon, l1, psnr are None)."""
+        budget = self._budget(budget)  # arguments first: refused before any work
+        quality = self._quality(quality, self._batch(images))
         base = self.image_tokens(images, posterior)
-        budget = self._budget(budget)
-        quality = self._quality(quality, base.tokens.shape[0])
         with self._context():
             return self._pass(base, budget, quality, decode)
 
@@ -178,9 +186,9 @@ class KARLTokenizer(BoundModel):
         )
 
     def _sweep(self, images, settings: Iterable[tuple[int | None, object]], posterior, decode) -> Iterator[KARLPass]:
-        base = self.image_tokens(images, posterior)
-        b = base.tokens.shape[0]
+        b = self._batch(images)
         checked = [(self._budget(t), self._quality(q, b)) for t, q in settings]  # refuse before any work
+        base = self.image_tokens(images, posterior)
         for budget, quality in checked:
             # the context is entered per pass, so nothing leaks into the caller's code between passes
             with self._context():
@@ -231,7 +239,9 @@ def is_karl_state_dict(state_dict: Mapping) -> bool:
 
 
 def is_karl_checkpoint(obj: Mapping) -> bool:
-    """True for an official KARL file (a state dict, or one under 'ema' / 'model')."""
+    """True for a KARL file: ours (family "karl") or an official one (a state dict, or under 'ema' / 'model')."""
+    if obj.get("format") == FORMAT:
+        return obj.get("family") == "karl"
     return is_karl_state_dict(_unwrap(obj))
 
 
@@ -301,5 +311,9 @@ def karl_from_official(config: dict, state_dict: Mapping, device=None, dtype=Non
 
 def karl_from_checkpoint(obj: Mapping, device=None, dtype=None, *, heads: int | None = None,
                          options=None) -> KARLTokenizer:
-    """A tokenizer from a loaded official KARL file; the configuration is inferred from the keys."""
-    return KARLTokenizer(karl_model_from_official_state_dict(_unwrap(obj), heads=heads), device, dtype, options)
+    """A tokenizer from a loaded KARL file: ours, or an official one (configuration inferred from the keys)."""
+    if obj.get("format") == FORMAT:
+        model = model_from_own_format(obj, KARLConfig, KARL)
+    else:
+        model = karl_model_from_official_state_dict(_unwrap(obj), heads=heads)
+    return KARLTokenizer(model, device, dtype, options, metadata=read_metadata(obj))

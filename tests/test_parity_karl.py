@@ -376,6 +376,34 @@ def test_released_layouts_load_with_their_configuration_inferred(manifest):
         karl_model_from_official_state_dict(dict(sd, **{"encoder.transformer.extra": torch.empty(1)}), config=cfg)
 
 
+@needs_karl_reference
+def test_own_format_round_trip(tmp_path, tok, refs):
+    from alit_core import save_checkpoint
+
+    x = refs["quality"]["images"][:1]
+    path = save_checkpoint(tok, tmp_path / "karl.pt", metadata={"note": "tiny"})
+    assert torch.load(path, weights_only=True)["family"] == "karl"
+    loaded = load_tokenizer(path, device="cpu")
+    assert isinstance(loaded, KARLTokenizer) and loaded.config == tok.config and loaded.metadata == {"note": "tiny"}
+    a, b = tok.tokenize(x, 100, 0.05, decode=False), loaded.tokenize(x, 100, 0.05, decode=False)
+    assert torch.equal(a.outputs, b.outputs) and a.num_tokens == b.num_tokens == [38]
+    small = load_tokenizer(save_checkpoint(tok, tmp_path / "karl_bf16.pt", dtype=torch.bfloat16), device="cpu")
+    assert small.config == tok.config and path.stat().st_size > 1.9 * (tmp_path / "karl_bf16.pt").stat().st_size
+
+
+@needs_karl_reference
+def test_bfloat16_runs_close_to_float32(refs):
+    tok16 = from_official(config=KARL_TINY / "config.json", state_dict=KARL_TINY / "state_dict.pt", device="cpu",
+                          dtype="bfloat16")
+    ref = refs["quality"]
+    run = tok16.tokenize(ref["images"], 100, 0.05)
+    assert run.outputs.dtype == run.recon.dtype == torch.float32
+    # bfloat16 rounding may flip a halting decision near 0.75 or a latent code; not the counts' sense
+    assert all(abs(a - b) <= 2 for a, b in zip(run.num_tokens, [38, 66]))
+    assert (run.codes == ref["latent_indices_6"]).float().mean() > 0.9
+    assert max_err(run.l1, ref["l1"][:, 6]) < 2e-3
+
+
 # --- the VAE base tokenizer (no official outputs: structure and consistency) ---------------------
 def tiny_vae_karl(quantized=True) -> KARL:
     torch.manual_seed(0)
