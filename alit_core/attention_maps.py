@@ -11,11 +11,15 @@ import torch
 from einops import rearrange
 
 
-def latent_attention_maps(attention: torch.Tensor, grid_size: int) -> torch.Tensor:
-    """Full decoder attention (..., L, L) -> per-latent maps (..., N, grid, grid), N = L - 1 - P."""
+def latent_attention_maps(attention: torch.Tensor, grid_size: int, class_token: bool = True) -> torch.Tensor:
+    """Full decoder attention (..., L, L) -> per-latent maps (..., N, grid, grid), N = L - 1 - P.
+
+    class_token=False: KARL's decoder, which has none (P positions, then latent k at P+k).
+    """
+    c = int(class_token)
     p = grid_size * grid_size
-    n = attention.shape[-1] - 1 - p
+    n = attention.shape[-1] - c - p
     if n < 0 or attention.shape[-2] != attention.shape[-1]:
         raise ValueError(f"attention of shape {tuple(attention.shape)} is not a decoder map for a {grid_size}^2 grid")
-    rows = attention[..., 1 : p + 1, p + 1 :]  # (..., P, N)
+    rows = attention[..., c : p + c, p + c :]  # (..., P, N)
     return rearrange(rows, "... (h w) n -> ... n h w", h=grid_size)

@@ -245,16 +245,17 @@ class KARL(LatentTokenizer):
             return self.halting_mlp(self.encoder_ln_post_halt(latents.float()))[..., 0]
 
     # --- decoder side -----------------------------------------------------------------------
-    def decode(self, zq: torch.Tensor, halted: torch.Tensor) -> torch.Tensor:
-        """Latent codes (B, T, d) and halted latents (B, T) -> head outputs (B, P, head_dim)."""
+    def decode(self, zq: torch.Tensor, halted: torch.Tensor, attention_layers: frozenset[int] = frozenset()):
+        """Latent codes (B, T, d) and halted latents (B, T) -> head outputs (B, P, head_dim), and
+        {layer: attention (B, heads, P+T, P+T)} for the requested decoder layers."""
         b, t, _ = zq.shape
         p = self.cfg.num_positions
         dec = self.decoder
         grid = self.decoder_mask_token + self.positions(self.decoder_positional_embedding)  # (1, P, W)
         lat = self.decoder_embed(zq.to(grid.dtype)) + self.decoder_latent_tokens_timestep_embed[:t]
         x = dec.ln_pre(torch.cat([repeat(grid, "1 p w -> b p w", b=b), lat], dim=1))  # (B, P+T, W)
-        x, _ = dec(x, rows=slice(0, p), mask=decoder_mask(halted, p))
-        return dec.ffn(dec.ln_post(x))
+        x, maps = dec(x, attention_layers, rows=slice(0, p), mask=decoder_mask(halted, p))
+        return dec.ffn(dec.ln_post(x)), maps
 
     def reconstruct(self, outputs: torch.Tensor) -> torch.Tensor:
         """Pixels (B, 3, H, W), not clamped, from head outputs (B, P, head_dim).

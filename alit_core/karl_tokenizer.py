@@ -15,10 +15,11 @@ what the official code gives one image at a time (its batched masks are wrong, s
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from .attention_maps import latent_attention_maps
 from .checkpoints import (
     FORMAT,
     _unwrap,
@@ -36,6 +37,7 @@ from .encoding import Encoding
 from .errors import CheckpointError
 from .karl import KARL, KARLConfig
 from .metrics import l1_error, psnr
+from .rollout import attention_layer_set
 from .selection import Criterion
 from .tokenizer import BoundModel, check_images
 
@@ -70,7 +72,9 @@ class KARLPass:
     latents are computed and quantised too, but the decoder does not see them. outputs (B, P, K):
     the decoder head, logits over the VQGAN codebook (or the regressed VAE latents). recon
     (B, 3, H, W), not clamped, with l1 (B,) = mean |images - recon| (the official printout) and
-    psnr (B,) on the clamped pixels; None when not decoded.
+    psnr (B,) on the clamped pixels; None when not decoded. attention: {layer: (B, L, L) head mean, or
+    (B, heads, L, L)} decoder self-attention of the requested layers, L = P + T (no class token: grid
+    position p is row p, latent k column P + k; a halted latent's column is 0); see `latent_maps`.
     """
 
     budget: int
@@ -89,11 +93,17 @@ class KARLPass:
     recon: torch.Tensor | None
     l1: torch.Tensor | None
     psnr: torch.Tensor | None
+    attention: dict[int, torch.Tensor] = field(default_factory=dict)
 
     @property
     def logits(self) -> torch.Tensor:
         """The decoder head's outputs (B, P, K): VQGAN code logits (VAE models: the regressed latents)."""
         return self.outputs
+
+    def latent_maps(self, layer: int) -> torch.Tensor:
+        """Where each latent is looked at from: (B, [heads,] T, g, g) from decoder layer `layer`'s attention."""
+        att = self.attention[layer]
+        return latent_attention_maps(att, round((att.shape[-1] - self.budget) ** 0.5), class_token=False)
 
     def kept(self, i: int) -> torch.Tensor:
         """Indices (N_i,) of image i's latents that did not halt: its tokens, in sequence order."""
@@ -154,18 +164,17 @@ class KARLTokenizer(BoundModel):
             return KARLImageTokens(images, features, self.model.image_tokens(images, features), noise)
 
     # --- passes -------------------------------------------------------------------------------
-    def tokenize(self, images, budget: int | None = None, quality=None, *, posterior=None,
-                 decode: bool = True) -> KARLPass:
+    def tokenize(self, images, budget: int | None = None, quality=None, *, posterior=None, decode: bool = True,
+                 attention_layers=None, attention_heads: str = "mean") -> KARLPass:
         """One KARL pass: T = `budget` latents (default 256) conditioned on the desired reconstruction
         L1 `quality` (default 0.05; one number, or one per image). images: (B, 3, H, W) in [0, 1] or
-        their `KARLImageTokens`. decode=False skips the pixels (recon, l1, psnr are None)."""
-        budget = self._budget(budget)  # arguments first: refused before any work
-        quality = self._quality(quality, self._batch(images))
-        base = self.image_tokens(images, posterior)
-        with self._context():
-            return self._pass(base, budget, quality, decode)
+        their `KARLImageTokens`. decode=False skips the pixels (recon, l1, psnr are None).
+        attention_layers: decoder layers whose attention to keep (int, list, "all"; -1 the last);
+        attention_heads: "mean" or "all"."""
+        return next(self._sweep(images, [(budget, quality)], posterior, decode, attention_layers, attention_heads))
 
-    def _pass(self, base: KARLImageTokens, budget: int, quality: torch.Tensor, decode: bool) -> KARLPass:
+    def _pass(self, base: KARLImageTokens, budget: int, quality: torch.Tensor, decode: bool,
+              layers: frozenset[int] = frozenset(), heads: str = "mean") -> KARLPass:
         m = self.model
         bins = m.quality_bins_of(quality)
         latents = m.encode(base.tokens, budget, bins)  # (B, T, W)
@@ -173,7 +182,8 @@ class KARLTokenizer(BoundModel):
         halt_prob = torch.sigmoid(halt_logits)
         halt_mask = halt_prob > self.config.halting_threshold
         factorized, quantized, codes = m.bottleneck(latents)
-        outputs = m.decode(quantized, halt_mask).float()  # (B, P, K)
+        outputs, maps = m.decode(quantized, halt_mask, layers)  # (B, P, K)
+        outputs = outputs.float()
         recon = l1 = ps = None
         if decode:
             recon = m.reconstruct(outputs).float()
@@ -183,28 +193,45 @@ class KARLTokenizer(BoundModel):
             num_tokens=[budget - int(n) for n in halt_mask.sum(-1).tolist()],
             halt_logits=halt_logits, halt_prob=halt_prob, halt_mask=halt_mask, latents=latents.float(),
             factorized=factorized, quantized=quantized, codes=codes, outputs=outputs, recon=recon, l1=l1, psnr=ps,
+            attention={i: (w.mean(1) if heads == "mean" else w).float() for i, w in maps.items()},
         )
 
-    def _sweep(self, images, settings: Iterable[tuple[int | None, object]], posterior, decode) -> Iterator[KARLPass]:
+    def _sweep(self, images, settings: Iterable[tuple[int | None, object]], posterior, decode,
+               attention_layers, attention_heads) -> Iterator[KARLPass]:
+        # every argument is checked before any work; the generator then computes one pass per step
         b = self._batch(images)
-        checked = [(self._budget(t), self._quality(q, b)) for t, q in settings]  # refuse before any work
+        checked = [(self._budget(t), self._quality(q, b)) for t, q in settings]
+        layers = attention_layer_set(attention_layers, self.config.dec_depth)
+        if attention_heads not in ("mean", "all"):
+            raise ValueError(f"attention_heads must be 'mean' or 'all', not {attention_heads!r}")
         base = self.image_tokens(images, posterior)
-        for budget, quality in checked:
-            # the context is entered per pass, so nothing leaks into the caller's code between passes
-            with self._context():
-                run = self._pass(base, budget, quality, decode)
-            yield run
+
+        def passes():
+            for budget, quality in checked:
+                # the context is entered per pass, so nothing leaks into the caller's code between passes
+                with self._context():
+                    run = self._pass(base, budget, quality, decode, layers, attention_heads)
+                yield run
+
+        return passes()
 
     def budget_sweep(self, images, budgets: Iterable[int] = DEFAULT_BUDGETS, quality=None, *, posterior=None,
-                     decode: bool = True) -> Iterator[KARLPass]:
-        """One pass per budget (default 32, 64, ..., 256) at one quality, yielded as computed."""
-        return self._sweep(images, [(t, quality) for t in budgets], posterior, decode)
+                     decode: bool = True, attention_layers=None, attention_heads: str = "mean") -> Iterator[KARLPass]:
+        """One pass per budget (default 32, 64, ..., 256) at one quality, yielded as computed.
+
+        Arguments as `tokenize`'s; they are checked (and the images encoded) at the call."""
+        return self._sweep(images, [(t, quality) for t in budgets], posterior, decode, attention_layers,
+                           attention_heads)
 
     def quality_sweep(self, images, qualities: Iterable[float] | None = None, budget: int | None = None, *,
-                      posterior=None, decode: bool = True) -> Iterator[KARLPass]:
-        """One pass per desired quality (default: every bin, 0.005 ... 0.38) at one budget, as computed."""
+                      posterior=None, decode: bool = True, attention_layers=None,
+                      attention_heads: str = "mean") -> Iterator[KARLPass]:
+        """One pass per desired quality (default: every bin, 0.005 ... 0.38) at one budget, as computed.
+
+        Arguments as `tokenize`'s; they are checked (and the images encoded) at the call."""
         qualities = self.config.quality_bins if qualities is None else qualities
-        return self._sweep(images, [(budget, q) for q in qualities], posterior, decode)
+        return self._sweep(images, [(budget, q) for q in qualities], posterior, decode, attention_layers,
+                           attention_heads)
 
     def encode(self, images, quality=None, *, budget: int | None = None, posterior=None) -> Encoding:
         """KARL's own token count per image at T = 256 (`default_budget`) and the desired L1 `quality`.
@@ -214,10 +241,12 @@ class KARLTokenizer(BoundModel):
         recon is the reconstruction from them. One pass: iterations are all 0, iterations_run 1,
         and the criterion is the L1 quality that conditioned the pass.
         """
+        if quality is not None and not isinstance(quality, (int, float)):
+            raise ValueError(f"encode takes one quality for the whole batch (tokenize takes one per image), "
+                             f"not {quality!r}")
         run = self.tokenize(images, budget, quality, posterior=posterior)
         b = len(run.num_tokens)
         kept = [run.kept(i) for i in range(b)]
-        q = run.quality
         return Encoding(
             num_tokens=list(run.num_tokens),
             iterations=[0] * b,
@@ -229,7 +258,7 @@ class KARLTokenizer(BoundModel):
             l1_history=run.l1.cpu().float()[None],
             psnr_history=run.psnr.cpu().float()[None],
             iterations_run=1,
-            criterion=Criterion("l1", float(q[0]) if bool((q == q[0]).all()) else float("nan")),
+            criterion=Criterion("l1", float(run.quality[0])),
         )
 
 

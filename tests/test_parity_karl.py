@@ -228,9 +228,31 @@ def test_halted_latents_are_cut_out_of_the_decoder(tok, runs):
     scrambled = run.quantized.clone()
     scrambled[run.halt_mask] = torch.randn_like(scrambled[run.halt_mask])
     with torch.no_grad():
-        assert torch.equal(m.decode(scrambled, run.halt_mask), m.decode(run.quantized, run.halt_mask))
+        assert torch.equal(m.decode(scrambled, run.halt_mask)[0], m.decode(run.quantized, run.halt_mask)[0])
         # the same latents without the mask: the halted ones change the logits a lot
-        assert max_err(m.decode(run.quantized, torch.zeros_like(run.halt_mask)), run.outputs) > 0.1
+        assert max_err(m.decode(run.quantized, torch.zeros_like(run.halt_mask))[0], run.outputs) > 0.1
+
+
+@needs_karl_reference
+def test_decoder_attention_maps(tok, refs, runs):
+    x = refs["quality"]["images"]
+    run = tok.tokenize(x, 100, 0.05, decode=False, attention_layers=[0, -1])
+    assert sorted(run.attention) == [0, 1] and run.attention[1].shape == (2, 356, 356)
+    assert max_err(run.outputs, runs["quality"][6].outputs) <= 1e-5  # the weights path: the same outputs
+    att = run.attention[1]
+    assert torch.allclose(att.sum(-1), torch.ones(2, 356), atol=1e-5)
+    maps = run.latent_maps(1)  # (B, T, 16, 16): grid rows, latent columns
+    assert maps.shape == (2, 100, 16, 16)
+    assert torch.equal(maps[1, 7], att[1, :256, 256 + 7].reshape(16, 16))
+    halted = run.halt_mask
+    assert (maps[halted] == 0).all() and (maps[~halted].sum((-1, -2)) > 0).all()
+    # a halted latent attends only to itself
+    b, j = map(int, torch.nonzero(halted)[0])
+    assert att[b, 256 + j, 256 + j] == pytest.approx(1.0)
+    heads = tok.tokenize(x[:1], 32, 0.05, decode=False, attention_layers=0, attention_heads="all")
+    assert heads.attention[0].shape == (1, 4, 288, 288) and heads.latent_maps(0).shape == (1, 4, 32, 16, 16)
+    with pytest.raises(ValueError, match="layer 2 does not exist"):
+        tok.tokenize(x, 32, attention_layers=2)
 
 
 @needs_karl_reference
@@ -267,6 +289,8 @@ def test_encode_returns_an_encoding_with_karls_own_count(tok, runs, refs):
     assert enc.recon.shape == (2, 3, 256, 256) and enc.l1_history.shape == (1, 2)
     assert max_err(enc.recon, runs["quality"][2].recon) <= TOL["recon"]
     assert tok.encode(ref["images"][:1], quality=0.5).num_tokens == [54]
+    with pytest.raises(ValueError, match="one quality for the whole batch"):
+        tok.encode(ref["images"], quality=[0.05, 0.1])
 
 
 def test_quality_bins():
@@ -285,7 +309,7 @@ def test_arguments_are_checked(tok, refs):
         with pytest.raises(ValueError, match="quality"):
             tok.tokenize(x, 32, quality)
     with pytest.raises(ValueError, match="token budget"):
-        tok.budget_sweep(x, [32, 600]).__next__()  # refused before any pass runs
+        tok.budget_sweep(x, [32, 600])  # refused at the call, before any pass runs
     with pytest.raises(ValueError, match=r"shape \(B, 3, 256, 256\)"):
         tok.tokenize(torch.rand(1, 3, 64, 64))
     with pytest.raises(ValueError, match="VAE-based"):
