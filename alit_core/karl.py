@@ -212,13 +212,14 @@ class KARL(LatentTokenizer):
     # --- encoder side -----------------------------------------------------------------------
     @property
     def quality_bins(self) -> torch.Tensor:
-        """The bin values (K,) float32, on the model's device."""
-        return torch.tensor(self.cfg.quality_bins, dtype=torch.float32, device=self.rec_loss_embeddings.device)
+        """The bin values (K,) float32, on the CPU."""
+        return torch.tensor(self.cfg.quality_bins, dtype=torch.float32)
 
     def quality_bins_of(self, quality: torch.Tensor) -> torch.Tensor:
-        """Bin index (B,) for the desired reconstruction L1 of each image (B,)."""
-        bins = self.quality_bins
-        return quality_bin(quality.to(bins.device), bins)
+        """Bin index (B,) on the model's device for the desired reconstruction L1 of each image (B,).
+
+        Decided on the CPU (float64 input, which MPS lacks)."""
+        return quality_bin(quality.cpu(), self.quality_bins).to(self.rec_loss_embeddings.device)
 
     def encoder_input(self, tokens: torch.Tensor, budget: int, bins: torch.Tensor) -> torch.Tensor:
         """[quality token; image tokens + positions; latent_tokens[:T]] after LN_pre: (B, 1+P+T, W)."""

@@ -189,7 +189,7 @@ class KARLTokenizer(BoundModel):
             recon = m.reconstruct(outputs).float()
             l1, ps = l1_error(recon, base.images), psnr(recon, base.images)
         return KARLPass(
-            budget=budget, quality=quality, quality_bin=bins.cpu(), quality_binned=m.quality_bins[bins].cpu(),
+            budget=budget, quality=quality, quality_bin=bins.cpu(), quality_binned=m.quality_bins[bins.cpu()],
             num_tokens=[budget - int(n) for n in halt_mask.sum(-1).tolist()],
             halt_logits=halt_logits, halt_prob=halt_prob, halt_mask=halt_mask, latents=latents.float(),
             factorized=factorized, quantized=quantized, codes=codes, outputs=outputs, recon=recon, l1=l1, psnr=ps,
@@ -246,12 +246,12 @@ class KARLTokenizer(BoundModel):
                              f"not {quality!r}")
         run = self.tokenize(images, budget, quality, posterior=posterior)
         b = len(run.num_tokens)
-        kept = [run.kept(i) for i in range(b)]
+        keep = ~run.halt_mask  # (B, T)
         return Encoding(
             num_tokens=list(run.num_tokens),
             iterations=[0] * b,
-            latents=[run.latents[i][k.to(run.latents.device)] for i, k in enumerate(kept)],
-            codes=[None if run.codes is None else run.codes[i][k.to(run.codes.device)] for i, k in enumerate(kept)],
+            latents=[run.latents[i][keep[i]] for i in range(b)],
+            codes=[None if run.codes is None else run.codes[i][keep[i]] for i in range(b)],
             recon=run.recon,
             l1=[float(v) for v in run.l1],
             psnr=[float(v) for v in run.psnr],
