@@ -155,6 +155,8 @@ class KARLTokenizer(BoundModel):
         if isinstance(images, KARLImageTokens):
             if posterior is not None:
                 raise ValueError("these KARLImageTokens are encoded already; pass posterior= to image_tokens()")
+            if images.tokens.shape[-1] != self.config.width or images.tokens.device != self.device:
+                raise ValueError("these KARLImageTokens come from another model or device")
             return images
         if not self.is_vae and not (posterior is None or (isinstance(posterior, str) and posterior == "mean")):
             raise ValueError("posterior= applies to VAE-based models; a VQGAN encodes deterministically")

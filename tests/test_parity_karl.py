@@ -314,6 +314,10 @@ def test_arguments_are_checked(tok, refs):
         tok.tokenize(torch.rand(1, 3, 64, 64))
     with pytest.raises(ValueError, match="VAE-based"):
         tok.tokenize(x, posterior="sample")
+    with pytest.raises(ValueError, match="another model"):
+        tok.tokenize(KARLImageTokens(x, torch.zeros(2, 256, 16, 16), torch.zeros(2, 256, 100)))
+    with pytest.raises(ValueError, match="attention_heads"):
+        tok.tokenize(x, attention_layers=0, attention_heads="max")
 
 
 @needs_karl_reference
