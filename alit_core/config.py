@@ -64,22 +64,21 @@ class VAEConfig(_ConvGrid):
     latent_scale: float = 0.2325
 
 
+@dataclass(frozen=True)
 class _LatentTokenizerFields:
     """What ALITConfig and KARLConfig share: encoder and decoder ViTs (the decoder's sizes default to
-    the encoder's) over the 2D tokens of a VQGAN or, with `vae` set, a KL-16 VAE."""
+    the encoder's; the official models are symmetric) over the 2D tokens of a VQGAN or, with `vae`
+    set, a KL-16 VAE. The subclasses add latent_dim, quantize_latents, latent_codebook_size, vqgan
+    and vae, which the properties below read."""
 
-    width: int
-    depth: int
-    heads: int
-    decoder_width: int | None
-    decoder_depth: int | None
-    decoder_heads: int | None
-    patch_size: int
-    latent_dim: int
-    quantize_latents: bool
-    latent_codebook_size: int
-    vqgan: VQGANConfig | None
-    vae: VAEConfig | None
+    width: int = 1024
+    depth: int = 8
+    heads: int = 8
+    decoder_width: int | None = None
+    decoder_depth: int | None = None
+    decoder_heads: int | None = None
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
 
     def _check(self, model: str) -> None:
         """Validate the sizes (from __post_init__); a VAE model drops the default VQGAN."""
@@ -159,14 +158,6 @@ class ALITConfig(_LatentTokenizerFields):
     over a codebook, and halting compares the regression error with `code_error_threshold`.
     """
 
-    width: int = 1024
-    depth: int = 8
-    heads: int = 8
-    decoder_width: int | None = None
-    decoder_depth: int | None = None
-    decoder_heads: int | None = None
-    mlp_ratio: float = 4.0
-    patch_size: int = 16
     latents_per_iteration: int = 32
     iterations: int = 8
     latent_dim: int = 12  # the "factorisation" bottleneck

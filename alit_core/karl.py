@@ -62,14 +62,7 @@ class KARLConfig(_LatentTokenizerFields):
     Heads and `quality_bins` are not recorded in the tensors; the rest can be inferred.
     """
 
-    width: int = 1024
-    depth: int = 8
-    heads: int = 8
-    decoder_width: int | None = None
-    decoder_depth: int | None = None
-    decoder_heads: int | None = None
-    mlp_ratio: float = 4.0
-    patch_size: int = 16
+    # width, depth, heads, decoder_width / _depth / _heads, mlp_ratio, patch_size: see _LatentTokenizerFields
     latent_dim: int = 12  # the factorisation bottleneck
     quantize_latents: bool = True
     latent_codebook_size: int = 4096
