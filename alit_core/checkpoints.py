@@ -373,6 +373,7 @@ def load_tokenizer(source=None, device=None, dtype=None, *, heads: int | None = 
     source: None for the bundled model; a path to an official or our own checkpoint;
     "official:<name>" for a released checkpoint (downloaded into the cache when possible, see
     `alit_core.registry`); or "preset:<name>" for randomly initialised weights of a preset.
+    KARL files, released KARL names and KARL presets (`KARL_PRESETS`) give a `KARLTokenizer`.
     options: `InferenceOptions` (speed settings; the defaults suit most uses).
     """
     if source is None:
@@ -382,8 +383,14 @@ def load_tokenizer(source=None, device=None, dtype=None, *, heads: int | None = 
             )
         source = BUNDLED_CHECKPOINT
     if isinstance(source, str) and source.startswith("preset:"):
+        from .karl import KARL, KARL_PRESETS
+        from .karl_tokenizer import KARLTokenizer
+
+        name = source.split(":", 1)[1]
         torch.manual_seed(0)
-        return Tokenizer(ALIT(get_preset(source.split(":", 1)[1])), device, dtype, options)
+        if name in KARL_PRESETS:
+            return KARLTokenizer(KARL(KARL_PRESETS[name]), device, dtype, options)
+        return Tokenizer(ALIT(get_preset(name)), device, dtype, options)
     if isinstance(source, str) and source.startswith("official:"):
         from .registry import fetch_official
 

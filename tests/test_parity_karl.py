@@ -476,6 +476,13 @@ def test_vae_karl_runs_per_image(quantized):
     assert [len(z) for z in enc.latents] == enc.num_tokens
 
 
+def test_karl_presets_load_with_random_weights(monkeypatch):
+    monkeypatch.setitem(KARL_PRESETS, "karl_test", tiny_vae_karl().cfg)
+    tok = load_tokenizer("preset:karl_test", device="cpu")
+    assert isinstance(tok, KARLTokenizer) and tok.config == KARL_PRESETS["karl_test"]
+    assert tok.tokenize(torch.rand(1, 3, 64, 64), 16, decode=False).outputs.shape == (1, 256, 16)
+
+
 def test_vae_karl_official_file_round_trip(tmp_path):
     model = tiny_vae_karl()
     sd = {("base_tokenizer." + k if k.startswith("vae.") else k): v for k, v in model.state_dict().items()}
