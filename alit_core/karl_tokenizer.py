@@ -26,10 +26,10 @@ from .checkpoints import (
     build_model,
     infer_base,
     infer_sizes,
+    model_from_own_format,
     official_base,
     official_to_ours,
     official_transformer,
-    model_from_own_format,
     read_file,
     read_metadata,
 )

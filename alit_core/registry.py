@@ -51,9 +51,9 @@ from pathlib import Path
 from .errors import DownloadError
 
 __all__ = [
+    "KARL_CHECKPOINTS",
     "OFFICIAL_CHECKPOINTS",
     "OfficialCheckpoint",
-    "KARL_CHECKPOINTS",
     "ProgressCallback",
     "cached_path",
     "default_cache_dir",
