@@ -1,4 +1,4 @@
-"""Floating-point operations of a rollout, counted from the configuration alone.
+"""Floating-point operations of an ALIT rollout or a KARL pass, counted from the configuration alone.
 
 Counts 2 FLOPs per multiply-add of every matrix product and convolution (biases, norms,
 activations, softmax and resampling are not counted), the convention of
@@ -7,6 +7,9 @@ torch.utils.flop_counter.FlopCounterMode, which the tests check this against exa
     f = count_flops(get_preset("small"))
     f.transformer / 1e12      # about 1.4 TFLOP: encoder + decoder + head over 8 iterations
     f.rollout(decode=True)    # everything for one image, with the 8 pixel reconstructions
+
+    k = count_flops(KARL_PRESETS["karl_small_vqgan_quantized"])   # a KARLConfig: one KARL pass
+    k.single_pass(decode=True)  # at T = 256 (`budget=` for another), with its pixel reconstruction
 
 For VAE-based models the `vqgan_*` parts count the KL-16 VAE (its encoder with quant_conv, its
 decoder with post_quant_conv), and there are no soft codes nor a nearest-code search.
@@ -17,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import ALITConfig, VAEConfig, VQGANConfig
+from .karl import KARLConfig
 
 
 def block_flops(length: int, width: int, hidden: int, queries: int | None = None) -> int:
@@ -120,6 +124,34 @@ def vae_decode_flops(cfg: VAEConfig) -> int:
     return f + _conv(side * side, c, 3, 3)
 
 
+def _base_flops(cfg: ALITConfig | KARLConfig) -> tuple[int, int]:
+    """The base tokenizer's encoder and decoder for one image: (encode, decode)."""
+    if cfg.vae is not None:
+        return vae_encode_flops(cfg.vae), vae_decode_flops(cfg.vae)
+    return vqgan_encode_flops(cfg.vqgan), vqgan_decode_flops(cfg.vqgan)
+
+
+def _patch_embedding(cfg: ALITConfig | KARLConfig) -> int:
+    return _conv(cfg.num_positions, cfg.base.in_channels, cfg.width - cfg.feature_dim, cfg.patch_size)
+
+
+def _bottleneck(cfg: ALITConfig | KARLConfig, n: int) -> int:
+    """n latents through W -> latent_dim (+ the latent codebook search) and the decoder's latent_dim -> W."""
+    f = 2 * n * cfg.width * cfg.latent_dim + 2 * n * cfg.latent_dim * cfg.dec_width
+    return f + (2 * n * cfg.latent_dim * cfg.latent_codebook_size if cfg.quantize_latents else 0)
+
+
+def _decoder_head(cfg: ALITConfig | KARLConfig) -> int:
+    """The decoder's output MLP (W -> 2W -> logits or VAE latents) on the grid rows."""
+    dw, p = cfg.dec_width, cfg.num_positions
+    return 2 * p * dw * 2 * dw + 2 * p * 2 * dw * cfg.head_dim
+
+
+def _soft_codes(cfg: ALITConfig | KARLConfig) -> int:
+    """softmax(logits) @ VQGAN codebook for one reconstruction; a VAE's latents are regressed directly."""
+    return 0 if cfg.vae is not None else 2 * cfg.num_positions * cfg.head_dim * cfg.feature_dim
+
+
 @dataclass(frozen=True)
 class FlopCount:
     """FLOPs for ONE image (multiply by the batch size), by part; lists are per iteration."""
@@ -161,38 +193,103 @@ class FlopCount:
         }
 
 
-def count_flops(cfg: ALITConfig, iterations: int | None = None, decoder_rows: bool = True) -> FlopCount:
+def count_flops(cfg: ALITConfig | KARLConfig, iterations: int | None = None, decoder_rows: bool = True, *,
+                budget: int | None = None) -> FlopCount | KARLFlopCount:
     """FLOPs of a rollout of `iterations` (default: all) for one image of this configuration.
 
     decoder_rows: as `InferenceOptions.decoder_rows` (False: the official every-row decoder).
+    A KARLConfig gives the count of one KARL pass at `budget` latents instead (see `count_karl_flops`).
     """
+    if isinstance(cfg, KARLConfig):
+        if iterations is not None or not decoder_rows:
+            raise ValueError("a KARL pass has no iterations, and its decoder always computes only the grid rows")
+        return count_karl_flops(cfg, budget)
+    if budget is not None:
+        raise ValueError("budget= is KARL's; an ALIT rollout is counted by iterations=")
     t_run = cfg.iterations if iterations is None else iterations
-    base = cfg.base
     p, w, dw = cfg.num_positions, cfg.width, cfg.dec_width
     hidden, dec_hidden = int(w * cfg.mlp_ratio), int(dw * cfg.mlp_ratio)
-    k = cfg.head_dim
-    patch = _conv(p, base.in_channels, w - cfg.feature_dim, cfg.patch_size)
-    vae = cfg.vae is not None
-    targets = 0 if vae else 2 * p * cfg.feature_dim * k
+    targets = 0 if cfg.vae is not None else 2 * p * cfg.feature_dim * cfg.head_dim  # nearest VQGAN code
     encoder, bottleneck, decoder = [], [], []
     for t in range(t_run):
         n = cfg.tokens_at(t)
         length = 1 + p + n
         encoder.append(cfg.depth * block_flops(length, w, hidden))
-        b = 2 * n * w * cfg.latent_dim + 2 * n * cfg.latent_dim * dw
-        if cfg.quantize_latents:
-            b += 2 * n * cfg.latent_dim * cfg.latent_codebook_size
-        bottleneck.append(b)
-        head = 2 * p * dw * 2 * dw + 2 * p * 2 * dw * k
+        bottleneck.append(_bottleneck(cfg, n))
         last = block_flops(length, dw, dec_hidden, p if decoder_rows else None)
         blocks = (cfg.dec_depth - 1) * block_flops(length, dw, dec_hidden) + last
-        decoder.append(blocks + head)
+        decoder.append(blocks + _decoder_head(cfg))
+    encode, decode = _base_flops(cfg)
     return FlopCount(
-        vqgan_encode=vae_encode_flops(base) if vae else vqgan_encode_flops(base),
-        image_tokens=patch + targets,
+        vqgan_encode=encode,
+        image_tokens=_patch_embedding(cfg) + targets,
         encoder=encoder,
         bottleneck=bottleneck,
         decoder=decoder,
-        soft_codes=0 if vae else 2 * p * k * cfg.feature_dim,
-        vqgan_decode=vae_decode_flops(base) if vae else vqgan_decode_flops(base),
+        soft_codes=_soft_codes(cfg),
+        vqgan_decode=decode,
+    )
+
+
+@dataclass(frozen=True)
+class KARLFlopCount:
+    """FLOPs of ONE KARL pass for ONE image at `budget` latents, by part. Halting changes no count:
+    halted latents are computed, quantised and masked out of the decoder, not removed from it."""
+
+    budget: int
+    vqgan_encode: int  # VQGAN (or VAE) encoder convolutions
+    image_tokens: int  # patch embedding (KARL's image tokens need no nearest-code search)
+    encoder: int  # encoder transformer over [quality; P image tokens; T latents]
+    halting: int  # halting MLP on the T latents
+    bottleneck: int  # W -> 12 factorisation (+ latent codebook search) + the decoder's 12 -> W
+    decoder: int  # decoder transformer over [P grid queries; T latents] + head on the P grid rows
+    soft_codes: int  # softmax(logits) @ VQGAN codebook (0 for a VAE)
+    vqgan_decode: int  # VQGAN (or VAE) decoder
+
+    @property
+    def transformer(self) -> int:
+        """The pass from cached image tokens: encoder, halting, bottleneck and decoder."""
+        return self.encoder + self.halting + self.bottleneck + self.decoder
+
+    @property
+    def reconstruction(self) -> int:
+        """One pixel reconstruction (soft codes + VQGAN decoder)."""
+        return self.soft_codes + self.vqgan_decode
+
+    def single_pass(self, decode: bool = True) -> int:
+        """The whole pass from pixels for one image (`KARLTokenizer.tokenize`), with or without its pixels."""
+        return self.vqgan_encode + self.image_tokens + self.transformer + (self.reconstruction if decode else 0)
+
+    def as_dict(self) -> dict:
+        return {
+            "budget": self.budget, "vqgan_encode": self.vqgan_encode, "image_tokens": self.image_tokens,
+            "encoder": self.encoder, "halting": self.halting, "bottleneck": self.bottleneck, "decoder": self.decoder,
+            "soft_codes": self.soft_codes, "vqgan_decode": self.vqgan_decode, "transformer": self.transformer,
+            "reconstruction": self.reconstruction, "single_pass_no_decode": self.single_pass(False),
+            "single_pass_with_decode": self.single_pass(True),
+        }
+
+
+def count_karl_flops(cfg: KARLConfig, budget: int | None = None) -> KARLFlopCount:
+    """FLOPs of one KARL pass for one image at `budget` latents (default: `encode`'s T, 256).
+
+    Both transformers compute their last block only on the rows read next (`Transformer` rows=):
+    the encoder's on the T latents, the decoder's on the P grid positions.
+    """
+    t = min(cfg.default_budget, cfg.max_tokens) if budget is None else budget
+    p, w, dw = cfg.num_positions, cfg.width, cfg.dec_width
+    hidden, dec_hidden = int(w * cfg.mlp_ratio), int(dw * cfg.mlp_ratio)
+    length, dec_length = 1 + p + t, p + t  # the decoder has no class or quality token
+    encode, decode = _base_flops(cfg)
+    return KARLFlopCount(
+        budget=t,
+        vqgan_encode=encode,
+        image_tokens=_patch_embedding(cfg),
+        encoder=(cfg.depth - 1) * block_flops(length, w, hidden) + block_flops(length, w, hidden, t),
+        halting=2 * t * w * cfg.halting_hidden + 2 * t * cfg.halting_hidden,
+        bottleneck=_bottleneck(cfg, t),
+        decoder=((cfg.dec_depth - 1) * block_flops(dec_length, dw, dec_hidden)
+                 + block_flops(dec_length, dw, dec_hidden, p) + _decoder_head(cfg)),
+        soft_codes=_soft_codes(cfg),
+        vqgan_decode=decode,
     )

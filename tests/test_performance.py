@@ -64,6 +64,52 @@ def test_flop_count_matches_flop_counter_mode_vae(quantized, decode, images):
     assert counter.get_total_flops() == 2 * f.rollout(decode=decode)
 
 
+def tiny_karl_config(vae: bool, quantized: bool):
+    """A tiny KARL: 64 px, 16x16 grid; a narrower one-layer decoder, so both widths are counted."""
+    from alit_core import KARLConfig, VAEConfig
+
+    base = (dict(vae=VAEConfig(resolution=64, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1,
+                               encoder_attn_resolutions=(16,), decoder_attn_resolutions=(32,))) if vae else
+            dict(vqgan=small_config().vqgan))
+    return KARLConfig(width=96, depth=2, heads=2, decoder_width=64, decoder_depth=1, decoder_heads=2, patch_size=4,
+                      quantize_latents=quantized, latent_codebook_size=64, max_tokens=64, max_grid=32,
+                      halting_hidden=32, **base)
+
+
+@pytest.mark.parametrize("vae", [False, True], ids=["vqgan", "vae"])
+@pytest.mark.parametrize("quantized", [True, False], ids=["quantized", "continuous"])
+@pytest.mark.parametrize("decode", [False, True])
+def test_karl_flop_count_matches_flop_counter_mode(vae, quantized, decode, images):
+    from alit_core import KARL, KARLTokenizer
+
+    cfg = tiny_karl_config(vae, quantized)
+    torch.manual_seed(0)
+    tok = KARLTokenizer(KARL(cfg), "cpu")
+    with FlopCounterMode(display=False, custom_mapping={
+            torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa}) as counter:
+        tok.tokenize(images, budget=48, quality=0.05, decode=decode)  # halting masks the decoder: same count
+    f = count_flops(cfg, budget=48)
+    assert f.budget == 48 and (f.soft_codes == 0) == vae
+    assert counter.get_total_flops() == 2 * f.single_pass(decode=decode)
+    assert count_flops(cfg).budget == 64  # encode's T = 256, capped at the model's largest budget
+
+
+def test_karl_flop_count_of_karl_small_beside_alit_small():
+    from alit_core import KARL_PRESETS, get_preset
+
+    karl, alit = count_flops(KARL_PRESETS["karl_small_vqgan_quantized"]), count_flops(get_preset("small"))
+    assert karl.budget == 256 and karl.vqgan_encode == alit.vqgan_encode and karl.vqgan_decode == alit.vqgan_decode
+    # one pass at T = 256 costs about what ALIT's last iteration (256 tokens) costs, not its 8 iterations
+    last = alit.encoder[-1] + alit.bottleneck[-1] + alit.decoder[-1]
+    assert karl.transformer == pytest.approx(last, rel=0.05) and karl.transformer < alit.transformer / 4
+    assert karl.single_pass(True) == karl.single_pass(False) + karl.reconstruction
+    assert json.loads(json.dumps(karl.as_dict()))["single_pass_with_decode"] == karl.single_pass(True)
+    with pytest.raises(ValueError, match="no iterations"):
+        count_flops(KARL_PRESETS["karl_small_vqgan_quantized"], iterations=2)
+    with pytest.raises(ValueError, match="budget= is KARL's"):
+        count_flops(get_preset("small"), budget=64)
+
+
 def test_decoder_rows_change_no_result(model, images):
     """Skipping the decoder rows nobody reads: same logits, and the attention of a requested
     last layer still covers every row."""
