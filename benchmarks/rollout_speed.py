@@ -3,6 +3,8 @@
     python -m benchmarks.rollout_speed                         # bundled model + sample images, float32 and bfloat16
     python -m benchmarks.rollout_speed --checkpoint preset:small --dtype bfloat16 --repeats 3 --json
     python -m benchmarks.rollout_speed --suite --out benchmarks/cpu_results   # the full set (about 10 min on 2 cores)
+    python -m benchmarks.rollout_speed --checkpoint preset:tiny --karl preset:karl_small_vqgan_quantized \
+        --karl-sizes-from-alit --threads 1 --out benchmarks/karl_vs_alit_cpu   # KARL's single pass beside it
 
 For each precision it times (median, min-max of `--repeats` runs after a warm-up): one iteration;
 the transformer alone (a full rollout from cached VQGAN tokens, no pixels); full rollouts without
@@ -313,6 +315,20 @@ def _cell(row: dict, key: str, scale: float = 1, unit: str = "") -> str:
     return f"{scale * row[key]:.0f}{unit}" if key in row else ""
 
 
+MEASUREMENT_HEADER = ["| measurement | precision | median | min - max | GFLOP | GFLOP/s | % of peak | peak MB |",
+                      "|---|---|---|---|---|---|---|---|"]
+
+
+def measurement_line(row: dict) -> str:
+    """A timing row (`_row`) as a line of the MEASUREMENT_HEADER table."""
+    gf = f"{row['gflop']:.1f}" if "gflop" in row else ""
+    rate = f"{row['gflops_per_s']:.0f}" if "gflops_per_s" in row else ""
+    frac = f"{100 * row['fraction_of_peak']:.0f}%" if "fraction_of_peak" in row else ""
+    extra = f" ({row['images_per_s']:.2f} img/s)" if "images_per_s" in row else ""
+    return (f"| {row['name']}{extra} | {row['dtype']} | {_fmt_s(row['median_s'])} | "
+            f"{_fmt_s(row['min_s'])} - {_fmt_s(row['max_s'])} | {gf} | {rate} | {frac} | {row['peak_memory_mb']:.0f} |")
+
+
 def table(res: dict) -> str:
     m = res["machine"]
     peaks = ", ".join(f"{k} {v:.0f}" for k, v in res["matmul_peak_gflops"].items())
@@ -324,24 +340,12 @@ def table(res: dict) -> str:
         f"Model: width {res['config']['width']}, depth {res['config']['depth']}, {res['config']['resolution']} px, "
         f"{res['config']['parameters'] / 1e6:.1f} M parameters.",
         "",
-        "| measurement | precision | median | min - max | GFLOP | GFLOP/s | % of peak | peak MB |",
-        "|---|---|---|---|---|---|---|---|",
+        *MEASUREMENT_HEADER,
     ]
 
-    def line(row):
-        gf = f"{row['gflop']:.1f}" if "gflop" in row else ""
-        rate = f"{row['gflops_per_s']:.0f}" if "gflops_per_s" in row else ""
-        frac = f"{100 * row['fraction_of_peak']:.0f}%" if "fraction_of_peak" in row else ""
-        extra = f" ({row['images_per_s']:.2f} img/s)" if "images_per_s" in row else ""
-        lines.append(f"| {row['name']}{extra} | {row['dtype']} | {_fmt_s(row['median_s'])} | "
-                     f"{_fmt_s(row['min_s'])} - {_fmt_s(row['max_s'])} | {gf} | {rate} | {frac} | "
-                     f"{row['peak_memory_mb']:.0f} |")
-
     for group in res["rows"].values():
-        for row in group.values():
-            line(row)
-    for row in res.get("throughput", []):
-        line(row)
+        lines += [measurement_line(row) for row in group.values()]
+    lines += [measurement_line(row) for row in res.get("throughput", [])]
     if "ablation" in res:
         lines += ["", "Full rollout with pixel reconstructions, speed-ups switched on one after the other:", "",
                   "| configuration | median | min - max | speed-up vs official-equivalent |", "|---|---|---|---|"]
@@ -493,13 +497,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--operators", action="store_true",
                    help="profile the transformer by kind of operator (time, GFLOP/s, %% of peak, each product alone)")
     p.add_argument("--suite", action="store_true", help="alit_small and the bundled model, everything")
+    p.add_argument("--karl", help="a KARL model (path, preset:karl_<name> or official:karl-<name>): time its single "
+                                  "pass beside the --checkpoint ALIT model's rollout instead (benchmarks/karl_vs_alit.py; "
+                                  "uses --device, --dtype, --batch, --repeats, --peak-size)")
+    p.add_argument("--karl-sizes-from-alit", action="store_true",
+                   help="with --karl: give KARL the ALIT model's transformer sizes and base tokenizer (random weights)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--out", help="also write OUT.json and OUT.md")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.suite:
+    if args.karl:
+        from . import karl_vs_alit  # it builds on this module's rows and table lines
+
+        results = [karl_vs_alit.run(args.checkpoint, args.karl, args.device, tuple(args.dtype), args.batch,
+                                    args.repeats, args.peak_size, args.karl_sizes_from_alit)]
+        text = karl_vs_alit.table(results[0])
+    elif args.suite:
         results = suite(args.repeats, args.device)
+        text = suite_markdown(results)
     else:
         images = args.images
         if images is None and args.checkpoint is None:
@@ -508,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             images = None
         results = [run(args.checkpoint, args.device, tuple(args.dtype), args.batch, args.repeats, images,
                        args.throughput, not args.no_ablation, args.compile, args.peak_size, args.operators)]
-    text = suite_markdown(results) if args.suite else table(results[0])
+        text = table(results[0])
     print(json.dumps(results if args.suite else results[0], indent=2) if args.json else text)
     if args.out:
         out = Path(args.out)

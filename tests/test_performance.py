@@ -353,6 +353,49 @@ def test_benchmark_json_on_a_tiny_model(tmp_path, capsys, images):
     assert res["summary"]["bfloat16"]["encode_images_mean_per_image_speedup"] > 0
 
 
+def test_benchmark_karl_beside_alit_on_tiny_models(tmp_path, capsys):
+    from alit_core import KARL, KARLTokenizer
+    from benchmarks.karl_vs_alit import RATIOS
+    from benchmarks.rollout_speed import main
+
+    torch.manual_seed(0)
+    alit_cfg = small_config(depth=1, iterations=2)
+    alit = save_checkpoint(ALIT(alit_cfg), tmp_path / "alit.pt")
+    karl = save_checkpoint(KARLTokenizer(KARL(tiny_karl_config(vae=False, quantized=True)), "cpu"), tmp_path / "karl.pt")
+    out = tmp_path / "karl_vs_alit"
+    assert main(["--checkpoint", str(alit), "--karl", str(karl), "--repeats", "1", "--dtype", "float32", "bfloat16",
+                 "--peak-size", "128", "--json", "--out", str(out)]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert json.loads(out.with_suffix(".json").read_text())[0]["rows"].keys() == res["rows"].keys() == {
+        "float32", "bfloat16"}
+    rows = res["rows"]["bfloat16"]
+    assert list(rows) == ["alit_one_iteration", "alit_rollout_no_decode", "alit_rollout_with_decode",
+                          "karl_pass_no_decode", "karl_pass_with_decode", "karl_budget_sweep"]
+    assert rows["karl_pass_no_decode"]["name"] == "KARL: one pass at T = 8, no pixels (its estimated count)"
+    assert rows["alit_rollout_no_decode"]["name"] == "ALIT: full rollout, no pixels (2 iterations, 4, 8 tokens)"
+    karl_flops = count_flops(tiny_karl_config(vae=False, quantized=True), budget=8)
+    assert rows["karl_pass_with_decode"]["gflop"] == pytest.approx(karl_flops.single_pass(True) / 1e9)
+    assert rows["alit_rollout_with_decode"]["gflop"] == pytest.approx(count_flops(alit_cfg).rollout(True) / 1e9)
+    for row in rows.values():
+        assert row["min_s"] <= row["median_s"] <= row["max_s"] and row["dtype"] == "bfloat16"
+    assert set(res["summary"]["float32"]) == set(RATIOS) and all(v > 0 for v in res["summary"]["float32"].values())
+    assert len(res["karl_count"]["float32"]) == 1 and 0 <= res["karl_count"]["float32"][0] <= 8
+    assert res["config"]["karl"]["width"] == 96 and res["config"]["karl"]["decoder"] == [64, 1, 2]
+    md = out.with_suffix(".md").read_text()
+    assert "### KARL single pass beside ALIT rollout" in md and "| KARL: budget sweep + pixels (2 passes" in md
+    assert "ALIT rollout + pixels / KARL pass + pixels" in md and "load average" in md
+
+    # KARL with ALIT's sizes: the same transformer and base tokenizer, random weights
+    assert main(["--checkpoint", str(alit), "--karl", str(karl), "--karl-sizes-from-alit", "--repeats", "1",
+                 "--dtype", "float32", "--peak-size", "128", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    a, k = res["config"]["alit"], res["config"]["karl"]
+    assert [k[f] for f in ("width", "depth", "heads", "decoder", "resolution", "grid", "base")] == [
+        a[f] for f in ("width", "depth", "heads", "decoder", "resolution", "grid", "base")]
+    with pytest.raises(ValueError, match="must name an ALIT model and --karl a KARL model"):
+        main(["--checkpoint", str(karl), "--karl", str(alit), "--repeats", "1"])
+
+
 def test_benchmark_rows_name_the_base_tokenizer(images):
     from alit_core import VAEConfig
     from benchmarks.rollout_speed import measure_tokenizer
