@@ -125,13 +125,39 @@ def sweep_empty_folders(root: str | Path, older_than_s: float) -> int:
     return removed
 
 
+def sweep_deep_links(root: str | Path, older_than_s: float) -> int:
+    """Remove the shared links (gradio's deep links) made more than `older_than_s` seconds ago; how many.
+
+    gradio keeps each link's page, every component's values, in `root`/deep_links/<id>/state.json
+    (about 300 KB here) until the server restarts, outside the files delete_cache ages out; a link
+    older than that would show an image the server no longer holds anyway.
+    """
+    removed, now = 0, time.time()
+    try:
+        entries = list(os.scandir(Path(root) / "deep_links"))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        state = Path(entry.path) / "state.json"
+        try:
+            if now - state.stat().st_mtime > older_than_s:
+                state.unlink()
+                os.rmdir(entry.path)
+                removed += 1
+        except OSError:  # gone already, or not one of gradio's
+            continue
+    return removed
+
+
 def start_sweeper(root: str | Path, every_s: float, older_than_s: float) -> threading.Thread:
-    """A daemon thread that calls sweep_empty_folders(root, older_than_s) every `every_s` seconds."""
+    """A daemon thread that calls sweep_empty_folders and sweep_deep_links (root, older_than_s) every
+    `every_s` seconds."""
 
     def loop():
         while True:
             time.sleep(every_s)
             sweep_empty_folders(root, older_than_s)
+            sweep_deep_links(root, older_than_s)
 
     thread = threading.Thread(target=loop, name="alit-cache-sweeper", daemon=True)
     thread.start()

@@ -36,6 +36,11 @@ DEFAULT_PSNR = 25.0
 # What a visitor may type (the budget is a slider, bounded by the model's counts).
 L1_RANGE, PSNR_RANGE = (0.0, 1.0), (1.0, 100.0)
 BATCH_COLUMNS = ["name", "tokens", "l1", "psnr", *alit_core.COMPLEXITY_MEASURES]
+# The inputs of the Explore run after the image, and of Compare, by component name (app/layout.py wires them).
+EXPLORE_SETTINGS = ("model", "device", "dtype", "kind", "l1", "psnr", "budget", "max_iter", "halting", "seed", "layer",
+                    "measure")
+COMPARE_INPUTS = ("cmp_mode", "cmp_image_a", "cmp_image_b", "cmp_model_a", "cmp_halting_a", "cmp_kind_a",
+                  "cmp_value_a", "cmp_model_b", "cmp_halting_b", "cmp_kind_b", "cmp_value_b")
 # The Compare tab's two ways, and the label of each criterion's value there.
 TWO_IMAGES, TWO_SETTINGS = "two images, one model", "one image, two models or settings"
 COMPARE_MODES = [TWO_IMAGES, TWO_SETTINGS]
@@ -73,6 +78,7 @@ class Run:
     model_iterations: int  # the model's, which a run may stop short of
     notes: list[str] = field(default_factory=list)
     done: bool = False
+    inputs: dict = field(default_factory=dict)  # the image and EXPLORE_SETTINGS it was run with (Share)
 
     def picture(self, name: str, make) -> str:
         return self.pictures.get(name, make)
@@ -102,6 +108,7 @@ class Comparison:
     selected: tuple[int, int]
     halting: tuple[str, str]
     notes: list[str] = field(default_factory=list)
+    inputs: dict = field(default_factory=dict)  # COMPARE_INPUTS by name (Share)
 
     @property
     def iterations(self) -> int:
@@ -149,8 +156,8 @@ class Handlers:
         items = []
         for t in range(len(rec.recons)):
             mark = "★ selected · " if t == selected else ""
-            items.append((run.recon(t),
-                          f"{mark}iteration {t} · {rec.tokens[t]} tokens · L1 {rec.l1[t]:.3f} · {rec.psnr[t]:.1f} dB"))
+            items.append((run.recon(t), f"{mark}iteration {t} · {rec.tokens[t]} tokens · L1 {rec.l1[t]:.3f} · "
+                                        f"{rec.psnr[t]:.1f} dB"))
         return items
 
     @staticmethod
@@ -241,6 +248,8 @@ class Handlers:
         except Refused as err:
             yield {ui.status: status_md(error=str(err))}
             return
+        run.inputs = {"image": str(image_path), **dict(zip(EXPLORE_SETTINGS, (
+            model, device, dtype, kind, l1, psnr, budget, max_iterations, halting, seed, layer, measure)))}
         name = Path(str(image_path)).name
         total = min(int(max_iterations), tok.config.iterations)
         for rec in explorer.rollout(tok, image, name, halting=halting, seed=int(seed), max_iterations=total,
@@ -484,7 +493,9 @@ class Handlers:
         notes = list(runs[0].notes) if runs[0] is runs[1] else [f"{lab}: {n}" for lab, run in zip("AB", runs)
                                                                for n in run.notes]
         cmp = Comparison(runs=runs, crits=tuple(crits), selected=tuple(r.rec.select(c) for r, c in zip(runs, crits)),
-                         halting=tuple(k[2] for k in keys), notes=notes)
+                         halting=tuple(k[2] for k in keys), notes=notes, inputs=dict(zip(COMPARE_INPUTS, (
+                             mode, image_a, image_b, model_a, halting_a, kind_a, value_a, model_b, halting_b, kind_b,
+                             value_b))))
         it = max(cmp.selected)  # where the later of the two selections lies
         n = cmp.iterations
         return {
@@ -578,6 +589,93 @@ class Handlers:
         return {ui.cmp_image_b_box: gr.update(visible=not two), ui.cmp_settings_b: gr.update(visible=two),
                 ui.cmp_settings_a_md: COMPARE_SETTINGS_A[two], ui.cmp_b_md: COMPARE_B[two]}
 
+    # --- Share -----------------------------------------------------------------------------------
+    def share_view(self, run: Run | None, cmp: Comparison | None, tabs: dict, kind, l1, psnr, budget, measure,
+                   iteration, token, head, opacity, cmp_iteration, cmp_token) -> str:
+        """What a link to this page reopens, as JSON: the tabs shown, the Explore run's image and settings
+        (with the criterion and measure as they are now: they re-select without a new run) at the attention
+        view's iteration, token, head and opacity, and the comparison's inputs at its iteration and token.
+
+        It is the value of a hidden box; gradio's deep link (/gradio_api/deep_link) keeps the page's
+        values, this one among them, under the link's id. The box is the one value a link needs: gradio
+        keeps a component's later values under another id once an update has rebuilt it (a slider whose
+        range a run set), so the sliders' own values would not come back."""
+        view = {"tabs": tabs or {}}
+        if run is not None and run.done:
+            view["explore"] = {**run.inputs, "kind": kind, "l1": l1, "psnr": psnr, "budget": budget,
+                               "measure": measure}
+            view["attention"] = {"iteration": iteration, "token": token, "head": head, "opacity": opacity}
+        if cmp is not None:
+            view["compare"] = dict(cmp.inputs)
+            view["compare_view"] = {"iteration": cmp_iteration, "token": cmp_token}
+        return json.dumps(view)
+
+    def restore(self, view: str | None, progress=gr.Progress()):
+        """A page opened from a shared link: its controls, tabs, run and comparison as share_view kept
+        them, computed again. A page opened without a link has nothing to restore."""
+        ui = self.ui
+        try:
+            view = json.loads(view) if view else {}
+        except ValueError:
+            view = {}
+        if not view:
+            return {ui.tab_state: gr.skip()}  # (an empty dict would be taken for one output's value)
+        tabs = {k: v for k, v in view.get("tabs", {}).items() if k in ("tabs", "explore_tabs")}
+        update = {ui.tab_state: tabs, **{getattr(ui, k): gr.update(selected=v) for k, v in tabs.items()}}
+        if view.get("explore"):
+            update.update(self.restore_explore(view["explore"], view.get("attention", {}), progress))
+        if view.get("compare"):
+            update.update(self.restore_compare(view["compare"], view.get("compare_view", {}), progress))
+        return update
+
+    def restore_explore(self, values: dict, attention: dict, progress) -> dict:
+        ui = self.ui
+        kind = values["kind"]
+        update = {ui.image: values["image"], **{getattr(ui, n): values[n] for n in EXPLORE_SETTINGS},
+                  ui.l1: gr.update(value=values["l1"], visible=kind == L1),
+                  ui.psnr: gr.update(value=values["psnr"], visible=kind == PSNR),
+                  ui.budget: gr.update(value=values["budget"], visible=kind == BUDGET)}
+        if not Path(values["image"]).exists():
+            return {**update, ui.image: None, ui.status: status_md(error=GONE)}
+        for step in self.run(values["image"], *(values[n] for n in EXPLORE_SETTINGS), progress=progress):
+            update.update(step)
+        run = update.get(ui.record)
+        if run is None or not run.done:
+            return update  # refused: its status line says why
+        n = len(run.rec.tokens)
+        t = int(min(max(int(attention.get("iteration", n - 1)), 0), n - 1))
+        heads = update[ui.head]["choices"]
+        head = str(attention.get("head", "mean"))
+        head = head if head in heads else "mean"
+        update.update(self.attention_views(run, t, attention.get("token", 0), head, attention.get("opacity", 0.5),
+                                           None))
+        update[ui.iteration] = gr.update(value=t, maximum=max(1, n - 1), interactive=n > 1)
+        update[ui.head] = gr.update(choices=heads, value=head)
+        update[ui.opacity] = attention.get("opacity", 0.5)
+        return update
+
+    def restore_compare(self, values: dict, at: dict, progress) -> dict:
+        ui = self.ui
+        update = {getattr(ui, n): values[n] for n in COMPARE_INPUTS}
+        for side in "ab":
+            kind = values[f"cmp_kind_{side}"]
+            update[getattr(ui, f"cmp_value_{side}")] = gr.update(
+                value=values[f"cmp_value_{side}"], label=f"{side.upper()}: {VALUE_LABELS.get(kind, VALUE_LABELS[L1])}")
+        update.update(self.compare_mode(values["cmp_mode"]))
+        images = ["cmp_image_a"] + (["cmp_image_b"] if values["cmp_mode"] != TWO_SETTINGS else [])
+        gone = [n for n in images if not values[n] or not Path(values[n]).exists()]
+        if gone:
+            return {**update, **{getattr(ui, n): None for n in gone}, ui.cmp_status: status_md(error=GONE)}
+        update.update(self.compare(*(values[n] for n in COMPARE_INPUTS), progress=progress))
+        cmp = update.get(ui.cmp_record)
+        if cmp is None:
+            return update
+        t = int(min(max(int(at.get("iteration", 0)), 0), cmp.iterations - 1))
+        update.update(self.comparison_views(cmp, t, at.get("token", 0)))
+        update[ui.cmp_iteration] = gr.update(value=t, maximum=max(1, cmp.iterations - 1),
+                                             interactive=cmp.iterations > 1)
+        return update
+
     # --- Settings --------------------------------------------------------------------------------
     def model_defaults(self, model, device, dtype):
         """A model chosen under Model brings its own L1 threshold and token counts, when they are known
@@ -594,6 +692,8 @@ class Handlers:
         return {}
 
 
+GONE = ("The image of this link is no longer on the server (it keeps files for a while only): upload it again, "
+        "or pick an example.")
 COMPARE_SETTINGS_A = {False: "**Model and settings** (for both images)", True: "**A**: model and settings"}
 COMPARE_B = {False: "**Image B**", True: "**B**: model and settings (on image A)"}
 

@@ -10,8 +10,9 @@ from . import texts
 from .components import ImageUpload
 from .explorer import ASSETS, BUNDLED, ModelCache
 from .files import OutputDir
-from .handlers import (BATCH_COLUMNS, COMPARE_B, COMPARE_MODES, COMPARE_SETTINGS_A, CRITERIA, DEFAULT_PSNR, L1,
-                       MEASURE_LABELS, PSNR, TWO_IMAGES, VALUE_LABELS, Handlers, attention_layer)
+from .handlers import (BATCH_COLUMNS, COMPARE_B, COMPARE_INPUTS, COMPARE_MODES, COMPARE_SETTINGS_A, CRITERIA,
+                       DEFAULT_PSNR, EXPLORE_SETTINGS, L1, MEASURE_LABELS, PSNR, TWO_IMAGES, VALUE_LABELS, Handlers,
+                       attention_layer)
 
 # The status lines keep an error readable (red) until the next action; notes are quieter.
 CSS = """
@@ -29,6 +30,20 @@ BATCH_OUTPUTS = ("batch_status", "batch_table", "batch_plot", "batch_csv")
 COMPARE_VIEW_OUTPUTS = ("cmp_status", "cmp_recon_a", "cmp_recon_b", "cmp_diff", "cmp_view_md", "cmp_token",
                         "cmp_attn_a", "cmp_attn_b", "cmp_attn_md")
 COMPARE_OUTPUTS = (*COMPARE_VIEW_OUTPUTS, "cmp_record", "cmp_summary", "cmp_curve", "cmp_iteration")
+# The top tabs and the Explore tab's own, by id (a shared link reopens the ones shown).
+TABS = {"tabs": ("explore", "compare", "batch", "how"), "explore_tabs": ("attention", "export")}
+TAB_DEFAULTS = {name: ids[0] for name, ids in TABS.items()}
+# The link to the page: gradio's deep link of this session (the page's values, the view box among them),
+# shown and copied to the clipboard.
+SHARE_JS = """async () => {
+  const r = await fetch(`gradio_api/deep_link?session_hash=${window.__gradio_session_hash__}`);
+  const id = (await r.text()).replace(/^"|"$/g, '');
+  if (!id) return 'The link could not be made; try again.';
+  const url = new URL(window.location.href);
+  url.searchParams.set('deep_link', id);
+  try { await navigator.clipboard.writeText(url.toString()); } catch (e) {}
+  return url.toString();
+}"""
 # The Compare tab opens on two bundled examples of different complexity (the bundled model: 32 and 192
 # tokens), and on the cat for one image under two settings.
 COMPARE_DEFAULTS = ("02_shapes.png", "03_coffee.png")
@@ -43,6 +58,11 @@ class Ui:
 
 def examples() -> list[str]:
     return [str(p) for p in sorted((ASSETS / "samples").glob("*.png"))]
+
+
+def picture(label: str, elem_id: str | None = None, height: int = 256) -> gr.Image:
+    """A picture the page shows (a file written once by app/files.py)."""
+    return gr.Image(label=label, elem_id=elem_id, interactive=False, height=height, type="filepath")
 
 
 def sample(name: str) -> str | None:
@@ -93,141 +113,144 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
         gr.Markdown("# ALIT Explorer\nUpload an image and watch an adaptive-length tokenizer decide how many "
                     "tokens it needs, iteration by iteration (numbered from 0, as in the exports and the command "
                     "line).")
+        with gr.Row(equal_height=True):
+            ui.share = gr.Button("🔗 Share this view", size="sm", scale=0, min_width=170)
+            ui.share_link = gr.Textbox(show_label=False, container=False, interactive=False, elem_id="share-link",
+                                       placeholder="a link that reopens this page as it is now (model, settings, "
+                                                   "image, tab, iteration and token) while the server keeps the "
+                                                   "image; copied when made")
+        ui.view = gr.Textbox(visible=False)  # what a link reopens (Handlers.share_view)
+        ui.tab_state = gr.State(dict(TAB_DEFAULTS))  # the tabs shown, by Tabs
         ui.record = gr.State(None, time_to_live=keep_s)
         ui.selected = gr.State(None)
         ui.clicked = gr.State(None)  # the grid position last clicked on the attention picture
-        with gr.Tab("Explore"):
-            with gr.Row():
-                with gr.Column(scale=1, min_width=300):
-                    # gradio's upload UI, but the file reaches alit_core's loader untouched (clear errors)
-                    ui.image = ImageUpload(type="filepath", label="Image (upload, drop or paste)",
-                                           sources=["upload", "clipboard"], height=300, elem_id="explore-image")
-                    ui.examples = gr.Examples(examples(), inputs=ui.image,
-                                              label="Examples: simple → complex → unfamiliar", examples_per_page=12)
-                    ui.run = gr.Button("Tokenize", variant="primary")
-                    with gr.Accordion("Settings", open=True):
-                        ui.model = gr.Dropdown(model_choices(), value=BUNDLED, allow_custom_value=cache.local_paths,
-                                               label="Model (or a local checkpoint path)" if cache.local_paths
-                                               else "Model")
-                        with gr.Row():
-                            ui.device = gr.Dropdown(device_choices, value=default_device, label="Device",
-                                                    interactive=len(device_choices) > 1)
-                            ui.dtype = gr.Dropdown(["float32", "bfloat16", "float16"], value="float32",
-                                                   label="Precision")
-                        ui.kind = gr.Radio(CRITERIA, value=L1, label="Selection criterion")
-                        # one value per criterion, each with its own default and range
-                        ui.l1 = gr.Number(value=tok.default_threshold, step=0.001,
-                                          label=f"L1 threshold (0 to 1; this model's own: {tok.default_threshold:g})")
-                        ui.psnr = gr.Number(value=DEFAULT_PSNR, step=0.5, visible=False,
-                                            label="PSNR target (dB, 1 to 100)")
-                        ui.budget = gr.Slider(step, most, value=min(most, 4 * step), step=step, visible=False,
-                                              label=f"Token budget (the largest count that fits; {step} to {most})")
-                        ui.max_iter = gr.Slider(1, cfg.iterations, value=cfg.iterations, step=1,
-                                                label="Maximum iterations")
-                        with gr.Row():
-                            ui.halting = gr.Dropdown(["deterministic", "stochastic", "off"], value="deterministic",
-                                                     label="Halting")
-                            ui.seed = gr.Number(value=0, precision=0, label="Seed (stochastic)")
-                        ui.layer = gr.Number(value=attention_layer(od), precision=0,
-                                             label="Attention: decoder layer (-1 = last)")
-                with gr.Column(scale=2):
-                    ui.status = gr.Markdown(elem_id="explore-status")
-                    ui.metrics = gr.Markdown("Results appear here as each iteration is computed.",
-                                             elem_id="metrics")
-                    with gr.Row():
-                        ui.current = gr.Image(label="Current reconstruction", interactive=False, height=256,
-                                              type="filepath")
-                        ui.halt_map = gr.Image(label="Masked image tokens (blue = halted)", interactive=False,
-                                               height=256, type="filepath")
-                        ui.error_map = gr.Image(label="Error per position", interactive=False, height=256,
-                                                type="filepath")
-                    ui.play = gr.Button("▶ Play through the iterations")
-                    ui.gallery = gr.Gallery(label="Every iteration (★ = selected)", columns=4, height=420,
-                                            type="filepath")
-                    ui.compare = gr.ImageSlider(label="Original vs selected reconstruction", height=320,
-                                                type="filepath")
-                    ui.curve = gr.Plot(label="Error against tokens", elem_id="curve")
-            with gr.Row():
-                ui.measure = gr.Dropdown(list(MEASURE_LABELS), value="png_bpp", label="Complexity measure")
-            with gr.Row():
-                ui.scatter = gr.Plot(label="Token count against complexity (reference set + this image)",
-                                     elem_id="scatter")
-                ui.comp = gr.Plot(label="Compression: ALIT tokens vs JPEG / WebP at the same size", elem_id="comp")
-            with gr.Tab("Attention"):
+        with gr.Tabs(elem_id="tabs") as ui.tabs:
+            with gr.Tab("Explore", id="explore") as ui.tab_explore:
                 with gr.Row():
-                    ui.iteration = gr.Slider(0, cfg.iterations - 1, value=cfg.iterations - 1, step=1,
-                                             label="Iteration (0 = the first 32 tokens)")
-                    ui.token = gr.Slider(0, most - 1, value=0, step=1, label="Token (those of this iteration)")
-                    ui.head = gr.Dropdown(["mean"], value="mean", label="Head (mean or index)")
-                    ui.opacity = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Opacity")
+                    with gr.Column(scale=1, min_width=300):
+                        # gradio's upload UI, but the file reaches alit_core's loader untouched (clear errors)
+                        ui.image = ImageUpload(type="filepath", label="Image (upload, drop or paste)",
+                                               sources=["upload", "clipboard"], height=300, elem_id="explore-image")
+                        ui.examples = gr.Examples(examples(), inputs=ui.image, examples_per_page=12,
+                                                  label="Examples: simple → complex → unfamiliar")
+                        ui.run = gr.Button("Tokenize", variant="primary")
+                        with gr.Accordion("Settings", open=True):
+                            ui.model = gr.Dropdown(model_choices(), value=BUNDLED, allow_custom_value=cache.local_paths,
+                                                   label="Model (or a local checkpoint path)" if cache.local_paths
+                                                   else "Model")
+                            with gr.Row():
+                                ui.device = gr.Dropdown(device_choices, value=default_device, label="Device",
+                                                        interactive=len(device_choices) > 1)
+                                ui.dtype = gr.Dropdown(["float32", "bfloat16", "float16"], value="float32",
+                                                       label="Precision")
+                            ui.kind = gr.Radio(CRITERIA, value=L1, label="Selection criterion")
+                            # one value per criterion, each with its own default and range
+                            ui.l1 = gr.Number(value=tok.default_threshold, step=0.001,
+                                              label="L1 threshold (0 to 1; this model's own: "
+                                                    f"{tok.default_threshold:g})")
+                            ui.psnr = gr.Number(value=DEFAULT_PSNR, step=0.5, visible=False,
+                                                label="PSNR target (dB, 1 to 100)")
+                            ui.budget = gr.Slider(step, most, value=min(most, 4 * step), step=step, visible=False,
+                                                  label=f"Token budget (the largest count that fits; {step} to {most})")
+                            ui.max_iter = gr.Slider(1, cfg.iterations, value=cfg.iterations, step=1,
+                                                    label="Maximum iterations")
+                            with gr.Row():
+                                ui.halting = gr.Dropdown(["deterministic", "stochastic", "off"], value="deterministic",
+                                                         label="Halting")
+                                ui.seed = gr.Number(value=0, precision=0, label="Seed (stochastic)")
+                            ui.layer = gr.Number(value=attention_layer(od), precision=0,
+                                                 label="Attention: decoder layer (-1 = last)")
+                    with gr.Column(scale=2):
+                        ui.status = gr.Markdown(elem_id="explore-status")
+                        ui.metrics = gr.Markdown("Results appear here as each iteration is computed.",
+                                                 elem_id="metrics")
+                        with gr.Row():
+                            ui.current = picture("Current reconstruction")
+                            ui.halt_map = picture("Masked image tokens (blue = halted)")
+                            ui.error_map = picture("Error per position")
+                        ui.play = gr.Button("▶ Play through the iterations")
+                        ui.gallery = gr.Gallery(label="Every iteration (★ = selected)", columns=4, height=420,
+                                                type="filepath")
+                        ui.compare = gr.ImageSlider(label="Original vs selected reconstruction", height=320,
+                                                    type="filepath")
+                        ui.curve = gr.Plot(label="Error against tokens", elem_id="curve")
                 with gr.Row():
-                    ui.overlay = gr.Image(label="This token's attention (click to see who attends there)",
-                                          interactive=False, height=320, type="filepath")
-                    ui.segments = gr.Image(label="Object discovery: regions by strongest token", interactive=False,
-                                           height=320, type="filepath")
-                ui.finding = gr.Markdown(texts.attention_finding(od), elem_id="finding")
-                ui.attn_md = gr.Markdown()
-                ui.who = gr.Markdown()
-            with gr.Tab("Export"):
-                ui.export = gr.Button("Export JSON, NPZ, PNGs and an animated GIF")
-                ui.files = gr.File(label="Downloads", file_count="multiple")
-        with gr.Tab("Compare", elem_id="compare-tab"):
-            gr.Markdown("Two runs side by side on one iteration slider: **two images under one model** (why does "
-                        "one need more tokens than the other?), or **one image under two models or settings** "
-                        "(another checkpoint, halting mode or selection criterion).")
-            ui.cmp_mode = gr.Radio(COMPARE_MODES, value=TWO_IMAGES, label="Compare", elem_id="cmp-mode")
-            with gr.Row():
-                with gr.Column(elem_id="compare-a"):
-                    ui.cmp_image_a = ImageUpload(type="filepath", label="Image A", value=sample(COMPARE_DEFAULTS[0]),
-                                                 sources=["upload", "clipboard"], height=220, elem_id="cmp-image-a")
-                    gr.Examples(examples(), inputs=ui.cmp_image_a, label="Examples for A", examples_per_page=12)
-                    ui.cmp_settings_a_md = gr.Markdown(COMPARE_SETTINGS_A[False])
-                    compare_settings(ui, "A", model_choices(), cache.local_paths, L1, tok.default_threshold)
-                with gr.Column(elem_id="compare-b"):
-                    ui.cmp_b_md = gr.Markdown(COMPARE_B[False])
-                    with gr.Column() as ui.cmp_image_b_box:
-                        ui.cmp_image_b = ImageUpload(type="filepath", label="Image B",
-                                                     value=sample(COMPARE_DEFAULTS[1]), sources=["upload", "clipboard"],
-                                                     height=220, elem_id="cmp-image-b")
-                        gr.Examples(examples(), inputs=ui.cmp_image_b, label="Examples for B", examples_per_page=12)
-                    with gr.Column(visible=False) as ui.cmp_settings_b:
-                        compare_settings(ui, "B", model_choices(), cache.local_paths, PSNR, DEFAULT_PSNR)
-            ui.cmp_run = gr.Button("Compare", variant="primary")
-            ui.cmp_status = gr.Markdown(elem_id="compare-status")
-            ui.cmp_summary = gr.Markdown("Pick two images (or one image and two settings), then *Compare*.",
-                                         elem_id="compare-summary")
-            ui.cmp_iteration = gr.Slider(0, cfg.iterations - 1, value=cfg.iterations - 1, step=1,
-                                         label="Iteration (both runs)", elem_id="cmp-iteration")
-            with gr.Row():
-                ui.cmp_recon_a = gr.Image(label="A: reconstruction", elem_id="cmp-recon-a", interactive=False, height=256, type="filepath")
-                ui.cmp_recon_b = gr.Image(label="B: reconstruction", elem_id="cmp-recon-b", interactive=False, height=256, type="filepath")
-                ui.cmp_diff = gr.Image(label="Difference |A − B| of the reconstructions", elem_id="cmp-diff", interactive=False,
-                                       height=256, type="filepath")
-            ui.cmp_view_md = gr.Markdown(elem_id="compare-view")
-            ui.cmp_curve = gr.Plot(label="Error against tokens: A and B", elem_id="compare-curve")
-            ui.cmp_token = gr.Slider(0, most - 1, value=0, step=1, label="Token (one that both runs have)",
-                                     elem_id="cmp-token")
-            with gr.Row():
-                ui.cmp_attn_a = gr.Image(label="A: this token's attention", elem_id="cmp-attn-a", interactive=False, height=256,
-                                         type="filepath")
-                ui.cmp_attn_b = gr.Image(label="B: this token's attention", elem_id="cmp-attn-b", interactive=False, height=256,
-                                         type="filepath")
-            ui.cmp_attn_md = gr.Markdown(elem_id="compare-attention")
-            ui.cmp_record = gr.State(None, time_to_live=keep_s)
-        with gr.Tab("Batch"):
-            ui.batch_files = gr.File(label="Images or zips", file_count="multiple")
-            ui.batch_run = gr.Button("Tokenize all", variant="primary")
-            ui.batch_status = gr.Markdown(elem_id="batch-status")
-            ui.batch_table = gr.Dataframe(headers=BATCH_COLUMNS, label="Results", interactive=False)
-            ui.batch_plot = gr.Plot(elem_id="batch-plot")
-            ui.batch_csv = gr.File(label="CSV")
-        with gr.Tab("How it works"):
-            label = h.model_label(BUNDLED if cache.default_source is None else cache.default_source, tok)
-            ui.how = gr.Markdown(texts.how_it_works(label, tok.metadata))
+                    ui.measure = gr.Dropdown(list(MEASURE_LABELS), value="png_bpp", label="Complexity measure")
+                with gr.Row():
+                    ui.scatter = gr.Plot(label="Token count against complexity (reference set + this image)",
+                                         elem_id="scatter")
+                    ui.comp = gr.Plot(label="Compression: ALIT tokens vs JPEG / WebP at the same size", elem_id="comp")
+                with gr.Tabs(elem_id="explore-tabs") as ui.explore_tabs:
+                    with gr.Tab("Attention", id="attention") as ui.tab_attention:
+                        with gr.Row():
+                            ui.iteration = gr.Slider(0, cfg.iterations - 1, value=cfg.iterations - 1, step=1,
+                                                     label="Iteration (0 = the first 32 tokens)")
+                            ui.token = gr.Slider(0, most - 1, value=0, step=1, label="Token (those of this iteration)")
+                            ui.head = gr.Dropdown(["mean"], value="mean", label="Head (mean or index)")
+                            ui.opacity = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Opacity")
+                        with gr.Row():
+                            ui.overlay = picture("This token's attention (click to see who attends there)", height=320)
+                            ui.segments = picture("Object discovery: regions by strongest token", height=320)
+                        ui.finding = gr.Markdown(texts.attention_finding(od), elem_id="finding")
+                        ui.attn_md = gr.Markdown()
+                        ui.who = gr.Markdown()
+                    with gr.Tab("Export", id="export") as ui.tab_export:
+                        ui.export = gr.Button("Export JSON, NPZ, PNGs and an animated GIF")
+                        ui.files = gr.File(label="Downloads", file_count="multiple")
+            with gr.Tab("Compare", id="compare", elem_id="compare-tab") as ui.tab_compare:
+                gr.Markdown("Two runs side by side on one iteration slider: **two images under one model** (why does "
+                            "one need more tokens than the other?), or **one image under two models or settings** "
+                            "(another checkpoint, halting mode or selection criterion).")
+                ui.cmp_mode = gr.Radio(COMPARE_MODES, value=TWO_IMAGES, label="Compare", elem_id="cmp-mode")
+                with gr.Row():
+                    with gr.Column(elem_id="compare-a"):
+                        ui.cmp_image_a = ImageUpload(type="filepath", label="Image A", elem_id="cmp-image-a",
+                                                     value=sample(COMPARE_DEFAULTS[0]), sources=["upload", "clipboard"],
+                                                     height=220)
+                        gr.Examples(examples(), inputs=ui.cmp_image_a, label="Examples for A", examples_per_page=12)
+                        ui.cmp_settings_a_md = gr.Markdown(COMPARE_SETTINGS_A[False])
+                        compare_settings(ui, "A", model_choices(), cache.local_paths, L1, tok.default_threshold)
+                    with gr.Column(elem_id="compare-b"):
+                        ui.cmp_b_md = gr.Markdown(COMPARE_B[False])
+                        with gr.Column() as ui.cmp_image_b_box:
+                            ui.cmp_image_b = ImageUpload(type="filepath", label="Image B", elem_id="cmp-image-b",
+                                                         value=sample(COMPARE_DEFAULTS[1]),
+                                                         sources=["upload", "clipboard"], height=220)
+                            gr.Examples(examples(), inputs=ui.cmp_image_b, label="Examples for B", examples_per_page=12)
+                        with gr.Column(visible=False) as ui.cmp_settings_b:
+                            compare_settings(ui, "B", model_choices(), cache.local_paths, PSNR, DEFAULT_PSNR)
+                ui.cmp_run = gr.Button("Compare", variant="primary")
+                ui.cmp_status = gr.Markdown(elem_id="compare-status")
+                ui.cmp_summary = gr.Markdown("Pick two images (or one image and two settings), then *Compare*.",
+                                             elem_id="compare-summary")
+                ui.cmp_iteration = gr.Slider(0, cfg.iterations - 1, value=cfg.iterations - 1, step=1,
+                                             label="Iteration (both runs)", elem_id="cmp-iteration")
+                with gr.Row():
+                    ui.cmp_recon_a = picture("A: reconstruction", "cmp-recon-a")
+                    ui.cmp_recon_b = picture("B: reconstruction", "cmp-recon-b")
+                    ui.cmp_diff = picture("Difference |A − B| of the reconstructions", "cmp-diff")
+                ui.cmp_view_md = gr.Markdown(elem_id="compare-view")
+                ui.cmp_curve = gr.Plot(label="Error against tokens: A and B", elem_id="compare-curve")
+                ui.cmp_token = gr.Slider(0, most - 1, value=0, step=1, label="Token (one that both runs have)",
+                                         elem_id="cmp-token")
+                with gr.Row():
+                    ui.cmp_attn_a = picture("A: this token's attention", "cmp-attn-a")
+                    ui.cmp_attn_b = picture("B: this token's attention", "cmp-attn-b")
+                ui.cmp_attn_md = gr.Markdown(elem_id="compare-attention")
+                ui.cmp_record = gr.State(None, time_to_live=keep_s)
+            with gr.Tab("Batch", id="batch") as ui.tab_batch:
+                ui.batch_files = gr.File(label="Images or zips", file_count="multiple")
+                ui.batch_run = gr.Button("Tokenize all", variant="primary")
+                ui.batch_status = gr.Markdown(elem_id="batch-status")
+                ui.batch_table = gr.Dataframe(headers=BATCH_COLUMNS, label="Results", interactive=False)
+                ui.batch_plot = gr.Plot(elem_id="batch-plot")
+                ui.batch_csv = gr.File(label="CSV")
+            with gr.Tab("How it works", id="how") as ui.tab_how:
+                label = h.model_label(BUNDLED if cache.default_source is None else cache.default_source, tok)
+                ui.how = gr.Markdown(texts.how_it_works(label, tok.metadata))
 
         criterion = [ui.kind, ui.l1, ui.psnr, ui.budget]
-        settings = [ui.model, ui.device, ui.dtype, *criterion, ui.max_iter, ui.halting, ui.seed, ui.layer,
-                    ui.measure]
+        settings = ui[EXPLORE_SETTINGS]
         attn_inputs = [ui.record, ui.iteration, ui.token, ui.head, ui.opacity, ui.clicked]
         attn_outputs = ui[ATTENTION_OUTPUTS]
         reselect_outputs = [ui.l1, ui.psnr, ui.budget, ui.gallery, ui.compare, ui.curve, ui.scatter, ui.comp,
@@ -260,21 +283,32 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
         ui.export.click(h.export, [ui.record, ui.selected], [ui.files, ui.status], api_name="export",
                         api_visibility="undocumented")
         # Compare: two whole runs in one rollout slot; the shared sliders redraw from the kept runs
-        cmp_sides = [ui.cmp_model_a, ui.cmp_halting_a, ui.cmp_kind_a, ui.cmp_value_a,
-                     ui.cmp_model_b, ui.cmp_halting_b, ui.cmp_kind_b, ui.cmp_value_b]
-        ui.cmp_run.click(h.compare, [ui.cmp_mode, ui.cmp_image_a, ui.cmp_image_b, *cmp_sides], ui[COMPARE_OUTPUTS],
+        ui.cmp_run.click(h.compare, ui[COMPARE_INPUTS], ui[COMPARE_OUTPUTS],
                          api_name="compare", api_visibility="undocumented", concurrency_id="rollout")
         gr.on([ui.cmp_iteration.input, ui.cmp_iteration.release, ui.cmp_token.input, ui.cmp_token.release],
               h.compare_view, [ui.cmp_record, ui.cmp_iteration, ui.cmp_token], ui[COMPARE_VIEW_OUTPUTS],
               api_name="compare_view", api_visibility="undocumented", show_progress="minimal",
               trigger_mode="always_last")
-        ui.cmp_mode.change(h.compare_mode, ui.cmp_mode,
-                           [ui.cmp_image_b_box, ui.cmp_settings_b, ui.cmp_settings_a_md, ui.cmp_b_md],
-                           api_visibility="private")
+        mode_outputs = [ui.cmp_image_b_box, ui.cmp_settings_b, ui.cmp_settings_a_md, ui.cmp_b_md]
+        ui.cmp_mode.change(h.compare_mode, ui.cmp_mode, mode_outputs, api_visibility="private")
         for side in ("a", "b"):
             kind, model = getattr(ui, f"cmp_kind_{side}"), getattr(ui, f"cmp_model_{side}")
             gr.on([kind.input, model.change], lambda k, m, side=side.upper(): h.compare_value(k, m, side),
                   [kind, model], getattr(ui, f"cmp_value_{side}"), api_visibility="private")
+        # Share: the view box is set, then gradio's deep link of the session is made and shown; a page
+        # opened from such a link restores the view and computes its run and comparison again.
+        for tabs, ids in TABS.items():
+            for tid in ids:
+                getattr(ui, f"tab_{tid}").select(lambda state, tabs=tabs, tid=tid: {**(state or {}), tabs: tid},
+                                                 ui.tab_state, ui.tab_state, queue=False, show_progress="hidden",
+                                                 api_visibility="private")
+        ui.share.click(h.share_view, [ui.record, ui.cmp_record, ui.tab_state, *criterion, ui.measure, ui.iteration,
+                                      ui.token, ui.head, ui.opacity, ui.cmp_iteration, ui.cmp_token], ui.view,
+                       queue=False, api_visibility="private").then(None, None, ui.share_link, js=SHARE_JS)
+        demo.load(h.restore, ui.view, list(dict.fromkeys([
+            ui.tabs, ui.explore_tabs, ui.tab_state, ui.image, *settings, *ui[EXPLORE_OUTPUTS], *attn_outputs,
+            ui.opacity, *ui[COMPARE_INPUTS], *ui[COMPARE_OUTPUTS], *mode_outputs])),
+            concurrency_id="rollout", show_progress="minimal", api_visibility="private")
         ui.batch_run.click(h.batch, [ui.batch_files, ui.model, *criterion, ui.measure], ui[BATCH_OUTPUTS],
                            api_name="batch", api_visibility="undocumented", concurrency_id="rollout")
 

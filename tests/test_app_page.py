@@ -393,8 +393,8 @@ def test_compare_two_images_shows_both_counts_curves_and_the_shared_iteration(pa
     assert [r.rec.tokens[s] for r, s in zip(cmp.runs, cmp.selected)] == counts and counts[0] < counts[1]
     summary = update[ui.cmp_summary]
     for lab, rec, sel in zip("AB", (a, b), cmp.selected):
-        assert f"**{lab}** · `{rec.name}` · bundled model · halting deterministic — **Selected**: iteration {sel}, " \
-               f"{rec.tokens[sel]} tokens, for L1 < 0.0574" in summary
+        assert (f"**{lab}** · `{rec.name}` · bundled model · halting deterministic — **Selected**: iteration "
+                f"{sel}, {rec.tokens[sel]} tokens, for L1 < 0.0574") in summary
     assert f"B selects **{counts[1] - counts[0]} more tokens** than A" in summary
     # progress: every iteration of A, then of B, counted over both
     assert [c[0][0] for c in calls] == [(i, 16) for i in range(1, 17)]
@@ -510,3 +510,50 @@ def test_compare_controls_follow_the_mode_criterion_and_model(page):
     # the page's own defaults: two examples of different complexity, B's criterion another one
     assert Path(ui.cmp_image_a.value["path"]).name != Path(ui.cmp_image_b.value["path"]).name
     assert ui.cmp_kind_b.value == PSNR and ui.cmp_value_a.value == h.cache.get().default_threshold
+
+
+# --- Share ------------------------------------------------------------------------------------------------
+def test_a_shared_view_restores_the_run_the_comparison_and_the_tabs(page, compared, tmp_path):
+    """share_view's JSON (what a link keeps) opens as the same view: the controls, the tabs, the run at
+    its iteration and token, the comparison at its own; an image the server no longer holds is said so."""
+    from app.handlers import GONE
+
+    _, ui, h = page
+    last = explore(h, kind=PSNR, max_iterations=8)[-1]
+    run, cmp = last[ui.record], compared[0][ui.cmp_record]
+    view = h.share_view(run, cmp, {"tabs": "compare", "explore_tabs": "attention"}, PSNR, 0.0574, 25.0, 128,
+                        "entropy", 2, 40, "mean", 0.3, 0, 31)
+    data = json.loads(view)
+    assert data["explore"]["image"] == str(CAT) and data["explore"]["kind"] == PSNR
+    assert data["attention"] == {"iteration": 2, "token": 40, "head": "mean", "opacity": 0.3}
+    assert data["compare"]["cmp_image_a"].endswith("02_shapes.png") and data["compare_view"]["token"] == 31
+    update = h.restore(view, progress=lambda *a, **k: None)
+    assert update[ui.tabs]["selected"] == "compare" and update[ui.explore_tabs]["selected"] == "attention"
+    assert update[ui.image] == str(CAT) and update[ui.kind] == PSNR and update[ui.psnr]["visible"] is True
+    assert update[ui.measure] == "entropy" and update[ui.record].done
+    assert update[ui.iteration]["value"] == 2 and update[ui.token]["value"] == 40
+    assert update[ui.attn_md].startswith("Iteration 2 (96 tokens), decoder layer 2, head mean: token 40")
+    assert update[ui.metrics] == last[ui.metrics]
+    assert update[ui.cmp_iteration]["value"] == 0 and update[ui.cmp_token]["value"] == 31
+    assert update[ui.cmp_summary] == compared[0][ui.cmp_summary]
+    # a page opened without a link: nothing to restore; a link whose image is gone: said so
+    assert list(h.restore("", progress=None)) == [ui.tab_state]
+    gone = json.dumps({**data, "explore": {**data["explore"], "image": str(tmp_path / "gone.png")}, "compare": None})
+    update = h.restore(gone, progress=None)
+    assert GONE in update[ui.status] and update[ui.image] is None and ui.record not in update
+
+
+def test_shared_links_older_than_the_files_are_swept(tmp_path):
+    import time
+
+    from app.files import sweep_deep_links
+
+    old, new = (tmp_path / "deep_links" / name for name in ("old", "new"))
+    for link in (old, new):
+        link.mkdir(parents=True)
+        (link / "state.json").write_text("[]")
+    past = time.time() - 120
+    os.utime(old / "state.json", (past, past))
+    assert sweep_deep_links(tmp_path, older_than_s=60) == 1
+    assert not old.exists() and (new / "state.json").exists()
+    assert sweep_deep_links(tmp_path / "missing", older_than_s=60) == 0

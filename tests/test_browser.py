@@ -81,7 +81,8 @@ class Page:
                      and self.cut_short.append(f"{r.url} {r.failure}"))
         self.page.on("console", lambda m: "ERR_CONTENT_LENGTH_MISMATCH" in m.text and self.cut_short.append(m.text))
         self.page.goto(url, wait_until="load")
-        self.page.wait_for_selector("button:has-text('Tokenize')", timeout=60_000)
+        # attached, not visible: a shared link may open on another tab
+        self.page.wait_for_selector("button:has-text('Tokenize')", state="attached", timeout=60_000)
 
     def close(self):
         self.context.close()
@@ -125,8 +126,8 @@ class Page:
         return loc.first.inner_text() if loc.count() else ""
 
     def status(self) -> str:
-        return " ".join(self.page.locator(s).first.inner_text()
-                        for s in ("#explore-status", "#compare-status", "#batch-status") if self.page.locator(s).count())
+        lines = ("#explore-status", "#compare-status", "#batch-status")
+        return " ".join(self.page.locator(s).first.inner_text() for s in lines if self.page.locator(s).count())
 
     def metrics(self) -> str:
         return self.text("#metrics")
@@ -711,6 +712,76 @@ def test_compare_the_bundled_model_with_another_model(visitor, library, vae_mode
     v.wait_text("#compare-view", r"A at iteration 7: 256 tokens[\s\S]*B at iteration 3 \(its last: 4 iterations\): "
                                  r"16 tokens")
     assert v.slider_max("Token (one that both runs have)") == 15
+
+
+# --- Share ------------------------------------------------------------------------------------------------
+def share(v: Page) -> str:
+    """Click *Share this view*: the link it shows, which it also copied to the clipboard."""
+    box = v.page.locator("#share-link textarea, #share-link input").first
+    before = box.input_value()
+    v.page.evaluate("() => navigator.clipboard.writeText('')")
+    v.page.get_by_role("button", name="Share this view").click()
+    v.page.wait_for_function("(before) => { const v = document.querySelector('#share-link textarea, "
+                             "#share-link input').value; return v.includes('deep_link=') && v !== before; }",
+                             arg=before, timeout=30_000)
+    link = box.input_value()
+    assert v.page.evaluate("() => navigator.clipboard.readText()") == link
+    return link
+
+
+def selected_tab(v: Page, name: str) -> bool:
+    return v.page.get_by_role("tab", name=name, exact=True).get_attribute("aria-selected") == "true"
+
+
+def test_a_shared_link_reopens_the_view_in_a_fresh_page(chromium, visitor):
+    """Explore at a criterion, an iteration and a token of the Attention tab, then Compare at a shared
+    iteration and token: the link, opened by another visitor, shows the same tab, and both views with the
+    same image, settings, selection, iteration, token and captions, computed again."""
+    v = visitor
+    v.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    run_example(v)
+    v.radio("PSNR target (dB)")
+    v.check("criterion PSNR")
+    v.wait_text("#metrics", "PSNR ≥ 25 dB")
+    v.tab("Attention")
+    it, tok = "Iteration (0 = the first 32 tokens)", "Token (those of this iteration)"
+    v.slider_type(it, 2)
+    v.check("iteration 2")
+    v.slider_type(tok, 40)
+    v.check("token 40")
+    v.wait_text("body", r"Iteration 2 \(96 tokens\), decoder layer 2, head mean: token 40")
+    metrics, attention = v.metrics(), v.page.locator(".tabitem:visible").last.inner_text()
+    v.compare()
+    v.check("compare for a link")
+    v.slider_end("Iteration (both runs)", "Home")
+    v.slider_end("Token (one that both runs have)", "End")
+    v.check("compare at iteration 0, token 31")
+    v.wait_text("#compare-attention", "Token 31")
+    summary, view = v.text("#compare-summary"), v.text("#compare-view")
+    link = share(v)
+    assert link.startswith(v.page.url.split("?")[0]) and "deep_link=" in link
+
+    w = Page(chromium, link)
+    try:
+        w.wait_text("#compare-summary", "B selects")
+        w.wait_text("#metrics", "Selected")
+        w.check("the link opened")
+        assert selected_tab(w, "Compare")
+        assert w.text("#compare-summary") == summary and w.text("#compare-view") == view
+        assert w.slider_value("Iteration (both runs)") == 0 and w.slider_value("Token (one that both runs have)") == 31
+        w.wait_text("#compare-attention", r"Token 31 \(added at iteration 0\)")
+        w.tab("Explore")
+        assert selected_tab(w, "Attention")
+        assert w.metrics() == metrics and "PSNR ≥ 25 dB" in metrics
+        assert w.page.get_by_label("PSNR target (dB)", exact=True).is_checked()
+        assert w.page.locator("#explore-image img").first.get_attribute("src").endswith(SAMPLES[CAT].name)
+        assert (w.slider_value(it), w.slider_value(tok)) == (2, 40)
+        w.wait_text("body", r"Iteration 2 \(96 tokens\), decoder layer 2, head mean: token 40")
+        assert w.page.locator(".tabitem:visible").last.inner_text() == attention
+        assert len(w.gallery_captions()) == 8
+        w.check("the Explore tab of the opened link")
+    finally:
+        w.close()
 
 
 # --- the race: many runs in a row, every picture loads ------------------------------------------------------
