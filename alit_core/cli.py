@@ -3,6 +3,8 @@
     python -m alit_core encode photo.jpg other.png --threshold 0.05 --json
     python -m alit_core encode-dataset photos/ --out results.parquet --batch 32
     python -m alit_core info assets/alit_default.pt
+    python -m alit_core encode photo.jpg --checkpoint official:karl-in100-small-vqgan-quantized --threshold 0.05
+    python -m alit_core info preset:karl_small_vqgan_quantized
     python -m alit_core official                 # the released checkpoints and where they go
     python -m alit_core download in100-small-vqgan-quantized
 """
@@ -16,10 +18,21 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import BUNDLED_CHECKPOINT, _unwrap, infer_config, load_tokenizer, official_to_ours, read_file
-from .config import ALITConfig, get_preset
+from .alit import ALIT
+from .checkpoints import (
+    BUNDLED_CHECKPOINT,
+    FORMAT,
+    _unwrap,
+    infer_config,
+    load_tokenizer,
+    official_to_ours,
+    read_file,
+)
+from .config import ALITConfig, VAEConfig, get_preset
 from .errors import ALITError, CheckpointError, ImageInputError
 from .image_io import load_image
+from .karl import KARL, KARL_PRESETS, KARLConfig
+from .karl_tokenizer import infer_karl_config, is_karl_checkpoint
 from .registry import KARL_CHECKPOINTS, OFFICIAL_CHECKPOINTS, cached_path, fetch_official
 
 
@@ -38,18 +51,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m alit_core", description="ALIT adaptive-length image tokenizer")
+    p = argparse.ArgumentParser(prog="python -m alit_core",
+                                description="ALIT (and KARL) adaptive-length image tokenizers")
     sub = p.add_subparsers(dest="command", required=True)
 
-    e = sub.add_parser("encode", help="token count and per-iteration error of each image")
+    e = sub.add_parser("encode", help="token count and error of each image (ALIT: per iteration; KARL: one pass)")
     e.add_argument("images", nargs="+", help="image files (any format PIL reads)")
-    e.add_argument("--checkpoint", help="checkpoint path, official:<name> or preset:<name> (default: bundled model)")
+    e.add_argument("--checkpoint", help="checkpoint path, official:<name> or preset:<name> (default: bundled model); "
+                                        "a KARL model gives KARL's own count per image")
     crit = e.add_mutually_exclusive_group()
-    crit.add_argument("--threshold", type=float, help="L1 threshold (default: the model's own; 0.07, the official value, for official models)")
-    crit.add_argument("--psnr", type=float, help="PSNR target in dB instead of an L1 threshold")
-    crit.add_argument("--tokens", type=int, help="a fixed token budget instead of an error target")
-    e.add_argument("--halting", default="deterministic", choices=["deterministic", "stochastic", "off"])
-    e.add_argument("--seed", type=int, default=0, help="seed for --halting stochastic")
+    crit.add_argument("--threshold", type=float,
+                      help="L1 threshold (default: the model's own; 0.07, the official value, for official models); "
+                           "for KARL the desired reconstruction L1 its pass is conditioned on (default 0.05)")
+    crit.add_argument("--psnr", type=float, help="PSNR target in dB instead of an L1 threshold (ALIT)")
+    crit.add_argument("--tokens", type=int, help="a fixed token budget instead of an error target (ALIT)")
+    e.add_argument("--budget", type=int, help="KARL: latents T of the pass (default 256, the official encode's)")
+    e.add_argument("--halting", choices=["deterministic", "stochastic", "off"],
+                   help="ALIT's halting (default deterministic)")
+    e.add_argument("--seed", type=int, help="seed for --halting stochastic (default 0)")
     e.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     e.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
     e.add_argument("--heads", type=int, help="attention heads, for official checkpoints of non-standard size")
@@ -90,7 +109,7 @@ def parser() -> argparse.ArgumentParser:
     ds.set_defaults(run=cmd_encode_dataset)
 
     i = sub.add_parser("info", help="configuration and parameter counts of a checkpoint or preset")
-    i.add_argument("checkpoint", nargs="?", help="path, preset:<name> (default: bundled model)")
+    i.add_argument("checkpoint", nargs="?", help="path, preset:<name> of ALIT or KARL (default: bundled model)")
     i.add_argument("--heads", type=int)
     i.add_argument("--json", action="store_true")
     i.set_defaults(run=cmd_info)
@@ -109,6 +128,17 @@ def cmd_encode(args) -> int:
         print("error: --batch must be at least 1", file=sys.stderr)
         return 2
     tok = load_tokenizer(args.checkpoint, device=args.device, dtype=args.dtype, heads=args.heads)
+    karl = tok.family == "karl"
+    alit_only = {"--psnr": args.psnr, "--tokens": args.tokens, "--halting": args.halting, "--seed": args.seed}
+    refused = [flag for flag, value in (alit_only.items() if karl else [("--budget", args.budget)])
+               if value is not None]
+    if refused:
+        print(f"error: {', '.join(refused)}: not for a{' KARL' if karl else 'n ALIT'} model", file=sys.stderr)
+        return 2
+    if karl and args.budget is not None and not 1 <= args.budget <= tok.config.max_tokens:
+        print(f"error: --budget must be from 1 to {tok.config.max_tokens} (this model's largest), not {args.budget}",
+              file=sys.stderr)
+        return 2
     results, failed = [], 0
     for start in range(0, len(args.images), args.batch):
         paths, images = [], []
@@ -121,11 +151,19 @@ def cmd_encode(args) -> int:
                 failed += 1
         if not images:
             continue
-        enc = tok.encode(torch.stack(images), args.threshold, psnr=args.psnr, tokens=args.tokens,
-                         halting=args.halting, seed=args.seed)
+        if karl:  # one pass at T latents conditioned on the desired L1: KARL's own count
+            enc = tok.encode(torch.stack(images), args.threshold, budget=args.budget)
+            budget = tok.default_budget if args.budget is None else args.budget
+        else:
+            enc = tok.encode(torch.stack(images), args.threshold, psnr=args.psnr, tokens=args.tokens,
+                             halting=args.halting or "deterministic", seed=args.seed or 0)
         for i, path in enumerate(paths):
-            results.append(encode_result(enc, i, path, tok.config))
-            if not args.json:
+            results.append(karl_result(enc, i, path, budget) if karl else encode_result(enc, i, path, tok.config))
+            if args.json:
+                continue
+            if karl:
+                print_karl_result(results[-1])
+            else:
                 print_result(results[-1], tok.config.iterations)
     if args.json:
         print(json.dumps(results, indent=2))
@@ -151,6 +189,7 @@ def encode_result(enc, i: int, path: str, cfg: ALITConfig) -> dict:
     ran = [t for t in range(enc.iterations_run) if not torch.isnan(enc.l1_history[t, i])]
     return {
         "image": path,
+        "family": "alit",
         "num_tokens": enc.num_tokens[i],
         "iteration": enc.iterations[i],
         "l1": round(enc.l1[i], 6),
@@ -163,6 +202,24 @@ def encode_result(enc, i: int, path: str, cfg: ALITConfig) -> dict:
             for t in ran
         ],
     }
+
+
+def karl_result(enc, i: int, path: str, budget: int) -> dict:
+    """Image i of a KARL Encoding as a plain dict: its estimated count out of `budget` latents."""
+    return {
+        "image": path,
+        "family": "karl",
+        "num_tokens": enc.num_tokens[i],
+        "budget": budget,
+        "l1": round(enc.l1[i], 6),
+        "psnr": round(enc.psnr[i], 3),
+        "criterion": {"kind": enc.criterion.kind, "value": enc.criterion.value},
+    }
+
+
+def print_karl_result(r: dict) -> None:
+    print(f"{r['image']}: {r['num_tokens']} tokens of {r['budget']} (KARL's one-pass estimate for a desired "
+          f"L1 of {r['criterion']['value']:g}; reconstruction from them: L1 {r['l1']:.4f}, PSNR {r['psnr']:.2f} dB)")
 
 
 def print_result(r: dict, max_iterations: int) -> None:
@@ -184,44 +241,33 @@ def print_result(r: dict, max_iterations: int) -> None:
 
 
 def cmd_info(args) -> int:
-    if args.checkpoint and args.checkpoint.startswith("preset:"):
-        cfg = get_preset(args.checkpoint.split(":", 1)[1])
-        shapes = preset_shapes(cfg)
-        source = args.checkpoint
-    else:
-        path = Path(args.checkpoint) if args.checkpoint else BUNDLED_CHECKPOINT
-        obj = read_file(path)
-        if obj.get("format") == "alit-explorer":
-            cfg, sd = ALITConfig.from_dict(obj["config"]), obj["state_dict"]
-        else:
-            sd = official_to_ours(_unwrap(obj))
-            try:
-                cfg = infer_config(sd, args.heads)
-            except CheckpointError as err:
-                if "pass heads" not in str(err):
-                    raise
-                print(f"note: {str(err).replace('heads=<n>', '--heads N')}; showing 1 head", file=sys.stderr)
-                cfg = infer_config(sd, 1)
-        shapes = {k: tuple(v.shape) for k, v in sd.items()}
-        source = str(path)
+    cfg, shapes, source = model_info(args.checkpoint, args.heads)
+    family = "karl" if isinstance(cfg, KARLConfig) else "alit"
     counts = parameter_counts(shapes)
     if args.json:
-        print(json.dumps({"source": source, "config": cfg.to_dict(), "parameters": counts}, indent=2))
+        print(json.dumps({"source": source, "family": family, "config": cfg.to_dict(), "parameters": counts}, indent=2))
         return 0
     print(f"{source}")
-    print(f"  resolution {cfg.resolution} px, {cfg.grid_size}x{cfg.grid_size} grid, patch {cfg.patch_size}")
+    print(f"  {family.upper()}: resolution {cfg.resolution} px, {cfg.grid_size}x{cfg.grid_size} grid, "
+          f"patch {cfg.patch_size}")
     print(f"  encoder {cfg.width} wide x {cfg.depth} layers x {cfg.heads} heads; "
           f"decoder {cfg.dec_width} x {cfg.dec_depth} x {cfg.dec_heads}")
-    print(f"  {cfg.latents_per_iteration} tokens per iteration x {cfg.iterations} iterations "
-          f"(up to {cfg.max_tokens} tokens), {cfg.latent_dim}-d latents, "
-          + (f"quantised ({cfg.latent_codebook_size} codes)" if cfg.quantize_latents else "continuous"))
-    if cfg.vae is not None:
-        v = cfg.vae
-        print(f"  KL-16 VAE ch {v.ch}, ch_mult {list(v.ch_mult)}, {v.num_res_blocks} blocks/level, "
-              f"{v.embed_dim}-d latents (x {v.latent_scale}) regressed by the decoder, "
-              f"halting where the code error < {cfg.code_error_threshold}")
+    latents = (f"{cfg.latent_dim}-d latents, "
+               + (f"quantised ({cfg.latent_codebook_size} codes)" if cfg.quantize_latents else "continuous"))
+    if family == "karl":
+        bins = cfg.quality_bins
+        print(f"  one pass over up to {cfg.max_tokens} latents (encode: T = {cfg.default_budget}), {latents}; "
+              f"a latent halts where its halting probability > {cfg.halting_threshold}; {len(bins)} desired-L1 "
+              f"bins {bins[0]:g} ... {bins[-1]:g} (default {cfg.default_quality:g})")
     else:
-        v = cfg.vqgan
+        print(f"  {cfg.latents_per_iteration} tokens per iteration x {cfg.iterations} iterations "
+              f"(up to {cfg.max_tokens} tokens), {latents}")
+    v = cfg.base
+    if isinstance(v, VAEConfig):
+        halting = "" if family == "karl" else f", halting where the code error < {cfg.code_error_threshold}"
+        print(f"  KL-16 VAE ch {v.ch}, ch_mult {list(v.ch_mult)}, {v.num_res_blocks} blocks/level, "
+              f"{v.embed_dim}-d latents (x {v.latent_scale}) regressed by the decoder{halting}")
+    else:
         print(f"  VQGAN ch {v.ch}, ch_mult {list(v.ch_mult)}, {v.num_res_blocks} blocks/level, "
               f"{v.z_channels}-d features, codebook {v.codebook_size}")
     for part, n in counts.items():
@@ -229,11 +275,33 @@ def cmd_info(args) -> int:
     return 0
 
 
-def preset_shapes(cfg: ALITConfig) -> dict[str, tuple]:
-    from .alit import ALIT
+def model_info(checkpoint: str | None, heads: int | None) -> tuple[ALITConfig | KARLConfig, dict[str, tuple], str]:
+    """Configuration, parameter shapes and source name of a preset or a checkpoint file, ALIT or KARL."""
+    if checkpoint and checkpoint.startswith("preset:"):
+        name = checkpoint.split(":", 1)[1]
+        cfg = KARL_PRESETS[name] if name in KARL_PRESETS else get_preset(name)
+        return cfg, preset_shapes(cfg), checkpoint
+    path = Path(checkpoint) if checkpoint else BUNDLED_CHECKPOINT
+    obj = read_file(path)
+    karl = is_karl_checkpoint(obj)
+    if obj.get("format") == FORMAT:
+        cfg, sd = (KARLConfig if karl else ALITConfig).from_dict(obj["config"]), obj["state_dict"]
+    else:
+        sd = official_to_ours(_unwrap(obj))
+        infer = infer_karl_config if karl else infer_config
+        try:
+            cfg = infer(sd, heads)
+        except CheckpointError as err:
+            if "pass heads" not in str(err):
+                raise
+            print(f"note: {str(err).replace('heads=<n>', '--heads N')}; showing 1 head", file=sys.stderr)
+            cfg = infer(sd, 1)
+    return cfg, {k: tuple(v.shape) for k, v in sd.items()}, str(path)
 
+
+def preset_shapes(cfg: ALITConfig | KARLConfig) -> dict[str, tuple]:
     with torch.device("meta"):
-        model = ALIT(cfg)
+        model = KARL(cfg) if isinstance(cfg, KARLConfig) else ALIT(cfg)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
@@ -243,7 +311,8 @@ def parameter_counts(shapes: dict[str, tuple]) -> dict[str, int]:
     for k, s in shapes.items():
         n = int(torch.Size(s).numel())
         part = (base if k.startswith(base + ".") else "decoder" if k.startswith("decoder") else
-                "encoder" if k.startswith(("encoder", "latent", "timestep", "patch_embed", "pre_quantizer", "quantize"))
+                "encoder" if k.startswith(("encoder", "latent", "timestep", "patch_embed", "pre_quantizer", "quantize",
+                                           "halting_mlp", "rec_loss_embeddings"))  # the last two: KARL's
                 else "other")
         counts[part] += n
     counts["total"] = sum(counts.values())

@@ -64,6 +64,16 @@ def small_config(**changes):
     return ALITConfig(**base)
 
 
+def small_karl_config(**changes):
+    """A tiny KARL for fast tests: small_config's sizes and VQGAN, budgets up to 64 latents."""
+    from alit_core import KARLConfig
+
+    base = dict(width=96, depth=2, heads=2, patch_size=4, latent_codebook_size=64, max_tokens=64, max_grid=32,
+                halting_hidden=32, vqgan=small_config().vqgan)
+    base.update(changes)
+    return KARLConfig(**base)
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     """A fake photo index: noise backgrounds, opaque-square stamps and clip art, both splits."""

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import small_config
+from conftest import small_config, small_karl_config
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from alit_core import ALIT, CachedRollout, InferenceOptions, Tokenizer, VQGANConfig, count_flops, save_checkpoint
@@ -65,15 +65,12 @@ def test_flop_count_matches_flop_counter_mode_vae(quantized, decode, images):
 
 
 def tiny_karl_config(vae: bool, quantized: bool):
-    """A tiny KARL: 64 px, 16x16 grid; a narrower one-layer decoder, so both widths are counted."""
-    from alit_core import KARLConfig, VAEConfig
+    """A tiny KARL with a narrower one-layer decoder, so that both widths are counted."""
+    from alit_core import VAEConfig
 
-    base = (dict(vae=VAEConfig(resolution=64, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1,
-                               encoder_attn_resolutions=(16,), decoder_attn_resolutions=(32,))) if vae else
-            dict(vqgan=small_config().vqgan))
-    return KARLConfig(width=96, depth=2, heads=2, decoder_width=64, decoder_depth=1, decoder_heads=2, patch_size=4,
-                      quantize_latents=quantized, latent_codebook_size=64, max_tokens=64, max_grid=32,
-                      halting_hidden=32, **base)
+    base = dict(vae=VAEConfig(resolution=64, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1,
+                              encoder_attn_resolutions=(16,), decoder_attn_resolutions=(32,))) if vae else {}
+    return small_karl_config(decoder_width=64, decoder_depth=1, decoder_heads=2, quantize_latents=quantized, **base)
 
 
 @pytest.mark.parametrize("vae", [False, True], ids=["vqgan", "vae"])
