@@ -635,7 +635,7 @@ class Handlers:
                   ui.l1: gr.update(value=values["l1"], visible=kind == L1),
                   ui.psnr: gr.update(value=values["psnr"], visible=kind == PSNR),
                   ui.budget: gr.update(value=values["budget"], visible=kind == BUDGET)}
-        if not Path(values["image"]).exists():
+        if not linkable(values["image"]):
             return {**update, ui.image: None, ui.status: status_md(error=GONE)}
         for step in self.run(values["image"], *(values[n] for n in EXPLORE_SETTINGS), progress=progress):
             update.update(step)
@@ -663,7 +663,7 @@ class Handlers:
                 value=values[f"cmp_value_{side}"], label=f"{side.upper()}: {VALUE_LABELS.get(kind, VALUE_LABELS[L1])}")
         update.update(self.compare_mode(values["cmp_mode"]))
         images = ["cmp_image_a"] + (["cmp_image_b"] if values["cmp_mode"] != TWO_SETTINGS else [])
-        gone = [n for n in images if not values[n] or not Path(values[n]).exists()]
+        gone = [n for n in images if not linkable(values[n])]
         if gone:
             return {**update, **{getattr(ui, n): None for n in gone}, ui.cmp_status: status_md(error=GONE)}
         update.update(self.compare(*(values[n] for n in COMPARE_INPUTS), progress=progress))
@@ -693,9 +693,19 @@ class Handlers:
 
 
 GONE = ("The image of this link is no longer on the server (it keeps files for a while only): upload it again, "
-        "or pick an example.")
+        "or pick an example.")  # also for a path that is not one of its images (linkable)
 COMPARE_SETTINGS_A = {False: "**Model and settings** (for both images)", True: "**A**: model and settings"}
 COMPARE_B = {False: "**Image B**", True: "**B**: model and settings (on image A)"}
+
+
+def linkable(path) -> bool:
+    """An image a link may name: a file still in gradio's cache (uploads and examples as served) or a
+    bundled example; never another file of the server's, whatever the link's values say."""
+    if not path:
+        return False
+    p = Path(str(path)).resolve()
+    roots = (Path(gr.utils.get_upload_folder()).resolve(), (explorer.ASSETS / "samples").resolve())
+    return p.is_file() and any(p.is_relative_to(root) for root in roots)
 
 
 def known_head(rec: Record, t: int, head) -> str:

@@ -538,9 +538,14 @@ def test_a_shared_view_restores_the_run_the_comparison_and_the_tabs(page, compar
     assert update[ui.cmp_summary] == compared[0][ui.cmp_summary]
     # a page opened without a link: nothing to restore; a link whose image is gone: said so
     assert list(h.restore("", progress=None)) == [ui.tab_state]
-    gone = json.dumps({**data, "explore": {**data["explore"], "image": str(tmp_path / "gone.png")}, "compare": None})
-    update = h.restore(gone, progress=None)
-    assert GONE in update[ui.status] and update[ui.image] is None and ui.record not in update
+    elsewhere = tmp_path / "private.png"  # a file of the server's that no visitor sent: never read
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(elsewhere)
+    for path in (tmp_path / "gone.png", elsewhere):
+        link = json.dumps({**data, "explore": {**data["explore"], "image": str(path)},
+                           "compare": {**data["compare"], "cmp_image_b": str(path)}})
+        update = h.restore(link, progress=None)
+        assert GONE in update[ui.status] and update[ui.image] is None and ui.record not in update
+        assert GONE in update[ui.cmp_status] and update[ui.cmp_image_b] is None and ui.cmp_record not in update
 
 
 def test_shared_links_older_than_the_files_are_swept(tmp_path):
