@@ -114,7 +114,7 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
                     "tokens it needs, iteration by iteration (numbered from 0, as in the exports and the command "
                     "line).")
         with gr.Row(equal_height=True):
-            ui.share = gr.Button("🔗 Share this view", size="sm", scale=0, min_width=170)
+            ui.share = gr.Button("Share this view", size="sm", scale=0, min_width=170)
             ui.share_link = gr.Textbox(show_label=False, container=False, interactive=False, elem_id="share-link",
                                        placeholder="a link that reopens this page as it is now (model, settings, "
                                                    "image, tab, iteration and token) while the server keeps the "
