@@ -512,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
 
         results = [karl_vs_alit.run(args.checkpoint, args.karl, args.device, tuple(args.dtype), args.batch,
                                     args.repeats, args.peak_size, args.karl_sizes_from_alit)]
+        results[0]["command"] = " ".join(["python -m benchmarks.rollout_speed", *(argv or sys.argv[1:])])
         text = karl_vs_alit.table(results[0])
     elif args.suite:
         results = suite(args.repeats, args.device)
