@@ -155,7 +155,8 @@ def table(res: dict) -> str:
     def model(c, source):
         return (f"{source}: {c['width']} wide x {c['depth']} layers x {c['heads']} heads (decoder "
                 f"{' x '.join(map(str, c['decoder']))}), {c['resolution']} px, {c['grid']}x{c['grid']} grid, "
-                f"{c['base']}, {'quantized' if c['quantized'] else 'continuous'}, {c['parameters'] / 1e6:.1f} M parameters")
+                f"{c['base']}, {'quantized' if c['quantized'] else 'continuous'}, "
+                f"{c['parameters'] / 1e6:.1f} M parameters")
 
     karl_source = res["karl"] + (" with ALIT's transformer sizes and base tokenizer" if res["karl_sizes_from_alit"]
                                  else "")

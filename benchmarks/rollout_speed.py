@@ -497,9 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--operators", action="store_true",
                    help="profile the transformer by kind of operator (time, GFLOP/s, %% of peak, each product alone)")
     p.add_argument("--suite", action="store_true", help="alit_small and the bundled model, everything")
-    p.add_argument("--karl", help="a KARL model (path, preset:karl_<name> or official:karl-<name>): time its single "
-                                  "pass beside the --checkpoint ALIT model's rollout instead (benchmarks/karl_vs_alit.py; "
-                                  "uses --device, --dtype, --batch, --repeats, --peak-size)")
+    p.add_argument("--karl", help="a KARL model (path, preset:karl_<name> or official:karl-<name>): time its "
+                                  "single pass beside the --checkpoint ALIT model's rollout instead "
+                                  "(benchmarks/karl_vs_alit.py; uses --device, --dtype, --batch, --repeats, --peak-size)")
     p.add_argument("--karl-sizes-from-alit", action="store_true",
                    help="with --karl: give KARL the ALIT model's transformer sizes and base tokenizer (random weights)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")

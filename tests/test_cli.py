@@ -97,7 +97,8 @@ def test_encode_a_karl_model_gives_its_own_count(karl_checkpoint, photo, capsys)
     assert out == [{"image": str(photo), "family": "karl", "num_tokens": want.num_tokens[0], "budget": 64,
                     "l1": round(want.l1[0], 6), "psnr": round(want.psnr[0], 3),
                     "criterion": {"kind": "l1", "value": 0.05}}]
-    assert main(["encode", str(photo), "--checkpoint", str(karl_checkpoint), "--threshold", "0.2", "--budget", "32"]) == 0
+    assert main(["encode", str(photo), "--checkpoint", str(karl_checkpoint), "--threshold", "0.2",
+                 "--budget", "32"]) == 0
     want = tok.encode(x, 0.2, budget=32)
     assert capsys.readouterr().out.startswith(
         f"{photo}: {want.num_tokens[0]} tokens of 32 (KARL's one-pass estimate for a desired L1 of 0.2; "

@@ -358,7 +358,8 @@ def test_benchmark_karl_beside_alit_on_tiny_models(tmp_path, capsys):
     torch.manual_seed(0)
     alit_cfg = small_config(depth=1, iterations=2)
     alit = save_checkpoint(ALIT(alit_cfg), tmp_path / "alit.pt")
-    karl = save_checkpoint(KARLTokenizer(KARL(tiny_karl_config(vae=False, quantized=True)), "cpu"), tmp_path / "karl.pt")
+    karl_model = KARL(tiny_karl_config(vae=False, quantized=True))
+    karl = save_checkpoint(KARLTokenizer(karl_model, "cpu"), tmp_path / "karl.pt")
     out = tmp_path / "karl_vs_alit"
     assert main(["--checkpoint", str(alit), "--karl", str(karl), "--repeats", "1", "--dtype", "float32", "bfloat16",
                  "--peak-size", "128", "--json", "--out", str(out)]) == 0
