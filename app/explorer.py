@@ -25,6 +25,18 @@ from . import figures
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUNDLED = "bundled model"
+PASSES = 8  # a KARL budget sweep: this many budgets, evenly spaced up to the model's default budget
+
+
+def is_karl(tok) -> bool:
+    """A KARL model (one pass per budget) rather than ALIT (recurrent iterations)."""
+    return getattr(tok, "family", "alit") == "karl"
+
+
+def karl_budgets(tok) -> list[int]:
+    """The budgets of a KARL sweep: PASSES of them up to its default budget (32, 64, ..., 256 for the releases)."""
+    top = tok.default_budget
+    return sorted({max(1, round(top * (i + 1) / PASSES)) for i in range(PASSES)})
 
 
 class ModelCache:
@@ -84,7 +96,9 @@ class ModelCache:
 
 @dataclass
 class Record:
-    """One image's rollout, as arrays (T iterations, g x g grid)."""
+    """One image's rollout, as arrays (T iterations, g x g grid); for a KARL model, its budget sweep (one
+    independent pass per budget: `budgets`; `tokens` are KARL's estimated counts, budget minus the
+    latents that halt; `halt` the latents that halt, (budget,) bool; maps over all the budget's latents)."""
 
     name: str
     image: np.ndarray  # (H, W, 3) uint8 at the model's resolution
@@ -98,6 +112,43 @@ class Record:
     codes: list[np.ndarray | None] = field(default_factory=list)  # (N_t,) latent codebook indices
     bits_per_token: float = 12.0
     layer: int | None = None  # decoder layer whose attention is kept; None keeps none
+    family: str = "alit"  # or "karl"
+    budgets: list[int] = field(default_factory=list)  # KARL: the budget T of each pass
+    quality: float | None = None  # KARL: the desired L1 asked for
+    quality_bin: float | None = None  # KARL: the quality bin it conditioned on
+    top_budget: int = 0  # KARL: the sweep's largest budget (known before its first pass)
+
+    @property
+    def karl(self) -> bool:
+        return self.family == "karl"
+
+    def add_pass(self, run) -> None:
+        """One pass of a KARL budget sweep (a KARLPass of one image)."""
+        self.budgets.append(run.budget)
+        self.quality_bin = float(run.quality_binned[0])
+        self.tokens.append(run.num_tokens[0])
+        self.l1.append(float(run.l1[0]))
+        self.psnr.append(float(run.psnr[0]))
+        self.recons.append(figures.to_uint8(run.recon[0].cpu().numpy()))
+        halted = run.halt_mask[0].cpu().numpy()
+        self.halt.append(halted)
+        if self.layer is not None:
+            self.maps.append(run.latent_maps(self.layer)[0].cpu().numpy().astype(np.float32))
+        self.codes.append(None if run.codes is None else run.codes[0].cpu().numpy()[~halted])
+
+    def columns(self, t: int) -> int:
+        """How many latents iteration (or pass) t has in its attention maps: its tokens, or KARL's budget."""
+        return self.budgets[t] if self.karl else self.tokens[t]
+
+    def token_note(self, t: int, k: int) -> str:
+        """Where latent k of iteration (pass) t comes from, in a few words."""
+        if self.karl:
+            return f"latent {k} of budget {self.budgets[t]}, {'halted' if self.halt[t][k] else 'kept'}"
+        return f"added at iteration {k // self.tokens[0]}"
+
+    def step_name(self, t: int) -> str:
+        """'iteration 3' (ALIT) or 'budget 128' (KARL)."""
+        return f"budget {self.budgets[t]}" if self.karl else f"iteration {t}"
 
     def add(self, step, grid: int) -> None:
         self.tokens.append(step.num_tokens)
@@ -112,6 +163,8 @@ class Record:
         self.codes.append(None if step.codes is None else step.codes[0].cpu().numpy())
 
     def select(self, criterion: Criterion) -> int:
+        if self.karl:  # KARL's own count: the pass at its full budget
+            return len(self.tokens) - 1
         return select_iterations(torch.tensor([self.l1]).T, torch.tensor([self.psnr]).T, criterion,
                                  self.tokens[0])[0]
 
@@ -125,6 +178,13 @@ class Record:
         return self.attention(iteration, head).argmax(axis=0)
 
     def summary(self, selected: int) -> dict:
+        if self.karl:
+            return {
+                "name": self.name, "family": "karl", "quality": self.quality, "quality_bin": self.quality_bin,
+                "selected_tokens": self.tokens[selected], "selected_budget": self.budgets[selected],
+                "passes": [{"budget": b, "tokens": n, "halted": b - n, "l1": round(l, 6), "psnr": round(p, 3)}
+                           for b, n, l, p in zip(self.budgets, self.tokens, self.l1, self.psnr)],
+            }
         return {
             "name": self.name,
             "selected_tokens": self.tokens[selected],
@@ -169,8 +229,10 @@ def input_notes(path: str, size: int) -> list[str]:
 
 
 def rollout(tok, image: np.ndarray, name: str, *, halting: str, seed: int, max_iterations: int,
-            layer: int | None = None):
-    """Yield the growing Record after each iteration (the same object, updated in place).
+            layer: int | None = None, quality: float | None = None):
+    """Yield the growing Record after each iteration (the same object, updated in place); for a KARL
+    model, after each pass of its budget sweep (at most `max_iterations` budgets) at the desired L1
+    `quality` (None: the model's default), halting and seed unused.
 
     `layer` (negative counts from the end) keeps that decoder layer's attention, per head; None
     keeps none, so the fused attention kernel runs.
@@ -179,6 +241,15 @@ def rollout(tok, image: np.ndarray, name: str, *, halting: str, seed: int, max_i
     rec = Record(name=name, image=image, grid=tok.config.grid_size, layer=layer,
                  bits_per_token=tok.config.bits_per_token)
     x = as_tensor(image)[None]
+    if is_karl(tok):
+        rec.family, rec.quality = "karl", float(tok.config.default_quality if quality is None else quality)
+        budgets = karl_budgets(tok)[:max_iterations]
+        rec.top_budget = budgets[-1]
+        for run in tok.budget_sweep(x, budgets, rec.quality, attention_layers=layer,
+                                    attention_heads="all"):
+            rec.add_pass(run)
+            yield rec
+        return
     for step in tok.rollout(x, halting=halting, seed=seed, max_iterations=max_iterations,
                             attention_layers=rec.layer, attention_heads="all"):
         rec.add(step, rec.grid)
@@ -186,13 +257,18 @@ def rollout(tok, image: np.ndarray, name: str, *, halting: str, seed: int, max_i
 
 
 def complete(tok, image: np.ndarray, name: str, *, halting: str = "deterministic", seed: int = 0,
-             max_iterations: int | None = None) -> Record:
-    """Every iteration at once, without attention maps (for the API and the batch tab)."""
+             max_iterations: int | None = None, quality: float | None = None) -> Record:
+    """Every iteration (KARL: every pass) at once, without attention maps (for the API and the batch tab)."""
     rec = None
-    for rec in rollout(tok, image, name, halting=halting, seed=seed,
-                       max_iterations=max_iterations or tok.config.iterations):
+    for rec in rollout(tok, image, name, halting=halting, seed=seed, quality=quality,
+                       max_iterations=max_iterations or steps(tok)):
         pass
     return rec
+
+
+def steps(tok) -> int:
+    """A model's iterations (ALIT) or the passes of its budget sweep (KARL)."""
+    return len(karl_budgets(tok)) if is_karl(tok) else tok.config.iterations
 
 
 def warm_up(tok) -> None:
@@ -221,6 +297,11 @@ def select_many(tok, images: list[np.ndarray], criterion: Criterion, batch: int 
     is called before each batch.
     """
     arg = {"l1": "threshold", "psnr": "psnr", "tokens": "tokens"}[criterion.kind]
+    if is_karl(tok):  # KARL's own count, conditioned on the desired L1
+        if criterion.kind != "l1":
+            raise ValueError("a KARL model's count is set by the desired L1 (its quality), not by a "
+                             f"{'PSNR target' if criterion.kind == 'psnr' else 'token budget'}")
+        arg = "quality"
     value = int(criterion.value) if criterion.kind == "tokens" else criterion.value
     out = []
     for start in range(0, len(images), batch):
@@ -235,7 +316,7 @@ def select_many(tok, images: list[np.ndarray], criterion: Criterion, batch: int 
 def compression(rec: Record, selected: int) -> list[dict]:
     """ALIT's bits for the selected count against JPEG and WebP files of the nearest size."""
     nbytes = rec.tokens[selected] * rec.bits_per_token / 8
-    rows = [{"codec": f"ALIT ({rec.tokens[selected]} tokens)", "bytes": nbytes, "psnr": rec.psnr[selected]}]
+    rows = [{"codec": f"{rec.family.upper()} ({rec.tokens[selected]} tokens)", "bytes": nbytes, "psnr": rec.psnr[selected]}]
     for fmt in ("JPEG", "WEBP"):
         size, quality = alit_core.codec_at_size(rec.image, fmt, nbytes)
         rows.append({"codec": f"{fmt} at nearest size", "bytes": float(size), "psnr": quality})
@@ -253,7 +334,8 @@ def export_json(rec: Record, selected: int, path: Path) -> Path:
 def export_npz(rec: Record, selected: int, path: Path) -> Path:
     codes = {f"codes_{t}": c for t, c in enumerate(rec.codes) if c is not None}
     halts = {f"halt_mask_{t}": h for t, h in enumerate(rec.halt) if h is not None}
-    np.savez_compressed(path, image=rec.image, recons=np.stack(rec.recons), tokens=np.array(rec.tokens),
+    extra = {"budgets": np.array(rec.budgets), "quality": np.array(rec.quality)} if rec.karl else {}
+    np.savez_compressed(path, **extra, image=rec.image, recons=np.stack(rec.recons), tokens=np.array(rec.tokens),
                         l1=np.array(rec.l1), psnr=np.array(rec.psnr), selected=np.array(selected), **codes, **halts)
     return path
 
@@ -263,16 +345,17 @@ def export_pngs(rec: Record, path: Path) -> Path:
         for t, r in enumerate(rec.recons):
             buf = io.BytesIO()
             Image.fromarray(r).save(buf, format="PNG")
-            z.writestr(f"iteration_{t}_{rec.tokens[t]}_tokens.png", buf.getvalue())
+            z.writestr(f"{rec.step_name(t).replace(' ', '_')}_{rec.tokens[t]}_tokens.png", buf.getvalue())
     return path
 
 
 def export_gif(rec: Record, selected: int, path: Path, ms_per_frame: int = 700) -> Path:
-    """Original, then every iteration, captioned; for slides."""
+    """Original, then every iteration (KARL: every pass), captioned; for slides."""
     frames = [figures.caption(rec.image, "original")]
     for t, r in enumerate(rec.recons):
         mark = "  (selected)" if t == selected else ""
-        frames.append(figures.caption(r, f"{rec.tokens[t]} tokens  PSNR {rec.psnr[t]:.1f} dB{mark}"))
+        where = f"budget {rec.budgets[t]}: " if rec.karl else ""
+        frames.append(figures.caption(r, f"{where}{rec.tokens[t]} tokens  PSNR {rec.psnr[t]:.1f} dB{mark}"))
     imgs = [Image.fromarray(f) for f in frames]
     imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=ms_per_frame, loop=0)
     return path

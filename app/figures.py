@@ -84,6 +84,19 @@ def halting_map(image: np.ndarray, mask: np.ndarray | None, size: int = DISPLAY)
     return base
 
 
+def latent_halting(halted: np.ndarray, top: int, size: int = DISPLAY, per_row: int = 16) -> np.ndarray:
+    """A KARL pass's latents in sequence order, `per_row` to a row up to `top` (the sweep's largest budget):
+    kept ones green, halted ones blue, those beyond this pass's budget light grey."""
+    rows = -(-top // per_row)
+    cells = np.full(rows * per_row, 2, dtype=np.uint8)  # beyond the budget
+    cells[: len(halted)] = np.asarray(halted, dtype=np.uint8)  # 0 kept, 1 halted
+    colours = np.array([[60, 170, 90], [40, 110, 255], [225, 225, 225]], dtype=np.uint8)
+    cell = max(1, size // per_row)
+    pic = colours[cells.reshape(rows, per_row)].repeat(cell, axis=0).repeat(cell, axis=1)
+    pic[::cell] = pic[:, ::cell] = 255  # the cells' edges
+    return pic
+
+
 def position_error(recon: np.ndarray, image: np.ndarray, grid: int) -> np.ndarray:
     """Mean |recon - image| per grid cell (g, g), for the per-position error map."""
     err = np.abs(recon.astype(np.float32) - image.astype(np.float32)).mean(axis=2) / 255.0
@@ -162,6 +175,18 @@ def error_curves(runs: list[dict]) -> go.Figure:
         xaxis_title="tokens", yaxis=dict(title="L1 (lower is better)"),
         yaxis2=dict(title="PSNR (dB)", overlaying="y", side="right"), legend=LEGEND_ABOVE,
     )
+    return fig
+
+
+def budget_counts(budgets: list[int], tokens: list[int]) -> go.Figure:
+    """KARL's estimated token count at each budget of its sweep, against the budget itself."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=budgets, y=budgets, mode="lines", name="budget (nothing halts)",
+                             line=dict(dash="dot", color="grey")))
+    fig.add_trace(go.Scatter(x=budgets, y=tokens, mode="lines+markers", name="estimated count",
+                             hovertemplate="budget %{x}<br>%{y} tokens<extra></extra>"))
+    fig.update_layout(margin=dict(l=50, r=20, t=30, b=40), height=300, xaxis_title="budget (latents)",
+                      yaxis=dict(title="tokens kept", rangemode="tozero"), legend=LEGEND_ABOVE)
     return fig
 
 

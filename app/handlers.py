@@ -22,10 +22,10 @@ import gradio as gr
 import numpy as np
 
 import alit_core
-from alit_core import ALITError, Criterion
+from alit_core import ALITError, Criterion, DownloadError
 
 from . import explorer, figures, texts
-from .explorer import BUNDLED, ModelCache, Record
+from .explorer import BUNDLED, ModelCache, Record, is_karl
 from .files import OutputDir, Pictures
 
 MEASURE_LABELS = {"png_bpp": "PNG bits per pixel", "jpeg_bpp": "JPEG bits per pixel", "entropy": "entropy (bits)",
@@ -38,13 +38,21 @@ L1_RANGE, PSNR_RANGE = (0.0, 1.0), (1.0, 100.0)
 BATCH_COLUMNS = ["name", "tokens", "l1", "psnr", *alit_core.COMPLEXITY_MEASURES]
 # The inputs of the Explore run after the image, and of Compare, by component name (app/layout.py wires them).
 EXPLORE_SETTINGS = ("model", "device", "dtype", "kind", "l1", "psnr", "budget", "max_iter", "halting", "seed", "layer",
-                    "measure")
+                    "measure", "quality")
+# The Explore settings only ALIT has (its criteria, iterations and halting) and KARL's own (the desired L1).
+ALIT_CONTROLS = ("kind", "max_iter", "halting", "seed")
+KARL_CONTROLS = ("quality", "budget_plot")
 COMPARE_INPUTS = ("cmp_mode", "cmp_image_a", "cmp_image_b", "cmp_model_a", "cmp_halting_a", "cmp_kind_a",
                   "cmp_value_a", "cmp_model_b", "cmp_halting_b", "cmp_kind_b", "cmp_value_b")
 # The Compare tab's two ways, and the label of each criterion's value there.
 TWO_IMAGES, TWO_SETTINGS = "two images, one model", "one image, two models or settings"
 COMPARE_MODES = [TWO_IMAGES, TWO_SETTINGS]
 DIFFERENCE_TOP = 0.5  # the difference picture's colour scale: 0 to this much of the full range
+KARL_CRITERION = ("A KARL model's count is set by the desired L1 (its quality, the L1 threshold's value): choose "
+                  "the L1 threshold criterion for it.")
+HALT_LABEL = ("Halting (blue = halted): ALIT's masked image tokens, or a KARL pass's latents in order (grey: beyond "
+              "its budget)")
+ITERATION_LABELS = {False: "Iteration (0 = the first 32 tokens)", True: "Pass of the budget sweep (0 = the smallest budget)"}
 VALUE_LABELS = {L1: "L1 threshold (0 to 1)", PSNR: "PSNR target (dB, 1 to 100)", BUDGET: "token budget (tokens)"}
 
 
@@ -111,12 +119,26 @@ class Comparison:
     inputs: dict = field(default_factory=dict)  # COMPARE_INPUTS by name (Share)
 
     @property
+    def mixed(self) -> bool:
+        """ALIT against KARL: the slider follows ALIT's iterations."""
+        return self.runs[0].rec.karl != self.runs[1].rec.karl
+
+    @property
     def iterations(self) -> int:
+        if self.mixed:
+            return next(len(r.rec.tokens) for r in self.runs if not r.rec.karl)
         return max(len(r.rec.tokens) for r in self.runs)
 
     def at(self, t: int) -> tuple[int, int]:
-        """Each run's iteration at the shared iteration t (a shorter run stays on its last)."""
-        return tuple(min(t, len(r.rec.tokens) - 1) for r in self.runs)
+        """Each run's iteration at the shared iteration t (a shorter run stays on its last). ALIT against
+        KARL: ALIT's iteration t and KARL's pass whose estimated count is nearest its tokens (equal
+        token counts where KARL has one)."""
+        ts = [min(t, len(r.rec.tokens) - 1) for r in self.runs]
+        if self.mixed:
+            alit, karl = (0, 1) if self.runs[1].rec.karl else (1, 0)
+            n, counts = self.runs[alit].rec.tokens[ts[alit]], self.runs[karl].rec.tokens
+            ts[karl] = min(range(len(counts)), key=lambda i: (abs(counts[i] - n), i))
+        return tuple(ts)
 
 
 class Handlers:
@@ -130,6 +152,10 @@ class Handlers:
     def tokenizer(self, model: str, device: str | None, dtype: str, progress=None):
         try:
             return self.cache.get(None if model == BUNDLED else model, device, dtype, progress=progress)
+        except DownloadError as err:  # offline, or the address gone: say which model, then where to put it
+            said = f"{model} is not on this server yet and could not be downloaded: " if str(err).startswith(
+                "download failed") else ""
+            raise Refused(f"{said}{err}") from err
         except (ALITError, ValueError) as err:
             raise Refused(str(err)) from err
 
@@ -156,18 +182,34 @@ class Handlers:
         items = []
         for t in range(len(rec.recons)):
             mark = "★ selected · " if t == selected else ""
-            items.append((run.recon(t), f"{mark}iteration {t} · {rec.tokens[t]} tokens · L1 {rec.l1[t]:.3f} · "
+            items.append((run.recon(t), f"{mark}{rec.step_name(t)} · {rec.tokens[t]} tokens · L1 {rec.l1[t]:.3f} · "
                                         f"{rec.psnr[t]:.1f} dB"))
         return items
 
     @staticmethod
     def iteration_md(rec: Record, t: int, total: int) -> str:
-        """One iteration's numbers; `total` iterations are run (numbered 0 to total - 1)."""
+        """One iteration's numbers; `total` iterations are run (numbered 0 to total - 1). KARL: one pass's."""
+        if rec.karl:
+            return (f"**KARL, budget {rec.budgets[t]}** (pass {t + 1} of {total}, each one independent pass): "
+                    f"{rec.tokens[t]} tokens estimated ({rec.budgets[t] - rec.tokens[t]} of {rec.budgets[t]} latents "
+                    f"halt), L1 {rec.l1[t]:.4f}, PSNR {rec.psnr[t]:.2f} dB")
         return (f"**Iteration {t}** of 0-{total - 1}: {rec.tokens[t]} tokens, "
                 f"L1 {rec.l1[t]:.4f}, PSNR {rec.psnr[t]:.2f} dB")
 
     @staticmethod
+    def karl_md(rec: Record, selected: int) -> str:
+        """What KARL's count is, for the pass at its full budget."""
+        n, b = rec.tokens[selected], rec.budgets[selected]
+        met = "met" if rec.l1[selected] <= rec.quality else "not met by this reconstruction"
+        return (f"**KARL's count**: {n} tokens: in one pass at budget {b} for a desired L1 of {rec.quality:g} "
+                f"(quality bin {rec.quality_bin:g}), {b - n} latents halt and the decoder uses the other {n}; "
+                f"KARL's estimate of how many tokens the image needs (L1 {rec.l1[selected]:.4f}: the desired L1 is "
+                f"{met})")
+
+    @staticmethod
     def selection_md(rec: Record, selected: int, crit: Criterion, model_iterations: int) -> str:
+        if rec.karl:
+            return Handlers.karl_md(rec, selected)
         n, t_run = rec.tokens[selected], len(rec.tokens)
         step = rec.tokens[0]
         head = f"**Selected**: iteration {selected}, {n} tokens"
@@ -196,6 +238,8 @@ class Handlers:
     def views(self, run: Run, crit: Criterion, selected: int, measure: str) -> dict:
         """Everything that depends on the selection (re-computed from the stored rollout)."""
         ui, rec = self.ui, run.rec
+        if rec.karl:  # the desired L1 is KARL's target
+            crit = Criterion.make(threshold=rec.quality)
         curve = figures.error_curve(rec.tokens, rec.l1, rec.psnr, crit.value if crit.kind != "tokens" else None,
                                     selected, crit.kind)
         row = explorer.complexity_row(rec, selected)
@@ -216,13 +260,27 @@ class Handlers:
         size = f"{tok.resolution} px, {tok.config.grid_size}x{tok.config.grid_size} grid"
         if model in (None, "", BUNDLED):
             return f"the bundled model, a small ALIT we trained on a CPU ({size})"
-        return f"`{model}` ({size})"
+        return f"`{model}` ({'KARL, ' if is_karl(tok) else ''}{size})"
 
-    def start(self, image_path, model, device, dtype, halting, layer: int | None):
+    def family_controls(self, karl: bool, kind) -> dict:
+        """The settings a model family has: ALIT's criteria, iterations and halting, or KARL's desired L1."""
+        ui = self.ui
+        update = {getattr(ui, n): gr.update(visible=not karl) for n in ALIT_CONTROLS}
+        update.update({ui.l1: gr.update(visible=not karl and kind == L1),
+                       ui.psnr: gr.update(visible=not karl and kind == PSNR),
+                       ui.budget: gr.update(visible=not karl and kind == BUDGET),
+                       ui.quality: gr.update(visible=karl)})
+        if not karl:
+            update[ui.budget_plot] = gr.update(visible=False)
+        return update
+
+    def start(self, image_path, model, device, dtype, halting, layer: int | None, progress=None):
         """What every run checks before it computes: (tokenizer, image, an empty Run), or Refused.
-        layer: the decoder layer whose attention is kept (None: the model's own, attention_layer)."""
-        tok = self.tokenizer(model, device, dtype)
-        check_halting(tok, halting)
+        layer: the decoder layer whose attention is kept (None: the model's own, attention_layer).
+        halting None: not asked (the Explore tab hides it for KARL). progress: a download's (gr.Progress)."""
+        tok = self.tokenizer(model, device, dtype, download_progress(progress, model))
+        if halting is not None:
+            check_halting(tok, halting)
         discovery = texts.object_discovery(tok.metadata)
         depth = tok.config.dec_depth
         if layer is not None and not -depth <= layer < depth:
@@ -230,13 +288,15 @@ class Handlers:
                           f"(or -1 for the last), not {layer}.")
         image = read_upload(image_path, tok.resolution)
         return tok, image, Run(rec=None, pictures=Pictures(self.outputs), model=model, discovery=discovery,
-                               model_iterations=tok.config.iterations,
+                               model_iterations=explorer.steps(tok),
                                notes=explorer.input_notes(image_path, tok.resolution))
 
     # --- Explore ---------------------------------------------------------------------------------
     def run(self, image_path, model, device, dtype, kind, l1, psnr, budget, max_iterations, halting, seed, layer,
-            measure, progress=gr.Progress()):
-        """Stream every iteration as it is computed, then the selection-dependent views and the attention."""
+            measure, quality=None, progress=gr.Progress()):
+        """Stream every iteration as it is computed, then the selection-dependent views and the attention.
+        A KARL model streams its budget sweep at the desired L1 `quality` instead (criterion, maximum
+        iterations, halting and seed are ALIT's, hidden for it and not used)."""
         ui = self.ui
         try:
             if not image_path:
@@ -244,30 +304,40 @@ class Handlers:
             crit = self.criterion(kind, l1, psnr, budget)
             if seed is None or layer is None:
                 raise Refused("The seed and the attention layer need a whole number.")
-            tok, image, run = self.start(image_path, model, device, dtype, halting, int(layer))
+            tok, image, run = self.start(image_path, model, device, dtype, None, int(layer), progress)
+            karl = is_karl(tok)
+            if not karl:
+                check_halting(tok, halting)
+            elif quality is not None and not 0 < float(quality) <= 1:
+                raise Refused(f"KARL's desired L1 is above 0 and at most 1; {quality} cannot be used.")
         except Refused as err:
             yield {ui.status: status_md(error=str(err))}
             return
         run.inputs = {"image": str(image_path), **dict(zip(EXPLORE_SETTINGS, (
-            model, device, dtype, kind, l1, psnr, budget, max_iterations, halting, seed, layer, measure)))}
+            model, device, dtype, kind, l1, psnr, budget, max_iterations, halting, seed, layer, measure, quality)))}
         name = Path(str(image_path)).name
-        total = min(int(max_iterations), tok.config.iterations)
+        steps = explorer.steps(tok)
+        total = steps if karl else min(int(max_iterations), steps)
+        controls = self.family_controls(karl, kind)
         for rec in explorer.rollout(tok, image, name, halting=halting, seed=int(seed), max_iterations=total,
-                                    layer=int(layer)):
+                                    layer=int(layer), quality=quality):
             run.rec = rec
             t = len(rec.tokens) - 1
-            progress((t + 1, total), desc=f"iteration {t} (0-{total - 1})")
+            progress((t + 1, total), desc=f"{rec.step_name(t)} ({t + 1} of {total})" if karl else
+                     f"iteration {t} (0-{total - 1})")
             update = {
                 ui.record: run,
                 ui.gallery: self.gallery(run, None),
                 ui.current: run.recon(t),
-                ui.halt_map: run.picture(f"halt_{t}", lambda rec=rec, t=t: figures.halting_map(image, rec.halt[t])),
+                ui.halt_map: self.halt_picture(run, t),
                 ui.error_map: run.picture(f"error_{t}", lambda rec=rec, t=t: figures.grid_map(
                     figures.position_error(rec.recons[t], image, rec.grid), vmax=0.3)),
-                ui.metrics: self.metrics_md(rec, None, None, total, tok.config.iterations),
+                ui.metrics: self.metrics_md(rec, None, None, total, steps),
             }
             if t == 0:  # the status line now belongs to this run: no old error, the notes on this image
-                update[ui.status] = status_md(notes=run.notes)
+                update.update({ui.status: status_md(notes=run.notes), **controls})
+            if karl:
+                update[ui.budget_plot] = gr.update(visible=True, value=figures.budget_counts(rec.budgets, rec.tokens))
             yield update
         run.done = True
         selected = rec.select(crit)
@@ -279,11 +349,19 @@ class Handlers:
             ui.record: run,
             **self.views(run, crit, selected, measure),
             # a slider needs two ends: a one-iteration run shows its one iteration on a fixed slider
-            ui.iteration: gr.update(value=it, maximum=max(1, len(rec.tokens) - 1), interactive=len(rec.tokens) > 1),
+            ui.iteration: gr.update(value=it, maximum=max(1, len(rec.tokens) - 1), interactive=len(rec.tokens) > 1,
+                                    label=ITERATION_LABELS[rec.karl]),
             ui.head: gr.update(choices=["mean", *map(str, range(heads))], value="mean"),
             ui.clicked: None,  # a position clicked on the previous image means nothing on this one
-            ui.how: texts.how_it_works(self.model_label(model, tok), tok.metadata),
+            ui.how: texts.how_it_works(self.model_label(model, tok), tok.metadata, karl=rec.karl),
         }
+
+    def halt_picture(self, run: Run, t: int) -> str:
+        """Iteration t's masked image tokens over the image, or (KARL) pass t's latents, the halted ones blue."""
+        rec = run.rec
+        if rec.karl:
+            return run.picture(f"halt_{t}", lambda: figures.latent_halting(rec.halt[t], rec.top_budget))
+        return run.picture(f"halt_{t}", lambda: figures.halting_map(rec.image, rec.halt[t]))
 
     def reselect(self, run: Run | None, kind, l1, psnr, budget, measure):
         """Another criterion or value re-selects from the stored rollout: nothing is recomputed."""
@@ -295,6 +373,8 @@ class Handlers:
         except Refused as err:
             return {**update, ui.status: status_md(error=str(err), notes=run.notes if run else ())}
         update[ui.status] = status_md(notes=run.notes if run else ())
+        if run is not None and run.rec is not None and run.rec.karl:  # its count is set by the desired L1
+            return {ui.status: update[ui.status]}
         if run is None or not run.done:
             return update
         return {**update, **self.views(run, crit, run.rec.select(crit), measure)}
@@ -313,7 +393,7 @@ class Handlers:
         yield {ui.status: status_md(notes=run.notes)}
         for t in range(len(rec.recons)):
             yield {ui.current: run.recon(t),
-                   ui.halt_map: run.picture(f"halt_{t}", lambda t=t: figures.halting_map(rec.image, rec.halt[t])),
+                   ui.halt_map: self.halt_picture(run, t),
                    ui.error_map: run.picture(f"error_{t}", lambda t=t: figures.grid_map(
                        figures.position_error(rec.recons[t], rec.image, rec.grid), vmax=0.3)),
                    ui.metrics: self.iteration_md(rec, t, len(rec.tokens))}
@@ -340,15 +420,16 @@ class Handlers:
         t = int(min(max(int(iteration), 0), len(rec.maps) - 1))
         head = known_head(rec, t, head)
         # the tokens that exist at this iteration: the slider's range follows the iteration
-        k = int(min(max(int(token), 0), rec.tokens[t] - 1))
+        k = int(min(max(int(token), 0), rec.columns(t) - 1))
         seg, legend = figures.segment_overlay(rec.image, rec.segments(t, head))
         swatches = " ".join(f"<span style='background:{c};padding:0 6px;border-radius:3px'>token {tok}</span>"
                             for tok, c in legend.items())
-        md = (f"Iteration {t} ({rec.tokens[t]} tokens), decoder layer {rec.layer}, head {head}: token {k} "
-              f"(added at iteration {k // rec.tokens[0]}).\n\n**Regions by strongest token** "
+        where = f"KARL, budget {rec.budgets[t]}" if rec.karl else f"Iteration {t}"
+        md = (f"{where} ({rec.tokens[t]} tokens), decoder layer {rec.layer}, head {head}: token {k} "
+              f"({rec.token_note(t, k)}).\n\n**Regions by strongest token** "
               f"({len(legend)} tokens own a region): {swatches}")
         return {
-            ui.token: gr.update(maximum=rec.tokens[t] - 1, value=k),
+            ui.token: gr.update(maximum=rec.columns(t) - 1, value=k),
             ui.overlay: run.overlay(t, k, head, opacity),
             ui.segments: run.picture(f"segments_{t}_{head}", lambda: seg),
             ui.attn_md: md,
@@ -365,9 +446,10 @@ class Handlers:
         rec = run.rec
         w = rec.attention(t, head)[:, gy, gx]
         top = np.argsort(-w)[:5]
-        rows = "\n".join(f"| {k} | {k // rec.tokens[0]} | {w[k]:.3f} |" for k in top)
-        return (f"At iteration {t} ({rec.tokens[t]} tokens), position (row {gy}, column {gx}) attends most to:\n\n"
-                f"| token | added at iteration | weight |\n|---|---|---|\n{rows}")
+        rows = "\n".join(f"| {k} | {rec.token_note(t, k) if rec.karl else k // rec.tokens[0]} | {w[k]:.3f} |"
+                         for k in top)
+        return (f"At {rec.step_name(t)} ({rec.tokens[t]} tokens), position (row {gy}, column {gx}) attends most to:"
+                f"\n\n| token | {'latent' if rec.karl else 'added at iteration'} | weight |\n|---|---|---|\n{rows}")
 
     def who_attends(self, run: Run | None, iteration, head, evt: gr.SelectData):
         ui = self.ui
@@ -421,7 +503,9 @@ class Handlers:
             if not files:
                 raise Refused("Add some images (or a zip of images) first.")
             crit = self.criterion(kind, l1, psnr, budget)
-            tok = self.tokenizer(model, None, "float32")
+            tok = self.tokenizer(model, None, "float32", download_progress(progress, model))
+            if is_karl(tok) and crit.kind != "l1":
+                raise Refused(KARL_CRITERION)
         except Refused as err:
             return {ui.batch_status: status_md(error=str(err))}
         names, images = [], []
@@ -469,25 +553,33 @@ class Handlers:
                 try:
                     if not image:
                         raise Refused("Upload an image or pick an example first.")
-                    crits.append(self.criterion(kind, value, value, value))
-                    key = (str(image), model, halting)
-                    if key not in started:
-                        started[key] = self.start(image, model, None, "float32", halting, None)
+                    crit = self.criterion(kind, value, value, value)
+                    crits.append(crit)
+                    tok, img, run = self.start(image, model, None, "float32", halting, None, progress)
+                    quality = None  # a KARL pass depends on the desired L1: the value of its criterion
+                    if is_karl(tok):
+                        if crit.kind != "l1":
+                            raise Refused(KARL_CRITERION)
+                        quality = crit.value
+                    key = (str(image), model, halting, quality)
+                    started.setdefault(key, (tok, img, run))
                     keys.append(key)
                 except Refused as err:
                     raise Refused(f"{label}: {err}") from err
         except Refused as err:
             return {ui.cmp_status: status_md(error=str(err))}
-        total = sum(tok.config.iterations for tok, _, _ in started.values())
+        total = sum(explorer.steps(tok) for tok, _, _ in started.values())
         done = 0
         for key, (tok, image, run) in started.items():
             label = " and ".join(lab for lab, k in zip("AB", keys) if k == key)
             layer = attention_layer(run.discovery)
-            for rec in explorer.rollout(tok, image, Path(key[0]).name, halting=key[2], seed=0,
-                                        max_iterations=tok.config.iterations, layer=layer):
+            steps = explorer.steps(tok)
+            for rec in explorer.rollout(tok, image, Path(key[0]).name, halting=key[2], seed=0, quality=key[3],
+                                        max_iterations=steps, layer=layer):
                 t = len(rec.tokens) - 1
                 done += 1
-                progress((done, total), desc=f"{label}: iteration {t} (0-{tok.config.iterations - 1})")
+                progress((done, total), desc=f"{label}: {rec.step_name(t)} ({t + 1} of {steps})" if rec.karl
+                         else f"{label}: iteration {t} (0-{steps - 1})")
             run.rec, run.done = rec, True
         runs = tuple(started[k][2] for k in keys)
         notes = list(runs[0].notes) if runs[0] is runs[1] else [f"{lab}: {n}" for lab, run in zip("AB", runs)
@@ -520,7 +612,8 @@ class Handlers:
     def comparison_md(self, cmp: Comparison) -> str:
         lines = []
         for lab, run, crit, sel, halting in zip("AB", cmp.runs, cmp.crits, cmp.selected, cmp.halting):
-            lines.append(f"**{lab}** · `{run.rec.name}` · {run.model} · halting {halting} — "
+            how = "KARL, one pass per budget" if run.rec.karl else f"halting {halting}"
+            lines.append(f"**{lab}** · `{run.rec.name}` · {run.model} · {how} — "
                          + self.selection_md(run.rec, sel, crit, run.model_iterations))
         na, nb = (run.rec.tokens[sel] for run, sel in zip(cmp.runs, cmp.selected))
         if na == nb:
@@ -539,24 +632,30 @@ class Handlers:
         ts = cmp.at(t)
         recs = [r.rec for r in cmp.runs]
         lines = []
+        mixed = recs[0].karl != recs[1].karl
         for lab, rec, ti, sel in zip("AB", recs, ts, cmp.selected):
-            last = f" (its last: {len(rec.tokens)} iterations)" if ti < t else ""
+            last = f" (its last: {len(rec.tokens)} iterations)" if ti < t and not mixed else ""
+            if mixed and rec.karl:
+                last = " (the pass whose count is nearest the other's)"
             star = " ★ selected" if ti == sel else ""
-            lines.append(f"**{lab}** at iteration {ti}{last}: {rec.tokens[ti]} tokens, L1 {rec.l1[ti]:.4f}, "
+            lines.append(f"**{lab}** at {rec.step_name(ti)}{last}: {rec.tokens[ti]} tokens, L1 {rec.l1[ti]:.4f}, "
                          f"PSNR {rec.psnr[ti]:.2f} dB{star}")
         diff, mean = figures.difference_map(recs[0].recons[ts[0]], recs[1].recons[ts[1]], vmax=DIFFERENCE_TOP)
         lines.append(f"**Difference** |A − B| of the two reconstructions: mean {mean:.4f} of the full range "
                      f"(black where they agree, brightest from {DIFFERENCE_TOP:g})")
         # a token both runs have at their iteration
-        n = min(rec.tokens[ti] for rec, ti in zip(recs, ts))
+        n = min(rec.columns(ti) for rec, ti in zip(recs, ts))
         k = int(min(max(int(token), 0), n - 1))
         attn, where = {}, []
         for lab, run, ti, comp in zip("AB", cmp.runs, ts, (ui.cmp_attn_a, ui.cmp_attn_b)):
             if run.rec.maps:
                 attn[comp] = run.overlay(ti, k, "mean", 0.5)
-                where.append(f"{lab}: iteration {ti}, decoder layer {run.rec.layer}")
-        step = recs[0].tokens[0]
-        attn_md = (f"Token {k} (added at iteration {k // step}), mean of the heads; " + "; ".join(where)
+                where.append(f"{lab}: {run.rec.step_name(ti)}, decoder layer {run.rec.layer}")
+        if any(rec.karl for rec in recs):
+            origin = "; ".join(f"{lab}: {rec.token_note(ti, k)}" for lab, rec, ti in zip("AB", recs, ts))
+        else:
+            origin = recs[0].token_note(ts[0], k)
+        attn_md = (f"Token {k} ({origin}), mean of the heads; " + "; ".join(where)
                    if attn else "These models keep no attention maps.")
         return {
             ui.cmp_recon_a: cmp.runs[0].recon(ts[0]),
@@ -573,6 +672,8 @@ class Handlers:
         without loading the model (the model's own L1 threshold, 25 dB, four iterations' tokens)."""
         label = f"{side}: {VALUE_LABELS.get(kind, VALUE_LABELS[L1])}"
         tok = self.cache.peek(None if model == BUNDLED else model)
+        if (is_karl(tok) if tok is not None else named_karl(model)) and kind == L1:
+            return gr.update(label=f"{side}: KARL's desired L1 (its quality, 0 to 1)", value=KARL_QUALITY)
         if kind == PSNR:
             return gr.update(label=label, value=DEFAULT_PSNR)
         if kind == BUDGET:
@@ -631,17 +732,25 @@ class Handlers:
     def restore_explore(self, values: dict, attention: dict, progress) -> dict:
         ui = self.ui
         kind = values["kind"]
+        values = {"quality": KARL_QUALITY, **values}  # (links made before KARL had no quality)
         update = {ui.image: values["image"], **{getattr(ui, n): values[n] for n in EXPLORE_SETTINGS},
                   ui.l1: gr.update(value=values["l1"], visible=kind == L1),
                   ui.psnr: gr.update(value=values["psnr"], visible=kind == PSNR),
                   ui.budget: gr.update(value=values["budget"], visible=kind == BUDGET)}
         if not linkable(values["image"]):
             return {**update, ui.image: None, ui.status: status_md(error=GONE)}
+        restored = dict(update)
         for step in self.run(values["image"], *(values[n] for n in EXPLORE_SETTINGS), progress=progress):
             update.update(step)
         run = update.get(ui.record)
         if run is None or not run.done:
             return update  # refused: its status line says why
+        for comp, value in restored.items():  # the controls keep their values, a KARL run its family's visibility
+            shown = update[comp]
+            if shown is not value:
+                update[comp] = value if not (run.rec.karl and isinstance(shown, dict)) else {
+                    **shown, **{k: v for k, v in (value if isinstance(value, dict) else {"value": value}).items()
+                                if k != "visible"}}
         n = len(run.rec.tokens)
         t = int(min(max(int(attention.get("iteration", n - 1)), 0), n - 1))
         heads = update[ui.head]["choices"]
@@ -677,19 +786,27 @@ class Handlers:
         return update
 
     # --- Settings --------------------------------------------------------------------------------
-    def model_defaults(self, model, device, dtype):
-        """A model chosen under Model brings its own L1 threshold and token counts, when they are known
-        without loading it (it is in memory, or it is a released checkpoint: the official 0.07)."""
+    def model_defaults(self, model, device, dtype, kind=L1):
+        """A model chosen under Model brings its family's settings (ALIT's criteria, iterations and halting,
+        or KARL's desired L1) and its own L1 threshold and token counts, when they are known without
+        loading it (it is in memory, or it is a released checkpoint: the official 0.07, KARL's 0.05).
+        A local file shows its family's settings when it runs."""
         ui = self.ui
         tok = self.cache.peek(None if model == BUNDLED else model, device, dtype)
-        if tok is not None:
+        karl = is_karl(tok) if tok is not None else named_karl(model)
+        if tok is None and not karl and not str(model).startswith("official:"):
+            return {}
+        update = self.family_controls(karl, kind)
+        if karl:
+            update[ui.quality] = gr.update(visible=True, value=tok.config.default_quality if tok else KARL_QUALITY)
+        elif tok is not None:
             most = tok.config.tokens_at(tok.config.iterations - 1)
-            return {ui.l1: tok.default_threshold,
-                    ui.budget: gr.update(minimum=tok.config.latents_per_iteration, maximum=most,
-                                         step=tok.config.latents_per_iteration)}
-        if str(model).startswith("official:"):
-            return {ui.l1: alit_core.DEFAULT_THRESHOLD}
-        return {}
+            update[ui.l1] = gr.update(value=tok.default_threshold, visible=kind == L1)
+            update[ui.budget] = gr.update(minimum=tok.config.latents_per_iteration, maximum=most,
+                                          step=tok.config.latents_per_iteration, visible=kind == BUDGET)
+        else:
+            update[ui.l1] = gr.update(value=alit_core.DEFAULT_THRESHOLD, visible=kind == L1)
+        return update
 
 
 GONE = ("The image of this link is no longer on the server (it keeps files for a while only): upload it again, "
@@ -727,8 +844,36 @@ def upload_message(err: Exception, path: str, name: str | None = None) -> str:
     return str(err).replace(repr(str(path)), repr(name or Path(path).name))
 
 
+KARL_QUALITY = alit_core.KARLConfig.default_quality  # the official encode()'s desired L1
+
+
+def named_karl(model) -> bool:
+    """A KARL model by its name alone (a released one or a preset), without loading it."""
+    name = str(model)
+    return name.startswith("preset:karl_") or (name.startswith("official:")
+                                              and name.split(":", 1)[1].strip().lower() in alit_core.KARL_CHECKPOINTS)
+
+
+def download_progress(progress, model):
+    """A released checkpoint's download, in gradio's progress bar (bytes); None without a bar."""
+    if progress is None:
+        return None
+
+    def report(done: int, total: int | None):
+        size = f" of {total / 2**20:.0f}" if total else ""
+        progress((done, total), desc=f"downloading {model}: {done / 2**20:.0f}{size} MB")
+
+    return report
+
+
 def check_halting(tok, halting: str) -> None:
-    """Refuse a halting mode the model does not take (VAE-based models have no stochastic halting)."""
+    """Refuse a halting mode the model does not take (VAE-based models have no stochastic halting; KARL
+    halts latents by its own halting head, which is deterministic)."""
+    if is_karl(tok):
+        if halting != "deterministic":
+            raise Refused(f"KARL halts latents with its own halting head, in one pass: halting {halting!r} is ALIT's; "
+                          "choose 'deterministic' for a KARL model.")
+        return
     if halting not in tok.halting_modes:
         raise Refused(f"This model takes halting {' or '.join(map(repr, tok.halting_modes))}, not {halting!r}"
                       + (" (VAE-based models have no stochastic halting)." if tok.is_vae else "."))

@@ -11,8 +11,8 @@ from .components import ImageUpload
 from .explorer import ASSETS, BUNDLED, ModelCache
 from .files import OutputDir
 from .handlers import (BATCH_COLUMNS, COMPARE_B, COMPARE_INPUTS, COMPARE_MODES, COMPARE_SETTINGS_A, CRITERIA,
-                       DEFAULT_PSNR, EXPLORE_SETTINGS, L1, MEASURE_LABELS, PSNR, TWO_IMAGES, VALUE_LABELS, Handlers,
-                       attention_layer)
+                       DEFAULT_PSNR, EXPLORE_SETTINGS, HALT_LABEL, ITERATION_LABELS, KARL_QUALITY, L1, MEASURE_LABELS,
+                       PSNR, TWO_IMAGES, VALUE_LABELS, Handlers, attention_layer)
 
 # The status lines keep an error readable (red) until the next action; notes are quieter.
 CSS = """
@@ -23,7 +23,10 @@ CSS = """
 # Outputs of /explore in the order gradio_client returns them: the status line first and the
 # metrics second (app/benchmark.py and the tests read them by position).
 EXPLORE_OUTPUTS = ("status", "metrics", "record", "gallery", "current", "halt_map", "error_map", "compare", "curve",
-                   "scatter", "comp", "selected", "iteration", "head", "clicked", "how")
+                   "scatter", "comp", "selected", "iteration", "head", "clicked", "how", "budget_plot", "kind", "l1",
+                   "psnr", "budget", "max_iter", "halting", "seed", "quality")
+# What choosing a model sets: its family's settings and its own defaults (Handlers.model_defaults).
+MODEL_OUTPUTS = ("kind", "l1", "psnr", "budget", "max_iter", "halting", "seed", "quality", "budget_plot")
 ATTENTION_OUTPUTS = ("token", "overlay", "segments", "attn_md", "finding", "who", "status")
 BATCH_OUTPUTS = ("batch_status", "batch_table", "batch_plot", "batch_csv")
 # What the shared iteration and token sliders redraw, and what Compare sets besides (status line first).
@@ -85,8 +88,9 @@ def compare_settings(ui: Ui, side: str, model_list: list[str], local_paths: bool
 
 
 def model_choices() -> list[str]:
-    names = [f"official:{n}" for n, ck in alit_core.OFFICIAL_CHECKPOINTS.items() if ck.supported]
-    return [BUNDLED, *names]
+    """The bundled model and every released checkpoint of both families (ALIT's, then KARL's)."""
+    released = {**alit_core.OFFICIAL_CHECKPOINTS, **alit_core.KARL_CHECKPOINTS}
+    return [BUNDLED, *(f"official:{n}" for n, ck in released.items() if ck.supported)]
 
 
 # How long a visitor's run and the files served for it are kept (app.py --keep-minutes).
@@ -158,6 +162,11 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
                                 ui.halting = gr.Dropdown(["deterministic", "stochastic", "off"], value="deterministic",
                                                          label="Halting")
                                 ui.seed = gr.Number(value=0, precision=0, label="Seed (stochastic)")
+                            # KARL's own setting (shown for a KARL model, with ALIT's criteria, iterations and
+                            # halting hidden): the desired L1 its single pass is conditioned on
+                            ui.quality = gr.Slider(0.005, 0.38, value=KARL_QUALITY, step=0.005, visible=False,
+                                                   label="KARL: desired L1 (rounded up to its quality bins, "
+                                                         "0.005 to 0.38)", elem_id="karl-quality")
                             ui.layer = gr.Number(value=attention_layer(od), precision=0,
                                                  label="Attention: decoder layer (-1 = last)")
                     with gr.Column(scale=2):
@@ -166,7 +175,7 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
                                                  elem_id="metrics")
                         with gr.Row():
                             ui.current = picture("Current reconstruction")
-                            ui.halt_map = picture("Masked image tokens (blue = halted)")
+                            ui.halt_map = picture(HALT_LABEL)
                             ui.error_map = picture("Error per position")
                         ui.play = gr.Button("▶ Play through the iterations")
                         ui.gallery = gr.Gallery(label="Every iteration (★ = selected)", columns=4, height=420,
@@ -174,17 +183,20 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
                         ui.compare = gr.ImageSlider(label="Original vs selected reconstruction", height=320,
                                                     type="filepath")
                         ui.curve = gr.Plot(label="Error against tokens", elem_id="curve")
+                        ui.budget_plot = gr.Plot(label="KARL: estimated token count against budget", visible=False,
+                                                 elem_id="budget-plot")
                 with gr.Row():
                     ui.measure = gr.Dropdown(list(MEASURE_LABELS), value="png_bpp", label="Complexity measure")
                 with gr.Row():
                     ui.scatter = gr.Plot(label="Token count against complexity (reference set + this image)",
                                          elem_id="scatter")
-                    ui.comp = gr.Plot(label="Compression: ALIT tokens vs JPEG / WebP at the same size", elem_id="comp")
+                    ui.comp = gr.Plot(label="Compression: the selected tokens vs JPEG / WebP at the same size",
+                                      elem_id="comp")
                 with gr.Tabs(elem_id="explore-tabs") as ui.explore_tabs:
                     with gr.Tab("Attention", id="attention") as ui.tab_attention:
                         with gr.Row():
                             ui.iteration = gr.Slider(0, cfg.iterations - 1, value=cfg.iterations - 1, step=1,
-                                                     label="Iteration (0 = the first 32 tokens)")
+                                                     label=ITERATION_LABELS[False])
                             ui.token = gr.Slider(0, most - 1, value=0, step=1, label="Token (those of this iteration)")
                             ui.head = gr.Dropdown(["mean"], value="mean", label="Head (mean or index)")
                             ui.opacity = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Opacity")
@@ -269,7 +281,7 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
               trigger_mode="always_last")
         ui.measure.change(h.complexity_plot, [ui.record, ui.selected, ui.measure], [ui.scatter],
                           api_visibility="private")
-        ui.model.change(h.model_defaults, [ui.model, ui.device, ui.dtype], [ui.l1, ui.budget],
+        ui.model.change(h.model_defaults, [ui.model, ui.device, ui.dtype, ui.kind], ui[MODEL_OUTPUTS],
                         api_visibility="private")
         ui.play.click(h.play, ui.record, [ui.current, ui.halt_map, ui.error_map, ui.metrics, ui.status],
                       api_visibility="private")

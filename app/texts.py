@@ -85,5 +85,25 @@ This app runs {model} (the released checkpoints, 256 px, can be loaded by name u
 """
 
 
-def how_it_works(model: str, metadata: dict | None) -> str:
+HOW_KARL = """
+### How KARL decides how many tokens an image needs
+
+This page now runs {model}: **KARL** (*Single-pass Adaptive Image Tokenization for Minimum Program
+Search*, Duggal et al., [arXiv 2507.07995](https://arxiv.org/abs/2507.07995)), ALIT's successor by
+the same authors. Where ALIT adds 32 tokens per iteration and re-runs, KARL decides in **one pass**:
+
+1. The encoder sees the image tokens, a **budget** of T latent tokens and the **desired L1**
+   reconstruction error (rounded up to one of its 19 quality bins, 0.005 to 0.38).
+2. A halting head marks the latents that are not needed for that quality; the decoder
+   reconstructs from the others. **KARL's count** is T minus the latents that halt: its estimate
+   of how many tokens the image needs (its approximate Kolmogorov complexity), for T = 256 by default.
+3. The Explore tab runs one independent pass per budget (a budget sweep): each gives a
+   reconstruction and a count, and shows which latents halt. The decoder's attention from each
+   image position to the latents is shown as for ALIT; a halted latent gets none.
+"""
+
+
+def how_it_works(model: str, metadata: dict | None, karl: bool = False) -> str:
+    if karl:
+        return HOW_KARL.format(model=model)
     return HOW_IT_WORKS.format(finding=attention_finding(object_discovery(metadata)), model=model)
