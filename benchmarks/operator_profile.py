@@ -32,7 +32,7 @@ from .timing import timed
 LINEAR_OPS = ("mkldnn::_linear_pointwise", "aten::addmm", "aten::mm")
 # The attention kernels (aten::scaled_dot_product_attention only dispatches to one of them).
 ATTENTION_KERNEL = "aten::_scaled_dot_product"
-SMALL_SHARE = 0.01  # matrix products below this share of the time are reported together
+SMALL_SHARE = 0.01  # matrix products below this share of the FLOPs are reported together
 
 
 def _linear_shape(name: str, shapes: list) -> tuple[int, int, int] | None:
@@ -73,8 +73,6 @@ def operator_profile(tok, tokens, peak_gflops: float | None = None, repeats: int
         if device_time and e.device_type != DeviceType.CPU:
             continue  # a kernel: its time is already its launching operator's self device time
         t = e.self_device_time_total if device_time else e.self_cpu_time_total
-        if t <= 0:
-            continue
         shape = _linear_shape(e.key, e.input_shapes) if e.key in LINEAR_OPS else None
         if shape is not None:
             rows, k, n = shape
@@ -91,7 +89,10 @@ def operator_profile(tok, tokens, peak_gflops: float | None = None, repeats: int
         time_us[kind] += t
 
     total_s = sum(time_us.values()) / 1e6
-    small = [kind for kind in largest if time_us[kind] / 1e6 < SMALL_SHARE * total_s]
+    # Which products are "small" is decided by their FLOPs, not their measured time: the grouping
+    # (and the rows a reader compares across runs) must not change with the machine's load.
+    total_flops = sum(flops.values())
+    small = [kind for kind in largest if flops[kind] < SMALL_SHARE * total_flops]
     if small:  # the bottleneck projections, quantiser distances and such: one row
         kind = "small matrix products"
         time_us[kind] = sum(time_us.pop(name) for name in small)
@@ -104,6 +105,7 @@ def operator_profile(tok, tokens, peak_gflops: float | None = None, repeats: int
         row = {"kind": kind, "time_s": s, "share": s / total_s}
         if kind in flops:
             row["gflop"] = flops[kind] / 1e9
+        if kind in flops and s > 0:  # a kernel too short for the profiler's clock has no rate
             row["gflops_per_s"] = flops[kind] / s / 1e9
             if peak_gflops:
                 row["fraction_of_peak"] = row["gflops_per_s"] / peak_gflops
