@@ -274,12 +274,14 @@ class Handlers:
             update[ui.budget_plot] = gr.update(visible=False)
         return update
 
-    def start(self, image_path, model, device, dtype, halting, layer: int | None, progress=None):
+    def start(self, image_path, model, device, dtype, halting, layer: int | None, progress=None,
+              karl_halting: bool = True):
         """What every run checks before it computes: (tokenizer, image, an empty Run), or Refused.
         layer: the decoder layer whose attention is kept (None: the model's own, attention_layer).
-        halting None: not asked (the Explore tab hides it for KARL). progress: a download's (gr.Progress)."""
+        karl_halting=False: a KARL model's halting is not asked (the Explore tab hides it for KARL).
+        progress: a download's (gr.Progress)."""
         tok = self.tokenizer(model, device, dtype, download_progress(progress, model))
-        if halting is not None:
+        if karl_halting or not is_karl(tok):
             check_halting(tok, halting)
         discovery = texts.object_discovery(tok.metadata)
         depth = tok.config.dec_depth
@@ -304,11 +306,10 @@ class Handlers:
             crit = self.criterion(kind, l1, psnr, budget)
             if seed is None or layer is None:
                 raise Refused("The seed and the attention layer need a whole number.")
-            tok, image, run = self.start(image_path, model, device, dtype, None, int(layer), progress)
+            tok, image, run = self.start(image_path, model, device, dtype, halting, int(layer), progress,
+                                         karl_halting=False)
             karl = is_karl(tok)
-            if not karl:
-                check_halting(tok, halting)
-            elif quality is not None and not 0 < float(quality) <= 1:
+            if karl and quality is not None and not 0 < float(quality) <= 1:
                 raise Refused(f"KARL's desired L1 is above 0 and at most 1; {quality} cannot be used.")
         except Refused as err:
             yield {ui.status: status_md(error=str(err))}
@@ -354,6 +355,9 @@ class Handlers:
             ui.head: gr.update(choices=["mean", *map(str, range(heads))], value="mean"),
             ui.clicked: None,  # a position clicked on the previous image means nothing on this one
             ui.how: texts.how_it_works(self.model_label(model, tok), tok.metadata, karl=rec.karl),
+            # the whole sweep once more at the end (a streamed update the page skipped would leave it short)
+            ui.budget_plot: gr.update(visible=rec.karl, value=figures.budget_counts(rec.budgets, rec.tokens)
+                                      if rec.karl else None),
         }
 
     def halt_picture(self, run: Run, t: int) -> str:
@@ -412,7 +416,7 @@ class Handlers:
     def attention_after_run(self, run: Run | None, iteration, token, head, opacity, clicked):
         """The attention views for a run that just finished; nothing when it did not (its status stays)."""
         if run is None or not run.done or not run.rec.maps:
-            return {}
+            return {self.ui.status: gr.skip()}  # (an empty dict would be taken for one output's value)
         return self.attention_views(run, iteration, token, head, opacity, clicked)
 
     def attention_views(self, run: Run, iteration, token, head, opacity, clicked) -> dict:
@@ -795,7 +799,7 @@ class Handlers:
         tok = self.cache.peek(None if model == BUNDLED else model, device, dtype)
         karl = is_karl(tok) if tok is not None else named_karl(model)
         if tok is None and not karl and not str(model).startswith("official:"):
-            return {}
+            return {ui.quality: gr.skip()}  # (an empty dict would be taken for one output's value)
         update = self.family_controls(karl, kind)
         if karl:
             update[ui.quality] = gr.update(visible=True, value=tok.config.default_quality if tok else KARL_QUALITY)

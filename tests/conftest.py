@@ -2,6 +2,7 @@
 tests that need it skip with a visible reason in a plain clone."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -120,8 +121,14 @@ def app_server(tmp_path_factory):
     # refused upload logs a traceback) would block the server.
     log_path = tmp_path_factory.mktemp("app") / "app.log"
     log = open(log_path, "w")
+    # Offline on purpose: an empty checkpoint cache and a proxy that refuses every connection, so a released
+    # checkpoint chosen in a test is never downloaded (gigabytes) but always gets the offline message.
+    offline = "http://127.0.0.1:9"
+    env = {**os.environ, "ALIT_CACHE_DIR": str(tmp_path_factory.mktemp("cache")), "http_proxy": offline,
+           "https_proxy": offline, "HTTP_PROXY": offline, "HTTPS_PROXY": offline, "no_proxy": "127.0.0.1,localhost",
+           "NO_PROXY": "127.0.0.1,localhost"}
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--concurrency", "2"], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 120
     client = None
