@@ -146,34 +146,36 @@ def infer_base(sd: dict, grid: int) -> dict:
     """{"vae": VAEConfig} when there are `vae.*` tensors (our key names), else {"vqgan": VQGANConfig}."""
     if any(k.startswith(OUR_VAE_PREFIX) for k in sd):
         return dict(vae=_infer_vae(sd, grid))
-    levels = _count_indexed(sd, "vqgan.encoder.down.")
-    ch = sd["vqgan.encoder.conv_in.weight"].shape[0]
     return dict(vqgan=VQGANConfig(
-        resolution=grid * 2 ** (levels - 1),
-        in_channels=sd["vqgan.encoder.conv_in.weight"].shape[1],
-        ch=ch,
-        ch_mult=tuple(sd[f"vqgan.encoder.down.{i}.block.0.conv1.weight"].shape[0] // ch for i in range(levels)),
-        num_res_blocks=_count_indexed(sd, "vqgan.encoder.down.0.block."),
+        **_infer_encoder_levels(sd, "vqgan", grid),
         z_channels=sd["vqgan.encoder.conv_out.weight"].shape[0],
         codebook_size=sd["vqgan.quantize.embedding.weight"].shape[0],
     ))
 
 
+def _infer_encoder_levels(sd: dict, prefix: str, grid: int) -> dict:
+    """What the VQGAN's and the VAE's convolutional encoders share: resolution, channels, levels, blocks."""
+    levels = _count_indexed(sd, f"{prefix}.encoder.down.")
+    ch = sd[f"{prefix}.encoder.conv_in.weight"].shape[0]
+    return dict(
+        resolution=grid * 2 ** (levels - 1),
+        in_channels=sd[f"{prefix}.encoder.conv_in.weight"].shape[1],
+        ch=ch,
+        ch_mult=tuple(sd[f"{prefix}.encoder.down.{i}.block.0.conv1.weight"].shape[0] // ch for i in range(levels)),
+        num_res_blocks=_count_indexed(sd, f"{prefix}.encoder.down.0.block."),
+    )
+
+
 def _infer_vae(sd: dict, grid: int) -> VAEConfig:
     """The KL-16 VAE's configuration from its tensors (our key names); attention is where its keys are."""
-    levels = _count_indexed(sd, "vae.encoder.down.")
-    ch = sd["vae.encoder.conv_in.weight"].shape[0]
-    resolution = grid * 2 ** (levels - 1)
+    sizes = _infer_encoder_levels(sd, "vae", grid)
+    levels, resolution = len(sizes["ch_mult"]), sizes["resolution"]
 
     def attended(part: str) -> tuple[int, ...]:
         return tuple(resolution // 2**i for i in range(levels) if f"vae.{part}.{i}.attn.0.norm.weight" in sd)
 
     return VAEConfig(
-        resolution=resolution,
-        in_channels=sd["vae.encoder.conv_in.weight"].shape[1],
-        ch=ch,
-        ch_mult=tuple(sd[f"vae.encoder.down.{i}.block.0.conv1.weight"].shape[0] // ch for i in range(levels)),
-        num_res_blocks=_count_indexed(sd, "vae.encoder.down.0.block."),
+        **sizes,
         z_channels=sd["vae.post_quant_conv.weight"].shape[0],
         embed_dim=sd["vae.post_quant_conv.weight"].shape[1],
         encoder_attn_resolutions=attended("encoder.down"),
