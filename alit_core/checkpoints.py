@@ -389,10 +389,13 @@ def load_tokenizer(source=None, device=None, dtype=None, *, heads: int | None = 
         from .karl_tokenizer import KARLTokenizer
 
         name = source.split(":", 1)[1]
-        torch.manual_seed(0)
+        # the same random weights on every load, drawn without touching the caller's generator
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = KARL(KARL_PRESETS[name]) if name in KARL_PRESETS else ALIT(get_preset(name))
         if name in KARL_PRESETS:
-            return KARLTokenizer(KARL(KARL_PRESETS[name]), device, dtype, options)
-        return Tokenizer(ALIT(get_preset(name)), device, dtype, options)
+            return KARLTokenizer(model, device, dtype, options)
+        return Tokenizer(model, device, dtype, options)
     if isinstance(source, str) and source.startswith("official:"):
         from .registry import fetch_official
 

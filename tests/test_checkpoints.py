@@ -185,3 +185,15 @@ def test_from_official_reports_a_bad_config(tmp_path):
 def test_unknown_preset_is_named():
     with pytest.raises(ValueError, match="unknown preset"):
         load_tokenizer("preset:huge")
+
+
+def test_presets_give_the_same_weights_and_leave_the_callers_generator_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = load_tokenizer("preset:explorer_64", device="cpu")
+    drawn = torch.rand(3)  # the caller's stream continues as if nothing had been drawn
+    b = load_tokenizer("preset:explorer_64", device="cpu")
+    assert torch.equal(drawn, expected)
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
