@@ -1,15 +1,21 @@
-"""alit_core: a from-scratch PyTorch implementation of ALIT, the adaptive-length image tokenizer.
+"""alit_core: from-scratch PyTorch implementations of ALIT, the adaptive-length image tokenizer, and of
+KARL, its single-pass successor by the same authors.
 
-Public API (what the app and external code use):
-    load_tokenizer, from_official, save_checkpoint, load_image, Tokenizer, Step, Encoding,
-    CachedRollout, ImageTokens, InferenceOptions, count_flops,
-    Criterion, select_iterations, select_batch_iteration, latent_attention_maps,
-    ALIT, ALITConfig, VQGANConfig, VAEConfig, PRESETS, get_preset, OFFICIAL_CHECKPOINTS, fetch_official,
-    available_devices, supported_dtypes, complexity, attention_segments (and scores), encode_dataset and
-    DatasetEncodeConfig (a folder of images into a Parquet file), and the errors ALITError, ImageInputError,
-    CheckpointError, DownloadError.
-KARL (the authors' single-pass successor): KARL, KARLConfig, KARL_PRESETS, KARLTokenizer, KARLPass,
-    KARLImageTokens, KARL_CHECKPOINTS (load_tokenizer and from_official return a KARLTokenizer for KARL files).
+Public API (what the app and external code use; `__all__` lists exactly these):
+    loading and saving: load_tokenizer, from_official, save_checkpoint, infer_config, fetch_official,
+        OFFICIAL_CHECKPOINTS, KARL_CHECKPOINTS
+    models and their configurations: ALIT, ALITConfig, VQGANConfig, VAEConfig, PRESETS, get_preset, KARL,
+        KARLConfig, KARL_PRESETS
+    running them: Tokenizer, ImageTokens, Step, Encoding, CachedRollout, InferenceOptions, KARLTokenizer,
+        KARLPass, KARLImageTokens, available_devices, supported_dtypes
+    how many tokens an image gets: Criterion, DEFAULT_THRESHOLD, select_iterations, select_batch_iteration
+    images in and out: load_image, open_image, square_crop_resize, tensor_to_image
+    analysis: complexity, COMPLEXITY_MEASURES, codec_at_size, latent_attention_maps, attention_segments,
+        grid_segments, fg_ari, matched_miou, count_flops
+    datasets (a folder of images into a Parquet file): encode_dataset, DatasetEncodeConfig
+    errors: ALITError, ImageInputError, CheckpointError, DownloadError
+load_tokenizer and from_official return a KARLTokenizer for KARL files. The method as implemented, the
+official code's quirks and the checkpoint layouts: docs/method.md.
 """
 
 from .alit import ALIT
