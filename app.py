@@ -9,7 +9,7 @@ import sys
 import gradio
 
 import alit_core
-from app.explorer import ModelCache, warm_up
+from app.explorer import ModelCache, is_karl, warm_up
 from app.files import start_sweeper
 from app.layout import CSS, KEEP_S, build
 
@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         tok = cache.get()  # load once at start-up, so the first visitor does not wait and errors show here
     except alit_core.ALITError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    if is_karl(tok):  # the page opens on the default model's ALIT settings (criteria, iterations, halting)
+        print("error: --checkpoint takes an ALIT model; KARL models are chosen under Model in the page",
+              file=sys.stderr)
         return 2
     warm_up(tok)
     keep_s = max(1.0, args.keep_minutes * 60)

@@ -192,3 +192,16 @@ def test_batch_with_a_karl_model(page, karl_model):
     update = h.batch(files, karl_model, L1, 0.1, 25, 64, "png_bpp", progress=lambda *a, **k: None)
     counts = [row[1] for row in update[ui.batch_table]["value"]]
     assert counts == [karl_tokens(karl_model, p, 0.1) for p in SAMPLES[:2]]
+
+
+def test_a_shared_view_of_a_karl_run_reopens_it(page, karl_model, karl_run):
+    _, ui, h = page
+    run = karl_run[-1][ui.record]
+    view = h.share_view(run, None, {"tabs": "explore"}, PSNR, 0.0574, 25.0, 128, "png_bpp", 3, 5, "mean", 0.5, 0, 0)
+    assert json.loads(view)["explore"]["quality"] == 0.1
+    update = h.restore(view, progress=lambda *a, **k: None)
+    assert update[ui.metrics] == karl_run[-1][ui.metrics] and update[ui.record].rec.tokens == run.rec.tokens
+    assert update[ui.quality]["value"] == 0.1 and update[ui.quality]["visible"] is True
+    assert update[ui.kind]["value"] == PSNR and update[ui.kind]["visible"] is False  # kept, hidden for KARL
+    assert update[ui.iteration]["value"] == 3 and update[ui.token]["value"] == 5
+

@@ -747,8 +747,9 @@ def reference_models(tmp_path_factory):
                                      out / f"{d.name}.pt")) for d in (karl_dir, vae_dir))
 
 
-def type_model(v: Page, path: str):
-    box = v.page.get_by_label(MODEL_BOX, exact=True)
+def type_model(v: Page, path: str, label: str = MODEL_BOX):
+    """A model path typed into a model box (Explore's, or Compare's "Model B")."""
+    box = v.page.get_by_label(label, exact=True)
     box.fill(path)
     box.press("Enter")
     time.sleep(0.3)
@@ -828,9 +829,7 @@ def drive_vae_karl_and_offline(v: Page, library, karl: str, vae: str, tmp_path: 
     v.tab("Compare")
     v.radio("one image, two models or settings")
     v.compare_example("A", CAT)
-    box = v.page.get_by_label("Model B", exact=True)
-    box.fill(karl)
-    box.press("Enter")
+    type_model(v, karl, "Model B")
     v.choose("Criterion B", "L1 threshold")
     v.page.wait_for_function("() => document.querySelector('#cmp-value-b input').value === '0.05'")
     v.compare(expect="KARL's count")
