@@ -314,9 +314,10 @@ def select_many(tok, images: list[np.ndarray], criterion: Criterion, batch: int 
 
 
 def compression(rec: Record, selected: int) -> list[dict]:
-    """ALIT's bits for the selected count against JPEG and WebP files of the nearest size."""
+    """The selected tokens' bits (ALIT's or KARL's) against JPEG and WebP files of the nearest size."""
     nbytes = rec.tokens[selected] * rec.bits_per_token / 8
-    rows = [{"codec": f"{rec.family.upper()} ({rec.tokens[selected]} tokens)", "bytes": nbytes, "psnr": rec.psnr[selected]}]
+    rows = [{"codec": f"{rec.family.upper()} ({rec.tokens[selected]} tokens)", "bytes": nbytes,
+             "psnr": rec.psnr[selected]}]
     for fmt in ("JPEG", "WEBP"):
         size, quality = alit_core.codec_at_size(rec.image, fmt, nbytes)
         rows.append({"codec": f"{fmt} at nearest size", "bytes": float(size), "psnr": quality})

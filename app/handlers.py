@@ -39,9 +39,8 @@ BATCH_COLUMNS = ["name", "tokens", "l1", "psnr", *alit_core.COMPLEXITY_MEASURES]
 # The inputs of the Explore run after the image, and of Compare, by component name (app/layout.py wires them).
 EXPLORE_SETTINGS = ("model", "device", "dtype", "kind", "l1", "psnr", "budget", "max_iter", "halting", "seed", "layer",
                     "measure", "quality")
-# The Explore settings only ALIT has (its criteria, iterations and halting) and KARL's own (the desired L1).
+# The Explore settings only ALIT has (its criteria, iterations and halting; KARL's own is the desired L1, ui.quality).
 ALIT_CONTROLS = ("kind", "max_iter", "halting", "seed")
-KARL_CONTROLS = ("quality", "budget_plot")
 COMPARE_INPUTS = ("cmp_mode", "cmp_image_a", "cmp_image_b", "cmp_model_a", "cmp_halting_a", "cmp_kind_a",
                   "cmp_value_a", "cmp_model_b", "cmp_halting_b", "cmp_kind_b", "cmp_value_b")
 # The Compare tab's two ways, and the label of each criterion's value there.
@@ -52,7 +51,8 @@ KARL_CRITERION = ("A KARL model's count is set by the desired L1 (its quality, t
                   "the L1 threshold criterion for it.")
 HALT_LABEL = ("Halting (blue = halted): ALIT's masked image tokens, or a KARL pass's latents in order (grey: beyond "
               "its budget)")
-ITERATION_LABELS = {False: "Iteration (0 = the first 32 tokens)", True: "Pass of the budget sweep (0 = the smallest budget)"}
+ITERATION_LABELS = {False: "Iteration (0 = the first 32 tokens)",
+                    True: "Pass of the budget sweep (0 = the smallest budget)"}
 VALUE_LABELS = {L1: "L1 threshold (0 to 1)", PSNR: "PSNR target (dB, 1 to 100)", BUDGET: "token budget (tokens)"}
 
 
@@ -500,16 +500,17 @@ class Handlers:
         return {**rec.summary(rec.select(crit)), "notes": explorer.input_notes(image_path, tok.resolution)}
 
     # --- Batch -----------------------------------------------------------------------------------
-    def batch(self, files, model, kind, l1, psnr, budget, measure, progress=gr.Progress()):
-        """Several images (or zips of images) -> a table, the complexity scatter and a CSV."""
+    def batch(self, files, model, kind, l1, psnr, budget, measure, quality=None, progress=gr.Progress()):
+        """Several images (or zips of images) -> a table, the complexity scatter and a CSV. A KARL model
+        (Explore's model) gives its own count at Explore's desired L1 `quality` (its criteria are hidden)."""
         ui = self.ui
         try:
             if not files:
                 raise Refused("Add some images (or a zip of images) first.")
             crit = self.criterion(kind, l1, psnr, budget)
             tok = self.tokenizer(model, None, "float32", download_progress(progress, model))
-            if is_karl(tok) and crit.kind != "l1":
-                raise Refused(KARL_CRITERION)
+            if is_karl(tok):
+                crit = self.criterion(L1, KARL_QUALITY if quality is None else quality, None, None)
         except Refused as err:
             return {ui.batch_status: status_md(error=str(err))}
         names, images = [], []

@@ -321,7 +321,7 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
             ui.tabs, ui.explore_tabs, ui.tab_state, ui.image, *settings, *ui[EXPLORE_OUTPUTS], *attn_outputs,
             ui.opacity, *ui[COMPARE_INPUTS], *ui[COMPARE_OUTPUTS], *mode_outputs])),
             concurrency_id="rollout", show_progress="minimal", api_visibility="private")
-        ui.batch_run.click(h.batch, [ui.batch_files, ui.model, *criterion, ui.measure], ui[BATCH_OUTPUTS],
+        ui.batch_run.click(h.batch, [ui.batch_files, ui.model, *criterion, ui.measure, ui.quality], ui[BATCH_OUTPUTS],
                            api_name="batch", api_visibility="undocumented", concurrency_id="rollout")
 
         # Named API endpoint (gradio_client): /tokenize

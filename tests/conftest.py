@@ -113,6 +113,17 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def app_page(tmp_path_factory):
+    """The page built in this process, (demo, ui, handlers) on the bundled model: the handler-level app tests
+    share it (building it takes seconds)."""
+    from app.explorer import ModelCache
+    from app.files import OutputDir
+    from app.layout import make_page
+
+    return make_page(ModelCache(None, "cpu"), ["cpu"], "cpu", OutputDir(tmp_path_factory.mktemp("outputs")))
+
+
+@pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
     """The app (`python app.py`) on a free port, started once for every app test: (url, Client)."""
     client_lib = pytest.importorskip("gradio_client")

@@ -29,10 +29,8 @@ CAT = next(p for p in SAMPLES if "cat" in p.name)
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    demo, ui, h = make_page(ModelCache(None, "cpu"), ["cpu"], "cpu",
-                            OutputDir(tmp_path_factory.mktemp("outputs")))
-    return demo, ui, h
+def page(app_page):
+    return app_page
 
 
 def explore(h, image=CAT, kind=L1, l1=None, psnr=25.0, budget=128, max_iterations=8, layer=-1):
