@@ -7,7 +7,7 @@ and rebuilt exactly (`to_dict` / `from_dict`). Presets are data: a table of size
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 
 class _ConvGrid:
@@ -212,9 +212,6 @@ class ALITConfig(_LatentTokenizerFields):
         if "ch_mult" in vq:
             vq["ch_mult"] = tuple(vq["ch_mult"])
         return cls(**d, vqgan=VQGANConfig(**vq))
-
-    def with_(self, **changes) -> ALITConfig:
-        return replace(self, **changes)
 
 
 # Official transformer sizes (docs/method.md §7). "small" is the 1024-wide one: the naming is the

@@ -178,12 +178,6 @@ def conv_layout(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def clear_weight_cache(model: nn.Module) -> None:
-    """Drop every cached low-precision weight (frees the memory; they are rebuilt on demand)."""
-    for m in model.modules():
-        m.__dict__.pop("_inference_weights", None)
-
-
 class Linear(nn.Linear):
     """nn.Linear (same parameters and names) that runs through `linear()`."""
 

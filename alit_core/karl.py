@@ -38,7 +38,7 @@ Parameter names are the official ones (top level of `KARLTokenizer`), except tha
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -99,9 +99,6 @@ class KARLConfig(_LatentTokenizerFields):
         vae, vqgan = d.pop("vae", None), d.pop("vqgan", None)
         base = {"vae": VAEConfig(**_tuples(vae))} if vae is not None else {"vqgan": VQGANConfig(**_tuples(vqgan or {}))}
         return cls(**_tuples(d), **base)
-
-    def with_(self, **changes) -> KARLConfig:
-        return replace(self, **changes)
 
 
 def _tuples(d: dict) -> dict:

@@ -25,6 +25,7 @@ tokenizer (random weights), so that the two differ only in the method. FLOPs per
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import torch
 
@@ -44,7 +45,7 @@ SIZE_FIELDS = ("width", "depth", "heads", "decoder_width", "decoder_depth", "dec
 
 def karl_sized_like(karl: KARLConfig, alit: ALITConfig) -> KARLConfig:
     """KARL's layout (quantiser, halting head, tables) with ALIT's transformer sizes and base tokenizer."""
-    return karl.with_(**{k: getattr(alit, k) for k in SIZE_FIELDS}, vqgan=alit.vqgan, vae=alit.vae)
+    return replace(karl, **{k: getattr(alit, k) for k in SIZE_FIELDS}, vqgan=alit.vqgan, vae=alit.vae)
 
 
 def load_pair(checkpoint, karl, device=None, sizes_from_alit: bool = False) -> tuple[Tokenizer, KARLTokenizer]:
