@@ -91,8 +91,8 @@ def measure(alit: Tokenizer, karl: KARLTokenizer, x: torch.Tensor, repeats: int,
                                lambda: _drain(alit.rollout(x, max_iterations=1)), first),
         "alit_rollout_no_decode": (f"ALIT: full rollout, no pixels ({cfg.iterations} iterations, {span})",
                                    lambda: _drain(alit.rollout(x, decode=False)), f.rollout(decode=False)),
-        "alit_rollout_with_decode": (f"ALIT: full rollout + pixels, decoded each iteration (encode without early "
-                                     f"exit)", lambda: _drain(alit.rollout(x)), f.rollout(decode=True)),
+        "alit_rollout_with_decode": ("ALIT: full rollout + pixels, decoded each iteration (encode without early "
+                                     "exit)", lambda: _drain(alit.rollout(x)), f.rollout(decode=True)),
         "karl_pass_no_decode": (f"KARL: one pass at T = {t}, no pixels (its estimated count)",
                                 lambda: karl.tokenize(x, t, decode=False), k.single_pass(decode=False)),
         "karl_pass_with_decode": (f"KARL: one pass at T = {t} + pixels (its encode: count and reconstruction)",
