@@ -46,7 +46,6 @@ import torch
 from .complexity import MEASURES, complexity
 from .errors import ALITError
 from .image_io import image_to_tensor, open_image, square_crop_resize
-from .inference import InferenceOptions
 from .selection import Criterion, select_iterations
 from .tokenizer import Tokenizer
 
