@@ -25,4 +25,4 @@ timeout 120 python3 -m benchmarks.rollout_speed --device cuda --repeats 10 --thr
 # its own run, so that the tables above stand if the CUDA profile fails: where the time goes
 timeout 90 python3 -m benchmarks.rollout_speed --checkpoint preset:small --device cuda --dtype bfloat16 --no-images \
     --no-ablation --repeats 5 --operators --out "$out/alit_small_cuda_operators" 2>&1 | tee -a "$log"
-timeout 120 python3 -m pytest -q -m gpu tests/test_performance.py 2>&1 | tee -a "$log"
+timeout 180 python3 -m pytest -q -m gpu tests/test_performance.py tests/test_devices.py 2>&1 | tee -a "$log"
