@@ -175,7 +175,7 @@ def test_the_recorded_criterion_is_the_code_error_below_the_threshold(official_r
 
 def test_deterministic_halting_masks_what_the_official_code_meant_to(vae_tokenizer, official_run, io_nohalt):
     steps = list(vae_tokenizer.rollout(io_nohalt["images"], halting="deterministic",
-                                       posterior=io_nohalt["vae_noise"], max_iterations=2))
+                                       posterior=io_nohalt["vae_noise"], max_iterations=2, decode=False))
     assert torch.equal(steps[0].halt_mask, steps[0].code_error < THRESHOLD)
     assert steps[0].halt_mask.float().mean().item() == pytest.approx(0.6133, abs=0.01)
     # masks act only after an iteration (the official run kept attention weights: another kernel)
@@ -237,7 +237,7 @@ def test_official_file_is_recognised_from_its_keys(tmp_path, vae_tokenizer, io_n
     tok = load_tokenizer(path, device="cpu", heads=4)
     assert tok.config == vae_tokenizer.config
     assert infer_config(official_to_ours(sd), heads=4) == vae_tokenizer.config
-    s = next(iter(tok.rollout(io_nohalt["images"], halting="off", posterior=io_nohalt["vae_noise"])))
+    s = next(iter(tok.rollout(io_nohalt["images"], halting="off", posterior=io_nohalt["vae_noise"], decode=False)))
     assert max_err(s.code, io_nohalt["decoded_code_0"]) <= TOL
 
     broken = {k: v for k, v in sd.items() if k != "base_tokenizer.vae.post_quant_conv.bias"}
