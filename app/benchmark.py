@@ -53,14 +53,20 @@ def start_app(port: int, log_path: Path, timeout: float = 180.0) -> subprocess.P
     raise SystemExit(f"the app did not start within {timeout:.0f} s; its log: {log_path}")
 
 
-def measure(client, image: Path, iterations: int) -> dict:
-    """One streamed Explore run: seconds from the request to the first iteration, the last one, and the end."""
+def explore_inputs(image: Path, iterations: int, l1: float = 0.07) -> tuple:
+    """The Explore tab's inputs for /explore (app.handlers.EXPLORE_SETTINGS after the image), by position as
+    gradio_client sends them: the bundled model on the CPU in float32, L1 criterion, deterministic halting."""
     from gradio_client import handle_file
 
+    return (handle_file(str(image)), "bundled model", "cpu", "float32", "L1 threshold", l1, 25, 128, iterations,
+            "deterministic", 0, -1, "png_bpp", 0.05)
+
+
+def measure(client, image: Path, iterations: int) -> dict:
+    """One streamed Explore run: seconds from the request to the first iteration, the last one, and the end."""
     last_marker = f"**Iteration {iterations - 1}**"  # numbered from 0
     t0 = time.perf_counter()
-    job = client.submit(handle_file(str(image)), "bundled model", "cpu", "float32", "L1 threshold", 0.07, 25, 128,
-                        iterations, "deterministic", 0, -1, "png_bpp", api_name="/explore")
+    job = client.submit(*explore_inputs(image, iterations), api_name="/explore")
     times, first, last = [], None, None
     for out in job:  # one output per yield of the handler: each iteration, then the final views
         now = time.perf_counter() - t0

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .benchmark import ROOT, free_port
+from .benchmark import ROOT, explore_inputs, free_port
 
 SAMPLES = sorted((ROOT / "assets" / "samples").glob("*.png"))
 L1, PSNR, BUDGET = "L1 threshold", "PSNR target (dB)", "token budget"  # app.handlers.CRITERIA
@@ -282,10 +282,7 @@ class Visitor:
 
     # --- actions --------------------------------------------------------------------------------
     def explore(self, image: Path) -> None:
-        from gradio_client import handle_file
-
-        out = self.call("explore", handle_file(str(image)), "bundled model", "cpu", "float32", L1, 0.0574, 25, 128,
-                        8, "deterministic", 0, -1, "png_bpp", api_name="/explore",
+        out = self.call("explore", *explore_inputs(image, 8, 0.0574), api_name="/explore",
                         stream_first="explore_first_iteration")
         status, metrics = out[0], out[1]
         if "alit-status-error" in (status or ""):
@@ -356,7 +353,7 @@ class Visitor:
 
         bad = self.bad[0]
         files = [handle_file(str(p)) for p in (*SAMPLES[2:5], self.zipped, bad)]
-        out = self.call("batch", files, "bundled model", L1, 0.0574, 25, 128, "png_bpp", api_name="/batch")
+        out = self.call("batch", files, "bundled model", L1, 0.0574, 25, 128, "png_bpp", 0.05, api_name="/batch")
         status, table = out[0], out[1]
         if isinstance(table, dict) and table.get("__type__") == "update":  # gr.update(value=..., headers=...)
             table = table.get("value")
@@ -375,10 +372,7 @@ class Visitor:
             raise RuntimeError(f"tokenize: {out!r}"[:300])
 
     def bad_explore(self, bad: Path) -> None:
-        from gradio_client import handle_file
-
-        out = self.call("bad_explore", handle_file(str(bad)), "bundled model", "cpu", "float32", L1, 0.0574, 25, 128,
-                        8, "deterministic", 0, -1, "png_bpp", api_name="/explore")
+        out = self.call("bad_explore", *explore_inputs(bad, 8, 0.0574), api_name="/explore")
         status = out[0] or ""
         clear = "alit-status-error" in status and bad.name in status
         with self.tally.lock:

@@ -17,6 +17,8 @@ from PIL import Image
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file
 
+from app.benchmark import explore_inputs
+
 SAMPLES = sorted((Path(__file__).resolve().parent.parent / "assets" / "samples").glob("*.png"))
 ITERATIONS = 2  # enough to show the file was used; keeps the matrix fast
 UNCHANGED = {"__type__": "update"}  # how gradio_client shows an output the handler left as it was
@@ -103,8 +105,7 @@ def library():
 
 def explore(client, path):
     """The Explore tab's Tokenize button: the streamed run, to its end (outputs: app.layout.EXPLORE_OUTPUTS)."""
-    job = client.submit(handle_file(str(path)), "bundled model", "cpu", "float32", "L1 threshold", 0.07, 25, 128,
-                        ITERATIONS, "deterministic", 0, -1, "png_bpp", api_name="/explore")
+    job = client.submit(*explore_inputs(path, ITERATIONS), api_name="/explore")
     return job.result()
 
 
@@ -140,11 +141,11 @@ def test_odd_file_is_tokenized_as_the_library_reads_it(client, files, library, n
 
 def test_batch_uses_the_good_files_and_names_the_bad(client, files):
     status, table, _, _ = client.predict([handle_file(str(files[n])) for n in CASES], "bundled model",
-                                         "L1 threshold", 0.07, 25, 128, "png_bpp", api_name="/batch")
+                                         "L1 threshold", 0.07, 25, 128, "png_bpp", 0.05, api_name="/batch")
     assert sorted(row[0] for row in table["value"]["data"]) == sorted(GOOD)
     assert f"{len(BAD)} file(s) skipped" in status and "corrupt.png" in status
     status, table, _, _ = client.predict([handle_file(str(files[n])) for n in BAD], "bundled model", "L1 threshold",
-                                         0.07, 25, 128, "png_bpp", api_name="/batch")
+                                         0.07, 25, 128, "png_bpp", 0.05, api_name="/batch")
     assert "None of the files could be used" in status and "cannot use image 'corrupt.png'" in status, status
 
 
