@@ -521,6 +521,7 @@ def test_batch_tab_and_how_it_works(visitor, tmp_path):
     how = v.page.get_by_text("How ALIT decides how many tokens an image needs").locator("xpath=..").inner_text()
     assert "mostly a spatial grid" in how and "FG-ARI 0.13" in how and "settle on objects" not in how
     v.tab("Batch")
+    v.page.locator("th", has_text=BATCH_COLUMNS[0]).first.wait_for()  # the tab draws its table after it opens
     headers = [h.strip() for h in v.page.locator("th").all_inner_texts() if h.strip()]
     assert headers[: len(BATCH_COLUMNS)] == BATCH_COLUMNS  # the empty table names its columns
     v.page.get_by_role("button", name="Tokenize all").click()
