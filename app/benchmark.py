@@ -34,11 +34,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(port: int, log_path: Path, timeout: float = 180.0) -> subprocess.Popen:
+def start_app(port: int, log_path: Path, timeout: float = 180.0, args: tuple = (),
+              env: dict | None = None) -> subprocess.Popen:
+    """`python app.py --port PORT *args`, returned once it answers; SystemExit with its log if it does not."""
     from gradio_client import Client
 
     # A log file, not a pipe: nobody reads the app's output while it is measured.
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *map(str, args)], cwd=ROOT, env=env,
                             stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     deadline = time.time() + timeout
     while time.time() < deadline:

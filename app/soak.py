@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .benchmark import ROOT, explore_inputs, free_port
+from .benchmark import ROOT, explore_inputs, free_port, start_app
 
 SAMPLES = sorted((ROOT / "assets" / "samples").glob("*.png"))
 L1, PSNR, BUDGET = "L1 threshold", "PSNR target (dB)", "token budget"  # app.handlers.CRITERIA
@@ -61,27 +61,13 @@ REPORT_KEYS = ("command", "settings", "machine", "latency_s", "errors", "bad_fil
 def start_server(port: int, workdir: Path, concurrency: int, keep_minutes: float, max_sessions: int,
                  timeout: float = 240.0) -> tuple[subprocess.Popen, list[Path]]:
     """`python app.py` with temporary folders of its own; (process, the folders to measure)."""
-    from gradio_client import Client
-
     tmp, cache = workdir / "tmp", workdir / "gradio"
     tmp.mkdir(parents=True)
     cache.mkdir()
     env = {**os.environ, "TMPDIR": str(tmp), "GRADIO_TEMP_DIR": str(cache), "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = workdir / "app.log"
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--concurrency", str(concurrency),
-                             "--keep-minutes", str(keep_minutes), "--max-sessions", str(max_sessions)],
-                            cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the app exited:\n{log.read_text()[-2000:]}")
-        try:
-            Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
-            return proc, [tmp, cache]
-        except Exception:
-            time.sleep(1)
-    proc.kill()
-    raise SystemExit(f"the app did not start within {timeout:.0f} s; its log: {log}")
+    proc = start_app(port, workdir / "app.log", timeout, env=env,
+                     args=("--concurrency", concurrency, "--keep-minutes", keep_minutes, "--max-sessions", max_sessions))
+    return proc, [tmp, cache]
 
 
 def pid_listening_on(port: int) -> int | None:
