@@ -101,6 +101,15 @@ class Run:
         return self.pictures.fresh(f"attention_{t}_{k}", figures.heat_overlay(self.rec.image, maps[k], float(opacity)))
 
 
+def budget_slider(config) -> dict:
+    """The token-budget slider's range, step, default and label for a model: multiples of its latents per
+    iteration up to its last iteration's count (the value is always in range: gradio refuses every event
+    whose slider value lies outside the slider)."""
+    step, most = config.latents_per_iteration, config.tokens_at(config.iterations - 1)
+    return dict(minimum=step, maximum=most, step=step, value=min(most, 4 * step),
+                label=f"Token budget (the largest count that fits; {step} to {most})")
+
+
 def attention_layer(discovery: dict | None) -> int:
     """The decoder layer whose attention is shown: where the model's object discovery was measured, else the last."""
     return discovery["layer"] if discovery and "layer" in discovery else -1
@@ -805,10 +814,8 @@ class Handlers:
         if karl:
             update[ui.quality] = gr.update(visible=True, value=tok.config.default_quality if tok else KARL_QUALITY)
         elif tok is not None:
-            most = tok.config.tokens_at(tok.config.iterations - 1)
             update[ui.l1] = gr.update(value=tok.default_threshold, visible=kind == L1)
-            update[ui.budget] = gr.update(minimum=tok.config.latents_per_iteration, maximum=most,
-                                          step=tok.config.latents_per_iteration, visible=kind == BUDGET)
+            update[ui.budget] = gr.update(**budget_slider(tok.config), visible=kind == BUDGET)
         else:
             update[ui.l1] = gr.update(value=alit_core.DEFAULT_THRESHOLD, visible=kind == L1)
         return update

@@ -12,7 +12,7 @@ from .explorer import ASSETS, BUNDLED, ModelCache
 from .files import OutputDir
 from .handlers import (BATCH_COLUMNS, COMPARE_B, COMPARE_INPUTS, COMPARE_MODES, COMPARE_SETTINGS_A, CRITERIA,
                        DEFAULT_PSNR, EXPLORE_SETTINGS, HALT_LABEL, ITERATION_LABELS, KARL_QUALITY, L1, MEASURE_LABELS,
-                       PSNR, TWO_IMAGES, VALUE_LABELS, Handlers, attention_layer)
+                       PSNR, TWO_IMAGES, VALUE_LABELS, Handlers, attention_layer, budget_slider)
 
 # The status lines keep an error readable (red) until the next action; notes are quieter.
 CSS = """
@@ -110,7 +110,7 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
     h = Handlers(cache, ui, outputs)
     tok = cache.get(None, default_device)
     cfg = tok.config
-    step, most = cfg.latents_per_iteration, cfg.tokens_at(cfg.iterations - 1)
+    most = cfg.tokens_at(cfg.iterations - 1)
     od = texts.object_discovery(tok.metadata)
     keep_s = max(1, int(keep_s))
     with gr.Blocks(title="ALIT Explorer", delete_cache=(max(1, keep_s // 4), keep_s)) as demo:
@@ -154,8 +154,7 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
                                                     f"{tok.default_threshold:g})")
                             ui.psnr = gr.Number(value=DEFAULT_PSNR, step=0.5, visible=False,
                                                 label="PSNR target (dB, 1 to 100)")
-                            ui.budget = gr.Slider(step, most, value=min(most, 4 * step), step=step, visible=False,
-                                                  label=f"Token budget (the largest count that fits; {step} to {most})")
+                            ui.budget = gr.Slider(**budget_slider(cfg), visible=False)
                             ui.max_iter = gr.Slider(1, cfg.iterations, value=cfg.iterations, step=1,
                                                     label="Maximum iterations")
                             with gr.Row():

@@ -131,6 +131,25 @@ def test_choosing_a_model_shows_its_familys_settings(page, karl_model):
     assert unknown == {ui.quality: {"__type__": "update"}}  # gr.skip(): nothing changes (an empty dict is a value)
 
 
+def test_choosing_a_small_model_in_memory_keeps_the_budget_slider_in_range(page, tmp_path):
+    """A model already loaded (another visitor ran it) brings its own budget range; the slider's value must
+    move into it: gradio refuses every event whose slider value lies outside the slider, and the page
+    then waited forever on Tokenize (CI, after a Compare had loaded a 16-token model)."""
+    from conftest import small_config
+
+    _, ui, h = page
+    torch.manual_seed(0)
+    path = str(save_checkpoint(alit_core.Tokenizer(alit_core.ALIT(small_config()), "cpu"), tmp_path / "small.pt"))
+    tok = h.cache.get(path, "cpu", "float32")
+    most = tok.config.tokens_at(tok.config.iterations - 1)
+    assert most < 128  # below the bundled model's default budget: the case that hung
+    budget = h.model_defaults(path, "cpu", "float32", BUDGET)[ui.budget]
+    step = tok.config.latents_per_iteration
+    assert (budget["minimum"], budget["maximum"], budget["step"]) == (step, most, step)
+    assert step <= budget["value"] <= most and budget["value"] % step == 0 and budget["visible"]
+    assert budget["label"].endswith(f"{step} to {most})")
+
+
 def test_a_released_checkpoint_offline_is_a_status_line_naming_the_address_and_the_path(page, tmp_path, monkeypatch):
     from alit_core import registry
 
