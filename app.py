@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
                         "a comparison adds two runs); "
                         "the least recently active go first (default 64)")
     p.add_argument("--local-checkpoints", action=argparse.BooleanOptionalAction, default=None,
-                   help="let visitors load checkpoint files by path (default: only when serving this machine "
-                        "alone, i.e. a loopback --host and no --share)")
+                   help="let visitors load checkpoint files by path, and the Dataset tab open results files and "
+                        "image folders by path (default: only when serving this machine alone, i.e. a loopback "
+                        "--host and no --share)")
     args = p.parse_args(argv)
     local = args.local_checkpoints
     if local is None:

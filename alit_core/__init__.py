@@ -11,9 +11,10 @@ Public API (what the app and external code use; `__all__` lists exactly these):
     how many tokens an image gets: Criterion, DEFAULT_THRESHOLD, select_iterations, select_batch_iteration
     images in and out: load_image, open_image, square_crop_resize, tensor_to_image
     analysis: complexity, COMPLEXITY_MEASURES, codec_at_size, latent_attention_maps, attention_segments,
-        grid_segments, fg_ari, matched_miou, count_flops
-    datasets (a folder of images into a Parquet file): encode_dataset, DatasetEncodeConfig
-    errors: ALITError, ImageInputError, CheckpointError, DownloadError
+        grid_segments, fg_ari, matched_miou, count_flops, spearman, bootstrap_ci
+    datasets (a folder of images into a Parquet file, and back): encode_dataset, DatasetEncodeConfig,
+        read_results, DatasetResults
+    errors: ALITError, ImageInputError, CheckpointError, DownloadError, ResultsFileError
 load_tokenizer and from_official return a KARLTokenizer for KARL files. The method as implemented, the
 official code's quirks and the checkpoint layouts: docs/method.md.
 """
@@ -27,9 +28,10 @@ from .complexity import complexity
 from .compression import codec_at_size
 from .config import PRESETS, ALITConfig, VAEConfig, VQGANConfig, get_preset
 from .dataset_encoding import DatasetEncodeConfig, encode_dataset
+from .dataset_results import DatasetResults, read_results
 from .devices import available_devices, supported_dtypes
 from .encoding import Encoding
-from .errors import ALITError, CheckpointError, DownloadError, ImageInputError
+from .errors import ALITError, CheckpointError, DownloadError, ImageInputError, ResultsFileError
 from .flops import count_flops
 from .image_io import load_image, open_image, square_crop_resize, tensor_to_image
 from .inference import InferenceOptions
@@ -39,6 +41,7 @@ from .registry import KARL_CHECKPOINTS, OFFICIAL_CHECKPOINTS, fetch_official
 from .rollout import ImageTokens, Step
 from .segmentation import attention_segments, fg_ari, grid_segments, matched_miou
 from .selection import DEFAULT_THRESHOLD, Criterion, select_batch_iteration, select_iterations
+from .statistics import bootstrap_ci, spearman
 from .tokenizer import Tokenizer
 
 __all__ = [
@@ -56,6 +59,7 @@ __all__ = [
     "CheckpointError",
     "Criterion",
     "DatasetEncodeConfig",
+    "DatasetResults",
     "DownloadError",
     "Encoding",
     "ImageInputError",
@@ -65,12 +69,14 @@ __all__ = [
     "KARLImageTokens",
     "KARLPass",
     "KARLTokenizer",
+    "ResultsFileError",
     "Step",
     "Tokenizer",
     "VAEConfig",
     "VQGANConfig",
     "attention_segments",
     "available_devices",
+    "bootstrap_ci",
     "codec_at_size",
     "complexity",
     "count_flops",
@@ -86,9 +92,11 @@ __all__ = [
     "load_tokenizer",
     "matched_miou",
     "open_image",
+    "read_results",
     "save_checkpoint",
     "select_batch_iteration",
     "select_iterations",
+    "spearman",
     "square_crop_resize",
     "supported_dtypes",
     "tensor_to_image",

@@ -275,19 +275,20 @@ def encode_images(tok: Tokenizer, images: torch.Tensor, cfg: DatasetEncodeConfig
 # --------------------------------------------------------------------------------------- Parquet
 
 
-def _pyarrow():
+def pyarrow_modules():
+    """(pyarrow, pyarrow.parquet), imported on first use: the rest of alit_core runs without them."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as err:
         raise DatasetEncodeError(
-            "encode-dataset writes Parquet with pyarrow, which is not installed: pip install pyarrow"
+            "results files are Parquet, written and read with pyarrow, which is not installed: pip install pyarrow"
         ) from err
     return pa, pq
 
 
 def schema(measure: bool):
-    pa, _ = _pyarrow()
+    pa, _ = pyarrow_modules()
     fields = [
         pa.field("path", pa.string(), nullable=False),
         pa.field("class", pa.string()),
@@ -311,7 +312,7 @@ def shard_path(parts: Path, shard: int) -> Path:
 def write_shard(parts: Path, shard: int, rows: list[dict], errors: list[dict], measure: bool) -> Path:
     """One finished shard, atomically: the file appears complete or not at all. Its bad files
     ride in the file's metadata, so that one file says everything about the shard."""
-    pa, pq = _pyarrow()
+    pa, pq = pyarrow_modules()
     sch = schema(measure).with_metadata({"alit_errors": json.dumps(errors)})
     table = pa.Table.from_pylist(rows, schema=sch)
     final = shard_path(parts, shard)
@@ -323,7 +324,7 @@ def write_shard(parts: Path, shard: int, rows: list[dict], errors: list[dict], m
 
 def merge_shards(cfg: DatasetEncodeConfig, n_shards: int, metadata: dict) -> tuple[int, list[dict]]:
     """Shards in order into cfg.out (atomically), bad files into the errors CSV; (rows, errors)."""
-    pa, pq = _pyarrow()
+    pa, pq = pyarrow_modules()
     sch = schema(cfg.complexity).with_metadata({"alit": json.dumps(metadata, sort_keys=True)})
     tmp = cfg.out.with_name(f".{cfg.out.name}.{os.getpid()}.tmp")
     rows, errors, pending = 0, [], []
@@ -356,7 +357,7 @@ def merge_shards(cfg: DatasetEncodeConfig, n_shards: int, metadata: dict) -> tup
 
 def read_metadata(path) -> dict:
     """The run settings recorded in a results file (checkpoint, criterion, counts, ...)."""
-    _, pq = _pyarrow()
+    _, pq = pyarrow_modules()
     return json.loads(pq.read_schema(path).metadata[b"alit"])
 
 
@@ -557,7 +558,7 @@ def encode_dataset(cfg: DatasetEncodeConfig, tokenizer: Tokenizer | None = None,
     """Run (or resume) cfg; every rank of a torchrun job calls this. `tokenizer`: a loaded model to
     use instead of cfg.checkpoint/device/dtype (the benchmark shares one across runs); `on_shard`
     is called with each shard number after it is written."""
-    _pyarrow()  # fail before any work when it is missing
+    pyarrow_modules()  # fail before any work when it is missing
     t0 = time.perf_counter()
     dist = Distributed.from_env(cfg.device)
     try:

@@ -19,3 +19,8 @@ class CheckpointError(ALITError, ValueError):
 
 class DownloadError(CheckpointError):
     """An official checkpoint could not be downloaded (no network, bad address, size mismatch)."""
+
+
+class ResultsFileError(ALITError, ValueError):
+    """A results file of encode-dataset could not be used: not Parquet, without its columns, or naming an
+    image that is not in the dataset's folder."""

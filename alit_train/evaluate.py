@@ -34,6 +34,7 @@ from alit_core import Criterion, load_tokenizer, select_iterations
 from alit_core.complexity import MEASURES, complexity
 from alit_core.compression import codec_at_size
 from alit_core.segmentation import attention_segments, fg_ari, grid_segments, matched_miou
+from alit_core.statistics import bootstrap_ci, spearman
 
 from . import scenes
 from .attention_probe import object_discovery, probe_scenes
@@ -58,29 +59,6 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5)
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
     return s.mean(dim=(1, 2, 3))
-
-
-def spearman(x, y) -> float:
-    """Spearman's rho; NaN when either side is constant (no ranking to correlate)."""
-    from scipy.stats import spearmanr
-
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan")
-    return float(spearmanr(x, y).statistic)
-
-
-def bootstrap_ci(x, y, stat=spearman, n: int = 1000, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    x, y = np.asarray(x), np.asarray(y)
-    vals = []
-    for _ in range(n):
-        idx = rng.integers(0, len(x), len(x))
-        v = stat(x[idx], y[idx])
-        if np.isfinite(v):
-            vals.append(v)
-    if not vals:  # constant inputs: no correlation is defined
-        return float("nan"), float("nan")
-    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -141,7 +119,7 @@ def vqgan_psnr(tok, images: list[np.ndarray]) -> list[float]:
 
 
 def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, threshold: float | None = None,
-             layer: int = -1, seed: int = 1234, bootstrap: int = 1000) -> dict:
+             layer: int = -1, seed: int = 1234, bootstrap: int = 1000, speed_repeats: int = 7) -> dict:
     tok = load_tokenizer(checkpoint, device="cpu")
     threshold = tok.default_threshold if threshold is None else threshold
     cfg = tok.config
@@ -211,7 +189,7 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
 
     report["allocation"] = allocation(results, cfg, threshold)
     report["object_discovery_by_layer"] = discovery_by_layer(tok.model, index, n, seed)
-    report["speed"] = rollout_speed(tok, size)
+    report["speed"] = rollout_speed(tok, size, repeats=speed_repeats)
 
     # out of distribution
     ind = float(np.median(results["photos"]["tokens"]))

@@ -8,6 +8,7 @@ import alit_core
 
 from . import texts
 from .components import ImageUpload
+from .dataset_tab import DatasetTab
 from .explorer import ASSETS, BUNDLED, ModelCache
 from .files import OutputDir
 from .handlers import (BATCH_COLUMNS, COMPARE_B, COMPARE_INPUTS, COMPARE_MODES, COMPARE_SETTINGS_A, CRITERIA,
@@ -34,7 +35,7 @@ COMPARE_VIEW_OUTPUTS = ("cmp_status", "cmp_recon_a", "cmp_recon_b", "cmp_diff", 
                         "cmp_attn_a", "cmp_attn_b", "cmp_attn_md")
 COMPARE_OUTPUTS = (*COMPARE_VIEW_OUTPUTS, "cmp_record", "cmp_summary", "cmp_curve", "cmp_iteration")
 # The top tabs and the Explore tab's own, by id (a shared link reopens the ones shown).
-TABS = {"tabs": ("explore", "compare", "batch", "how"), "explore_tabs": ("attention", "export")}
+TABS = {"tabs": ("explore", "compare", "batch", "dataset", "how"), "explore_tabs": ("attention", "export")}
 TAB_DEFAULTS = {name: ids[0] for name, ids in TABS.items()}
 # The link to the page: gradio's deep link of this session (the page's values, the view box among them),
 # shown and copied to the clipboard.
@@ -256,6 +257,9 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
                 ui.batch_table = gr.Dataframe(headers=BATCH_COLUMNS, label="Results", interactive=False)
                 ui.batch_plot = gr.Plot(elem_id="batch-plot")
                 ui.batch_csv = gr.File(label="CSV")
+            with gr.Tab("Dataset", id="dataset", elem_id="dataset-tab") as ui.tab_dataset:
+                dataset = DatasetTab(ui, cache, h.outputs, cache.local_paths)
+                dataset.layout()
             with gr.Tab("How it works", id="how") as ui.tab_how:
                 label = h.model_label(BUNDLED if cache.default_source is None else cache.default_source, tok)
                 ui.how = gr.Markdown(texts.how_it_works(label, tok.metadata))
@@ -322,6 +326,9 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
             concurrency_id="rollout", show_progress="minimal", api_visibility="private")
         ui.batch_run.click(h.batch, [ui.batch_files, ui.model, *criterion, ui.measure, ui.quality], ui[BATCH_OUTPUTS],
                            api_name="batch", api_visibility="undocumented", concurrency_id="rollout")
+
+        dataset.wire(h.run, [ui.image, *settings], ui[EXPLORE_OUTPUTS], h.attention_after_run, attn_inputs,
+                     attn_outputs)
 
         # Named API endpoint (gradio_client): /tokenize
         api_image = gr.File(type="filepath", visible=False)  # our loader, not gradio's, reads the file

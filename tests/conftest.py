@@ -161,3 +161,54 @@ def app_server(tmp_path_factory):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+# --- a generated dataset folder (encode-dataset, the Dataset tab) -------------------------------------
+KINDS = ("flat", "shapes", "stripes", "noise")
+# noise runs every iteration and costs the most: one image in eight
+CYCLE = ("flat", "shapes", "stripes", "noise", "flat", "shapes", "stripes", "shapes")
+
+
+def make_image(kind: str, rng: np.random.Generator) -> Image.Image:
+    h, w = (int(v) for v in rng.integers(40, 97, size=2))
+    if kind == "flat":
+        a = np.broadcast_to(rng.integers(0, 256, 3, dtype=np.uint8), (h, w, 3)).copy()
+    elif kind == "shapes":
+        a = np.broadcast_to(rng.integers(0, 256, 3, dtype=np.uint8), (h, w, 3)).copy()
+        for _ in range(3):
+            y, x = rng.integers(0, h - 10), rng.integers(0, w - 10)
+            a[y : y + rng.integers(8, h // 2 + 9), x : x + rng.integers(8, w // 2 + 9)] = rng.integers(0, 256, 3)
+    elif kind == "stripes":
+        period = int(rng.integers(3, 12))
+        a = np.zeros((h, w, 3), np.uint8)
+        a[:, (np.arange(w) // period) % 2 == 0] = rng.integers(0, 256, 3)
+    else:
+        a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    return Image.fromarray(a)
+
+
+def make_folder(root: Path, n: int, seed: int = 0) -> Path:
+    """A dataset folder for encode-dataset, n images: class folders by kind, every tenth directly in root; PNG and JPEG."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        kind = CYCLE[i % len(CYCLE)]
+        folder = root if i % 10 == 9 else root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        ext = ".jpg" if i % 3 == 0 else ".png"
+        make_image(kind, rng).save(folder / f"{kind}_{i:05d}{ext}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def encoded_dataset(tmp_path_factory):
+    """(folder, results.parquet): 24 generated images (4 classes and a few loose files) encoded by the
+    bundled model, the results file beside the folder as `encode-dataset images --out results.parquet`
+    puts it."""
+    pytest.importorskip("pyarrow")
+    from alit_core import DatasetEncodeConfig, encode_dataset
+
+    base = tmp_path_factory.mktemp("dataset")
+    folder = make_folder(base / "images", 24)
+    out = base / "results.parquet"
+    encode_dataset(DatasetEncodeConfig(root=folder, out=out, workers=0, progress=False, shard_size=8))
+    return folder, out

@@ -1,0 +1,83 @@
+"""The Dataset tab at handler level: what a server that does not open local paths shows, and that nothing
+the page sends (hover arguments, clicked points, results files) reaches a file outside a dataset's folder.
+The tab as a visitor uses it: tests/test_browser.py (test_dataset_tab_...)."""
+
+import json
+
+import pytest
+
+from alit_core import read_results
+from app.dataset_tab import GONE, DatasetTab, Opened, OpenedResults, table_rows
+
+pytest.importorskip("pyarrow")
+
+
+@pytest.fixture
+def tabs(app_page, tmp_path):
+    """The tab's handlers on the page's components: a public server's (no local paths) and a local one's."""
+    _, ui, h = app_page
+    return ui, DatasetTab(ui, h.cache, h.outputs, local_paths=False), DatasetTab(ui, h.cache, h.outputs, True)
+
+
+def test_a_public_server_shows_the_plots_but_reads_no_folder(tabs, encoded_dataset):
+    ui, public, _ = tabs
+    folder, out = encoded_dataset
+    shown = public.open_upload(str(out), str(folder), "most tokens first")
+    assert "does not open local folders" in shown[ui.ds_status]
+    assert "24 images in 5 classes" in shown[ui.ds_summary] and shown[ui.ds_file] is None
+    assert len(shown[ui.ds_hist].data) == 5 and sum(len(t.x) for t in shown[ui.ds_scatter].data) == 24
+    key = shown[ui.ds_key]
+    assert public.opened.get(key).folder is None  # the folder typed is ignored
+    got = public.thumbnail([key, 0])
+    assert "src" not in got and "not on this server" in got["caption"]
+    opened = public.open_in_explore(key, 0, {})
+    assert opened[ui.ds_opened] is None and "cannot open this image" in opened[ui.ds_status]
+    refused = public.open_path(str(out), str(folder), "most tokens first")
+    assert "opens uploaded results files only" in refused[ui.ds_status] and ui.ds_key not in refused
+    assert "folder" in public.set_folder(key, str(folder), None, "png_bpp")[ui.ds_status]
+
+
+def test_what_the_page_sends_is_checked(tabs, encoded_dataset):
+    ui, _, local = tabs
+    folder, out = encoded_dataset
+    shown = local.open_path(str(out), "", "file order")
+    key = shown[ui.ds_key]
+    assert local.opened.get(key).folder == folder  # the folder beside the results file
+    assert local.thumbnail([key, 2])["src"].startswith("data:image/jpeg;base64,")
+    for args in (None, "x", [key], [key, "../../etc/passwd"], [key, 10**9], ["no such key", 0], [key, -1]):
+        got = local.thumbnail(args)
+        assert "src" not in got and got["caption"], args
+    assert local.thumbnail(["no such key", 0])["caption"] == GONE
+    for value in ("", "{", json.dumps({"key": key}), json.dumps({"key": "nope", "row": 0}),
+                  json.dumps({"key": key, "row": 99})):
+        assert local.open_clicked(value, {})[ui.ds_opened] is None, value
+    # a results file naming a file outside its folder: refused, nothing copied
+    results = read_results(out)
+    results.path[0] = "../results.parquet"
+    evil = local.opened.add(Opened(results, folder, "evil"))
+    assert "not an image inside" in local.open_in_explore(evil, 0, {})[ui.ds_status]
+    # a good row: a copy of the image, Explore selected, the tab's state says so
+    ok = local.open_in_explore(key, 2, {"explore_tabs": "attention"})
+    assert ok[ui.ds_opened] == ok[ui.image] and ok[ui.image].endswith(read_results(out).path[2].split("/")[-1])
+    assert ok[ui.tab_state] == {"explore_tabs": "attention", "tabs": "explore"}
+
+
+def test_the_table_orders_every_row_and_names_its_rows(encoded_dataset):
+    _, out = encoded_dataset
+    res = read_results(out)
+    fewest = table_rows(res, "fewest tokens first")
+    assert fewest["headers"][:4] == ["row", "path", "class", "tokens"]
+    tokens = [r[3] for r in fewest["data"]]
+    assert tokens == sorted(res.num_tokens.tolist()) and len(fewest["data"]) == 24
+    assert all(res.path[r[0]] == r[1] and res.num_tokens[r[0]] == r[3] for r in fewest["data"])
+    worst = table_rows(res, "highest final L1 first")["data"]
+    l1 = [r[fewest["headers"].index("final L1")] for r in worst]
+    assert l1 == sorted(l1, reverse=True)
+    assert [r[0] for r in table_rows(res, "file order")["data"]] == list(range(24))
+
+
+def test_only_the_newest_open_files_are_kept():
+    opened = OpenedResults(capacity=2)
+    keys = [opened.add(Opened(None, None, str(i))) for i in range(3)]
+    assert opened.get(keys[0]) is None and [opened.get(k).label for k in keys[1:]] == ["1", "2"]
+    assert len(set(keys)) == 3 and all(len(k) >= 16 for k in keys) and opened.get(None) is None
