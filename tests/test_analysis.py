@@ -110,7 +110,8 @@ def test_app_reference_set_keeps_its_groups(tiny_data, tmp_path):
     assert all(cfg.latents_per_iteration <= r["tokens"] <= cfg.max_tokens and r["png_bpp"] > 0 for r in ref["images"])
 
 
-@pytest.mark.parametrize("test_photos", [False, True])
+# without held-out photos: the same report less its photo sections (slow: a minute more for little)
+@pytest.mark.parametrize("test_photos", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_evaluation_report_end_to_end(tiny_data, tmp_path, test_photos):
     import json
 
@@ -122,7 +123,7 @@ def test_evaluation_report_end_to_end(tiny_data, tmp_path, test_photos):
     index = _with_test_photo(tiny_data, tmp_path) if test_photos else tiny_data / "index.json"
     torch.manual_seed(0)
     ck = save_checkpoint(Tokenizer(ALIT(small_config()), "cpu"), tmp_path / "m.pt")
-    report = evaluate(str(ck), str(index), tmp_path / "report", n=3, threshold=0.2, bootstrap=20)
+    report = evaluate(str(ck), str(index), tmp_path / "report", n=2, threshold=0.2, bootstrap=20, speed_repeats=1)
     saved = json.loads((tmp_path / "report" / "report.json").read_text())
     assert saved["resolution"] == 64 and len(saved["reconstruction"]["per_iteration"]) == 4
     assert set(saved["complexity"]) == {"png_bpp", "jpeg_bpp", "entropy", "edge_density", "high_freq_energy"}

@@ -55,19 +55,26 @@ def run_stage(stage, out, data, steps, extra=()):
     assert main(args) == 0
 
 
-def test_vqgan_then_alit_then_e2e_resumable(tiny_data, tmp_path):
-    run_stage("vqgan", tmp_path / "vq", tiny_data, 3, ["--crop", "32"])
-    rows = [json.loads(x) for x in (tmp_path / "vq" / "metrics.jsonl").read_text().splitlines()]
+@pytest.fixture(scope="module")
+def vqgan_run(tiny_data, tmp_path_factory):
+    """A 3-step VQGAN stage's folder (last.pt, metrics.jsonl): the first stage of every run below."""
+    out = tmp_path_factory.mktemp("vq")
+    run_stage("vqgan", out, tiny_data, 3, ["--crop", "32"])
+    return out
+
+
+def test_vqgan_then_alit_then_e2e_resumable(tiny_data, vqgan_run, tmp_path):
+    rows = [json.loads(x) for x in (vqgan_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in rows)
 
-    run_stage("alit", tmp_path / "alit", tiny_data, 2, ["--vqgan", str(tmp_path / "vq" / "last.pt")])
+    run_stage("alit", tmp_path / "alit", tiny_data, 2, ["--vqgan", str(vqgan_run / "last.pt")])
     first = torch.load(tmp_path / "alit" / "last.pt", weights_only=True)
     assert first["step"] == 2
-    run_stage("alit", tmp_path / "alit", tiny_data, 4, ["--vqgan", str(tmp_path / "vq" / "last.pt")])
+    run_stage("alit", tmp_path / "alit", tiny_data, 4, ["--vqgan", str(vqgan_run / "last.pt")])
     rows = [json.loads(x) for x in (tmp_path / "alit" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]  # the second run resumed at step 2
     assert {"ce_0", "ce_3", "acc_3", "vq"} <= rows[-1].keys()
-    vq = torch.load(tmp_path / "vq" / "last.pt", weights_only=True)["ema"]
+    vq = torch.load(vqgan_run / "last.pt", weights_only=True)["ema"]
     alit = torch.load(tmp_path / "alit" / "last.pt", weights_only=True)
     assert torch.equal(alit["model"]["vqgan.quantize.embedding.weight"], vq["quantize.embedding.weight"])
 
@@ -170,11 +177,9 @@ def test_sampled_depth_unrolls_k_iterations_with_a_loss_at_each():
     assert {len([k for k in again(images)[1] if k.startswith("ce_")]) for _ in range(12)} == {1, 2}
 
 
-def test_bool_options_parse_as_flags(tiny_data, tmp_path):
-    vq = tmp_path / "vq"
-    run_stage("vqgan", vq, tiny_data, 1, ["--crop", "32"])
+def test_bool_options_parse_as_flags(tiny_data, vqgan_run, tmp_path):
     run_stage("alit", tmp_path / "alit", tiny_data, 2,
-              ["--vqgan", str(vq / "last.pt"), "--no-sample-depth", "--ce-weight", "0.1", "--halting", "deterministic",
+              ["--vqgan", str(vqgan_run / "last.pt"), "--no-sample-depth", "--ce-weight", "0.1", "--halting", "deterministic",
                "--spatial-init", "0"])
     ck = torch.load(tmp_path / "alit" / "last.pt", weights_only=True)
     cfg = json.loads(ck["train_config"])
@@ -236,7 +241,7 @@ def test_time_limit_saves_and_stops(tiny_data, tmp_path):
     assert torch.load(tmp_path / "short" / "last.pt", weights_only=True)["step"] == 1
 
 
-def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_data, tmp_path):
+def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_data, vqgan_run, tmp_path):
     """The code pack holds the frozen VQGAN's own features and codes; a step on it computes the same
     loss as a step that runs the VQGAN; a compact state continues with a fresh optimiser and warm-up."""
     from alit_core import ALIT
@@ -244,14 +249,13 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     from alit_train.code_pack import main as pack_main
     from alit_train.objectives import ALITStage1
 
-    run_stage("vqgan", tmp_path / "vq", tiny_data, 2, ["--crop", "32"])
-    vq = str(tmp_path / "vq" / "last.pt")
-    assert pack_main(["--vqgan", str(tmp_path / "vq" / "last.pt"), "--out", str(tmp_path / "pack.pt"), "--images", "6",
+    vq = str(vqgan_run / "last.pt")
+    assert pack_main(["--vqgan", vq, "--out", str(tmp_path / "pack.pt"), "--images", "6",
                       "--model", str(tiny_data / "model.json"), "--index", str(tiny_data / "index.json")]) == 0
     pack = CodePack.load(tmp_path / "pack.pt")
     assert pack.images.dtype == torch.uint8 and tuple(pack.images.shape) == (6, 3, 64, 64)
     model = ALIT(small_config())
-    model.vqgan.load_state_dict(vqgan_from(str(tmp_path / "vq" / "last.pt"), small_config()).state_dict())
+    model.vqgan.load_state_dict(vqgan_from(vq, small_config()).state_dict())
     images, features, targets = pack.batch(0, 3, seed=0, rank=0)
     assert torch.equal(model.vqgan.indices(model.vqgan.encode(images)), targets)
     assert torch.equal(pack.batch(0, 3, 0, 0)[2], targets) and not torch.equal(pack.batch(1, 3, 0, 0)[2], targets)
