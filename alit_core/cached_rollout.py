@@ -21,6 +21,7 @@ import torch
 
 from .encoding import Encoding, encoding_builder
 from .rollout import Step
+from .selection import Criterion
 
 
 class CachedRollout:
@@ -85,7 +86,9 @@ class CachedRollout:
         *,
         psnr: float | None = None,
         tokens: int | None = None,
+        criterion: Criterion | None = None,
         per_batch: bool = False,
     ) -> Encoding:
         """`Tokenizer.encode` on this rollout: the same answer, computing only missing iterations."""
-        return encoding_builder(self.batch, threshold, psnr, tokens, per_batch, self.default_threshold).run(self)
+        crit = Criterion.of(criterion, threshold, psnr, tokens, default=self.default_threshold)
+        return encoding_builder(self.batch, crit, per_batch).run(self)

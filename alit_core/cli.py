@@ -34,6 +34,7 @@ from .image_io import load_image
 from .karl import KARL, KARL_PRESETS, KARLConfig
 from .karl_tokenizer import infer_karl_config, is_karl_checkpoint
 from .registry import KARL_CHECKPOINTS, OFFICIAL_CHECKPOINTS, cached_path, fetch_official
+from .selection import Criterion
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,6 +141,8 @@ def cmd_encode(args) -> int:
               file=sys.stderr)
         return 2
     results, failed = [], 0
+    if not karl:  # one criterion for every batch, made once
+        criterion = Criterion.make(args.threshold, args.psnr, args.tokens, default=tok.default_threshold)
     for start in range(0, len(args.images), args.batch):
         paths, images = [], []
         for path in args.images[start : start + args.batch]:
@@ -155,8 +158,8 @@ def cmd_encode(args) -> int:
             enc = tok.encode(torch.stack(images), args.threshold, budget=args.budget)
             budget = tok.default_budget if args.budget is None else args.budget
         else:
-            enc = tok.encode(torch.stack(images), args.threshold, psnr=args.psnr, tokens=args.tokens,
-                             halting=args.halting or "deterministic", seed=args.seed or 0)
+            enc = tok.encode(torch.stack(images), criterion=criterion, halting=args.halting or "deterministic",
+                             seed=args.seed or 0)
         for i, path in enumerate(paths):
             results.append(karl_result(enc, i, path, budget) if karl else encode_result(enc, i, path, tok.config))
             if args.json:
@@ -225,7 +228,7 @@ def print_karl_result(r: dict) -> None:
 def print_result(r: dict, max_iterations: int) -> None:
     c = r["criterion"]
     unit = {"l1": "L1 <", "psnr": "PSNR >=", "tokens": "budget"}[c["kind"]]
-    met = {"l1": r["l1"] < c["value"], "psnr": r["psnr"] >= c["value"], "tokens": r["num_tokens"] <= c["value"]}[c["kind"]]
+    met = Criterion(c["kind"], c["value"]).reached(r["num_tokens"], r["l1"], r["psnr"])
     if c["kind"] == "tokens":
         why = (f"the largest count within budget {c['value']:g}" if met
                else f"budget {c['value']:g} is below the first iteration's count")

@@ -245,18 +245,11 @@ class ImageResult:
     psnr: list[float]
 
 
-def _met(criterion: Criterion, num_tokens: int, l1: float, psnr: float) -> bool:
-    if criterion.kind == "tokens":
-        return num_tokens <= criterion.value
-    return l1 < criterion.value if criterion.kind == "l1" else psnr >= criterion.value
-
-
 def encode_images(tok: Tokenizer, images: torch.Tensor, cfg: DatasetEncodeConfig) -> list[ImageResult]:
     """Selection and per-iteration errors of a batch, for the run's criterion."""
     crit = Criterion.make(cfg.threshold, cfg.psnr, cfg.tokens, default=tok.default_threshold)
     if cfg.early_exit:
-        enc = tok.encode(images, cfg.threshold, psnr=cfg.psnr, tokens=cfg.tokens, halting=cfg.halting,
-                         max_iterations=cfg.max_iterations)
+        enc = tok.encode(images, criterion=crit, halting=cfg.halting, max_iterations=cfg.max_iterations)
         l1h, psh, picks = enc.l1_history, enc.psnr_history, enc.iterations
     else:  # the official way: every iteration with its pixels, then select
         steps = list(tok.rollout(images, cfg.halting, max_iterations=cfg.max_iterations))
@@ -267,7 +260,7 @@ def encode_images(tok: Tokenizer, images: torch.Tensor, cfg: DatasetEncodeConfig
     for i, t in enumerate(picks):
         ran = ~torch.isnan(l1h[:, i])
         n = tok.config.tokens_at(t)
-        out.append(ImageResult(n, t, _met(crit, n, float(l1h[t, i]), float(psh[t, i])),
+        out.append(ImageResult(n, t, crit.reached(n, float(l1h[t, i]), float(psh[t, i])),
                                l1h[ran, i].tolist(), psh[ran, i].tolist()))
     return out
 

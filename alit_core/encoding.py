@@ -74,7 +74,7 @@ class EncodingBuilder:
         self.psnrs.append(self._history_row(step.psnr, rows))
         if self.per_batch:
             self.kept.append(step)
-            return float(step.l1.double().mean()) < self.criterion.value
+            return bool(self.criterion.met(step.num_tokens, step.l1.double().mean()[None], None)[0])
         met = self.criterion.met(step.num_tokens, step.l1, step.psnr, step.num_tokens // (step.iteration + 1))
         score = self.criterion.score(step.l1, step.psnr)
         for r, i in enumerate(rows):
@@ -127,13 +127,12 @@ class EncodingBuilder:
         )
 
 
-def encoding_builder(batch: int, threshold: float | None, psnr: float | None, tokens: int | None,
-                     per_batch: bool, default_threshold: float) -> EncodingBuilder:
+def encoding_builder(batch: int, criterion: Criterion, per_batch: bool) -> EncodingBuilder:
     """The builder for encode's arguments (checked).
 
     Shared by `Tokenizer.encode` (a live rollout: stopping stops the computation) and
     `CachedRollout.encode` (cached steps first, then new ones only if needed).
     """
-    if per_batch and (psnr is not None or tokens is not None):
+    if per_batch and criterion.kind != "l1":
         raise ValueError("per_batch selection is the official L1 rule; it takes only a threshold")
-    return EncodingBuilder(Criterion.make(threshold, psnr, tokens, default=default_threshold), batch, per_batch)
+    return EncodingBuilder(criterion, batch, per_batch)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 MODES = ("deterministic", "stochastic", "off")
-SCORES = ("p_gt", "code_error")  # what `mask` receives: halt at >= threshold, or below it
+SCORES = ("p_gt", "code_error")  # what `mask` receives: halt at >= level, or below it
 
 
 @dataclass
@@ -26,13 +26,14 @@ class Halting:
     """A halting policy for one rollout. Build it with `Halting.make`."""
 
     mode: str
-    threshold: float = 0.55
+    level: float = 0.55  # the score a position halts at (config.halting_threshold / code_error_threshold);
+    # not the L1 threshold of token selection (selection.Criterion)
     generator: torch.Generator | None = None
     masks: torch.Tensor | None = None  # replayed masks (T, B, P), mode == "replay"
     score: str = "p_gt"
 
     @classmethod
-    def make(cls, halting, threshold: float = 0.55, seed: int | None = None, score: str = "p_gt") -> Halting:
+    def make(cls, halting, level: float = 0.55, seed: int | None = None, score: str = "p_gt") -> Halting:
         """From a mode name, a bool, or a (T, B, P) bool tensor of masks to replay.
 
         score: "p_gt" (VQGAN models) or "code_error" (VAE models), what `mask` will be given.
@@ -47,7 +48,7 @@ class Halting:
                     f"halting masks to replay must be a bool tensor (T, B, positions); got {halting.dtype} "
                     f"of shape {tuple(halting.shape)}"
                 )
-            return cls("replay", threshold, masks=halting, score=score)
+            return cls("replay", level, masks=halting, score=score)
         if halting is True:
             halting = "deterministic"
         elif halting is False or halting is None:
@@ -64,7 +65,7 @@ class Halting:
             # The official draw uses the default CPU generator; a private one keeps runs independent.
             generator = torch.Generator(device="cpu")
             generator.manual_seed(0 if seed is None else int(seed))
-        return cls(halting, threshold, generator, score=score)
+        return cls(halting, level, generator, score=score)
 
     def mask(self, iteration: int, p_gt: torch.Tensor) -> torch.Tensor | None:
         """The (B, P) bool mask to apply after `iteration`, or None when nothing is masked.
@@ -81,8 +82,8 @@ class Halting:
                 raise ValueError(f"replayed mask {iteration} has shape {tuple(m.shape)}, expected {tuple(p_gt.shape)}")
             return m.to(p_gt.device)
         if self.score == "code_error":
-            return p_gt < self.threshold  # deterministic: stochastic is refused in `make`
-        candidate = p_gt >= self.threshold
+            return p_gt < self.level  # deterministic: stochastic is refused in `make`
+        candidate = p_gt >= self.level
         if self.mode == "deterministic":
             return candidate
         draw = torch.bernoulli(p_gt.detach().float().cpu(), generator=self.generator).bool()

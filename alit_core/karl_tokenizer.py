@@ -235,14 +235,26 @@ class KARLTokenizer(BoundModel):
         return self._sweep(images, [(budget, q) for q in qualities], posterior, decode, attention_layers,
                            attention_heads)
 
-    def encode(self, images, quality=None, *, budget: int | None = None, posterior=None) -> Encoding:
+    def encode(self, images, quality=None, *, budget: int | None = None, criterion: Criterion | None = None,
+               posterior=None) -> Encoding:
         """KARL's own token count per image at T = 256 (`default_budget`) and the desired L1 `quality`.
 
         The result is ALIT's `Encoding`: num_tokens[i] = T - halted; latents[i] (N_i, W) and
         codes[i] (N_i,) are the latents that did not halt (the official encode() returns none);
         recon is the reconstruction from them. One pass: iterations are all 0, iterations_run 1,
         and the criterion is the L1 quality that conditioned the pass.
+        criterion: an L1 `Criterion` in place of `quality` (its value is the desired L1); KARL has no PSNR
+        target, and its budget is `budget`.
         """
+        if criterion is not None:
+            if quality is not None:
+                raise ValueError("give a criterion or a quality, not both")
+            if not isinstance(criterion, Criterion):
+                raise TypeError(f"criterion must be a Criterion, not {type(criterion).__name__}")
+            if criterion.kind != "l1":
+                raise ValueError("a KARL model's count is set by the desired L1 (its quality), not by a "
+                                 f"{'PSNR target' if criterion.kind == 'psnr' else 'token budget'}")
+            quality = criterion.value
         if quality is not None and not isinstance(quality, (int, float)):
             raise ValueError(f"encode takes one quality for the whole batch (tokenize takes one per image), "
                              f"not {quality!r}")

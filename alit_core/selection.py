@@ -15,12 +15,31 @@ from dataclasses import dataclass
 import torch
 
 DEFAULT_THRESHOLD = 0.07
+KINDS = ("l1", "psnr", "tokens")
 
 
 @dataclass(frozen=True)
 class Criterion:
+    """How many tokens an image gets, carried whole from the caller (page, CLI, dataset run) to `encode`."""
+
     kind: str  # "l1" | "psnr" | "tokens"
     value: float
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown criterion {self.kind!r}; choose one of {KINDS}")
+
+    @classmethod
+    def of(cls, criterion: Criterion | None = None, threshold: float | None = None, psnr: float | None = None,
+           tokens: int | None = None, default: float = DEFAULT_THRESHOLD) -> Criterion:
+        """The criterion given whole, or made from one keyword (`make`); not both."""
+        if criterion is None:
+            return cls.make(threshold, psnr, tokens, default=default)
+        if not isinstance(criterion, Criterion):
+            raise TypeError(f"criterion must be a Criterion (Criterion.make(...)), not {type(criterion).__name__}")
+        if any(v is not None for v in (threshold, psnr, tokens)):
+            raise ValueError("give a criterion or one of threshold, psnr and tokens, not both")
+        return criterion
 
     @classmethod
     def make(cls, threshold: float | None = None, psnr: float | None = None, tokens: int | None = None,
@@ -50,9 +69,18 @@ class Criterion:
             return torch.full(ref.shape, num_tokens + tokens_per_iteration > self.value, dtype=torch.bool)
         if l1 is None:
             raise ValueError("selection by error needs pixel reconstructions; do not switch decoding off")
-        if self.kind == "l1":
-            return l1.cpu() < self.value
-        return psnr.cpu() >= self.value
+        return self._error_met(l1.cpu(), psnr.cpu() if psnr is not None else None)
+
+    def reached(self, num_tokens: int, l1: float, psnr: float) -> bool:
+        """Whether a selection (its count and errors) reaches the target: L1 below the threshold, PSNR at least
+        the target, or a count within the budget. False for an error criterion means the fallback was kept."""
+        if self.kind == "tokens":
+            return num_tokens <= self.value
+        return bool(self._error_met(torch.tensor(float(l1)), torch.tensor(float(psnr))))
+
+    def _error_met(self, l1: torch.Tensor, psnr: torch.Tensor | None) -> torch.Tensor:
+        # the one comparison of the rule: strictly below the L1 threshold (the official `<`), PSNR at or above
+        return l1 < self.value if self.kind == "l1" else psnr >= self.value
 
     def score(self, l1: torch.Tensor, psnr: torch.Tensor) -> torch.Tensor:
         """Fallback ranking, lower is better: L1, or -PSNR for a PSNR target."""
@@ -94,5 +122,5 @@ def select_batch_iteration(l1: torch.Tensor, threshold: float = DEFAULT_THRESHOL
     l1 (T, B) per-image errors of equal-sized images, so their mean is the mean over all pixels.
     """
     mean = torch.as_tensor(l1, dtype=torch.float64).mean(dim=1)
-    hits = torch.nonzero(mean < threshold).flatten()
+    hits = torch.nonzero(Criterion("l1", float(threshold)).met(0, mean, None)).flatten()
     return int(hits[0]) if len(hits) else int(torch.argmin(mean))

@@ -25,6 +25,7 @@ from .encoding import Encoding, encoding_builder
 from .halting import Halting
 from .inference import InferenceOptions, inference
 from .rollout import ImageTokens, Step, rollout
+from .selection import Criterion
 
 __all__ = ["Encoding", "ImageTokens", "Tokenizer"]
 
@@ -196,6 +197,7 @@ class Tokenizer(BoundModel):
         *,
         psnr: float | None = None,
         tokens: int | None = None,
+        criterion: Criterion | None = None,
         per_batch: bool = False,
         halting="deterministic",
         seed: int | None = None,
@@ -206,7 +208,7 @@ class Tokenizer(BoundModel):
         """Choose a token count per image and stop as soon as every image has met its criterion.
 
         Criterion: `threshold` on L1 (default: `default_threshold`), or a `psnr` target in dB, or a fixed
-        `tokens` budget. `per_batch=True` reproduces the official encode(): one count for the
+        `tokens` budget, or a whole `criterion` (a `Criterion`, as the app and the CLI carry it). `per_batch=True` reproduces the official encode(): one count for the
         whole batch from the batch-mean L1.
         drop_decided: images that have met the criterion leave the batch, so that later iterations
         run only for the others (their `l1_history` is NaN after that). Only with per-image
@@ -214,7 +216,8 @@ class Tokenizer(BoundModel):
         posterior (VAE models): see `image_tokens`.
         """
         images = self._inputs(images, posterior)
-        builder = encoding_builder(_batch_size(images), threshold, psnr, tokens, per_batch, self.default_threshold)
+        crit = Criterion.of(criterion, threshold, psnr, tokens, default=self.default_threshold)
+        builder = encoding_builder(_batch_size(images), crit, per_batch)
         compact = drop_decided and not per_batch and isinstance(halting, str) and halting in ("deterministic", "off")
         # leaving the generator early (every image decided) stops the computation
         steps = self.rollout(images, halting, seed=seed, posterior=posterior, max_iterations=max_iterations,

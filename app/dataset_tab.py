@@ -33,7 +33,7 @@ from alit_core import ALITError, DatasetResults, read_results
 from . import dataset_figures
 from .explorer import ASSETS
 from .files import OutputDir
-from .handlers import status_md
+from .status import status_md
 
 ALL = "all classes"
 TABLE_ROWS = 500  # rows the table shows: the first ones in the chosen order

@@ -296,19 +296,12 @@ def select_many(tok, images: list[np.ndarray], criterion: Criterion, batch: int 
     images leave their batch, and a batch ends when its last image is decided. progress(done)
     is called before each batch.
     """
-    arg = {"l1": "threshold", "psnr": "psnr", "tokens": "tokens"}[criterion.kind]
-    if is_karl(tok):  # KARL's own count, conditioned on the desired L1
-        if criterion.kind != "l1":
-            raise ValueError("a KARL model's count is set by the desired L1 (its quality), not by a "
-                             f"{'PSNR target' if criterion.kind == 'psnr' else 'token budget'}")
-        arg = "quality"
-    value = int(criterion.value) if criterion.kind == "tokens" else criterion.value
     out = []
     for start in range(0, len(images), batch):
         if progress is not None:
             progress(start)
         x = torch.stack([as_tensor(im) for im in images[start : start + batch]])
-        enc = tok.encode(x, **{arg: value})
+        enc = tok.encode(x, criterion=criterion)  # (a KARL model: its own count at the desired L1)
         out += [{"tokens": n, "l1": l1, "psnr": p} for n, l1, p in zip(enc.num_tokens, enc.l1, enc.psnr)]
     return out
 

@@ -1,4 +1,7 @@
-"""Gradio event handlers: thin functions that turn UI values into explorer calls and back.
+"""Gradio event handlers: thin functions that turn UI values into explorer calls and back. This module holds
+the Explore tab's (run, re-selection, attention, export, the API) and what every tab shares (loading a
+model, the criterion, starting a run); the Compare, Batch and Share handlers live in compare_tab.py,
+batch_tab.py and share.py and are mixed into `Handlers`; the Dataset tab is its own (dataset_tab.py).
 
 Each handler returns (or yields) updates keyed by component, so an update names what it changes
 and everything else stays as it is. What the visitor asked for that cannot be done (a bad
@@ -9,13 +12,9 @@ disturbs anybody else's session. Only the documented API endpoint (/tokenize) ra
 
 from __future__ import annotations
 
-import csv
 import json
-import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
 
 import gradio as gr
@@ -25,53 +24,29 @@ import alit_core
 from alit_core import ALITError, Criterion, DownloadError
 
 from . import explorer, figures, texts
+from .batch_tab import BatchHandlers
+from .choices import (BUDGET, CRITERIA, DEFAULT_PSNR, EXPLORE_SETTINGS, KARL_QUALITY, L1, L1_RANGE, PSNR, PSNR_RANGE,
+                      budget_slider, check_halting, download_progress, named_karl)
+from .compare_tab import CompareHandlers
 from .explorer import BUNDLED, ModelCache, Record, is_karl
 from .files import OutputDir, Pictures
+from .share import ShareHandlers
+from .status import Refused, status_md
+from .uploads import read_upload
 
 MEASURE_LABELS = {"png_bpp": "PNG bits per pixel", "jpeg_bpp": "JPEG bits per pixel", "entropy": "entropy (bits)",
                   "edge_density": "edge density", "high_freq_energy": "high-frequency energy"}
-L1, PSNR, BUDGET = "L1 threshold", "PSNR target (dB)", "token budget"
-CRITERIA = [L1, PSNR, BUDGET]
-DEFAULT_PSNR = 25.0
-# What a visitor may type (the budget is a slider, bounded by the model's counts).
-L1_RANGE, PSNR_RANGE = (0.0, 1.0), (1.0, 100.0)
-BATCH_COLUMNS = ["name", "tokens", "l1", "psnr", *alit_core.COMPLEXITY_MEASURES]
-# The inputs of the Explore run after the image, and of Compare, by component name (app/layout.py wires them).
-EXPLORE_SETTINGS = ("model", "device", "dtype", "kind", "l1", "psnr", "budget", "max_iter", "halting", "seed", "layer",
-                    "measure", "quality")
 # The Explore settings only ALIT has (its criteria, iterations and halting; KARL's own is the desired L1, ui.quality).
 ALIT_CONTROLS = ("kind", "max_iter", "halting", "seed")
-COMPARE_INPUTS = ("cmp_mode", "cmp_image_a", "cmp_image_b", "cmp_model_a", "cmp_halting_a", "cmp_kind_a",
-                  "cmp_value_a", "cmp_model_b", "cmp_halting_b", "cmp_kind_b", "cmp_value_b")
-# The Compare tab's two ways, and the label of each criterion's value there.
-TWO_IMAGES, TWO_SETTINGS = "two images, one model", "one image, two models or settings"
-COMPARE_MODES = [TWO_IMAGES, TWO_SETTINGS]
-DIFFERENCE_TOP = 0.5  # the difference picture's colour scale: 0 to this much of the full range
-KARL_CRITERION = ("A KARL model's count is set by the desired L1 (its quality, the L1 threshold's value): choose "
-                  "the L1 threshold criterion for it.")
 HALT_LABEL = ("Halting (blue = halted): ALIT's masked image tokens, or a KARL pass's latents in order (grey: beyond "
               "its budget)")
 ITERATION_LABELS = {False: "Iteration (0 = the first 32 tokens)",
                     True: "Pass of the budget sweep (0 = the smallest budget)"}
-VALUE_LABELS = {L1: "L1 threshold (0 to 1)", PSNR: "PSNR target (dB, 1 to 100)", BUDGET: "token budget (tokens)"}
 
 
 def load_reference() -> list[dict]:
     path = explorer.ASSETS / "reference_set.json"
     return json.loads(path.read_text())["images"] if path.exists() else []
-
-
-class Refused(Exception):
-    """What the visitor asked for cannot be done; the message says why, for the status line."""
-
-
-def status_md(error: str | None = None, notes: list[str] | tuple = ()) -> str:
-    """The status line: an error (kept until the next action), else the notes about the image, else nothing."""
-    lines = []
-    if error:
-        lines.append(f"<div class='alit-status-error'>⚠️ {escape(error, quote=False)}</div>")
-    lines += [f"<div class='alit-status-note'>ℹ️ {escape(n, quote=False)}</div>" for n in notes]
-    return "\n".join(lines)
 
 
 @dataclass
@@ -101,56 +76,7 @@ class Run:
         return self.pictures.fresh(f"attention_{t}_{k}", figures.heat_overlay(self.rec.image, maps[k], float(opacity)))
 
 
-def budget_slider(config) -> dict:
-    """The token-budget slider's range, step, default and label for a model: multiples of its latents per
-    iteration up to its last iteration's count (the value is always in range: gradio refuses every event
-    whose slider value lies outside the slider)."""
-    step, most = config.latents_per_iteration, config.tokens_at(config.iterations - 1)
-    return dict(minimum=step, maximum=most, step=step, value=min(most, 4 * step),
-                label=f"Token budget (the largest count that fits; {step} to {most})")
-
-
-def attention_layer(discovery: dict | None) -> int:
-    """The decoder layer whose attention is shown: where the model's object discovery was measured, else the last."""
-    return discovery["layer"] if discovery and "layer" in discovery else -1
-
-
-@dataclass
-class Comparison:
-    """Two finished runs as the Compare tab keeps them: A and B (the same Run when one rollout serves
-    both), each with its criterion, selection and halting, for the shared iteration slider."""
-
-    runs: tuple[Run, Run]
-    crits: tuple[Criterion, Criterion]
-    selected: tuple[int, int]
-    halting: tuple[str, str]
-    notes: list[str] = field(default_factory=list)
-    inputs: dict = field(default_factory=dict)  # COMPARE_INPUTS by name (Share)
-
-    @property
-    def mixed(self) -> bool:
-        """ALIT against KARL: the slider follows ALIT's iterations."""
-        return self.runs[0].rec.karl != self.runs[1].rec.karl
-
-    @property
-    def iterations(self) -> int:
-        if self.mixed:
-            return next(len(r.rec.tokens) for r in self.runs if not r.rec.karl)
-        return max(len(r.rec.tokens) for r in self.runs)
-
-    def at(self, t: int) -> tuple[int, int]:
-        """Each run's iteration at the shared iteration t (a shorter run stays on its last). ALIT against
-        KARL: ALIT's iteration t and KARL's pass whose estimated count is nearest its tokens (equal
-        token counts where KARL has one)."""
-        ts = [min(t, len(r.rec.tokens) - 1) for r in self.runs]
-        if self.mixed:
-            alit, karl = (0, 1) if self.runs[1].rec.karl else (1, 0)
-            n, counts = self.runs[alit].rec.tokens[ts[alit]], self.runs[karl].rec.tokens
-            ts[karl] = min(range(len(counts)), key=lambda i: (abs(counts[i] - n), i))
-        return tuple(ts)
-
-
-class Handlers:
+class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
     def __init__(self, cache: ModelCache, ui, outputs: OutputDir | None = None):
         self.cache = cache
         self.ui = ui  # the page's components (layout.Ui): updates are keyed by them
@@ -171,6 +97,8 @@ class Handlers:
     @staticmethod
     def criterion(kind: str, l1, psnr, budget) -> Criterion:
         """The criterion chosen, with its own value; values out of range are refused with the range."""
+        if kind not in CRITERIA:  # (a page or an API call naming no criterion of ours: never read as L1)
+            raise Refused(f"Choose a selection criterion: {', '.join(CRITERIA)}; {kind!r} is not one.")
         if kind == PSNR:
             if psnr is None or not PSNR_RANGE[0] <= float(psnr) <= PSNR_RANGE[1]:
                 raise Refused(f"A PSNR target is in dB, from {PSNR_RANGE[0]:g} to {PSNR_RANGE[1]:g} "
@@ -233,7 +161,7 @@ class Handlers:
             fit = "" if n == budget else f" (counts come in steps of {step})"
             return f"{head}: the largest count that fits in the budget of {budget}{fit}"
         what = f"L1 < {crit.value:g}" if crit.kind == "l1" else f"PSNR ≥ {crit.value:g} dB"
-        met = rec.l1[selected] < crit.value if crit.kind == "l1" else rec.psnr[selected] >= crit.value
+        met = crit.reached(rec.tokens[selected], rec.l1[selected], rec.psnr[selected])
         note = "" if met else " (no iteration met it: the official fallback, the lowest error, is shown)"
         return f"{head}, for {what}{note}"
 
@@ -508,296 +436,6 @@ class Handlers:
                                 max_iterations=int(max_iterations))
         return {**rec.summary(rec.select(crit)), "notes": explorer.input_notes(image_path, tok.resolution)}
 
-    # --- Batch -----------------------------------------------------------------------------------
-    def batch(self, files, model, kind, l1, psnr, budget, measure, quality=None, progress=gr.Progress()):
-        """Several images (or zips of images) -> a table, the complexity scatter and a CSV. A KARL model
-        (Explore's model) gives its own count at Explore's desired L1 `quality` (its criteria are hidden)."""
-        ui = self.ui
-        try:
-            if not files:
-                raise Refused("Add some images (or a zip of images) first.")
-            crit = self.criterion(kind, l1, psnr, budget)
-            tok = self.tokenizer(model, None, "float32", download_progress(progress, model))
-            if is_karl(tok):
-                crit = self.criterion(L1, KARL_QUALITY if quality is None else quality, None, None)
-        except Refused as err:
-            return {ui.batch_status: status_md(error=str(err))}
-        names, images = [], []
-        # zips are unpacked into a folder of this call's own, removed once their images are read
-        with tempfile.TemporaryDirectory(prefix="alit_zip_") as unpacked:
-            paths, errors = expand_uploads([f if isinstance(f, str) else f.name for f in files], dest=unpacked)
-            for i, (name, path) in enumerate(paths):
-                progress((i, len(paths)), desc=f"reading {name}")
-                try:
-                    images.append(explorer.prepare(path, tok.resolution))
-                    names.append(name)
-                except ALITError as err:
-                    errors.append(upload_message(err, path, name))
-        if not images:
-            return {ui.batch_status: status_md(error="None of the files could be used: " + "; ".join(errors[:5]))}
-        picks = explorer.select_many(tok, images, crit,
-                                     progress=lambda done: progress((done, len(images)), desc="tokenizing"))
-        rows = [{"name": name, **pick, **alit_core.complexity(image)}
-                for name, image, pick in zip(names, images, picks)]
-        table = [[r[c] if not isinstance(r[c], float) else round(r[c], 4) for c in BATCH_COLUMNS] for r in rows]
-        out = self.outputs.folder() / "alit_batch.csv"
-        with open(out, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(BATCH_COLUMNS)
-            w.writerows(table)
-        skipped = [f"{len(errors)} file(s) skipped: " + "; ".join(errors[:5])] if errors else []
-        return {ui.batch_table: gr.update(value=table, headers=BATCH_COLUMNS),
-                ui.batch_plot: figures.complexity_scatter(self.reference, measure, rows),
-                ui.batch_csv: str(out), ui.batch_status: status_md(notes=skipped)}
-
-    # --- Compare ---------------------------------------------------------------------------------
-    def compare(self, mode, image_a, image_b, model_a, halting_a, kind_a, value_a, model_b, halting_b, kind_b,
-                value_b, progress=gr.Progress()):
-        """Two runs side by side: two images under A's model and settings (TWO_IMAGES), or image A under
-        A's and B's models or settings (TWO_SETTINGS). Each run is computed whole, with the attention
-        of its model's own layer; one rollout serves both when image, model and halting are the same."""
-        ui = self.ui
-        settings_b = (model_b, halting_b, kind_b, value_b) if mode == TWO_SETTINGS else (
-            model_a, halting_a, kind_a, value_a)
-        sides = (("A", image_a, model_a, halting_a, kind_a, value_a),
-                 ("B", image_a if mode == TWO_SETTINGS else image_b, *settings_b))
-        started, keys, crits = {}, [], []
-        try:
-            for label, image, model, halting, kind, value in sides:
-                try:
-                    if not image:
-                        raise Refused("Upload an image or pick an example first.")
-                    crit = self.criterion(kind, value, value, value)
-                    crits.append(crit)
-                    tok, img, run = self.start(image, model, None, "float32", halting, None, progress)
-                    quality = None  # a KARL pass depends on the desired L1: the value of its criterion
-                    if is_karl(tok):
-                        if crit.kind != "l1":
-                            raise Refused(KARL_CRITERION)
-                        quality = crit.value
-                    key = (str(image), model, halting, quality)
-                    started.setdefault(key, (tok, img, run))
-                    keys.append(key)
-                except Refused as err:
-                    raise Refused(f"{label}: {err}") from err
-        except Refused as err:
-            return {ui.cmp_status: status_md(error=str(err))}
-        total = sum(explorer.steps(tok) for tok, _, _ in started.values())
-        done = 0
-        for key, (tok, image, run) in started.items():
-            label = " and ".join(lab for lab, k in zip("AB", keys) if k == key)
-            layer = attention_layer(run.discovery)
-            steps = explorer.steps(tok)
-            for rec in explorer.rollout(tok, image, Path(key[0]).name, halting=key[2], seed=0, quality=key[3],
-                                        max_iterations=steps, layer=layer):
-                t = len(rec.tokens) - 1
-                done += 1
-                progress((done, total), desc=f"{label}: {rec.step_name(t)} ({t + 1} of {steps})" if rec.karl
-                         else f"{label}: iteration {t} (0-{steps - 1})")
-            run.rec, run.done = rec, True
-        runs = tuple(started[k][2] for k in keys)
-        notes = list(runs[0].notes) if runs[0] is runs[1] else [f"{lab}: {n}" for lab, run in zip("AB", runs)
-                                                               for n in run.notes]
-        cmp = Comparison(runs=runs, crits=tuple(crits), selected=tuple(r.rec.select(c) for r, c in zip(runs, crits)),
-                         halting=tuple(k[2] for k in keys), notes=notes, inputs=dict(zip(COMPARE_INPUTS, (
-                             mode, image_a, image_b, model_a, halting_a, kind_a, value_a, model_b, halting_b, kind_b,
-                             value_b))))
-        it = max(cmp.selected)  # where the later of the two selections lies
-        n = cmp.iterations
-        return {
-            ui.cmp_record: cmp,
-            ui.cmp_status: status_md(notes=notes),
-            ui.cmp_summary: self.comparison_md(cmp),
-            ui.cmp_curve: figures.error_curves([
-                dict(name=lab, tokens=r.rec.tokens, l1=r.rec.l1, psnr=r.rec.psnr, selected=sel, criterion=c.kind,
-                     target=c.value if c.kind != "tokens" else None)
-                for lab, r, c, sel in zip("AB", cmp.runs, cmp.crits, cmp.selected)]),
-            # a slider needs two ends: a one-iteration comparison shows its one iteration on a fixed slider
-            ui.cmp_iteration: gr.update(value=it, maximum=max(1, n - 1), interactive=n > 1),
-            **self.comparison_views(cmp, it, 0),
-        }
-
-    def compare_view(self, cmp: Comparison | None, iteration, token):
-        """The shared iteration or the token moved: both reconstructions, their difference, both attentions."""
-        if cmp is None:
-            return {self.ui.cmp_status: status_md(error="Compare two runs first; then the slider moves both.")}
-        return {**self.comparison_views(cmp, iteration, token), self.ui.cmp_status: status_md(notes=cmp.notes)}
-
-    def comparison_md(self, cmp: Comparison) -> str:
-        lines = []
-        for lab, run, crit, sel, halting in zip("AB", cmp.runs, cmp.crits, cmp.selected, cmp.halting):
-            how = "KARL, one pass per budget" if run.rec.karl else f"halting {halting}"
-            lines.append(f"**{lab}** · `{run.rec.name}` · {run.model} · {how} — "
-                         + self.selection_md(run.rec, sel, crit, run.model_iterations))
-        na, nb = (run.rec.tokens[sel] for run, sel in zip(cmp.runs, cmp.selected))
-        if na == nb:
-            lines.append(f"Both select **{na} tokens**.")
-        else:
-            lines.append(f"B selects **{abs(nb - na)} {'more' if nb > na else 'fewer'} tokens** than A "
-                         f"({nb / na:.2g}x).")
-        if cmp.runs[0] is cmp.runs[1]:
-            lines.append("One rollout serves both (the same image, model and halting): the reconstructions are the "
-                         "same at every iteration, only the selections differ.")
-        return "\n\n".join(lines)
-
-    def comparison_views(self, cmp: Comparison, iteration, token) -> dict:
-        ui = self.ui
-        t = int(min(max(int(iteration), 0), cmp.iterations - 1))
-        ts = cmp.at(t)
-        recs = [r.rec for r in cmp.runs]
-        lines = []
-        mixed = recs[0].karl != recs[1].karl
-        for lab, rec, ti, sel in zip("AB", recs, ts, cmp.selected):
-            last = f" (its last: {len(rec.tokens)} iterations)" if ti < t and not mixed else ""
-            if mixed and rec.karl:
-                last = " (the pass whose count is nearest the other's)"
-            star = " ★ selected" if ti == sel else ""
-            lines.append(f"**{lab}** at {rec.step_name(ti)}{last}: {rec.tokens[ti]} tokens, L1 {rec.l1[ti]:.4f}, "
-                         f"PSNR {rec.psnr[ti]:.2f} dB{star}")
-        diff, mean = figures.difference_map(recs[0].recons[ts[0]], recs[1].recons[ts[1]], vmax=DIFFERENCE_TOP)
-        lines.append(f"**Difference** |A − B| of the two reconstructions: mean {mean:.4f} of the full range "
-                     f"(black where they agree, brightest from {DIFFERENCE_TOP:g})")
-        # a token both runs have at their iteration
-        n = min(rec.columns(ti) for rec, ti in zip(recs, ts))
-        k = int(min(max(int(token), 0), n - 1))
-        attn, where = {}, []
-        for lab, run, ti, comp in zip("AB", cmp.runs, ts, (ui.cmp_attn_a, ui.cmp_attn_b)):
-            if run.rec.maps:
-                attn[comp] = run.overlay(ti, k, "mean", 0.5)
-                where.append(f"{lab}: {run.rec.step_name(ti)}, decoder layer {run.rec.layer}")
-        if any(rec.karl for rec in recs):
-            origin = "; ".join(f"{lab}: {rec.token_note(ti, k)}" for lab, rec, ti in zip("AB", recs, ts))
-        else:
-            origin = recs[0].token_note(ts[0], k)
-        attn_md = (f"Token {k} ({origin}), mean of the heads; " + "; ".join(where)
-                   if attn else "These models keep no attention maps.")
-        return {
-            ui.cmp_recon_a: cmp.runs[0].recon(ts[0]),
-            ui.cmp_recon_b: cmp.runs[1].recon(ts[1]),
-            ui.cmp_diff: cmp.runs[0].pictures.get(f"difference_{id(cmp.runs[1])}_{ts[0]}_{ts[1]}", lambda: diff),
-            ui.cmp_view_md: "\n\n".join(lines),
-            ui.cmp_token: gr.update(maximum=max(1, n - 1), value=k),
-            **attn,
-            ui.cmp_attn_md: attn_md,
-        }
-
-    def compare_value(self, kind, model, side: str = "A"):
-        """A Compare side's value box for its criterion and model: its label, and the default when known
-        without loading the model (the model's own L1 threshold, 25 dB, four iterations' tokens)."""
-        label = f"{side}: {VALUE_LABELS.get(kind, VALUE_LABELS[L1])}"
-        tok = self.cache.peek(None if model == BUNDLED else model)
-        if (is_karl(tok) if tok is not None else named_karl(model)) and kind == L1:
-            return gr.update(label=f"{side}: KARL's desired L1 (its quality, 0 to 1)", value=KARL_QUALITY)
-        if kind == PSNR:
-            return gr.update(label=label, value=DEFAULT_PSNR)
-        if kind == BUDGET:
-            return gr.update(label=label, value=4 * (tok.config.latents_per_iteration if tok else 32))
-        if tok is not None:
-            return gr.update(label=label, value=tok.default_threshold)
-        if str(model).startswith("official:"):
-            return gr.update(label=label, value=alit_core.DEFAULT_THRESHOLD)
-        return gr.update(label=label)
-
-    def compare_mode(self, mode):
-        """Two images: image B, with A's settings for both; two settings: B's settings, on image A."""
-        ui, two = self.ui, mode == TWO_SETTINGS
-        return {ui.cmp_image_b_box: gr.update(visible=not two), ui.cmp_settings_b: gr.update(visible=two),
-                ui.cmp_settings_a_md: COMPARE_SETTINGS_A[two], ui.cmp_b_md: COMPARE_B[two]}
-
-    # --- Share -----------------------------------------------------------------------------------
-    def share_view(self, run: Run | None, cmp: Comparison | None, tabs: dict, kind, l1, psnr, budget, measure,
-                   iteration, token, head, opacity, cmp_iteration, cmp_token) -> str:
-        """What a link to this page reopens, as JSON: the tabs shown, the Explore run's image and settings
-        (with the criterion and measure as they are now: they re-select without a new run) at the attention
-        view's iteration, token, head and opacity, and the comparison's inputs at its iteration and token.
-
-        It is the value of a hidden box; gradio's deep link (/gradio_api/deep_link) keeps the page's
-        values, this one among them, under the link's id. The box is the one value a link needs: gradio
-        keeps a component's later values under another id once an update has rebuilt it (a slider whose
-        range a run set), so the sliders' own values would not come back."""
-        view = {"tabs": tabs or {}}
-        if run is not None and run.done:
-            view["explore"] = {**run.inputs, "kind": kind, "l1": l1, "psnr": psnr, "budget": budget,
-                               "measure": measure}
-            view["attention"] = {"iteration": iteration, "token": token, "head": head, "opacity": opacity}
-        if cmp is not None:
-            view["compare"] = dict(cmp.inputs)
-            view["compare_view"] = {"iteration": cmp_iteration, "token": cmp_token}
-        return json.dumps(view)
-
-    def restore(self, view: str | None, progress=gr.Progress()):
-        """A page opened from a shared link: its controls, tabs, run and comparison as share_view kept
-        them, computed again. A page opened without a link has nothing to restore."""
-        ui = self.ui
-        try:
-            view = json.loads(view) if view else {}
-        except ValueError:
-            view = {}
-        if not view:
-            return {ui.tab_state: gr.skip()}  # (an empty dict would be taken for one output's value)
-        tabs = {k: v for k, v in view.get("tabs", {}).items() if k in ("tabs", "explore_tabs")}
-        update = {ui.tab_state: tabs, **{getattr(ui, k): gr.update(selected=v) for k, v in tabs.items()}}
-        if view.get("explore"):
-            update.update(self.restore_explore(view["explore"], view.get("attention", {}), progress))
-        if view.get("compare"):
-            update.update(self.restore_compare(view["compare"], view.get("compare_view", {}), progress))
-        return update
-
-    def restore_explore(self, values: dict, attention: dict, progress) -> dict:
-        ui = self.ui
-        kind = values["kind"]
-        values = {"quality": KARL_QUALITY, **values}  # (links made before KARL had no quality)
-        update = {ui.image: values["image"], **{getattr(ui, n): values[n] for n in EXPLORE_SETTINGS},
-                  ui.l1: gr.update(value=values["l1"], visible=kind == L1),
-                  ui.psnr: gr.update(value=values["psnr"], visible=kind == PSNR),
-                  ui.budget: gr.update(value=values["budget"], visible=kind == BUDGET)}
-        if not linkable(values["image"]):
-            return {**update, ui.image: None, ui.status: status_md(error=GONE)}
-        restored = dict(update)
-        for step in self.run(values["image"], *(values[n] for n in EXPLORE_SETTINGS), progress=progress):
-            update.update(step)
-        run = update.get(ui.record)
-        if run is None or not run.done:
-            return update  # refused: its status line says why
-        for comp, value in restored.items():  # the controls keep their values, a KARL run its family's visibility
-            shown = update[comp]
-            if shown is not value:
-                update[comp] = value if not (run.rec.karl and isinstance(shown, dict)) else {
-                    **shown, **{k: v for k, v in (value if isinstance(value, dict) else {"value": value}).items()
-                                if k != "visible"}}
-        n = len(run.rec.tokens)
-        t = int(min(max(int(attention.get("iteration", n - 1)), 0), n - 1))
-        heads = update[ui.head]["choices"]
-        head = str(attention.get("head", "mean"))
-        head = head if head in heads else "mean"
-        update.update(self.attention_views(run, t, attention.get("token", 0), head, attention.get("opacity", 0.5),
-                                           None))
-        update[ui.iteration] = gr.update(value=t, maximum=max(1, n - 1), interactive=n > 1)
-        update[ui.head] = gr.update(choices=heads, value=head)
-        update[ui.opacity] = attention.get("opacity", 0.5)
-        return update
-
-    def restore_compare(self, values: dict, at: dict, progress) -> dict:
-        ui = self.ui
-        update = {getattr(ui, n): values[n] for n in COMPARE_INPUTS}
-        for side in "ab":
-            kind = values[f"cmp_kind_{side}"]
-            update[getattr(ui, f"cmp_value_{side}")] = gr.update(
-                value=values[f"cmp_value_{side}"], label=f"{side.upper()}: {VALUE_LABELS.get(kind, VALUE_LABELS[L1])}")
-        update.update(self.compare_mode(values["cmp_mode"]))
-        images = ["cmp_image_a"] + (["cmp_image_b"] if values["cmp_mode"] != TWO_SETTINGS else [])
-        gone = [n for n in images if not linkable(values[n])]
-        if gone:
-            return {**update, **{getattr(ui, n): None for n in gone}, ui.cmp_status: status_md(error=GONE)}
-        update.update(self.compare(*(values[n] for n in COMPARE_INPUTS), progress=progress))
-        cmp = update.get(ui.cmp_record)
-        if cmp is None:
-            return update
-        t = int(min(max(int(at.get("iteration", 0)), 0), cmp.iterations - 1))
-        update.update(self.comparison_views(cmp, t, at.get("token", 0)))
-        update[ui.cmp_iteration] = gr.update(value=t, maximum=max(1, cmp.iterations - 1),
-                                             interactive=cmp.iterations > 1)
-        return update
 
     # --- Settings --------------------------------------------------------------------------------
     def model_defaults(self, model, device, dtype, kind=L1):
@@ -821,123 +459,8 @@ class Handlers:
         return update
 
 
-GONE = ("The image of this link is no longer on the server (it keeps files for a while only): upload it again, "
-        "or pick an example.")  # also for a path that is not one of its images (linkable)
-COMPARE_SETTINGS_A = {False: "**Model and settings** (for both images)", True: "**A**: model and settings"}
-COMPARE_B = {False: "**Image B**", True: "**B**: model and settings (on image A)"}
-
-
-def linkable(path) -> bool:
-    """An image a link may name: a file still in gradio's cache (uploads and examples as served) or a
-    bundled example; never another file of the server's, whatever the link's values say."""
-    if not path:
-        return False
-    p = Path(str(path)).resolve()
-    roots = (Path(gr.utils.get_upload_folder()).resolve(), (explorer.ASSETS / "samples").resolve())
-    return p.is_file() and any(p.is_relative_to(root) for root in roots)
-
-
 def known_head(rec: Record, t: int, head) -> str:
     """"mean" or a head index the model has (a head typed for another model falls back to the mean)."""
     return str(head) if str(head).isdigit() and int(head) < rec.maps[t].shape[0] else "mean"
 
 
-def read_upload(path: str, size: int) -> np.ndarray:
-    """An uploaded file through alit_core's loader; whatever is wrong with it becomes a message."""
-    try:
-        return explorer.prepare(path, size)
-    except ALITError as err:
-        raise Refused(upload_message(err, path)) from err
-
-
-def upload_message(err: Exception, path: str, name: str | None = None) -> str:
-    # alit_core names the file it read, which is gradio's temporary copy on the server; the user
-    # knows it by its own name (gradio keeps that as the copy's file name).
-    return str(err).replace(repr(str(path)), repr(name or Path(path).name))
-
-
-KARL_QUALITY = alit_core.KARLConfig.default_quality  # the official encode()'s desired L1
-
-
-def named_karl(model) -> bool:
-    """A KARL model by its name alone (a released one or a preset), without loading it."""
-    name = str(model)
-    return name.startswith("preset:karl_") or (name.startswith("official:")
-                                              and name.split(":", 1)[1].strip().lower() in alit_core.KARL_CHECKPOINTS)
-
-
-def download_progress(progress, model):
-    """A released checkpoint's download, in gradio's progress bar (bytes); None without a bar."""
-    if progress is None:
-        return None
-
-    def report(done: int, total: int | None):
-        size = f" of {total / 2**20:.0f}" if total else ""
-        progress((done, total), desc=f"downloading {model}: {done / 2**20:.0f}{size} MB")
-
-    return report
-
-
-def check_halting(tok, halting: str) -> None:
-    """Refuse a halting mode the model does not take (VAE-based models have no stochastic halting; KARL
-    halts latents by its own halting head, which is deterministic)."""
-    if is_karl(tok):
-        if halting != "deterministic":
-            raise Refused(f"KARL halts latents with its own halting head, in one pass: halting {halting!r} is ALIT's; "
-                          "choose 'deterministic' for a KARL model.")
-        return
-    if halting not in tok.halting_modes:
-        raise Refused(f"This model takes halting {' or '.join(map(repr, tok.halting_modes))}, not {halting!r}"
-                      + (" (VAE-based models have no stochastic halting)." if tok.is_vae else "."))
-
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-
-
-def expand_uploads(paths: list[str], limit: int = 200, max_entry_bytes: int = 50 * 2**20,
-                   max_total_bytes: int = 500 * 2**20, dest: str | Path | None = None,
-                   ) -> tuple[list[tuple[str, str]], list[str]]:
-    """Uploaded files, with zips opened: (name, path) pairs, at most `limit`, and what was skipped.
-
-    A zip is unpacked entry by entry against the sizes its directory declares (zipfile never reads
-    past them), so a zip bomb stops at the caps instead of filling the disk. Entries go into `dest`
-    (default: a new temporary folder); the caller removes it when the images are read.
-    """
-    out, skipped, total, unused = [], [], 0, 0
-    for p in paths:
-        if not zipfile.is_zipfile(p):
-            if len(out) < limit:
-                out.append((Path(p).name, p))
-            else:
-                unused += 1
-            continue
-        if dest is None:
-            dest = tempfile.mkdtemp(prefix="alit_zip_")
-        dest = Path(dest)
-        try:
-            with zipfile.ZipFile(p) as z:
-                for info in z.infolist():
-                    if info.is_dir() or Path(info.filename).suffix.lower() not in IMAGE_SUFFIXES:
-                        continue
-                    if len(out) >= limit:
-                        unused += 1
-                        continue
-                    name = Path(info.filename).name
-                    if info.file_size > max_entry_bytes:
-                        skipped.append(f"{name}: too large unpacked ({info.file_size / 2**20:.0f} MB, "
-                                       f"the limit is {max_entry_bytes / 2**20:.0f} MB)")
-                        continue
-                    if total + info.file_size > max_total_bytes:
-                        skipped.append(f"{name}: the zips unpack to more than {max_total_bytes / 2**20:.0f} MB "
-                                       "in all")
-                        continue
-                    target = dest / f"{len(out):04d}_{name}"
-                    target.write_bytes(z.read(info))
-                    total += info.file_size
-                    out.append((name, str(target)))
-        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError) as err:
-            # damaged, encrypted (RuntimeError) or an unsupported compression (NotImplementedError)
-            skipped.append(f"{Path(p).name}: cannot unpack this zip ({err})")
-    if unused:
-        skipped.append(f"{unused} image(s) beyond the first {limit} were not used")
-    return out, skipped

@@ -50,7 +50,7 @@ from urllib.parse import urlparse
 from .benchmark import ROOT, explore_inputs, free_port, start_app
 
 SAMPLES = sorted((ROOT / "assets" / "samples").glob("*.png"))
-L1, PSNR, BUDGET = "L1 threshold", "PSNR target (dB)", "token budget"  # app.handlers.CRITERIA
+L1, PSNR, BUDGET = "L1 threshold", "PSNR target (dB)", "token budget"  # app.choices.CRITERIA
 ACTIONS = ("explore", "explore_first_iteration", "reselect", "attention", "export", "fetch_files", "batch",
            "tokenize", "bad_explore", "bad_tokenize")
 REPORT_KEYS = ("command", "settings", "machine", "latency_s", "errors", "bad_files", "queue", "memory", "temp_files",

@@ -167,7 +167,7 @@ def test_bad_files_do_not_disturb_other_users(app_server, files):
 def test_batch_zips_are_capped_and_a_damaged_zip_is_named(tmp_path):
     import zipfile
 
-    from app.handlers import expand_uploads
+    from app.uploads import expand_uploads
 
     png = _png_bytes(Image.fromarray(_rgb(8, 8)))
     good = tmp_path / "photos.zip"

@@ -17,7 +17,8 @@ from PIL import Image
 import alit_core
 from alit_core import KARL, load_image, save_checkpoint
 from app.explorer import BUNDLED
-from app.handlers import BUDGET, L1, PSNR, TWO_SETTINGS
+from app.choices import BUDGET, L1, PSNR
+from app.compare_tab import TWO_SETTINGS
 from app.layout import EXPLORE_OUTPUTS, MODEL_OUTPUTS, model_choices
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,8 @@ from PIL import Image
 from app import texts
 from app.explorer import BUNDLED, ModelCache
 from app.files import OutputDir
-from app.handlers import BATCH_COLUMNS, BUDGET, L1, PSNR
+from app.batch_tab import BATCH_COLUMNS
+from app.choices import BUDGET, L1, PSNR
 from app.layout import ATTENTION_OUTPUTS, EXPLORE_OUTPUTS, make_page
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -217,6 +218,9 @@ def test_a_value_out_of_range_goes_to_the_status_line_and_changes_nothing_else(p
         update = h.reselect(run, kind, l1, psnr, 128, "png_bpp")
         assert names(ui, update) == {"l1", "psnr", "budget", "status"}  # only which box shows, and the message
         assert "cannot be used" in update[ui.status] and "alit-status-error" in update[ui.status]
+    # a criterion the page does not offer (an API call's): refused, never read as an L1 threshold
+    update = h.reselect(run, "l1", 0.0574, 25.0, 128, "png_bpp")
+    assert "'l1' is not one" in update[ui.status] and "alit-status-error" in update[ui.status]
 
 
 # --- bad input --------------------------------------------------------------------------------------------
@@ -347,7 +351,7 @@ def test_a_vae_model_runs_and_a_halting_mode_it_lacks_goes_to_the_status_line(pa
 # --- Compare ----------------------------------------------------------------------------------------------
 def compare(h, image_a=SAMPLES[1], image_b=SAMPLES[2], mode=None, model_b=BUNDLED, halting_b="deterministic",
             kind_b=PSNR, value_b=25.0, kind_a=L1, value_a=0.0574, progress=None):
-    from app.handlers import TWO_IMAGES
+    from app.compare_tab import TWO_IMAGES
 
     args = (mode or TWO_IMAGES, None if image_a is None else str(image_a), None if image_b is None else str(image_b),
             BUNDLED, "deterministic", kind_a, value_a, model_b, halting_b, kind_b, value_b)
@@ -435,7 +439,7 @@ def test_the_shared_sliders_move_both_runs(page, compared):
 
 
 def test_one_image_under_two_criteria_is_one_rollout(page):
-    from app.handlers import TWO_SETTINGS
+    from app.compare_tab import TWO_SETTINGS
 
     _, ui, h = page
     calls = []
@@ -448,7 +452,7 @@ def test_one_image_under_two_criteria_is_one_rollout(page):
 
 
 def test_compare_refuses_bad_input_in_its_status_line(page, tmp_path):
-    from app.handlers import TWO_SETTINGS
+    from app.compare_tab import TWO_SETTINGS
 
     _, ui, h = page
     bad = tmp_path / "broken.png"
@@ -473,7 +477,7 @@ def test_compare_another_model_of_other_counts_and_a_halting_mode_it_lacks(page,
     from conftest import small_config
 
     from alit_core import ALIT, Tokenizer, VAEConfig, save_checkpoint
-    from app.handlers import TWO_SETTINGS
+    from app.compare_tab import TWO_SETTINGS
 
     _, ui, h = page
     vae = VAEConfig(resolution=64, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, encoder_attn_resolutions=(16,),
@@ -493,7 +497,7 @@ def test_compare_another_model_of_other_counts_and_a_halting_mode_it_lacks(page,
 
 
 def test_compare_controls_follow_the_mode_criterion_and_model(page):
-    from app.handlers import TWO_IMAGES, TWO_SETTINGS
+    from app.compare_tab import TWO_IMAGES, TWO_SETTINGS
 
     _, ui, h = page
     two = h.compare_mode(TWO_SETTINGS)
@@ -514,7 +518,7 @@ def test_compare_controls_follow_the_mode_criterion_and_model(page):
 def test_a_shared_view_restores_the_run_the_comparison_and_the_tabs(page, compared, tmp_path):
     """share_view's JSON (what a link keeps) opens as the same view: the controls, the tabs, the run at
     its iteration and token, the comparison at its own; an image the server no longer holds is said so."""
-    from app.handlers import GONE
+    from app.uploads import GONE
 
     _, ui, h = page
     last = explore(h, kind=PSNR, max_iterations=8)[-1]

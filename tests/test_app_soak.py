@@ -58,7 +58,7 @@ def test_batch_zips_are_unpacked_into_a_folder_that_is_removed(page, tmp_path, m
     import tempfile
 
     from app.explorer import BUNDLED
-    from app.handlers import L1
+    from app.choices import L1
 
     _, ui, h = page
     scratch = tmp_path / "tmp"

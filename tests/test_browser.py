@@ -705,7 +705,7 @@ def test_compare_two_images_then_one_image_under_two_settings(visitor, library, 
 
     # defaults: two bundled examples of different complexity, one click
     v.compare()
-    s = v.check("compare the defaults")
+    v.check("compare the defaults")
     got = v.compared()
     assert got["A"][0] == "02_shapes.png" and got["B"][0] == "03_coffee.png", got
     for side, (name, _, tokens) in got.items():

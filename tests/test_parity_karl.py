@@ -25,6 +25,7 @@ from alit_core import (
     KARL,
     KARL_PRESETS,
     CheckpointError,
+    Criterion,
     Encoding,
     KARLConfig,
     KARLImageTokens,
@@ -289,6 +290,14 @@ def test_encode_returns_an_encoding_with_karls_own_count(tok, runs, refs):
     assert enc.recon.shape == (2, 3, 256, 256) and enc.l1_history.shape == (1, 2)
     assert max_err(enc.recon, runs["quality"][2].recon) <= TOL["recon"]
     assert tok.encode(ref["images"][:1], quality=0.5).num_tokens == [54]
+    # the app's and the CLI's Criterion: an L1 one is the desired L1, nothing else is KARL's
+    assert tok.encode(ref["images"][:1], criterion=Criterion.make(threshold=0.5)).num_tokens == [54]
+    for crit, message in ((Criterion.make(psnr=25), "not by a PSNR target"), (Criterion.make(tokens=64),
+                                                                               "not by a token budget")):
+        with pytest.raises(ValueError, match=message):
+            tok.encode(ref["images"][:1], criterion=crit)
+    with pytest.raises(ValueError, match="not both"):
+        tok.encode(ref["images"][:1], 0.05, criterion=Criterion.make(threshold=0.05))
     with pytest.raises(ValueError, match="one quality for the whole batch"):
         tok.encode(ref["images"], quality=[0.05, 0.1])
 

@@ -140,6 +140,39 @@ def test_criterion_validation():
     with pytest.raises(ValueError, match="positive whole number"):
         Criterion.make(tokens=33.5)
     assert Criterion.make() == Criterion("l1", 0.07)
+    with pytest.raises(ValueError, match="unknown criterion 'L1 threshold'"):
+        Criterion("L1 threshold", 0.1)  # a page's label is not a kind: never read as L1
+    with pytest.raises(ValueError, match="not both"):
+        Criterion.of(Criterion.make(psnr=20), threshold=0.1)
+    with pytest.raises(TypeError, match="must be a Criterion"):
+        Criterion.of("l1")
+    assert Criterion.of(None, psnr=20) == Criterion("psnr", 20.0) == Criterion.of(Criterion("psnr", 20.0))
+
+
+def test_one_rule_says_whether_a_selection_reached_its_target():
+    """The stopping rule (met, per iteration) and a selection's verdict (reached) compare the same way:
+    strictly below an L1 threshold, at or above a PSNR target; a budget is reached by any count within it."""
+    l1 = Criterion.make(threshold=0.05)
+    assert l1.reached(64, 0.0499, 0.0) and not l1.reached(64, 0.05, 99.0)
+    assert l1.met(64, torch.tensor([0.0499, 0.05]), torch.tensor([0.0, 0.0])).tolist() == [True, False]
+    psnr = Criterion.make(psnr=25)
+    assert psnr.reached(32, 1.0, 25.0) and not psnr.reached(32, 0.0, 24.99)
+    assert psnr.met(32, torch.tensor([1.0, 1.0]), torch.tensor([25.0, 24.99])).tolist() == [True, False]
+    budget = Criterion.make(tokens=100)
+    assert budget.reached(96, 1.0, 0.0) and not budget.reached(128, 0.0, 99.0)
+
+
+def test_a_criterion_goes_to_encode_whole(tok, images):
+    """encode(criterion=...) gives what the keyword gives; a CachedRollout takes it too; not both at once."""
+    for crit, kw in ((Criterion.make(tokens=8), dict(tokens=8)), (Criterion.make(psnr=10.0), dict(psnr=10.0)),
+                     (Criterion.make(threshold=0.0), dict(threshold=0.0))):
+        whole, keyword = tok.encode(images, criterion=crit), tok.encode(images, **kw)
+        assert whole.num_tokens == keyword.num_tokens and whole.criterion == keyword.criterion == crit
+        assert tok.cached_rollout(images).encode(criterion=crit).num_tokens == whole.num_tokens
+    with pytest.raises(ValueError, match="not both"):
+        tok.encode(images, 0.1, criterion=Criterion.make(tokens=8))
+    with pytest.raises(ValueError, match="official L1 rule"):
+        tok.encode(images, criterion=Criterion.make(psnr=20), per_batch=True)
 
 
 def test_halting_modes(tok, images):

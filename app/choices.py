@@ -1,0 +1,71 @@
+"""What a visitor may choose on the page and what each model allows: the selection criteria with their
+ranges and labels, the token-budget slider of a model, its attention layer, its halting modes, a KARL
+model known by its name, and a released model's download shown in the progress bar."""
+
+from __future__ import annotations
+
+import alit_core
+
+from .explorer import is_karl
+from .status import Refused
+
+L1, PSNR, BUDGET = "L1 threshold", "PSNR target (dB)", "token budget"
+CRITERIA = [L1, PSNR, BUDGET]
+DEFAULT_PSNR = 25.0
+# What a visitor may type (the budget is a slider, bounded by the model's counts).
+L1_RANGE, PSNR_RANGE = (0.0, 1.0), (1.0, 100.0)
+KARL_CRITERION = ("A KARL model's count is set by the desired L1 (its quality, the L1 threshold's value): choose "
+                  "the L1 threshold criterion for it.")
+# The inputs of the Explore run after the image, and of Compare, by component name (app/layout.py wires them).
+EXPLORE_SETTINGS = ("model", "device", "dtype", "kind", "l1", "psnr", "budget", "max_iter", "halting", "seed", "layer",
+                    "measure", "quality")
+VALUE_LABELS = {L1: "L1 threshold (0 to 1)", PSNR: "PSNR target (dB, 1 to 100)", BUDGET: "token budget (tokens)"}
+
+
+def budget_slider(config) -> dict:
+    """The token-budget slider's range, step, default and label for a model: multiples of its latents per
+    iteration up to its last iteration's count (the value is always in range: gradio refuses every event
+    whose slider value lies outside the slider)."""
+    step, most = config.latents_per_iteration, config.tokens_at(config.iterations - 1)
+    return dict(minimum=step, maximum=most, step=step, value=min(most, 4 * step),
+                label=f"Token budget (the largest count that fits; {step} to {most})")
+
+
+def attention_layer(discovery: dict | None) -> int:
+    """The decoder layer whose attention is shown: where the model's object discovery was measured, else the last."""
+    return discovery["layer"] if discovery and "layer" in discovery else -1
+
+
+KARL_QUALITY = alit_core.KARLConfig.default_quality  # the official encode()'s desired L1
+
+
+def named_karl(model) -> bool:
+    """A KARL model by its name alone (a released one or a preset), without loading it."""
+    name = str(model)
+    return name.startswith("preset:karl_") or (name.startswith("official:")
+                                              and name.split(":", 1)[1].strip().lower() in alit_core.KARL_CHECKPOINTS)
+
+
+def download_progress(progress, model):
+    """A released checkpoint's download, in gradio's progress bar (bytes); None without a bar."""
+    if progress is None:
+        return None
+
+    def report(done: int, total: int | None):
+        size = f" of {total / 2**20:.0f}" if total else ""
+        progress((done, total), desc=f"downloading {model}: {done / 2**20:.0f}{size} MB")
+
+    return report
+
+
+def check_halting(tok, halting: str) -> None:
+    """Refuse a halting mode the model does not take (VAE-based models have no stochastic halting; KARL
+    halts latents by its own halting head, which is deterministic)."""
+    if is_karl(tok):
+        if halting != "deterministic":
+            raise Refused(f"KARL halts latents with its own halting head, in one pass: halting {halting!r} is ALIT's; "
+                          "choose 'deterministic' for a KARL model.")
+        return
+    if halting not in tok.halting_modes:
+        raise Refused(f"This model takes halting {' or '.join(map(repr, tok.halting_modes))}, not {halting!r}"
+                      + (" (VAE-based models have no stochastic halting)." if tok.is_vae else "."))

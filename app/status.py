@@ -1,0 +1,19 @@
+"""What a visitor is told when a request cannot be done: `Refused` carries the reason, and each tab's
+status line shows it (kept until the next action) above the notes about the image."""
+
+from __future__ import annotations
+
+from html import escape
+
+
+class Refused(Exception):
+    """What the visitor asked for cannot be done; the message says why, for the status line."""
+
+
+def status_md(error: str | None = None, notes: list[str] | tuple = ()) -> str:
+    """The status line: an error (kept until the next action), else the notes about the image, else nothing."""
+    lines = []
+    if error:
+        lines.append(f"<div class='alit-status-error'>⚠️ {escape(error, quote=False)}</div>")
+    lines += [f"<div class='alit-status-note'>ℹ️ {escape(n, quote=False)}</div>" for n in notes]
+    return "\n".join(lines)
