@@ -19,30 +19,31 @@ load_tokenizer and from_official return a KARLTokenizer for KARL files. The meth
 official code's quirks and the checkpoint layouts: docs/method.md.
 """
 
-from .alit import ALIT
-from .attention_maps import latent_attention_maps
-from .cached_rollout import CachedRollout
-from .checkpoints import from_official, infer_config, load_tokenizer, save_checkpoint
-from .complexity import MEASURES as COMPLEXITY_MEASURES
-from .complexity import complexity
-from .compression import codec_at_size
-from .config import PRESETS, ALITConfig, VAEConfig, VQGANConfig, get_preset
-from .dataset_encoding import DatasetEncodeConfig, encode_dataset
-from .dataset_results import DatasetResults, read_results
-from .devices import available_devices, supported_dtypes
-from .encoding import Encoding
+from .analysis.attention_maps import latent_attention_maps
+from .analysis.complexity import MEASURES as COMPLEXITY_MEASURES
+from .analysis.complexity import complexity
+from .analysis.compression import codec_at_size
+from .analysis.flops import count_flops
+from .analysis.segmentation import attention_segments, fg_ari, grid_segments, matched_miou
+from .analysis.statistics import bootstrap_ci, spearman
+from .datasets.dataset_encoding import DatasetEncodeConfig, encode_dataset
+from .datasets.dataset_results import DatasetResults, read_results
 from .errors import ALITError, CheckpointError, DownloadError, ImageInputError, ResultsFileError
-from .flops import count_flops
-from .image_io import load_image, open_image, square_crop_resize, tensor_to_image
-from .inference import InferenceOptions
-from .karl import KARL, KARL_PRESETS, KARLConfig
-from .karl_tokenizer import KARLImageTokens, KARLPass, KARLTokenizer
-from .registry import KARL_CHECKPOINTS, OFFICIAL_CHECKPOINTS, fetch_official
-from .rollout import ImageTokens, Step
-from .segmentation import attention_segments, fg_ari, grid_segments, matched_miou
-from .selection import DEFAULT_THRESHOLD, Criterion, select_batch_iteration, select_iterations
-from .statistics import bootstrap_ci, spearman
-from .tokenizer import Tokenizer
+from .files.checkpoints import infer_config, save_checkpoint
+from .files.image_io import load_image, open_image, square_crop_resize, tensor_to_image
+from .files.loading import from_official, load_tokenizer
+from .files.registry import KARL_CHECKPOINTS, OFFICIAL_CHECKPOINTS, fetch_official
+from .model.alit import ALIT
+from .model.config import PRESETS, ALITConfig, VAEConfig, VQGANConfig, get_preset
+from .model.karl import KARL, KARL_PRESETS, KARLConfig
+from .running.cached_rollout import CachedRollout
+from .running.devices import available_devices, supported_dtypes
+from .running.encoding import Encoding
+from .running.inference import InferenceOptions
+from .running.karl_tokenizer import KARLImageTokens, KARLPass, KARLTokenizer
+from .running.rollout import ImageTokens, Step
+from .running.selection import DEFAULT_THRESHOLD, Criterion, select_batch_iteration, select_iterations
+from .running.tokenizer import Tokenizer
 
 __all__ = [
     "ALIT",

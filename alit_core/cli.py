@@ -18,23 +18,23 @@ from pathlib import Path
 
 import torch
 
-from .alit import ALIT
-from .checkpoints import (
+from .errors import ALITError, CheckpointError, ImageInputError
+from .files.checkpoints import (
     BUNDLED_CHECKPOINT,
     FORMAT,
     _unwrap,
     infer_config,
-    load_tokenizer,
     official_to_ours,
     read_file,
 )
-from .config import ALITConfig, VAEConfig, get_preset
-from .errors import ALITError, CheckpointError, ImageInputError
-from .image_io import load_image
-from .karl import KARL, KARL_PRESETS, KARLConfig
-from .karl_tokenizer import infer_karl_config, is_karl_checkpoint
-from .registry import KARL_CHECKPOINTS, OFFICIAL_CHECKPOINTS, cached_path, fetch_official
-from .selection import Criterion
+from .files.image_io import load_image
+from .files.karl_checkpoints import infer_karl_config, is_karl_checkpoint
+from .files.loading import load_tokenizer
+from .files.registry import KARL_CHECKPOINTS, OFFICIAL_CHECKPOINTS, cached_path, fetch_official
+from .model.alit import ALIT
+from .model.config import ALITConfig, VAEConfig, get_preset
+from .model.karl import KARL, KARL_PRESETS, KARLConfig
+from .running.selection import Criterion
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,7 +174,7 @@ def cmd_encode(args) -> int:
 
 
 def cmd_encode_dataset(args) -> int:
-    from .dataset_encoding import DatasetEncodeConfig, default_workers, encode_dataset
+    from .datasets.dataset_encoding import DatasetEncodeConfig, default_workers, encode_dataset
 
     cfg = DatasetEncodeConfig(
         root=args.root, out=args.out, checkpoint=args.checkpoint, threshold=args.threshold, psnr=args.psnr,

@@ -6,7 +6,7 @@ function to choose the iteration and layer the app shows by default.
 
 Scenes are validation-split backgrounds with 2-4 pasted validation-split objects (exact masks),
 fixed by the seed. Segments: each grid position goes to the latent it attends to most
-(`alit_core.segmentation.attention_segments`); the baseline is a grid of as many equal cells.
+(`alit_core.analysis.segmentation.attention_segments`); the baseline is a grid of as many equal cells.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from alit_core.alit import ALIT
-from alit_core.halting import Halting
-from alit_core.rollout import rollout
-from alit_core.segmentation import attention_segments, fg_ari, grid_segments
+from alit_core.analysis.segmentation import attention_segments, fg_ari, grid_segments
+from alit_core.model.alit import ALIT
+from alit_core.model.halting import Halting
+from alit_core.running.rollout import rollout
 
 from . import scenes
 

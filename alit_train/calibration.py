@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from alit_core import Criterion, select_iterations
-from alit_core.image_io import square_crop_resize
+from alit_core.files.image_io import square_crop_resize
 
 from .data import load_index
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alit_core.config import ALITConfig
-from alit_core.vqgan import VQGAN
+from alit_core.model.config import ALITConfig
+from alit_core.model.vqgan import VQGAN
 
 BLOCK = 64  # images made and encoded together
 

@@ -11,7 +11,7 @@ that no training run reads; every set is generated from fixed seeds):
   photos + scenes + simple images together (and with the test photos added) and within each set,
   and (PNG) across thresholds;
 - object discovery on generated scenes with ground-truth masks: attention segmentation
-  (alit_core.segmentation) scored by FG-ARI and matched mIoU, next to a grid of as many cells;
+  (alit_core.analysis.segmentation) scored by FG-ARI and matched mIoU, next to a grid of as many cells;
 - out of distribution: token counts of noise, rendered text and clip art against photos;
 - compression: bits per image (tokens x log2 of the latent codebook; 16 bits per number for
   continuous latents) against JPEG and WebP
@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from alit_core import Criterion, load_tokenizer, select_iterations
-from alit_core.complexity import MEASURES, complexity
-from alit_core.compression import codec_at_size
-from alit_core.segmentation import attention_segments, fg_ari, grid_segments, matched_miou
-from alit_core.statistics import bootstrap_ci, spearman
+from alit_core.analysis.complexity import MEASURES, complexity
+from alit_core.analysis.compression import codec_at_size
+from alit_core.analysis.segmentation import attention_segments, fg_ari, grid_segments, matched_miou
+from alit_core.analysis.statistics import bootstrap_ci, spearman
 
 from . import scenes
 from .attention_probe import object_discovery, probe_scenes

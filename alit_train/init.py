@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from alit_core.alit import ALIT
+from alit_core.model.alit import ALIT
 
 
 def sincos_2d(yx: torch.Tensor, width: int) -> torch.Tensor:

@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from alit_core.alit import ALIT
-from alit_core.halting import Halting
-from alit_core.rollout import ImageTokens, rollout
-from alit_core.vqgan import VQGAN
+from alit_core.model.alit import ALIT
+from alit_core.model.halting import Halting
+from alit_core.model.vqgan import VQGAN
+from alit_core.running.rollout import ImageTokens, rollout
 
 ITERATION_WEIGHTS = (2.5, 2.0, 1.5, 1.25, 1.0, 1.0, 1.0, 1.0)
 

@@ -30,11 +30,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from alit_core.alit import ALIT
-from alit_core.checkpoints import save_checkpoint
-from alit_core.config import ALITConfig, get_preset
-from alit_core.transformer import use_fused_attention
-from alit_core.vqgan import VQGAN
+from alit_core.files.checkpoints import save_checkpoint
+from alit_core.model.alit import ALIT
+from alit_core.model.config import ALITConfig, get_preset
+from alit_core.model.transformer import use_fused_attention
+from alit_core.model.vqgan import VQGAN
 
 from .init import spatial_init
 from .objectives import ALITStage1, VQGANObjective
@@ -531,7 +531,8 @@ def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | 
         if calibrate_photos:
             from alit_core import Tokenizer
 
-            from .calibration import calibrate as calibrate_on, l1_curves, whole_photos
+            from .calibration import calibrate as calibrate_on
+            from .calibration import l1_curves, whole_photos
             from .evaluate import discovery_by_layer
 
             photos = whole_photos(calibrate, calibrate_photos, model.cfg.resolution)

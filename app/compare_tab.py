@@ -14,8 +14,17 @@ import alit_core
 from alit_core import Criterion
 
 from . import explorer, figures
-from .choices import (BUDGET, DEFAULT_PSNR, KARL_CRITERION, KARL_QUALITY, L1, PSNR, VALUE_LABELS, attention_layer,
-                      named_karl)
+from .choices import (
+    BUDGET,
+    DEFAULT_PSNR,
+    KARL_CRITERION,
+    KARL_QUALITY,
+    L1,
+    PSNR,
+    VALUE_LABELS,
+    attention_layer,
+    named_karl,
+)
 from .explorer import BUNDLED, is_karl
 from .status import Refused, status_md
 from .uploads import GONE, linkable

@@ -25,8 +25,21 @@ from alit_core import ALITError, Criterion, DownloadError
 
 from . import explorer, figures, texts
 from .batch_tab import BatchHandlers
-from .choices import (BUDGET, CRITERIA, DEFAULT_PSNR, EXPLORE_SETTINGS, KARL_QUALITY, L1, L1_RANGE, PSNR, PSNR_RANGE,
-                      budget_slider, check_halting, download_progress, named_karl)
+from .choices import (
+    BUDGET,
+    CRITERIA,
+    DEFAULT_PSNR,
+    EXPLORE_SETTINGS,
+    KARL_QUALITY,
+    L1,
+    L1_RANGE,
+    PSNR,
+    PSNR_RANGE,
+    budget_slider,
+    check_halting,
+    download_progress,
+    named_karl,
+)
 from .compare_tab import CompareHandlers
 from .explorer import BUNDLED, ModelCache, Record, is_karl
 from .files import OutputDir, Pictures

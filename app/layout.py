@@ -7,14 +7,23 @@ import gradio as gr
 import alit_core
 
 from . import texts
+from .batch_tab import BATCH_COLUMNS
+from .choices import (
+    CRITERIA,
+    DEFAULT_PSNR,
+    EXPLORE_SETTINGS,
+    KARL_QUALITY,
+    L1,
+    PSNR,
+    VALUE_LABELS,
+    attention_layer,
+    budget_slider,
+)
+from .compare_tab import COMPARE_B, COMPARE_INPUTS, COMPARE_MODES, COMPARE_SETTINGS_A, TWO_IMAGES
 from .components import ImageUpload
 from .dataset_tab import DatasetTab
 from .explorer import ASSETS, BUNDLED, ModelCache
 from .files import OutputDir
-from .batch_tab import BATCH_COLUMNS
-from .choices import (CRITERIA, DEFAULT_PSNR, EXPLORE_SETTINGS, KARL_QUALITY, L1, PSNR, VALUE_LABELS, attention_layer,
-                      budget_slider)
-from .compare_tab import COMPARE_B, COMPARE_INPUTS, COMPARE_MODES, COMPARE_SETTINGS_A, TWO_IMAGES
 from .handlers import HALT_LABEL, ITERATION_LABELS, MEASURE_LABELS, Handlers
 
 # The status lines keep an error readable (red) until the next action; notes are quieter.

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import torch
 
-from alit_core.checkpoints import load_tokenizer
-from alit_core.dataset_encoding import DatasetEncodeConfig, encode_dataset, list_images
-from alit_core.inference import InferenceOptions
-from alit_core.tokenizer import Tokenizer
+from alit_core.datasets.dataset_encoding import DatasetEncodeConfig, encode_dataset, list_images
+from alit_core.files.loading import load_tokenizer
+from alit_core.running.inference import InferenceOptions
+from alit_core.running.tokenizer import Tokenizer
 
 from .timing import machine
 

@@ -19,7 +19,7 @@ random images, with both models' default inference options:
 T is ALIT's largest count (256 for the released models), so both reach the same token count.
 `--karl-sizes-from-alit` gives the KARL model the ALIT model's transformer sizes and base
 tokenizer (random weights), so that the two differ only in the method. FLOPs per image come from
-`alit_core.flops.count_flops`.
+`alit_core.analysis.flops.count_flops`.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from dataclasses import replace
 
 import torch
 
-from alit_core.checkpoints import load_tokenizer
-from alit_core.config import ALITConfig
-from alit_core.flops import count_flops
-from alit_core.karl import KARL, KARLConfig
-from alit_core.karl_tokenizer import KARLTokenizer
-from alit_core.tokenizer import Tokenizer
+from alit_core.analysis.flops import count_flops
+from alit_core.files.loading import load_tokenizer
+from alit_core.model.config import ALITConfig
+from alit_core.model.karl import KARL, KARLConfig
+from alit_core.running.karl_tokenizer import KARLTokenizer
+from alit_core.running.tokenizer import Tokenizer
 
 from .rollout_speed import MEASUREMENT_HEADER, _drain, _row, measurement_line
 from .timing import machine, matmul_peak, timed

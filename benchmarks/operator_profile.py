@@ -23,8 +23,8 @@ from torch import nn
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-from alit_core.inference import linear
-from alit_core.transformer import MLP
+from alit_core.model.transformer import MLP
+from alit_core.running.inference import linear
 
 from .timing import timed
 

@@ -32,12 +32,13 @@ from pathlib import Path
 
 import torch
 
-from alit_core.checkpoints import BUNDLED_CHECKPOINT, load_tokenizer
-from alit_core.flops import count_flops
-from alit_core.image_io import load_image
-from alit_core.inference import InferenceOptions
-from alit_core.selection import Criterion, select_iterations
-from alit_core.tokenizer import Tokenizer
+from alit_core.analysis.flops import count_flops
+from alit_core.files.checkpoints import BUNDLED_CHECKPOINT
+from alit_core.files.image_io import load_image
+from alit_core.files.loading import load_tokenizer
+from alit_core.running.inference import InferenceOptions
+from alit_core.running.selection import Criterion, select_iterations
+from alit_core.running.tokenizer import Tokenizer
 
 from .operator_profile import operator_profile
 from .timing import machine, matmul_peak, synchronize, timed

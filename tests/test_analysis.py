@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from alit_core.complexity import complexity, edge_density, entropy, high_freq_energy, jpeg_bpp, png_bpp
-from alit_core.segmentation import (
+from alit_core.analysis.complexity import complexity, edge_density, entropy, high_freq_energy, jpeg_bpp, png_bpp
+from alit_core.analysis.segmentation import (
     adjusted_rand_index,
     attention_segments,
     fg_ari,

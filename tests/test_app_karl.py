@@ -16,9 +16,9 @@ from PIL import Image
 
 import alit_core
 from alit_core import KARL, load_image, save_checkpoint
-from app.explorer import BUNDLED
 from app.choices import BUDGET, L1, PSNR
 from app.compare_tab import TWO_SETTINGS
+from app.explorer import BUNDLED
 from app.layout import EXPLORE_OUTPUTS, MODEL_OUTPUTS, model_choices
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,7 +152,7 @@ def test_choosing_a_small_model_in_memory_keeps_the_budget_slider_in_range(page,
 
 
 def test_a_released_checkpoint_offline_is_a_status_line_naming_the_address_and_the_path(page, tmp_path, monkeypatch):
-    from alit_core import registry
+    from alit_core.files import registry
 
     def offline(*a, **k):
         raise urllib.error.URLError("no network")

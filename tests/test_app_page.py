@@ -18,10 +18,10 @@ from gradio_client import utils as client_utils
 from PIL import Image
 
 from app import texts
-from app.explorer import BUNDLED, ModelCache
-from app.files import OutputDir
 from app.batch_tab import BATCH_COLUMNS
 from app.choices import BUDGET, L1, PSNR
+from app.explorer import BUNDLED, ModelCache
+from app.files import OutputDir
 from app.layout import ATTENTION_OUTPUTS, EXPLORE_OUTPUTS, make_page
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -297,7 +297,7 @@ def test_without_measurements_the_page_claims_no_number(page):
 
 def test_a_measured_iteration_is_where_the_attention_view_opens(tmp_path):
     """A model whose metadata names the iteration its object discovery was measured at opens there."""
-    from alit_core.checkpoints import BUNDLED_CHECKPOINT
+    from alit_core.files.checkpoints import BUNDLED_CHECKPOINT
 
     obj = torch.load(BUNDLED_CHECKPOINT, weights_only=True)
     obj["metadata"]["object_discovery"] = {**obj["metadata"]["object_discovery"], "iteration": 2, "layer": 1}

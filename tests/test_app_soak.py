@@ -57,8 +57,8 @@ def test_batch_zips_are_unpacked_into_a_folder_that_is_removed(page, tmp_path, m
     """Each Batch call unpacked its zips into a new temporary folder and never removed it."""
     import tempfile
 
-    from app.explorer import BUNDLED
     from app.choices import L1
+    from app.explorer import BUNDLED
 
     _, ui, h = page
     scratch = tmp_path / "tmp"

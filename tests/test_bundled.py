@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from alit_core import load_image, load_tokenizer
-from alit_core.checkpoints import BUNDLED_CHECKPOINT
+from alit_core.files.checkpoints import BUNDLED_CHECKPOINT
 
 SAMPLES = sorted((Path(__file__).resolve().parent.parent / "assets" / "samples").glob("*.png"))
 

@@ -15,8 +15,8 @@ from alit_core import (
     load_tokenizer,
     save_checkpoint,
 )
-from alit_core.checkpoints import official_to_ours, ours_to_official
-from alit_core.vqgan import VQGAN
+from alit_core.files.checkpoints import official_to_ours, ours_to_official
+from alit_core.model.vqgan import VQGAN
 
 
 def read_manifest(path):
@@ -67,7 +67,7 @@ def test_manifest_layouts_load_and_mismatches_are_named(manifest):
 
 
 def load_via_file(obj):
-    from alit_core.checkpoints import model_from_checkpoint
+    from alit_core.files.checkpoints import model_from_checkpoint
 
     return model_from_checkpoint(obj)
 

@@ -19,9 +19,9 @@ from conftest import KINDS, ROOT, make_folder
 from PIL import Image
 
 from alit_core import load_image, load_tokenizer
+from alit_core.analysis.complexity import MEASURES, complexity
 from alit_core.cli import main
-from alit_core.complexity import MEASURES, complexity
-from alit_core.dataset_encoding import (
+from alit_core.datasets.dataset_encoding import (
     COLUMNS,
     DatasetEncodeConfig,
     DatasetEncodeError,
@@ -141,7 +141,7 @@ def test_two_processes_give_exactly_the_rows_of_one(folder, reference, tmp_path)
 
 KILL_AFTER_THREE_SHARDS = """
 import os, signal, sys
-from alit_core.dataset_encoding import DatasetEncodeConfig, encode_dataset
+from alit_core.datasets.dataset_encoding import DatasetEncodeConfig, encode_dataset
 
 def crash(shard):
     if shard == 2:
@@ -254,7 +254,7 @@ def test_errors_before_any_work(tmp_path, monkeypatch):
 
 
 def test_importing_alit_core_does_not_import_pyarrow():
-    code = "import sys, alit_core, alit_core.cli, alit_core.dataset_encoding; print('pyarrow' in sys.modules)"
+    code = "import sys, alit_core, alit_core.cli, alit_core.datasets.dataset_encoding; print('pyarrow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env_one_thread(), capture_output=True,
                          text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr[-2000:]

@@ -8,7 +8,7 @@ from conftest import KINDS
 from scipy.stats import spearmanr
 
 from alit_core import ResultsFileError, bootstrap_ci, read_results, spearman
-from alit_core.dataset_results import NO_CLASS
+from alit_core.datasets.dataset_results import NO_CLASS
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

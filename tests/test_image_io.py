@@ -1,4 +1,4 @@
-"""Tests for alit_core.image_io: every kind of bad input, every mode, the resize policy."""
+"""Tests for alit_core.files.image_io: every kind of bad input, every mode, the resize policy."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from PIL import Image, ImageFile
 
 from alit_core.errors import ImageInputError
-from alit_core.image_io import (
+from alit_core.files.image_io import (
     image_to_tensor,
     load_image,
     open_image,

@@ -34,9 +34,9 @@ from alit_core import (
     from_official,
     load_tokenizer,
 )
-from alit_core.checkpoints import load_state_dict_strict, official_to_ours
-from alit_core.karl import QUALITY_BINS, decoder_mask, quality_bin
-from alit_core.karl_tokenizer import infer_karl_config, karl_model_from_official_state_dict
+from alit_core.files.checkpoints import load_state_dict_strict, official_to_ours
+from alit_core.files.karl_checkpoints import infer_karl_config, karl_model_from_official_state_dict
+from alit_core.model.karl import QUALITY_BINS, decoder_mask, quality_bin
 
 KARL_REFERENCE = ROOT.parent / "shared" / "karl_reference"
 KARL_TINY = KARL_REFERENCE / "karl_tiny"
@@ -374,7 +374,7 @@ def test_official_file_is_recognised_from_its_keys(tmp_path, tok, refs):
 
 @needs_karl_reference
 def test_released_name_loads_from_the_cache(tmp_path, monkeypatch, tok):
-    from alit_core.registry import cached_path
+    from alit_core.files.registry import cached_path
 
     monkeypatch.setenv("ALIT_CACHE_DIR", str(tmp_path))
     path = cached_path("karl-in100-small-vqgan-quantized")

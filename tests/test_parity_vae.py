@@ -23,7 +23,7 @@ from alit_core import (
     load_tokenizer,
     save_checkpoint,
 )
-from alit_core.checkpoints import official_to_ours
+from alit_core.files.checkpoints import official_to_ours
 
 VAE_TINY = REFERENCE / "vae_tiny"
 pytestmark = pytest.mark.skipif(
@@ -247,7 +247,7 @@ def test_official_file_is_recognised_from_its_keys(tmp_path, vae_tokenizer, io_n
 
 
 def test_released_name_loads_from_the_cache(tmp_path, monkeypatch, vae_tokenizer):
-    from alit_core.registry import cached_path
+    from alit_core.files.registry import cached_path
 
     monkeypatch.setenv("ALIT_CACHE_DIR", str(tmp_path))
     path = cached_path("in100-small-vae-quantized")

@@ -10,7 +10,7 @@ from conftest import small_config, small_karl_config
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from alit_core import ALIT, CachedRollout, InferenceOptions, Tokenizer, VQGANConfig, count_flops, save_checkpoint
-from alit_core.inference import _onednn_bf16, active_options, inference, linear, weight
+from alit_core.running.inference import _onednn_bf16, active_options, inference, linear, weight
 from benchmarks.timing import matmul_peak, timed
 
 
@@ -126,7 +126,7 @@ def test_decoder_rows_change_no_result(model, images):
 @pytest.mark.parametrize("side", [8, 16, 32])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_group_norm_on_channels_last_maps(side, dtype):
-    from alit_core.inference import GroupNorm
+    from alit_core.running.inference import GroupNorm
 
     torch.manual_seed(0)
     gn = GroupNorm(32, 64, eps=1e-6)

@@ -1,4 +1,4 @@
-"""Tests of alit_core.registry: the checkpoint table, the cache paths and the downloader.
+"""Tests of alit_core.files.registry: the checkpoint table, the cache paths and the downloader.
 
 No internet: every download goes to a small HTTP server on 127.0.0.1 started per test.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from alit_core import registry
 from alit_core.errors import CheckpointError, DownloadError
-from alit_core.registry import (
+from alit_core.files import registry
+from alit_core.files.registry import (
     KARL_CHECKPOINTS,
     OFFICIAL_CHECKPOINTS,
     cached_path,

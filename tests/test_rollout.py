@@ -5,9 +5,9 @@ import torch
 from conftest import small_config
 
 from alit_core import ALIT, Criterion, Tokenizer, select_batch_iteration, select_iterations
-from alit_core.halting import Halting
-from alit_core.rollout import rollout
-from alit_core.devices import resolve_device, resolve_dtype
+from alit_core.model.halting import Halting
+from alit_core.running.devices import resolve_device, resolve_dtype
+from alit_core.running.rollout import rollout
 
 
 @pytest.fixture(scope="module")
@@ -280,7 +280,7 @@ def test_encode_without_a_criterion_uses_the_models_threshold(images):
 
 
 def test_explicit_attention_gives_the_fused_results():
-    from alit_core.transformer import use_fused_attention
+    from alit_core.model.transformer import use_fused_attention
 
     torch.manual_seed(0)
     model = ALIT(small_config()).eval()

@@ -15,11 +15,36 @@ rebuilt anywhere with ``python -m alit_train.data all`` (fetch, then index). One
 """
 
 from .index import REQUIRED_KEYS, build_index, load_index, summarize, verify_index, write_index
-from .licences import (classify_licence_text, dep5_licence, normalise_licence, parse_dep5, readme_licences,
-                       scribus_licences, skimage_licences, sklearn_licences)
-from .sources import (CALIB_TEST_PACKAGES, DATA_ROOT, DEB_PACKAGES, DEFAULT_INDEX, DEFAULT_SOURCES, DOWNLOADS,
-                      GCOMPRIS_PHOTOS, GCOMPRIS_RCC_DIR, HELD_OUT_PACKAGES, LOMIRI_PHOTOS, PUZZLE_JIGSAW_PHOTOS,
-                      PYPI_PACKAGES, SOURCE_FILE, TEST_PACKAGES, DataError, fetch_sources, rcc_files, sha256_file)
+from .licences import (
+                       classify_licence_text,
+                       dep5_licence,
+                       normalise_licence,
+                       parse_dep5,
+                       readme_licences,
+                       scribus_licences,
+                       skimage_licences,
+                       sklearn_licences,
+)
+from .sources import (
+                       CALIB_TEST_PACKAGES,
+                       DATA_ROOT,
+                       DEB_PACKAGES,
+                       DEFAULT_INDEX,
+                       DEFAULT_SOURCES,
+                       DOWNLOADS,
+                       GCOMPRIS_PHOTOS,
+                       GCOMPRIS_RCC_DIR,
+                       HELD_OUT_PACKAGES,
+                       LOMIRI_PHOTOS,
+                       PUZZLE_JIGSAW_PHOTOS,
+                       PYPI_PACKAGES,
+                       SOURCE_FILE,
+                       TEST_PACKAGES,
+                       DataError,
+                       fetch_sources,
+                       rcc_files,
+                       sha256_file,
+)
 from .splits import CALIB_SPLIT, HELD_OUT_SPLITS, SPLITS, TEST_SPLIT, assign_splits, group_key
 from .stamps import ROLES, stamp_role, stamp_stats
 

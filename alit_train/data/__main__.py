@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from . import __doc__ as PACKAGE_DOC
 from .index import build_index, load_index, summarize, verify_index, write_index
 from .packing import dir_size, pack
-from . import __doc__ as PACKAGE_DOC
 from .sources import DEFAULT_INDEX, DEFAULT_SOURCES, DataError, fetch_sources
 
 

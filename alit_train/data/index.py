@@ -27,12 +27,38 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .licences import (dep5_licence, normalise_licence, parse_dep5, readme_licences, scribus_licences, skimage_licences,
-                       sklearn_licences)
-from .sources import (DEFAULT_INDEX, DEFAULT_SOURCES, GCOMPRIS_PHOTOS, GCOMPRIS_RCC_DIR, GCOMPRIS_README_ALIASES, IMAGE_EXTS,
-                      LOMIRI_2004_PHOTOS, LOMIRI_PHOTOS, LXQT_PHOTOS, MALDIVES_PHOTOS, PHOTO_EXTS, PLASMA_PHOTOS,
-                      PUZZLE_JIGSAW_PHOTOS, PYPI_PACKAGES, SCRIBUS_PHOTOS, SKIMAGE_CANDIDATES, SKLEARN_IMAGES, SOURCE_FILE,
-                      DataError, log, sha256_file)
+from .licences import (
+    dep5_licence,
+    normalise_licence,
+    parse_dep5,
+    readme_licences,
+    scribus_licences,
+    skimage_licences,
+    sklearn_licences,
+)
+from .sources import (
+    DEFAULT_INDEX,
+    DEFAULT_SOURCES,
+    GCOMPRIS_PHOTOS,
+    GCOMPRIS_RCC_DIR,
+    GCOMPRIS_README_ALIASES,
+    IMAGE_EXTS,
+    LOMIRI_2004_PHOTOS,
+    LOMIRI_PHOTOS,
+    LXQT_PHOTOS,
+    MALDIVES_PHOTOS,
+    PHOTO_EXTS,
+    PLASMA_PHOTOS,
+    PUZZLE_JIGSAW_PHOTOS,
+    PYPI_PACKAGES,
+    SCRIBUS_PHOTOS,
+    SKIMAGE_CANDIDATES,
+    SKLEARN_IMAGES,
+    SOURCE_FILE,
+    DataError,
+    log,
+    sha256_file,
+)
 from .splits import CALIB_FRACTION, CALIB_SPLIT, TEST_SPLIT, assign_splits, group_key
 from .stamps import role_from_stats, stamp_stats
 

@@ -8,7 +8,6 @@ import fnmatch
 import re
 
 
-
 def parse_dep5(text: str) -> list[dict[str, str]]:
     """Parse a machine-readable debian/copyright file into paragraphs (lower-case keys)."""
     paragraphs: list[dict[str, str]] = []

@@ -41,7 +41,6 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_ROOT = REPO_ROOT / "data"
 DEFAULT_SOURCES = DATA_ROOT / "sources"

@@ -21,7 +21,6 @@ import hashlib
 import re
 from pathlib import Path
 
-
 VAL_FRACTION = 0.2
 SPLITS = ("train", "val")  # what assign_splits deals out
 TEST_SPLIT = "test"  # the held-out packages' photos: evaluation only

@@ -20,7 +20,6 @@ bitmap drawings (they come out as 'object') and a few very smooth photos (graves
 
 from __future__ import annotations
 
-
 import numpy as np
 from PIL import Image
 

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ..running.inference import Conv2d, conv_layout
 from .config import VAEConfig
-from .inference import Conv2d, conv_layout
 from .vqgan import Upsample, group_norm
 
 POSTERIORS = ("sample", "mean")  # or a noise tensor

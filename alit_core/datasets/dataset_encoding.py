@@ -43,11 +43,11 @@ from pathlib import Path
 
 import torch
 
-from .complexity import MEASURES, complexity
-from .errors import ALITError
-from .image_io import image_to_tensor, open_image, square_crop_resize
-from .selection import Criterion, select_iterations
-from .tokenizer import Tokenizer
+from ..analysis.complexity import MEASURES, complexity
+from ..errors import ALITError
+from ..files.image_io import image_to_tensor, open_image, square_crop_resize
+from ..running.selection import Criterion, select_iterations
+from ..running.tokenizer import Tokenizer
 
 IMAGE_EXTENSIONS = frozenset({
     ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".bmp", ".dib", ".gif", ".tif", ".tiff",
@@ -64,7 +64,7 @@ COLUMNS = {
     "met": "whether the selected iteration meets the criterion (false: the lowest-error fallback)",
     "l1": "mean |reconstruction - image| of every iteration run for this image",
     "psnr": "PSNR (dB) of every iteration run for this image",
-    **{m: "complexity measure of the model-sized image (alit_core.complexity)" for m in MEASURES},
+    **{m: "complexity measure of the model-sized image (alit_core.analysis.complexity)" for m in MEASURES},
 }
 
 FORMAT_VERSION = 1
@@ -379,7 +379,7 @@ def result_settings(cfg: DatasetEncodeConfig, tok: Tokenizer) -> dict:
 
 
 def _checkpoint_id(checkpoint: str | None) -> dict:
-    from .checkpoints import BUNDLED_CHECKPOINT
+    from ..files.checkpoints import BUNDLED_CHECKPOINT
 
     if checkpoint and str(checkpoint).startswith(("preset:", "official:")):
         return {"name": str(checkpoint)}
@@ -598,7 +598,7 @@ def encode_dataset(cfg: DatasetEncodeConfig, tokenizer: Tokenizer | None = None,
 
 
 def _load(cfg: DatasetEncodeConfig, dist: Distributed) -> Tokenizer:
-    from .checkpoints import load_tokenizer
+    from ..files.loading import load_tokenizer
 
     return load_tokenizer(cfg.checkpoint, device=dist.device(cfg.device), dtype=cfg.dtype, heads=cfg.heads)
 

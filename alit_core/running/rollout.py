@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .alit import ALIT
-from .halting import Halting
-from .metrics import l1_error, psnr
+from ..analysis.metrics import l1_error, psnr
+from ..model.alit import ALIT
+from ..model.halting import Halting
 
 
 @dataclass

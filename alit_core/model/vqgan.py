@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ..running.inference import Conv2d, GroupNorm, conv_layout
 from .config import VQGANConfig
-from .inference import Conv2d, GroupNorm, conv_layout
 
 
 def group_norm(channels: int) -> GroupNorm:

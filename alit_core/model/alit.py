@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
+from ..running.inference import Linear, active_options
 from .config import ALITConfig
-from .inference import Linear, active_options
 from .transformer import Transformer
 from .vae import KLVAE
 from .vqgan import VQGAN

@@ -48,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DownloadError
+from ..errors import DownloadError
 
 __all__ = [
     "KARL_CHECKPOINTS",
@@ -93,7 +93,7 @@ class OfficialCheckpoint:
     supported: bool  # False: alit_core cannot build a model for it yet
     note: str
     size_bytes: int | None = None
-    family: str = "alit"  # "alit" or "karl" (its successor; `alit_core.karl`)
+    family: str = "alit"  # "alit" or "karl" (its successor; `alit_core.model.karl`)
     # float32 bytes of the state dict the file holds (its official layout, GAN-loss modules
     # included): a lower bound of the file's size, which the official pages do not give.
     state_dict_bytes: int | None = None

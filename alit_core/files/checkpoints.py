@@ -1,4 +1,5 @@
-"""Loading and saving weights: official ALIT checkpoints and our own format.
+"""ALIT's weights in files: official ALIT checkpoints and our own format (KARL's: karl_checkpoints.py; a
+tokenizer of either family from a name or a path: loading.py).
 
 Official files (docs/method.md §7) are dicts with 'ema' and/or 'model' state dicts under the official key
 names; the configuration is inferred from the tensor shapes, plus the official table for the
@@ -14,17 +15,16 @@ without unpickling code:
 
 from __future__ import annotations
 
-import json
 import pickle
 import re
 from pathlib import Path
 
 import torch
 
-from .alit import ALIT
-from .config import ALITConfig, VAEConfig, VQGANConfig, get_preset, heads_for
-from .errors import CheckpointError
-from .tokenizer import BoundModel, Tokenizer
+from ..errors import CheckpointError
+from ..model.alit import ALIT
+from ..model.config import ALITConfig, VAEConfig, VQGANConfig, heads_for
+from ..running.tokenizer import BoundModel
 
 FORMAT = "alit-explorer"
 FORMAT_VERSION = 1
@@ -35,7 +35,7 @@ OUR_VAE_PREFIX = "vae."
 # official prefix -> ours, for the base tokenizer's weights
 _BASE_PREFIXES = ((OFFICIAL_VQGAN_PREFIX, OUR_VQGAN_PREFIX), (OFFICIAL_VAE_PREFIX, OUR_VAE_PREFIX))
 TRAINING_ONLY_PREFIX = "gan_losses."
-BUNDLED_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "alit_default.pt"
+BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "alit_default.pt"
 
 
 # --- reading files ------------------------------------------------------------------------------
@@ -287,30 +287,6 @@ def official_transformer(a: dict) -> dict:
     )
 
 
-def from_official(config, state_dict, device=None, dtype=None, *, options=None) -> Tokenizer:
-    """A tokenizer from an official-layout config.json (path or dict) and state dict (path or dict).
-
-    A configuration with a 'karl' section (../shared/karl_reference) gives a `KARLTokenizer`.
-    options: `InferenceOptions` (speed settings; the defaults suit most uses).
-    """
-    if not isinstance(config, dict):
-        try:
-            config = json.loads(Path(config).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise CheckpointError(f"cannot read the configuration {config}: {err}") from err
-    if not isinstance(state_dict, dict):
-        state_dict = read_file(state_dict)
-    if "karl" in config:
-        from .karl_tokenizer import karl_from_official
-
-        return karl_from_official(config, state_dict, device, dtype, options=options)
-    try:
-        cfg = config_from_official_json(config)
-    except KeyError as err:
-        raise CheckpointError(f"configuration lacks the field {err.args[0]!r}") from err
-    return Tokenizer(model_from_official_state_dict(_unwrap(state_dict), cfg), device, dtype, options)
-
-
 def _unwrap(obj: dict) -> dict:
     """The state dict inside an official training checkpoint ('ema' first, then 'model')."""
     for key in ("ema", "model"):
@@ -366,46 +342,6 @@ def model_from_checkpoint(obj: dict, heads: int | None = None) -> ALIT:
             "(no 'format' field, no 'ema'/'model' state dict with official key names)"
         )
     return model_from_official_state_dict(sd, heads=heads)
-
-
-def load_tokenizer(source=None, device=None, dtype=None, *, heads: int | None = None, progress=None,
-                   options=None) -> Tokenizer:
-    """Load a tokenizer.
-
-    source: None for the bundled model; a path to an official or our own checkpoint;
-    "official:<name>" for a released checkpoint (downloaded into the cache when possible, see
-    `alit_core.registry`); or "preset:<name>" for randomly initialised weights of a preset.
-    KARL files, released KARL names and KARL presets (`KARL_PRESETS`) give a `KARLTokenizer`.
-    options: `InferenceOptions` (speed settings; the defaults suit most uses).
-    """
-    if source is None:
-        if not BUNDLED_CHECKPOINT.exists():
-            raise CheckpointError(
-                f"the bundled model {BUNDLED_CHECKPOINT} is missing; pass a checkpoint path or 'official:<name>'"
-            )
-        source = BUNDLED_CHECKPOINT
-    if isinstance(source, str) and source.startswith("preset:"):
-        from .karl import KARL, KARL_PRESETS
-        from .karl_tokenizer import KARLTokenizer
-
-        name = source.split(":", 1)[1]
-        # the same random weights on every load, drawn without touching the caller's generator
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = KARL(KARL_PRESETS[name]) if name in KARL_PRESETS else ALIT(get_preset(name))
-        if name in KARL_PRESETS:
-            return KARLTokenizer(model, device, dtype, options)
-        return Tokenizer(model, device, dtype, options)
-    if isinstance(source, str) and source.startswith("official:"):
-        from .registry import fetch_official
-
-        source = fetch_official(source.split(":", 1)[1], progress=progress)
-    obj = read_file(source)
-    from .karl_tokenizer import is_karl_checkpoint, karl_from_checkpoint
-
-    if is_karl_checkpoint(obj):
-        return karl_from_checkpoint(obj, device, dtype, heads=heads, options=options)
-    return Tokenizer(model_from_checkpoint(obj, heads=heads), device, dtype, options, metadata=read_metadata(obj))
 
 
 def read_metadata(obj: dict) -> dict:

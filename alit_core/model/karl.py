@@ -45,9 +45,9 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
+from ..running.inference import Linear
 from .alit import LatentQuantizer, LatentTokenizer, _embedding
 from .config import VAEConfig, VQGANConfig, _LatentTokenizerFields
-from .inference import Linear
 from .transformer import Transformer
 
 # The official desired-reconstruction-quality bins (L1 errors); their embeddings are learned.

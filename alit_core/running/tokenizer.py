@@ -17,12 +17,12 @@ from collections.abc import Iterator, Mapping
 
 import torch
 
-from .alit import ALIT
+from ..model.alit import ALIT
+from ..model.config import ALITConfig
+from ..model.halting import Halting
 from .cached_rollout import CachedRollout
-from .config import ALITConfig
 from .devices import resolve_device, resolve_dtype
 from .encoding import Encoding, encoding_builder
-from .halting import Halting
 from .inference import InferenceOptions, inference
 from .rollout import ImageTokens, Step, rollout
 from .selection import Criterion
@@ -164,7 +164,7 @@ class Tokenizer(BoundModel):
         decode: True (pixels each iteration, streamed), "batched" (every iteration's pixels decoded
         together after the last one; faster for small images and on GPUs, steps arrive at the
         end) or False. keep: a callable that says which images still need iterations (see
-        `alit_core.rollout.rollout`); the others leave the batch.
+        `alit_core.running.rollout.rollout`); the others leave the batch.
         """
         images = self._inputs(images, posterior)
         policy = self._halting(halting, seed)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .inference import Linear, linear
+from ..running.inference import Linear, linear
 
 
 class Attention(nn.Module):

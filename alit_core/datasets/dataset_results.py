@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .complexity import MEASURES
+from ..analysis.complexity import MEASURES
+from ..analysis.statistics import bootstrap_ci, spearman
+from ..errors import ResultsFileError
 from .dataset_encoding import IMAGE_EXTENSIONS, pyarrow_modules
-from .errors import ResultsFileError
-from .statistics import bootstrap_ci, spearman
 
 NO_CLASS = "(no class)"  # the class of files directly in the dataset's folder
 _SCALARS = ("width", "height", "num_tokens", "iteration", "met")
@@ -55,7 +55,7 @@ class DatasetResults:
 
     @property
     def measures(self) -> list[str]:
-        """The complexity measures this file has, in alit_core.complexity's order."""
+        """The complexity measures this file has, in alit_core.analysis.complexity's order."""
         return [m for m in MEASURES if m in self.columns]
 
     def class_names(self) -> list[str]:

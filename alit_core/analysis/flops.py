@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import ALITConfig, VAEConfig, VQGANConfig
-from .karl import KARLConfig
+from ..model.config import ALITConfig, VAEConfig, VQGANConfig
+from ..model.karl import KARLConfig
 
 
 def block_flops(length: int, width: int, hidden: int, queries: int | None = None) -> int:

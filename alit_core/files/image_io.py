@@ -41,7 +41,7 @@ import torch
 from einops import rearrange
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageInputError
+from ..errors import ImageInputError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",

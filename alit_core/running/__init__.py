@@ -1,0 +1,1 @@
+"""Running a model: the recurrent rollout, per-image token selection and the Encoding it gives, the Tokenizer that users hold (ALIT's and KARL's), cached rollouts, devices and precision, and the runtime options of inference."""
