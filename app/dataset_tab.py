@@ -252,10 +252,15 @@ class DatasetTab:
         if measure is None:
             return {**update, ui.ds_scatter: None, ui.ds_corr: None}
         corr = [{"measure": m, **results.correlation(m, cls)} for m in results.measures]
-        scatter = dataset_figures.complexity_scatter(results, measure, cls, next(c for c in corr
-                                                                                 if c["measure"] == measure))
-        scatter.update_layout(meta={"results": key})
+        scatter = self.scatter(key, results, cls, measure, next(c for c in corr if c["measure"] == measure))
         return {**update, ui.ds_scatter: scatter, ui.ds_corr: dataset_figures.correlation_bars(corr)}
+
+    @staticmethod
+    def scatter(key: str, results: DatasetResults, cls: str | None, measure: str, correlation: dict):
+        """Tokens against `measure`; the figure carries the open file's key for the hover preview (PREVIEW_JS)."""
+        fig = dataset_figures.complexity_scatter(results, measure, cls, correlation)
+        fig.update_layout(meta={"results": key})
+        return fig
 
     def set_folder(self, key, folder, cls, measure):
         """The open file's images read from another folder (typed under Image folder)."""
@@ -267,9 +272,13 @@ class DatasetTab:
         if not self.local_paths or not str(folder or "").strip() or not root.is_dir():
             return {ui.ds_status: status_md(error=f"{folder!r} is not a folder on this machine.")}
         key = self.opened.add(Opened(item.results, root, item.label))
-        return {ui.ds_status: status_md(notes=[f"The images are read from {root}."]), ui.ds_key: key,
-                ui.ds_scatter: self.plots(key, item.results, None if cls in (None, ALL) else cls,
-                                          measure)[ui.ds_scatter]}
+        update = {ui.ds_status: status_md(notes=[f"The images are read from {root}."]), ui.ds_key: key}
+        if measure is None:
+            return {**update, ui.ds_scatter: None}
+        # only the scatter changes (it carries the new key): one correlation, not every plot again
+        cls = None if cls in (None, ALL) else cls
+        return {**update, ui.ds_scatter: self.scatter(key, item.results, cls, measure,
+                                                      item.results.correlation(measure, cls))}
 
     def replot(self, key, cls, measure, sort):
         ui = self.ui
