@@ -24,7 +24,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from alit_core.model.transformer import MLP
-from alit_core.running.inference import linear
+from alit_core.running.inference import inference_model
 
 from .timing import timed
 
@@ -121,13 +121,17 @@ def operator_profile(tok, tokens, peak_gflops: float | None = None, repeats: int
 
 def _linear_alone(tok, rows: int, k: int, n: int, repeats: int) -> float:
     """GFLOP/s of a (k -> n) linear layer on `rows` rows, run repeatedly (weights in cache), through
-    the same code path as the model's layers (`inference.linear`, the tokenizer's precision and options)."""
+    the same code path as the model's layers (`inference.FastLinear`, the tokenizer's precision and options)."""
     g = torch.Generator().manual_seed(0)
-    layer = nn.Linear(k, n).to(tok.device)
+    layer = inference_model(nn.Linear(k, n).to(tok.device), tok.options)
     x = torch.randn(1, rows, k, generator=g).to(tok.device)
     # an MLP's first layer runs with its GELU (fused into the product on a CPU in bfloat16)
     gelu = any(isinstance(m, MLP) and tuple(m.c_fc.weight.shape) == (n, k) for m in tok.model.modules())
+
+    def run():
+        return layer.linear(x, layer.weight, layer.bias, gelu=gelu)
+
     with tok._context():
-        linear(layer, x, gelu=gelu)
-        t = timed(lambda: linear(layer, x, gelu=gelu), max(repeats, 5) * 4, tok.device)
+        run()
+        t = timed(run, max(repeats, 5) * 4, tok.device)
     return 2 * rows * k * n / t.median_s / 1e9

@@ -10,7 +10,8 @@ from conftest import small_config, small_karl_config
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from alit_core import ALIT, CachedRollout, InferenceOptions, Tokenizer, VQGANConfig, count_flops, save_checkpoint
-from alit_core.running.inference import _onednn_bf16, active_options, inference, linear, weight
+from alit_core.model.transformer import MLP
+from alit_core.running.inference import FastLinear, FastMLP, inference, inference_model, onednn_linear_available
 from benchmarks.timing import matmul_peak, timed
 
 
@@ -126,7 +127,7 @@ def test_decoder_rows_change_no_result(model, images):
 @pytest.mark.parametrize("side", [8, 16, 32])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_group_norm_on_channels_last_maps(side, dtype):
-    from alit_core.running.inference import GroupNorm
+    from alit_core.model.vqgan import GroupNorm
 
     torch.manual_seed(0)
     gn = GroupNorm(32, 64, eps=1e-6)
@@ -184,34 +185,39 @@ def test_weight_cache_is_bit_identical_to_autocast_and_follows_weight_updates(im
     for s, t in zip(a, b):
         assert torch.equal(s.logits, t.logits) and torch.equal(s.recon, t.recon)
     fc = model.encoder.transformer[0].mlp.c_fc
-    assert fc.__dict__["_inference_weights"]["weight"][1].dtype == torch.bfloat16
+    mlp = cached.inference_model.encoder.transformer[0].mlp
+    assert mlp.__dict__["_kept_weights"][(id(fc.weight), "cast")][1].dtype == torch.bfloat16
+    assert "_kept_weights" not in model.encoder.transformer[0].mlp.__dict__  # the model itself is untouched
     with torch.no_grad():
         fc.weight.mul_(1.5)  # an in-place update (as an optimiser makes) must not leave a stale copy
     a, b = list(cached.rollout(images, max_iterations=2)), list(uncached.rollout(images, max_iterations=2))
     assert torch.equal(a[1].logits, b[1].logits)
 
 
-needs_onednn_bf16 = pytest.mark.skipif(not _onednn_bf16(), reason="no oneDNN bfloat16 on this CPU")
+needs_onednn_bf16 = pytest.mark.skipif(not onednn_linear_available(), reason="no oneDNN bfloat16 on this CPU")
 
 
 @needs_onednn_bf16
 def test_fused_linear_is_the_linear_and_gelu_to_bfloat16_rounding():
     torch.manual_seed(0)
-    fc = torch.nn.Linear(64, 256)
+    mlp = MLP(64, 256)
+    fc = mlp.c_fc
     x = torch.randn(2, 37, 64)
     with torch.no_grad():
         pre = x @ fc.weight.T + fc.bias
         ref = torch.nn.functional.gelu(pre)
-    with inference(torch.device("cpu"), torch.bfloat16, InferenceOptions()):
-        fused = linear(fc, x, gelu=True)
-        plain = linear(fc, x)
+    fast = inference_model(mlp, InferenceOptions())
+    with inference(torch.device("cpu"), torch.bfloat16):
+        fused = fast.linear(x, fc.weight, fc.bias, gelu=True)
+        plain = fast.c_fc(x)
+    assert isinstance(fast, FastMLP) and isinstance(fast.c_fc, FastLinear) and type(mlp.c_fc) is torch.nn.Linear
     assert fused.dtype == torch.bfloat16 and fused.shape == (2, 37, 256)
-    assert "weight:packed" in fc.__dict__["_inference_weights"]
+    assert (id(fc.weight), "packed") in fast.__dict__["_kept_weights"]
     # bfloat16 inputs and weights: relative error of a few bfloat16 ulps (2^-8)
     assert float((fused.float() - ref).abs().max()) < 0.03 * float(ref.abs().max())
     assert float((plain.float() - pre).abs().max()) < 0.03 * float(ref.abs().max())
-    with inference(torch.device("cpu"), torch.bfloat16, InferenceOptions(fused_linear=False)):
-        unfused = linear(fc, x, gelu=True)
+    with inference(torch.device("cpu"), torch.bfloat16):
+        unfused = inference_model(mlp, InferenceOptions(fused_linear=False)).linear(x, fc.weight, fc.bias, gelu=True)
     assert float((fused.float() - unfused.float()).abs().max()) < 0.02 * float(ref.abs().max())
 
 
@@ -228,12 +234,21 @@ def test_fused_linear_rollout_agrees_with_autocast(images):
 
 
 def test_inference_options_stay_inside_the_tokenizer(model, images):
-    tok = Tokenizer(model, "cpu", "bfloat16")
-    for _ in tok.rollout(images, max_iterations=1):
-        assert active_options() is None  # not leaked into the caller between steps
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        fc = model.encoder.transformer[0].mlp.c_fc
-        assert weight(fc, "weight") is fc.weight  # training and plain calls see the parameter
+    """Each tokenizer runs its own copy of the model's modules over the same parameters; the model
+    stays plain PyTorch, and two tokenizers with other options do not see each other's settings."""
+    fast, plain = Tokenizer(model, "cpu", "bfloat16"), Tokenizer(model, "cpu", options=InferenceOptions.plain())
+    for _ in fast.rollout(images, max_iterations=1):
+        assert not torch.is_inference_mode_enabled()  # nothing leaks into the caller between steps
+    assert type(model.encoder.transformer[0].mlp) is MLP and not hasattr(model, "options")
+    assert fast.inference_model.encoder.transformer[0].mlp.options == InferenceOptions()
+    assert plain.inference_model.encoder.transformer[0].mlp.options == InferenceOptions.plain()
+    assert plain.inference_model.decoder_rows is False and fast.inference_model.decoder_rows is True
+    assert fast.inference_model.vqgan.decoder_layout == torch.channels_last
+    assert model.vqgan.decoder_layout == torch.contiguous_format and model.decoder_rows is True
+    ours = dict(fast.inference_model.named_parameters())
+    assert all(ours[name] is p for name, p in model.named_parameters())  # shared, not copied
+    with pytest.raises(AttributeError):
+        fast.options = InferenceOptions.plain()  # fixed with the tokenizer
 
 
 def test_float32_pixels_decodes_the_bfloat16_logits_in_float32(model, images):

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-from ..running.inference import Linear, active_options
 from .config import ALITConfig
 from .transformer import Transformer
 from .vae import KLVAE
@@ -67,7 +66,7 @@ class LatentDecoder(Transformer):
         self.decoder_embed = nn.Linear(cfg.latent_dim, w)
         self.ln_pre = nn.LayerNorm(w, eps=cfg.layernorm_eps)
         self.ln_post = nn.LayerNorm(w, eps=cfg.layernorm_eps)
-        self.ffn = nn.Sequential(Linear(w, 2 * w), nn.Tanh(), Linear(2 * w, cfg.head_dim))
+        self.ffn = nn.Sequential(nn.Linear(w, 2 * w), nn.Tanh(), nn.Linear(2 * w, cfg.head_dim))
 
 
 class LatentTokenizer(nn.Module):
@@ -100,6 +99,11 @@ class LatentTokenizer(nn.Module):
 
 
 class ALIT(LatentTokenizer):
+    # The latent decoder's last block computes only the rows its head reads (same numbers); a
+    # tokenizer's inference copy sets it from InferenceOptions.decoder_rows (False: every row,
+    # as the official code computes them).
+    decoder_rows = True
+
     def __init__(self, cfg: ALITConfig):
         super().__init__()
         self.cfg = cfg
@@ -197,8 +201,7 @@ class ALIT(LatentTokenizer):
         lat = dec.decoder_embed(zq.to(grid.dtype)) + dec.latent_token_positional_embedding[:n]
         x = dec.ln_pre(torch.cat([grid, lat], dim=1))
         positions = slice(1, self.cfg.num_positions + 1)
-        opts = active_options()
-        if opts is None or opts.decoder_rows:
+        if self.decoder_rows:
             x, maps = dec(x, attention_layers, rows=positions)
         else:  # every row, as the official code computes them
             x, maps = dec(x, attention_layers)

@@ -45,7 +45,6 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-from ..running.inference import Linear
 from .alit import LatentQuantizer, LatentTokenizer, _embedding
 from .config import VAEConfig, VQGANConfig, _LatentTokenizerFields
 from .transformer import Transformer
@@ -144,7 +143,7 @@ class KARLDecoder(Transformer):
         super().__init__(w, cfg.dec_depth, cfg.dec_heads, cfg.mlp_ratio, cfg.layernorm_eps)
         self.ln_pre = nn.LayerNorm(w, eps=cfg.layernorm_eps)
         self.ln_post = nn.LayerNorm(w, eps=cfg.layernorm_eps)
-        self.ffn = nn.Sequential(Linear(w, 2 * w), nn.Tanh(), Linear(2 * w, cfg.head_dim))
+        self.ffn = nn.Sequential(nn.Linear(w, 2 * w), nn.Tanh(), nn.Linear(2 * w, cfg.head_dim))
 
 
 class KARL(LatentTokenizer):
@@ -164,7 +163,7 @@ class KARL(LatentTokenizer):
         self.encoder_ln_pre = nn.LayerNorm(w, eps=cfg.layernorm_eps)
         self.encoder = Transformer(w, cfg.depth, cfg.heads, cfg.mlp_ratio, cfg.layernorm_eps)
         self.encoder_ln_post_halt = nn.LayerNorm(w, eps=cfg.layernorm_eps)
-        self.halting_mlp = nn.Sequential(Linear(w, cfg.halting_hidden), nn.Tanh(), Linear(cfg.halting_hidden, 1))
+        self.halting_mlp = nn.Sequential(nn.Linear(w, cfg.halting_hidden), nn.Tanh(), nn.Linear(cfg.halting_hidden, 1))
         self.encoder_ln_post = nn.LayerNorm(w, eps=cfg.layernorm_eps)
         self.pre_quantizer_mlp = nn.Linear(w, cfg.latent_dim)
         if cfg.quantize_latents:

@@ -2,9 +2,9 @@
 
 Attention uses the fused kernel (scaled_dot_product_attention) unless the caller asks for the
 attention weights, in which case it computes them explicitly, as the official visualisation
-path does. Both paths agree to float32 rounding. Linear layers run through `inference.linear`,
-so bfloat16 / float16 inference casts the weights once instead of on every call (and on a CPU in
-bfloat16 fuses the bias and GELU into the matrix product).
+path does. Both paths agree to float32 rounding. The layers are plain PyTorch; a tokenizer runs
+them through speed-up subclasses (`alit_core.running.inference`), which override `project_in` and
+`MLP.forward` with cached low-precision weights and, on a CPU in bfloat16, fused products.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
-
-from ..running.inference import Linear, linear
 
 
 class Attention(nn.Module):
@@ -26,7 +24,7 @@ class Attention(nn.Module):
         self.fused = True
         self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
-        self.out_proj = Linear(width, width)
+        self.out_proj = nn.Linear(width, width)
         nn.init.xavier_uniform_(self.in_proj_weight)
 
     def forward(self, x: torch.Tensor, need_weights: bool = False, rows: slice | None = None,
@@ -37,7 +35,7 @@ class Attention(nn.Module):
         mask: (B, L, L) bool, True where query i may not attend to key j (nn.MultiheadAttention's
         convention), the same for every head; None attends everywhere.
         """
-        qkv = linear(self, x, "in_proj_weight", "in_proj_bias")
+        qkv = self.project_in(x)
         q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.heads)
         if rows is not None:
             q = q[:, :, rows]
@@ -57,6 +55,10 @@ class Attention(nn.Module):
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         return self.out_proj(rearrange(out, "b h l d -> b l (h d)")), weights
 
+    def project_in(self, x: torch.Tensor) -> torch.Tensor:
+        """Queries, keys and values of x in one product (B, L, 3W)."""
+        return F.linear(x, self.in_proj_weight, self.in_proj_bias)
+
 
 def use_fused_attention(module: nn.Module, fused: bool) -> nn.Module:
     """Switch every attention layer inside `module` between the fused kernel and the explicit product.
@@ -74,11 +76,11 @@ def use_fused_attention(module: nn.Module, fused: bool) -> nn.Module:
 class MLP(nn.Module):
     def __init__(self, width: int, hidden: int):
         super().__init__()
-        self.c_fc = Linear(width, hidden)
-        self.c_proj = Linear(hidden, width)
+        self.c_fc = nn.Linear(width, hidden)
+        self.c_proj = nn.Linear(hidden, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c_proj(linear(self.c_fc, x, gelu=True))
+        return self.c_proj(F.gelu(self.c_fc(x)))
 
 
 class Block(nn.Module):

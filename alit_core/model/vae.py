@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ..running.inference import Conv2d, conv_layout
 from .config import VAEConfig
 from .vqgan import Upsample, group_norm
 
@@ -33,10 +32,10 @@ class ResBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
         self.norm1 = group_norm(in_ch)
-        self.conv1 = Conv2d(in_ch, out_ch, 3, padding=1)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.norm2 = group_norm(out_ch)
-        self.conv2 = Conv2d(out_ch, out_ch, 3, padding=1)
-        self.nin_shortcut = Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else None
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.nin_shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
@@ -50,23 +49,23 @@ class SpatialAttention(nn.Module):
     def __init__(self, ch: int):
         super().__init__()
         self.norm = group_norm(ch)
-        self.q = Conv2d(ch, ch, 1)
-        self.k = Conv2d(ch, ch, 1)
-        self.v = Conv2d(ch, ch, 1)
-        self.proj_out = Conv2d(ch, ch, 1)
+        self.q = nn.Conv2d(ch, ch, 1)
+        self.k = nn.Conv2d(ch, ch, 1)
+        self.v = nn.Conv2d(ch, ch, 1)
+        self.proj_out = nn.Conv2d(ch, ch, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm(x)
         q, k, v = (rearrange(f(h), "b c x y -> b 1 (x y) c") for f in (self.q, self.k, self.v))
         out = F.scaled_dot_product_attention(q, k, v)  # scale c^-0.5, as the official block
         out = rearrange(out, "b 1 (x y) c -> b c x y", x=x.shape[-2])
-        return x + self.proj_out(conv_layout(out))
+        return x + self.proj_out(out)  # out is stored channels-last already: (b, xy, c) memory order
 
 
 class Downsample(nn.Module):
     def __init__(self, ch: int):
         super().__init__()
-        self.conv = Conv2d(ch, ch, 3, stride=2)
+        self.conv = nn.Conv2d(ch, ch, 3, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.pad(x, (0, 1, 0, 1)))  # asymmetric: the official layout's padding
@@ -114,7 +113,7 @@ class Encoder(nn.Module):
         super().__init__()
         chans = [cfg.ch * m for m in cfg.ch_mult]
         last = len(chans) - 1
-        self.conv_in = Conv2d(cfg.in_channels, cfg.ch, 3, padding=1)
+        self.conv_in = nn.Conv2d(cfg.in_channels, cfg.ch, 3, padding=1)
         self.down = nn.ModuleList(
             Level(cfg.ch if i == 0 else chans[i - 1], chans[i], cfg.num_res_blocks,
                   attention=cfg.resolution // 2**i in cfg.encoder_attn_resolutions,
@@ -123,7 +122,7 @@ class Encoder(nn.Module):
         )
         self.mid = Mid(chans[-1])
         self.norm_out = group_norm(chans[-1])
-        self.conv_out = Conv2d(chans[-1], 2 * cfg.z_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(chans[-1], 2 * cfg.z_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
@@ -139,7 +138,7 @@ class Decoder(nn.Module):
         super().__init__()
         chans = [cfg.ch * m for m in cfg.ch_mult]
         last = len(chans) - 1
-        self.conv_in = Conv2d(cfg.z_channels, chans[-1], 3, padding=1)
+        self.conv_in = nn.Conv2d(cfg.z_channels, chans[-1], 3, padding=1)
         self.mid = Mid(chans[-1])
         # Stored by resolution level i (0 = full size) and run from the coarsest level down.
         self.up = nn.ModuleList(
@@ -149,7 +148,7 @@ class Decoder(nn.Module):
             for i in range(len(chans))
         )
         self.norm_out = group_norm(chans[0])
-        self.conv_out = Conv2d(chans[0], 3, 3, padding=1)
+        self.conv_out = nn.Conv2d(chans[0], 3, 3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.mid(self.conv_in(z))
@@ -173,13 +172,15 @@ class Posterior:
 class KLVAE(nn.Module):
     """Pixels in [0, 1] -> posterior over 16-channel latents (16x downsampling) -> pixels."""
 
+    decoder_layout = torch.contiguous_format  # channels-last in a tokenizer's inference copy (as VQGAN)
+
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
-        self.quant_conv = Conv2d(2 * cfg.z_channels, 2 * cfg.embed_dim, 1)
-        self.post_quant_conv = Conv2d(cfg.embed_dim, cfg.z_channels, 1)
+        self.quant_conv = nn.Conv2d(2 * cfg.z_channels, 2 * cfg.embed_dim, 1)
+        self.post_quant_conv = nn.Conv2d(cfg.embed_dim, cfg.z_channels, 1)
 
     def encode(self, images: torch.Tensor) -> Posterior:
         moments = self.quant_conv(self.encoder(images))  # (B, 2 embed_dim, g, g)
@@ -204,7 +205,7 @@ class KLVAE(nn.Module):
         ALIT passes its regressed, *scaled* latents here without dividing the scale out: the
         official reconstruction does so, and the released decoders were fine-tuned that way.
         """
-        return self.decoder(self.post_quant_conv(conv_layout(z))).contiguous()
+        return self.decoder(self.post_quant_conv(z.contiguous(memory_format=self.decoder_layout))).contiguous()
 
 
 def resolve_noise(posterior, mean: torch.Tensor) -> torch.Tensor | None:

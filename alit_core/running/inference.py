@@ -1,41 +1,53 @@
 """How a Tokenizer runs its model at inference: settings that change speed, not results.
 
-`InferenceOptions` says which speed-ups are on; `inference(device, dtype, options)` is the one
-context every inference step runs in (inference mode, autocast, and these options). The modules
-ask this context two things:
+`InferenceOptions` says which speed-ups are on. They are resolved once, when a tokenizer is made:
+`inference_model(model, options)` builds the model as it runs under them, a second tree of
+modules over the *same* parameters and buffers (nothing is copied), in which
 
-- `weight(module, name)`: the parameter as the current autocast precision wants it. Autocast
-  casts every float32 weight to bfloat16 / float16 on *every* call; for alit_small that is
-  12.6 M numbers per transformer layer per iteration, about as long as the layer's matrix
-  products on a CPU. Here the cast is made once and kept beside the module (keyed on the
-  weight's storage and version, so loading or training the weights invalidates it). The copy
-  is the very tensor autocast would have made, so results are bit-identical. Only used when
-  gradients are off: training keeps autocast's own casts, which gradients flow through.
-- `conv_layout(x)`: channels-last (NHWC) activations for the VQGAN decoder's convolutions, the
-  layout oneDNN (CPU) and tensor cores (GPU) compute natively; in bfloat16 on a CPU the decoder
-  is about 3 times faster. Same arithmetic, other summation order: float32 rounding differences.
-  (Not for the VQGAN encoder: there the order flips nearest-code targets that sit on a tie.)
-- `linear(module, x, ...)`: a linear layer, optionally followed by the exact GELU. On a CPU in
-  bfloat16 it runs oneDNN's matrix product on weights kept pre-packed in oneDNN's blocked layout,
-  with the bias and the GELU applied inside the product (`fused_linear`). The profiler showed
-  the transformer spending about 15% of its bfloat16 time outside the matrix products on exactly
-  these: re-packing each weight on every call, copying the bias into the output before the
-  product, and a separate pass for the GELU. The GELU is then computed from the float32
-  accumulator before rounding to bfloat16, so results move by bfloat16 rounding.
+- linear layers, convolutions, attention in-projections and MLPs are the speed-up subclasses
+  below (`FastLinear`, `FastConv2d`, `FastAttention`, `FastMLP`), each holding the options;
+- the base tokenizer's decoder takes channels-last input, and ALIT's latent decoder computes only
+  the rows its head reads (both are plain attributes of the model classes, set on the copy).
 
-Settings live in a ContextVar, so concurrent rollouts in other threads see their own.
+The model itself stays plain PyTorch (training, state dicts, hooks). Two tokenizers over one model
+with different options each have their own tree, so their rollouts never see each other's
+settings, in any thread. `inference(device, dtype)` is the context each step runs in: inference
+mode and autocast; nothing else is ambient.
+
+The speed-ups:
+- weight cache: autocast casts every float32 weight to bfloat16 / float16 on *every* call; for
+  alit_small that is 12.6 M numbers per transformer layer per iteration, about as long as the
+  layer's matrix products on a CPU. Here the cast is made once and kept beside the module (keyed
+  on the weight's storage and version, so loading or training the weights invalidates it). The
+  copy is the very tensor autocast would have made, so results are bit-identical. Only used when
+  gradients are off.
+- channels-last (NHWC) activations for the base decoder's convolutions, the layout oneDNN (CPU)
+  and tensor cores (GPU) compute natively; in bfloat16 on a CPU the decoder is about 3 times
+  faster. Same arithmetic, other summation order: float32 rounding differences. (Not for the
+  VQGAN encoder: there the order flips nearest-code targets that sit on a tie.)
+- fused linear: on a CPU in bfloat16, oneDNN's matrix product on weights kept pre-packed in its
+  blocked layout, with the bias and the GELU applied inside the product (`onednn_linear`). The
+  profiler showed the transformer spending about 15% of its bfloat16 time outside the matrix
+  products on exactly these: re-packing each weight on every call, copying the bias into the
+  output before the product, and a separate pass for the GELU. The GELU is then computed from
+  the float32 accumulator before rounding to bfloat16, so results move by bfloat16 rounding.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..model.alit import ALIT
+from ..model.transformer import MLP, Attention
+from ..model.vae import KLVAE
+from ..model.vqgan import VQGAN
 from .devices import autocast
 
 # Pixels per VQGAN decoder call. On a CPU a 256 px decode is memory-bound (its activations are
@@ -90,124 +102,127 @@ class InferenceOptions:
         return max(1, pixels // (resolution * resolution))
 
 
-_ACTIVE: ContextVar[InferenceOptions | None] = ContextVar("alit_inference_options", default=None)
-
-
 @contextlib.contextmanager
-def inference(device: torch.device, dtype: torch.dtype, options: InferenceOptions):
-    """Inference mode + autocast (for lower precision) + these options, for one step of work."""
+def inference(device: torch.device, dtype: torch.dtype):
+    """Inference mode + autocast (for lower precision), for one step of work."""
     with torch.inference_mode(), autocast(device, dtype):
-        token = _ACTIVE.set(options)
-        try:
-            yield
-        finally:
-            _ACTIVE.reset(token)
+        yield
 
 
-def active_options() -> InferenceOptions | None:
-    return _ACTIVE.get()
-
-
-def _cache_key(w: torch.Tensor, opts: InferenceOptions | None) -> tuple | None:
-    """The autocast dtype and layout a cached copy of w is for, or None when w is used as it is."""
-    if w is None or torch.compiler.is_compiling():
-        return None  # a compiled graph does its own casting
-    if opts is None or not opts.weight_cache or torch.is_grad_enabled():
-        return None
-    device = w.device.type
-    if not torch.is_autocast_enabled(device):
-        return None
-    dtype = torch.get_autocast_dtype(device)
-    if w.dtype == dtype or not w.is_floating_point():
-        return None
-    fmt = torch.channels_last if (opts.channels_last and w.dim() == 4) else torch.contiguous_format
-    # storage and version: loading or training the weights invalidates the copy
-    return (dtype, fmt, w.device, w.data_ptr(), w._version)
-
-
-def _cached(module: nn.Module, slot: str, key: tuple, make) -> torch.Tensor:
-    cache = module.__dict__.setdefault("_inference_weights", {})
-    hit = cache.get(slot)
-    if hit is None or hit[0] != key:
-        hit = (key, make())
-        cache[slot] = hit
-    return hit[1]
-
-
-def _cast(module: nn.Module, name: str, w: torch.Tensor | None, key: tuple | None) -> torch.Tensor | None:
-    if key is None:
-        return w
-    return _cached(module, name, key, lambda: w.detach().to(dtype=key[0], memory_format=key[1]))
-
-
-def weight(module: nn.Module, name: str) -> torch.Tensor | None:
-    """module.<name> (a weight or bias), cast once to the autocast precision when the cache is on."""
-    w = getattr(module, name)
-    return _cast(module, name, w, _cache_key(w, _ACTIVE.get()))
-
-
+# --- oneDNN's fused linear: a private PyTorch API, so checked once and used only behind this guard ---
 @functools.cache
-def _onednn_bf16() -> bool:
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+def onednn_linear_available() -> bool:
+    """True when this CPU build runs oneDNN's bfloat16 packed linear (checked on a tiny product)."""
+    try:
+        if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+            return False
+        w = torch.ones(3, 4, dtype=torch.bfloat16)
+        y = onednn_linear(torch.ones(2, 4), onednn_pack(w), torch.zeros(3, dtype=torch.bfloat16), gelu=False)
+        return bool(torch.equal(y.float(), torch.full((2, 3), 4.0)))
+    except (AttributeError, RuntimeError):  # the op is missing or refuses this CPU: the plain path
+        return False
 
 
-def linear(module: nn.Module, x: torch.Tensor, weight_name: str = "weight", bias_name: str = "bias",
-           gelu: bool = False) -> torch.Tensor:
-    """F.linear(x, module.<weight_name>, module.<bias_name>), then the exact GELU if asked."""
-    w = getattr(module, weight_name)
-    opts = _ACTIVE.get()
-    key = _cache_key(w, opts)
-    bias = weight(module, bias_name)
-    fused = (key is not None and opts.fused_linear and key[0] == torch.bfloat16 and w.device.type == "cpu"
-             and _onednn_bf16())
-    if fused:
-        # 512 rows: the packing's batch-size hint, the sequence length of a full rollout
-        packed = _cached(module, f"{weight_name}:packed", key,
-                         lambda: torch.ops.mkldnn._reorder_linear_weight(w.detach().to(torch.bfloat16), 512))
-        attr, algorithm = ("gelu", "none") if gelu else ("none", "")
-        return torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16), packed, bias, attr, [], algorithm)
-    y = nn.functional.linear(x, _cast(module, weight_name, w, key), bias)
-    return nn.functional.gelu(y) if gelu else y
+def onednn_pack(w: torch.Tensor) -> torch.Tensor:
+    """A bfloat16 (out, in) weight in oneDNN's blocked layout. 512 rows is the packing's batch-size
+    hint: the sequence length of a full rollout."""
+    return torch.ops.mkldnn._reorder_linear_weight(w.detach().to(torch.bfloat16), 512)
 
 
-def conv_layout(x: torch.Tensor) -> torch.Tensor:
-    """x in channels-last when the active options ask for it (else unchanged)."""
-    opts = _ACTIVE.get()
-    if opts is not None and opts.channels_last and x.dim() == 4:
-        return x.contiguous(memory_format=torch.channels_last)
-    return x
+def onednn_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, gelu: bool) -> torch.Tensor:
+    """x @ W.T + bias (then the exact GELU if asked) in bfloat16 on a packed weight."""
+    attr, algorithm = ("gelu", "none") if gelu else ("none", "")
+    return torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16), packed, bias, attr, [], algorithm)
 
 
-class Linear(nn.Linear):
-    """nn.Linear (same parameters and names) that runs through `linear()`."""
+# --- the speed-up modules ----------------------------------------------------------------------
+class Accelerated:
+    """What the speed-up modules share: their options, and the copies of their weights made once."""
 
+    options: InferenceOptions
+
+    def _copy_key(self, w: torch.Tensor | None) -> tuple | None:
+        """The autocast dtype and layout a kept copy of w is for; None when w is used as it is."""
+        if w is None or torch.compiler.is_compiling():
+            return None  # a compiled graph does its own casting
+        if not self.options.weight_cache or torch.is_grad_enabled():
+            return None
+        device = w.device.type
+        if not torch.is_autocast_enabled(device):
+            return None
+        dtype = torch.get_autocast_dtype(device)
+        if w.dtype == dtype or not w.is_floating_point():
+            return None
+        fmt = torch.channels_last if (self.options.channels_last and w.dim() == 4) else torch.contiguous_format
+        # storage and version: loading or training the weights invalidates the copy
+        return (dtype, fmt, w.device, w.data_ptr(), w._version)
+
+    def _kept(self, w: torch.Tensor, kind: str, key: tuple, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+        kept = self.__dict__.setdefault("_kept_weights", {})
+        slot = (id(w), kind)
+        hit = kept.get(slot)
+        if hit is None or hit[0] != key:
+            hit = (key, make())
+            kept[slot] = hit
+        return hit[1]
+
+    def cast(self, w: torch.Tensor | None) -> torch.Tensor | None:
+        """w (a weight or bias) in the autocast precision, cast once when the cache is on."""
+        key = self._copy_key(w)
+        if key is None:
+            return w
+        return self._kept(w, "cast", key, lambda: w.detach().to(dtype=key[0], memory_format=key[1]))
+
+    def linear(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, gelu: bool = False) -> torch.Tensor:
+        """F.linear(x, w, b), then the exact GELU if asked: fused on oneDNN where the options allow."""
+        key = self._copy_key(w)
+        bias = self.cast(b)
+        if (key is not None and key[0] == torch.bfloat16 and w.device.type == "cpu" and self.options.fused_linear
+                and onednn_linear_available()):
+            return onednn_linear(x, self._kept(w, "packed", key, lambda: onednn_pack(w)), bias, gelu)
+        y = F.linear(x, w if key is None else self.cast(w), bias)
+        return F.gelu(y) if gelu else y
+
+
+class FastLinear(Accelerated, nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return linear(self, x)
+        return self.linear(x, self.weight, self.bias)
 
 
-SMALL_MAP = 16 * 16  # largest map (pixels) that GroupNorm takes through NCHW
+class FastConv2d(Accelerated, nn.Conv2d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.cast(self.weight), self.cast(self.bias))
 
 
-class GroupNorm(nn.GroupNorm):
-    """nn.GroupNorm (same parameters) that normalises small channels-last maps in NCHW.
+class FastAttention(Accelerated, Attention):
+    def project_in(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x, self.in_proj_weight, self.in_proj_bias)
 
-    PyTorch's CPU group norm on channels-last input is far slower than on contiguous input at
-    small maps: measured at 64 channels, 16x16, bfloat16, 122 us against 8 us (float32: 26 against
-    7). Two layout copies cost less than that there; at 32x32 and above they cost more than
-    they save, so larger maps stay as they are.
+
+class FastMLP(Accelerated, MLP):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(self.linear(x, self.c_fc.weight, self.c_fc.bias, gelu=True))
+
+
+FAST_MODULES: dict[type, type] = {nn.Linear: FastLinear, nn.Conv2d: FastConv2d, Attention: FastAttention, MLP: FastMLP}
+
+
+def inference_model(model: nn.Module, options: InferenceOptions) -> nn.Module:
+    """`model` as it runs under `options`: the same parameters and buffers, in speed-up modules.
+
+    Every module is a shallow copy (its parameter and buffer dictionaries are shared, so moving,
+    loading or training the model shows here too); modules of the types in FAST_MODULES become
+    their speed-up subclass. The model is not changed.
     """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.device.type == "cpu" and x.dim() == 4 and x.shape[-2] * x.shape[-1] <= SMALL_MAP
-                and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)):
-            y = nn.functional.group_norm(x.contiguous(), self.num_groups, self.weight, self.bias, self.eps)
-            return y.contiguous(memory_format=torch.channels_last)
-        return super().forward(x)
-
-
-
-class Conv2d(nn.Conv2d):
-    """nn.Conv2d (same parameters and names) that reads its weight through `weight()`."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, weight(self, "weight"), weight(self, "bias"))
+    copy = object.__new__(FAST_MODULES.get(type(model), type(model)))
+    copy.__dict__.update(model.__dict__)
+    copy.__dict__.pop("_kept_weights", None)
+    copy.__dict__["_modules"] = {name: None if child is None else inference_model(child, options)
+                                 for name, child in model._modules.items()}
+    if isinstance(copy, Accelerated):
+        copy.options = options
+    if isinstance(copy, (VQGAN, KLVAE)) and options.channels_last:
+        copy.decoder_layout = torch.channels_last
+    if isinstance(copy, ALIT):
+        copy.decoder_rows = options.decoder_rows
+    return copy

@@ -145,8 +145,9 @@ class KARLTokenizer(BoundModel):
             raise ValueError("posterior= applies to VAE-based models; a VQGAN encodes deterministically")
         images = check_images(images, self.resolution, self.device)
         with self._context():
-            features, noise = self.model.base_features(images, "mean" if posterior is None else posterior)
-            return KARLImageTokens(images, features, self.model.image_tokens(images, features), noise)
+            m = self.inference_model
+            features, noise = m.base_features(images, "mean" if posterior is None else posterior)
+            return KARLImageTokens(images, features, m.image_tokens(images, features), noise)
 
     # --- passes -------------------------------------------------------------------------------
     def tokenize(self, images, budget: int | None = None, quality=None, *, posterior=None, decode: bool = True,
@@ -160,7 +161,7 @@ class KARLTokenizer(BoundModel):
 
     def _pass(self, base: KARLImageTokens, budget: int, quality: torch.Tensor, decode: bool,
               layers: frozenset[int] = frozenset(), heads: str = "mean") -> KARLPass:
-        m = self.model
+        m = self.inference_model
         bins = m.quality_bins_of(quality)
         latents = m.encode(base.tokens, budget, bins)  # (B, T, W)
         halt_logits = m.halting_logits(latents)  # (B, T)

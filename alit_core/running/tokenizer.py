@@ -6,8 +6,9 @@
     enc = tok.encode(images, threshold=0.07)     # per-image token counts, early exit
     run = tok.cached_rollout(images)             # re-select (run.encode(...)) without recomputing
 
-Every call runs under `inference.inference`: inference mode, autocast for lower precision and
-the tokenizer's `InferenceOptions` (weight cache, channels-last convolutions, decode batching).
+Every call runs `inference_model`, the model as the tokenizer's `InferenceOptions` (weight cache,
+channels-last convolutions, fused products) make it, built once with the tokenizer, under
+`inference.inference`: inference mode and autocast for lower precision.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..model.halting import Halting
 from .cached_rollout import CachedRollout
 from .devices import resolve_device, resolve_dtype
 from .encoding import Encoding, encoding_builder
-from .inference import InferenceOptions, inference
+from .inference import InferenceOptions, inference, inference_model
 from .rollout import ImageTokens, Step, rollout
 from .selection import Criterion
 
@@ -39,7 +40,14 @@ class BoundModel:
         self._metadata = copy.deepcopy(dict(metadata or {}))
         self.dtype = resolve_dtype(dtype, self.device)
         self.model = model.to(self.device).float().eval()
-        self.options = options or InferenceOptions()
+        self._options = options or InferenceOptions()
+        # the model as it runs under these options: the same parameters, speed-up modules
+        self.inference_model = inference_model(self.model, self._options)
+
+    @property
+    def options(self) -> InferenceOptions:
+        """The speed settings, fixed when the tokenizer is made (another set: another Tokenizer)."""
+        return self._options
 
     @property
     def config(self):
@@ -73,7 +81,7 @@ class BoundModel:
         return self
 
     def _context(self):
-        return inference(self.device, self.dtype, self.options)
+        return inference(self.device, self.dtype)
 
 
 class Tokenizer(BoundModel):
@@ -83,7 +91,7 @@ class Tokenizer(BoundModel):
                  metadata: Mapping | None = None):
         super().__init__(model, device, dtype, options, metadata)
         if self.options.compile:
-            compile_model(self.model)
+            compile_model(self.inference_model)
 
     @property
     def config(self) -> ALITConfig:
@@ -137,7 +145,7 @@ class Tokenizer(BoundModel):
         if isinstance(images, ImageTokens):
             return images
         with self._context():
-            return ImageTokens.of(self.model, images, posterior)
+            return ImageTokens.of(self.inference_model, images, posterior)
 
     def rollout(
         self,
@@ -169,7 +177,7 @@ class Tokenizer(BoundModel):
         images = self._inputs(images, posterior)
         policy = self._halting(halting, seed)
         steps = rollout(
-            self.model,
+            self.inference_model,
             images,
             halting=policy,
             posterior="mean" if posterior is None else posterior,
@@ -181,7 +189,7 @@ class Tokenizer(BoundModel):
             attention_heads=attention_heads,
             keep=keep,
         )
-        # Re-enter the inference context (inference mode, autocast, options) around each resumption
+        # Re-enter the inference context (inference mode, autocast) around each resumption
         # of the generator, so that nothing leaks into the caller's code between steps.
         while True:
             with self._context():
@@ -271,7 +279,8 @@ def _batch_size(images: torch.Tensor | ImageTokens) -> int:
 
 
 def compile_model(model: ALIT) -> None:
-    """torch.compile (in place) what dominates the time: transformer blocks and the base decoder.
+    """torch.compile (in place: a tokenizer passes its inference copy) what dominates the time:
+    transformer blocks and the base decoder.
 
     Sequence lengths grow every iteration, so the blocks compile with dynamic shapes. Parameter
     names and the state dict are unchanged.
