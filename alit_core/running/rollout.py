@@ -128,6 +128,30 @@ def _add_pixels(step: Step, recon: torch.Tensor, images: torch.Tensor) -> None:
     step.psnr = psnr(recon, images)
 
 
+def _check_arguments(model: ALIT, halting: Halting, decode, attention_heads: str, keep) -> None:
+    if attention_heads not in ("mean", "all"):
+        raise ValueError(f"attention_heads must be 'mean' or 'all', not {attention_heads!r}")
+    if decode not in DECODE_MODES:
+        raise ValueError(f"decode must be True, False, 'each' or 'batched', not {decode!r}")
+    if keep is not None and (decode == "batched" or halting.mode not in ("deterministic", "off")):
+        raise ValueError("keep= needs streamed steps and deterministic (or no) halting")
+    score = "code_error" if model.is_vae else "p_gt"
+    if halting.mode in ("deterministic", "stochastic") and halting.score != score:
+        raise ValueError(f"this model's halting reads {score}, but the policy was made for {halting.score}; "
+                         f"use Halting.make(..., score={score!r})")
+
+
+def _head_outputs(model: ALIT, out: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor]:
+    """An iteration's decoder head output (B, P, K or C) as (what its pixels decode from, its Step
+    fields, the score halting reads)."""
+    if model.is_vae:
+        code_error = (out - targets).abs().mean(-1)  # out: the regressed latents themselves
+        return out, dict(code=out, code_error=code_error), code_error
+    probs = torch.softmax(out, dim=-1)  # once: p_gt and the soft codes both read it
+    p_gt = probs.gather(-1, targets[..., None])[..., 0]
+    return probs, dict(logits=out, p_gt=p_gt), p_gt
+
+
 def rollout(
     model: ALIT,
     images: torch.Tensor | ImageTokens,
@@ -158,17 +182,10 @@ def rollout(
     halting (their masks are drawn or given for the whole batch).
     Runs under whatever grad / autocast context the caller set up.
     """
+    # Over 80 lines with its signature and docstring; the body (about 50) is the one loop of the
+    # method, kept whole so that what happens to the batch between iterations reads in order.
     cfg = model.cfg
-    if attention_heads not in ("mean", "all"):
-        raise ValueError(f"attention_heads must be 'mean' or 'all', not {attention_heads!r}")
-    if decode not in DECODE_MODES:
-        raise ValueError(f"decode must be True, False, 'each' or 'batched', not {decode!r}")
-    if keep is not None and (decode == "batched" or halting.mode not in ("deterministic", "off")):
-        raise ValueError("keep= needs streamed steps and deterministic (or no) halting")
-    score = "code_error" if model.is_vae else "p_gt"
-    if halting.mode in ("deterministic", "stochastic") and halting.score != score:
-        raise ValueError(f"this model's halting reads {score}, but the policy was made for {halting.score}; "
-                         f"use Halting.make(..., score={score!r})")
+    _check_arguments(model, halting, decode, attention_heads, keep)
     layers = attention_layer_set(attention_layers, cfg.dec_depth)
     iterations = cfg.iterations if max_iterations is None else max(1, min(int(max_iterations), cfg.iterations))
     p = cfg.num_positions
@@ -183,17 +200,7 @@ def rollout(
         latents = x[:, p + 1 :]
         z, zq, codes = model.bottleneck(latents)
         out, maps = model.decode_logits(zq, layers)
-        out = out.float()
-        if model.is_vae:
-            probs = out  # the regressed latents: what the pixels are decoded from
-            code_error = (out - targets).abs().mean(-1)
-            head = dict(code=out, code_error=code_error)
-            score = code_error
-        else:
-            probs = torch.softmax(out, dim=-1)  # once: p_gt and the soft codes both read it
-            p_gt = probs.gather(-1, targets[..., None])[..., 0]
-            head = dict(logits=out, p_gt=p_gt)
-            score = p_gt
+        probs, head, score = _head_outputs(model, out.float(), targets)
         step = Step(
             iteration=t,
             num_tokens=cfg.tokens_at(t),
@@ -216,21 +223,19 @@ def rollout(
         if t + 1 < iterations:
             mask = step.halt_mask
             if keep is not None:
-                wanted = keep().to(x.device)
-                rows = wanted if index is None else wanted[index]
+                rows = keep().to(x.device)
+                rows = rows if index is None else rows[index]  # of the images still in the batch
                 if not rows.any():
                     return
                 if not rows.all():
                     sel = rows.nonzero()[:, 0]
                     index = sel if index is None else index[sel]
-                    x, images, targets = x[sel], images[sel], targets[sel]
-                    mask = None if mask is None else mask[sel]
+                    x, images, targets, mask = (None if v is None else v[sel] for v in (x, images, targets, mask))
             if mask is not None:
                 x = model.mask_image_tokens(x, mask)
             x = model.extend_sequence(x, t + 1)
     if held:
-        b = images.shape[0]
         recon = reconstruct(model, torch.cat([pr for _, pr in held]), decode_batch, float32_pixels)
-        for i, (step, _) in enumerate(held):
-            _add_pixels(step, recon[i * b : (i + 1) * b], images)
+        for (step, _), pixels in zip(held, recon.split(images.shape[0])):
+            _add_pixels(step, pixels, images)
             yield step
