@@ -24,3 +24,7 @@ class DownloadError(CheckpointError):
 class ResultsFileError(ALITError, ValueError):
     """A results file of encode-dataset could not be used: not Parquet, without its columns, or naming an
     image that is not in the dataset's folder."""
+
+
+class DatasetEncodeError(ALITError):
+    """A dataset run cannot start or finish (nothing to encode, a conflicting earlier run, ...)."""

@@ -5,6 +5,7 @@ with an ALIT model, Batch, and a released checkpoint that cannot be downloaded (
 import io
 import json
 import urllib.error
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -158,7 +159,7 @@ def test_a_released_checkpoint_offline_is_a_status_line_naming_the_address_and_t
         raise urllib.error.URLError("no network")
 
     monkeypatch.setenv("ALIT_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(registry.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     _, ui, h = page
     updates = explore(h, RELEASED_KARL)
     assert len(updates) == 1 and set(updates[0]) == {ui.status}

@@ -1,4 +1,4 @@
-"""Tests of alit_core.files.registry: the checkpoint table, the cache paths and the downloader.
+"""Tests of alit_core.files.registry and .download: the checkpoint table, the cache paths and the downloader.
 
 No internet: every download goes to a small HTTP server on 127.0.0.1 started per test.
 """
@@ -18,17 +18,15 @@ from pathlib import Path
 import pytest
 
 from alit_core.errors import CheckpointError, DownloadError
-from alit_core.files import registry
+from alit_core.files import download as downloads
+from alit_core.files.download import direct_url, download, partial_path
 from alit_core.files.registry import (
     KARL_CHECKPOINTS,
     OFFICIAL_CHECKPOINTS,
     cached_path,
     default_cache_dir,
-    direct_url,
-    download,
     fetch_official,
     get_official,
-    partial_path,
 )
 
 DATA = random.Random(1234).randbytes(300 * 1024)
@@ -245,7 +243,7 @@ def test_default_progress_draws_on_stderr(serve, tmp_path, capsys):
 
 
 def test_text_progress_without_tqdm(capsys):
-    bar = registry._StderrProgress("file.pth")
+    bar = downloads._StderrProgress("file.pth")
     bar._tqdm_module = None  # as if tqdm were not installed
     bar(50, 100)
     bar(100, 100)

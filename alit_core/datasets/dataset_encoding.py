@@ -28,8 +28,6 @@ pyarrow is needed only here and is imported when a run starts.
 
 from __future__ import annotations
 
-import csv
-import datetime
 import hashlib
 import json
 import math
@@ -43,16 +41,17 @@ from pathlib import Path
 
 import torch
 
-from ..analysis.complexity import MEASURES, complexity
-from ..errors import ALITError
-from ..files.image_io import image_to_tensor, open_image, square_crop_resize
+from ..analysis.complexity import MEASURES
+from ..errors import DatasetEncodeError
 from ..running.selection import Criterion, select_iterations
 from ..running.tokenizer import Tokenizer
+from .distributed import Distributed
+from .image_files import IMAGE_EXTENSIONS, DecodedImage, class_of, decode_in_workers, list_images, shard_batches
+from .progress import Progress
+from .shard_files import merge_shards, pyarrow_modules, read_metadata, shard_path, write_shard
 
-IMAGE_EXTENSIONS = frozenset({
-    ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".bmp", ".dib", ".gif", ".tif", ".tiff",
-    ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".avif",
-})
+__all__ = ["COLUMNS", "DatasetEncodeConfig", "DatasetEncodeError", "DatasetEncodeResult", "class_of",
+           "encode_dataset", "list_images", "read_metadata"]
 
 COLUMNS = {
     "path": "file path relative to ROOT, with '/' separators",
@@ -68,11 +67,6 @@ COLUMNS = {
 }
 
 FORMAT_VERSION = 1
-_MERGE_ROWS = 65536  # rows per Parquet row group in the merged file
-
-
-class DatasetEncodeError(ALITError):
-    """A dataset run cannot start or finish (nothing to encode, a conflicting earlier run, ...)."""
 
 
 def default_workers() -> int:
@@ -144,95 +138,6 @@ class DatasetEncodeResult:
     world_size: int = 1
 
 
-# ------------------------------------------------------------------------------------- file list
-
-
-def list_images(root: Path) -> list[str]:
-    """Every image file under root (by extension; hidden files and folders skipped), as sorted
-    relative posix paths. A file that is named like an image but is not one is kept: it is
-    reported as bad when decoded, not silently dropped here."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetEncodeError(f"{root} is not a folder")
-    out = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        rel = Path(folder).relative_to(root)
-        for name in files:
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                out.append((rel / name).as_posix())
-    return sorted(out)
-
-
-def class_of(rel_path: str) -> str | None:
-    parts = rel_path.split("/")
-    return parts[0] if len(parts) > 1 else None
-
-
-# --------------------------------------------------------------------------- decoding in workers
-
-
-@dataclass
-class DecodedImage:
-    index: int  # into the file list
-    image: torch.Tensor | None  # (3, R, R) in [0, 1]; None when the file could not be used
-    width: int = 0
-    height: int = 0
-    measures: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-
-
-class ImageFiles(torch.utils.data.Dataset):
-    """The file list as a map-style dataset: item i is file i decoded (or its error)."""
-
-    def __init__(self, root: Path, files: list[str], size: int, measure: bool):
-        self.root, self.files, self.size, self.measure = Path(root), files, size, measure
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> DecodedImage:
-        path = self.root / self.files[i]
-        try:
-            img = open_image(path)
-            width, height = img.size
-            x = image_to_tensor(square_crop_resize(img, self.size))
-            measures = complexity(x) if self.measure else {}
-        except ALITError as err:
-            return DecodedImage(i, None, error=str(err))
-        except Exception as err:  # a decoder bug on one odd file must not end a day-long run
-            return DecodedImage(i, None, error=f"cannot use image '{path}': {type(err).__name__}: {err}")
-        return DecodedImage(i, x, width, height, measures)
-
-
-def _as_list(items: list[DecodedImage]) -> list[DecodedImage]:
-    return items
-
-
-def _worker_init(_worker_id: int) -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # the complexity measures; one process per core already
-
-
-def worker_context():
-    """How worker processes start: from a clean process (forkserver; spawn where there is none).
-    A plain fork copies the encoder's thread pools (OpenMP, OpenCV) with their locks as they were,
-    possibly held, and a worker can then wait on one forever (seen here: a hang under pytest)."""
-    import multiprocessing as mp
-
-    return mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-
-
-def shard_batches(shards: list[int], n_files: int, shard_size: int, batch: int) -> list[list[int]]:
-    """File indices of the given shards in batches that never cross a shard boundary."""
-    out = []
-    for s in shards:
-        lo, hi = s * shard_size, min((s + 1) * shard_size, n_files)
-        out.extend(list(range(i, min(i + batch, hi))) for i in range(lo, hi, batch))
-    return out
-
-
 # ----------------------------------------------------------------------------------------- encoding
 
 
@@ -263,95 +168,6 @@ def encode_images(tok: Tokenizer, images: torch.Tensor, cfg: DatasetEncodeConfig
         out.append(ImageResult(n, t, crit.reached(n, float(l1h[t, i]), float(psh[t, i])),
                                l1h[ran, i].tolist(), psh[ran, i].tolist()))
     return out
-
-
-# --------------------------------------------------------------------------------------- Parquet
-
-
-def pyarrow_modules():
-    """(pyarrow, pyarrow.parquet), imported on first use: the rest of alit_core runs without them."""
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as err:
-        raise DatasetEncodeError(
-            "results files are Parquet, written and read with pyarrow, which is not installed: pip install pyarrow"
-        ) from err
-    return pa, pq
-
-
-def schema(measure: bool):
-    pa, _ = pyarrow_modules()
-    fields = [
-        pa.field("path", pa.string(), nullable=False),
-        pa.field("class", pa.string()),
-        pa.field("width", pa.int32()),
-        pa.field("height", pa.int32()),
-        pa.field("num_tokens", pa.int32()),
-        pa.field("iteration", pa.int32()),
-        pa.field("met", pa.bool_()),
-        pa.field("l1", pa.list_(pa.float32())),
-        pa.field("psnr", pa.list_(pa.float32())),
-    ]
-    if measure:
-        fields += [pa.field(m, pa.float64()) for m in MEASURES]
-    return pa.schema(fields)
-
-
-def shard_path(parts: Path, shard: int) -> Path:
-    return parts / f"shard-{shard:06d}.parquet"
-
-
-def write_shard(parts: Path, shard: int, rows: list[dict], errors: list[dict], measure: bool) -> Path:
-    """One finished shard, atomically: the file appears complete or not at all. Its bad files
-    ride in the file's metadata, so that one file says everything about the shard."""
-    pa, pq = pyarrow_modules()
-    sch = schema(measure).with_metadata({"alit_errors": json.dumps(errors)})
-    table = pa.Table.from_pylist(rows, schema=sch)
-    final = shard_path(parts, shard)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, final)
-    return final
-
-
-def merge_shards(cfg: DatasetEncodeConfig, n_shards: int, metadata: dict) -> tuple[int, list[dict]]:
-    """Shards in order into cfg.out (atomically), bad files into the errors CSV; (rows, errors)."""
-    pa, pq = pyarrow_modules()
-    sch = schema(cfg.complexity).with_metadata({"alit": json.dumps(metadata, sort_keys=True)})
-    tmp = cfg.out.with_name(f".{cfg.out.name}.{os.getpid()}.tmp")
-    rows, errors, pending = 0, [], []
-    with pq.ParquetWriter(tmp, sch) as writer:
-        def flush():
-            if pending:
-                writer.write_table(pa.concat_tables(pending).replace_schema_metadata(sch.metadata))
-                pending.clear()
-
-        for s in range(n_shards):
-            path = shard_path(cfg.parts, s)
-            if not path.exists():
-                raise DatasetEncodeError(f"shard {s} is missing ({path}); run the same command again to finish it")
-            table = pq.read_table(path)
-            errors += json.loads(table.schema.metadata[b"alit_errors"])
-            pending.append(table.replace_schema_metadata(None))
-            rows += table.num_rows
-            if sum(t.num_rows for t in pending) >= _MERGE_ROWS:
-                flush()
-        flush()
-    os.replace(tmp, cfg.out)
-    etmp = cfg.errors_path.with_name(f".{cfg.errors_path.name}.{os.getpid()}.tmp")
-    with open(etmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["path", "reason"])
-        w.writeheader()
-        w.writerows(errors)
-    os.replace(etmp, cfg.errors_path)
-    return rows, errors
-
-
-def read_metadata(path) -> dict:
-    """The run settings recorded in a results file (checkpoint, criterion, counts, ...)."""
-    _, pq = pyarrow_modules()
-    return json.loads(pq.read_schema(path).metadata[b"alit"])
 
 
 # ----------------------------------------------------------------------------------- the plan
@@ -434,111 +250,6 @@ def make_plan(cfg: DatasetEncodeConfig, tok: Tokenizer) -> Plan:
     return Plan(files, n_shards, pending, settings)
 
 
-# ----------------------------------------------------------------------------------- distributed
-
-
-@dataclass
-class Distributed:
-    """torchrun's process group, or a single process (rank 0 of 1) without one."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    active: bool = False
-
-    @classmethod
-    def from_env(cls, device: str | None) -> Distributed:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
-        import torch.distributed as dist
-
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        cuda = torch.cuda.is_available() and (device is None or str(device).startswith("cuda"))
-        # ranks wait for each other at the merge, which may be long after the first finishes
-        timeout = datetime.timedelta(hours=24)
-        if cuda:
-            torch.cuda.set_device(local)
-            dist.init_process_group("nccl", timeout=timeout, device_id=torch.device("cuda", local))
-        else:
-            dist.init_process_group("gloo", timeout=timeout)
-        return cls(dist.get_rank(), dist.get_world_size(), local, True)
-
-    def device(self, device: str | None) -> str | None:
-        if self.active and torch.cuda.is_available() and (device is None or device == "cuda"):
-            return f"cuda:{self.local_rank}"
-        return device
-
-    def broadcast(self, obj):
-        if not self.active:
-            return obj
-        import torch.distributed as dist
-
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
-    def barrier(self) -> None:
-        if self.active:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-    def close(self) -> None:
-        if self.active:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
-
-
-# ------------------------------------------------------------------------------------- progress
-
-
-class Progress:
-    """images done / total, rate and ETA on stderr: redrawn in place on a terminal, a line every
-    `log_every` seconds otherwise (logs of long runs stay short)."""
-
-    def __init__(self, total: int, label: str, enabled: bool = True, log_every: float = 30.0):
-        self.total, self.label, self.enabled = total, label, enabled
-        self.done = self.bad = 0
-        self.start = self.last = time.monotonic()
-        self.tty = sys.stderr.isatty()
-        self.interval = 0.5 if self.tty else log_every
-
-    def update(self, done: int, bad: int) -> None:
-        self.done += done
-        self.bad += bad
-        now = time.monotonic()
-        if self.enabled and (now - self.last >= self.interval or self.done >= self.total):
-            self.last = now
-            self._draw(now)
-
-    def line(self, now: float | None = None) -> str:
-        elapsed = (now or time.monotonic()) - self.start
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
-        pct = 100 * self.done / self.total if self.total else 100.0
-        bad = f", {self.bad} bad" if self.bad else ""
-        return (f"{self.label}{self.done}/{self.total} images ({pct:.1f}%), {rate:.1f} images/s, "
-                f"elapsed {_clock(elapsed)}, ETA {_clock(eta)}{bad}")
-
-    def _draw(self, now: float) -> None:
-        sys.stderr.write(("\r" + self.line(now) + "\x1b[K") if self.tty else self.line(now) + "\n")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.tty and self.done:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-def _clock(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    s = int(seconds)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
 # ------------------------------------------------------------------------------------------ run
 
 
@@ -581,7 +292,7 @@ def encode_dataset(cfg: DatasetEncodeConfig, tokenizer: Tokenizer | None = None,
             meta = dict(plan.settings, files=len(plan.files), columns=COLUMNS)
             meta.pop("root")  # where the data sat on this machine is no property of the results
             meta["root_name"] = cfg.root.resolve().name
-            rows, errors = merge_shards(cfg, plan.n_shards, meta)
+            rows, errors = merge_shards(cfg.parts, plan.n_shards, cfg.out, cfg.errors_path, cfg.complexity, meta)
             shutil.rmtree(cfg.parts)
             if cfg.progress:
                 _log(f"encode-dataset: wrote {rows} rows to {cfg.out}"
@@ -605,17 +316,7 @@ def _load(cfg: DatasetEncodeConfig, dist: Distributed) -> Tokenizer:
 
 def _batches(cfg: DatasetEncodeConfig, tok: Tokenizer, plan: Plan, shards: list[int]) -> Iterator[list[DecodedImage]]:
     batches = shard_batches(shards, len(plan.files), cfg.shard_size, cfg.batch)
-    if not batches:
-        return iter(())
-    data = ImageFiles(cfg.root, plan.files, tok.resolution, cfg.complexity)
-    workers = min(cfg.workers, len(batches))
-    loader = torch.utils.data.DataLoader(
-        data, batch_sampler=batches, num_workers=workers, collate_fn=_as_list,
-        worker_init_fn=_worker_init if workers else None,
-        multiprocessing_context=worker_context() if workers else None,
-        prefetch_factor=4 if workers else None, persistent_workers=False,
-    )
-    return iter(loader)
+    return decode_in_workers(cfg.root, plan.files, tok.resolution, cfg.complexity, batches, cfg.workers)
 
 
 def _encode_shards(cfg: DatasetEncodeConfig, tok: Tokenizer, plan: Plan, shards: list[int],

@@ -20,7 +20,8 @@ import numpy as np
 from ..analysis.complexity import MEASURES
 from ..analysis.statistics import bootstrap_ci, spearman
 from ..errors import ResultsFileError
-from .dataset_encoding import IMAGE_EXTENSIONS, pyarrow_modules
+from .image_files import IMAGE_EXTENSIONS
+from .shard_files import pyarrow_modules
 
 NO_CLASS = "(no class)"  # the class of files directly in the dataset's folder
 _SCALARS = ("width", "height", "num_tokens", "iteration", "met")
