@@ -43,7 +43,7 @@ class BatchHandlers:
             for i, (name, path) in enumerate(paths):
                 progress((i, len(paths)), desc=f"reading {name}")
                 try:
-                    images.append(explorer.prepare(path, tok.resolution))
+                    images.append(explorer.prepare(path, tok.resolution).image)
                     names.append(name)
                 except ALITError as err:
                     errors.append(upload_message(err, path, name))

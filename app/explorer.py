@@ -19,7 +19,8 @@ import torch
 from PIL import Image
 
 import alit_core
-from alit_core import Criterion, latent_attention_maps, load_image, load_tokenizer, select_iterations
+from alit_core import (Criterion, image_to_tensor, latent_attention_maps, load_tokenizer, open_image,
+                       select_iterations, square_crop_resize, tensor_to_image)
 
 from . import figures
 
@@ -129,7 +130,7 @@ class Record:
         self.tokens.append(run.num_tokens[0])
         self.l1.append(float(run.l1[0]))
         self.psnr.append(float(run.psnr[0]))
-        self.recons.append(figures.to_uint8(run.recon[0].cpu().numpy()))
+        self.recons.append(as_image(run.recon[0]))
         halted = run.halt_mask[0].cpu().numpy()
         self.halt.append(halted)
         if self.layer is not None:
@@ -154,7 +155,7 @@ class Record:
         self.tokens.append(step.num_tokens)
         self.l1.append(float(step.l1[0]))
         self.psnr.append(float(step.psnr[0]))
-        self.recons.append(figures.to_uint8(step.recon[0].cpu().numpy()))
+        self.recons.append(as_image(step.recon[0]))
         self.halt.append(None if step.halt_mask is None else step.halt_mask[0].cpu().numpy().reshape(grid, grid))
         attn = step.attention.get(self.layer)
         if attn is not None:
@@ -194,28 +195,34 @@ class Record:
         }
 
 
-def prepare(path_or_image, size: int) -> np.ndarray:
-    """An uploaded file (any format, EXIF, modes, ...) -> (size, size, 3) uint8; ImageInputError if bad."""
-    x = load_image(path_or_image, size=size)
-    return figures.to_uint8(x.numpy())
-
-
+# The app's one image type: (H, W, 3) uint8 arrays, what gradio shows. alit_core's conversions
+# cross the boundary: `as_tensor` into the tokenizer, `as_image` out of it.
 def as_tensor(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) float in [0, 1], what the tokenizer takes."""
-    return torch.from_numpy(image).permute(2, 0, 1).float().div(255)
+    return image_to_tensor(Image.fromarray(image))
 
 
-def input_notes(path: str, size: int) -> list[str]:
-    """What the loader's policy did to a file that the user may not expect, one sentence each.
+def as_image(pixels: torch.Tensor) -> np.ndarray:
+    """A reconstruction (3, H, W) in [0, 1] (clamped, rounded) -> (H, W, 3) uint8."""
+    return np.asarray(tensor_to_image(pixels))
 
-    Call it after prepare() succeeded: it reads only the file's header (the loader has already
-    checked the file), and says nothing when even that fails.
-    """
-    try:
-        with Image.open(path) as img:
-            (w, h), frames = img.size, getattr(img, "n_frames", 1)
-    except Exception:
-        return []
+
+@dataclass
+class Upload:
+    image: np.ndarray  # (size, size, 3) uint8: what the model sees
+    notes: list[str]  # what the loader's policy did that the user may not expect
+
+
+def prepare(path_or_image, size: int) -> Upload:
+    """An uploaded file (any format, EXIF, modes, ...), opened once, at the model's size, with its
+    notes; ImageInputError if it cannot be used."""
+    img = open_image(path_or_image)
+    return Upload(np.asarray(square_crop_resize(img, size)), input_notes(img, size))
+
+
+def input_notes(img: Image.Image, size: int) -> list[str]:
+    """What the loader's policy did to an opened file that the user may not expect, one sentence each."""
+    (w, h), frames = img.size, img.info.get("frames", 1)
     notes = []
     side = min(w, h)
     if max(w, h) > 2 * side:
@@ -276,7 +283,7 @@ def warm_up(tok) -> None:
 
     A process's first rollout pays one-off costs (allocator growth, kernel choices, lazy imports);
     paid here, they do not land on the first visitor (about half a second less to the first
-    iteration of the first request, measured with app/benchmark.py on CPU).
+    iteration of the first request, measured with benchmarks/app_latency.py on CPU).
     """
     blank = np.full((tok.resolution, tok.resolution, 3), 128, dtype=np.uint8)
     for _ in rollout(tok, blank, "warm-up", halting="deterministic", seed=0, max_iterations=1, layer=-1):

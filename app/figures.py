@@ -15,14 +15,6 @@ from PIL import Image, ImageDraw, ImageFont
 DISPLAY = 256  # pixels: small models are shown enlarged
 
 
-def to_uint8(img: np.ndarray) -> np.ndarray:
-    """(3, H, W) or (H, W, 3) float in [0, 1] -> (H, W, 3) uint8."""
-    a = np.asarray(img, dtype=np.float32)
-    if a.ndim == 3 and a.shape[0] == 3 and a.shape[-1] != 3:
-        a = a.transpose(1, 2, 0)
-    return (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
-
-
 def enlarge(img: np.ndarray, size: int = DISPLAY, smooth: bool = False) -> np.ndarray:
     """Resize for display; nearest keeps the pixels of a 64 px model honest."""
     if img.shape[0] == size:

@@ -238,10 +238,9 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         if layer is not None and not -depth <= layer < depth:
             raise Refused(f"This model's decoder has {depth} layers: the attention layer is 0 to {depth - 1} "
                           f"(or -1 for the last), not {layer}.")
-        image = read_upload(image_path, tok.resolution)
-        return tok, image, Run(rec=None, pictures=Pictures(self.outputs), model=model, discovery=discovery,
-                               model_iterations=explorer.steps(tok),
-                               notes=explorer.input_notes(image_path, tok.resolution))
+        upload = read_upload(image_path, tok.resolution)
+        return tok, upload.image, Run(rec=None, pictures=Pictures(self.outputs), model=model, discovery=discovery,
+                                      model_iterations=explorer.steps(tok), notes=upload.notes)
 
     # --- Explore ---------------------------------------------------------------------------------
     def run(self, image_path, model, device, dtype, kind, l1, psnr, budget, max_iterations, halting, seed, layer,
@@ -441,13 +440,13 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
                 raise Refused("no image was sent")
             tok = self.tokenizer(model, None, "float32")
             check_halting(tok, halting)
-            image = read_upload(image_path, tok.resolution)
+            upload = read_upload(image_path, tok.resolution)
             crit = self.criterion(L1, tok.default_threshold if threshold is None else float(threshold), None, None)
         except Refused as err:
             raise gr.Error(str(err)) from err
-        rec = explorer.complete(tok, image, Path(str(image_path)).name, halting=halting,
+        rec = explorer.complete(tok, upload.image, Path(str(image_path)).name, halting=halting,
                                 max_iterations=int(max_iterations))
-        return {**rec.summary(rec.select(crit)), "notes": explorer.input_notes(image_path, tok.resolution)}
+        return {**rec.summary(rec.select(crit)), "notes": upload.notes}
 
 
     # --- Settings --------------------------------------------------------------------------------

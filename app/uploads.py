@@ -9,7 +9,6 @@ import zipfile
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 
 from alit_core import ALITError
 
@@ -31,7 +30,7 @@ def linkable(path) -> bool:
     return p.is_file() and any(p.is_relative_to(root) for root in roots)
 
 
-def read_upload(path: str, size: int) -> np.ndarray:
+def read_upload(path: str, size: int) -> explorer.Upload:
     """An uploaded file through alit_core's loader; whatever is wrong with it becomes a message."""
     try:
         return explorer.prepare(path, size)

@@ -17,7 +17,7 @@ def tok():
 
 @pytest.fixture(scope="module")
 def images(tok):
-    return [explorer.prepare(p, tok.resolution) for p in SAMPLES]
+    return [explorer.prepare(p, tok.resolution).image for p in SAMPLES]
 
 
 @pytest.fixture(scope="module")

@@ -325,7 +325,12 @@ def test_animated_gif_uses_first_frame(tmp_path):
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=50, loop=0)
     with Image.open(path) as check:
         assert check.n_frames == 3
-    assert open_image(path).getpixel((4, 4)) == RED
+    opened = open_image(path)
+    assert opened.getpixel((4, 4)) == RED
+    assert opened.info["frames"] == 3  # what the file had, for a caller to tell its user
+    frames[0].save(tmp_path / "still.png")
+    assert open_image(tmp_path / "still.png").info["frames"] == 1
+    assert open_image(np.zeros((2, 2, 3), np.uint8)).info["frames"] == 1
 
 
 def test_numpy_sources():

@@ -78,10 +78,6 @@ def official_to_ours(state_dict: dict) -> dict:
     return out
 
 
-def ours_to_official(state_dict: dict) -> dict:
-    return {_swap_prefix(k, [(b, a) for a, b in _BASE_PREFIXES]): v for k, v in state_dict.items()}
-
-
 def _swap_prefix(key: str, pairs) -> str:
     for old, new in pairs:
         if key.startswith(old):

@@ -15,7 +15,8 @@ Policy, in the order it is applied:
    transparency) are composited over **white**. 16-bit images are scaled by 1/257,
    32-bit integer images likewise when they fit in 16 bits (else by their maximum), float
    images are clipped to [0, 1] (or [0, 255] when their maximum exceeds 1). CMYK, YCbCr,
-   LAB and HSV use PIL's conversions. Animated images use their first frame.
+   LAB and HSV use PIL's conversions. Animated images use their first frame; the opened
+   image's ``info["frames"]`` says how many the file had (1 for a still image).
 5. ``square_crop_resize`` crops the largest centred square first and only then resizes
    (bicubic, antialiased with ``reducing_gap=3.0``), so the aspect ratio is never
    distorted and a very elongated image never becomes a huge intermediate.
@@ -320,6 +321,7 @@ def _finish(img: Image.Image, label: str) -> Image.Image:
     rgb = _to_rgb(oriented, label)
     if rgb is img:
         rgb = img.copy()
+    rgb.info["frames"] = getattr(img, "n_frames", 1)  # what a caller may want to tell its user
     return rgb
 
 
@@ -337,7 +339,9 @@ def _from_numpy(array: np.ndarray, max_pixels: int) -> Image.Image:
     _check_dimensions(width, height, label, max_pixels)
     array = _numpy_to_uint8(array, label)
     img = Image.fromarray(np.ascontiguousarray(array))  # uint8: L, RGB or RGBA by shape
-    return _to_rgb(img, label)
+    rgb = _to_rgb(img, label)
+    rgb.info["frames"] = 1
+    return rgb
 
 
 def _numpy_to_uint8(array: np.ndarray, label: str) -> np.ndarray:
