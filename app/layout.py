@@ -33,7 +33,7 @@ CSS = """
 """
 
 # Outputs of /explore in the order gradio_client returns them: the status line first and the
-# metrics second (app/benchmark.py and the tests read them by position).
+# metrics second (benchmarks/app_latency.py and the tests read them by position).
 EXPLORE_OUTPUTS = ("status", "metrics", "record", "gallery", "current", "halt_map", "error_map", "compare", "curve",
                    "scatter", "comp", "selected", "iteration", "head", "clicked", "how", "budget_plot", "kind", "l1",
                    "psnr", "budget", "max_iter", "halting", "seed", "quality")
@@ -137,7 +137,7 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
             with gr.Tab("How it works", id="how") as ui.tab_how:
                 label = h.model_label(BUNDLED if cache.default_source is None else cache.default_source, tok)
                 ui.how = gr.Markdown(texts.how_it_works(label, tok.metadata))
-        # The UI's own endpoints are callable by name (tests, benchmark, app/soak.py) but left out of the
+        # The UI's own endpoints are callable by name (tests, benchmarks/app_latency.py, benchmarks/app_soak.py) but left out of the
         # API page, whose one documented endpoint is /tokenize. Every event that computes rollouts
         # (/explore, /compare, /batch, /tokenize) shares one queue slot group: at most --concurrency at once.
         wire_explore(ui, h)
@@ -334,7 +334,7 @@ def wire_explore(ui: Ui, h: Handlers):
     attn_inputs, attn_outputs = attention_inputs(ui), ui[ATTENTION_OUTPUTS]
     reselect_outputs = [ui.l1, ui.psnr, ui.budget, ui.gallery, ui.compare, ui.curve, ui.scatter, ui.comp,
                         ui.metrics, ui.selected, ui.status]
-    # The UI's own endpoints are callable by name (tests, benchmark, app/soak.py) but left out of the
+    # The UI's own endpoints are callable by name (tests, benchmarks/app_latency.py, benchmarks/app_soak.py) but left out of the
     # API page, whose one documented endpoint is /tokenize. Every event that computes rollouts
     # (/explore, /compare, /batch, /tokenize) shares one queue slot group: at most --concurrency at once.
     ui.run.click(h.run, [ui.image, *settings], ui[EXPLORE_OUTPUTS], api_name="explore",

@@ -3,10 +3,10 @@
 - `rollout_speed`: one rollout of a tokenizer against the official way of running it, per device
   and precision (`python -m benchmarks.rollout_speed --suite` -> `cpu_results.md`/`.json`; the
   bundled model alone -> `bundled_cpu.md`/`.json`), with `operator_profile` (where the time goes,
-  per operator, against the FLOPs it should take) and `timing` (medians of repeats, the machine's
-  measured matmul peak).
+  per operator, against the FLOPs it should take), `timing` (medians of repeats, the machine's
+  measured matmul peak) and `speed_tables` (its rows and Markdown tables, shared with `karl_vs_alit`).
 - `dataset_throughput`: `encode-dataset` end to end against the official way
   (`python -m benchmarks.dataset_throughput` -> `dataset_cpu.md`/`.json`).
-- The app's latency and load are measured through its HTTP API by `app/benchmark.py` and
-  `app/soak.py` (-> `app_soak_cpu*.md`).
+- The app's latency and load are measured through its HTTP API by `app_latency` and `app_soak`
+  (its simulated visitors in `soak_visitors`; -> `app_soak_cpu*.md`).
 """

@@ -36,8 +36,8 @@ from alit_core.model.karl import KARL, KARLConfig
 from alit_core.running.karl_tokenizer import KARLTokenizer
 from alit_core.running.tokenizer import Tokenizer
 
-from .rollout_speed import MEASUREMENT_HEADER, _drain, _row, measurement_line
-from .timing import machine, matmul_peak, timed
+from .speed_tables import MEASUREMENT_HEADER, measurement_line, timing_row
+from .timing import drain, machine, matmul_peak, timed
 
 SIZE_FIELDS = ("width", "depth", "heads", "decoder_width", "decoder_depth", "decoder_heads", "mlp_ratio",
                "patch_size")
@@ -88,20 +88,20 @@ def measure(alit: Tokenizer, karl: KARLTokenizer, x: torch.Tensor, repeats: int,
     span = f"{counts[0]}, {counts[1]}, ... {t} tokens" if len(counts) > 2 else ", ".join(map(str, counts)) + " tokens"
     plan = {
         "alit_one_iteration": (f"ALIT: one iteration + pixels ({counts[0]} tokens; the cheapest early-exit encode)",
-                               lambda: _drain(alit.rollout(x, max_iterations=1)), first),
+                               lambda: drain(alit.rollout(x, max_iterations=1)), first),
         "alit_rollout_no_decode": (f"ALIT: full rollout, no pixels ({cfg.iterations} iterations, {span})",
-                                   lambda: _drain(alit.rollout(x, decode=False)), f.rollout(decode=False)),
+                                   lambda: drain(alit.rollout(x, decode=False)), f.rollout(decode=False)),
         "alit_rollout_with_decode": ("ALIT: full rollout + pixels, decoded each iteration (encode without early "
-                                     "exit)", lambda: _drain(alit.rollout(x)), f.rollout(decode=True)),
+                                     "exit)", lambda: drain(alit.rollout(x)), f.rollout(decode=True)),
         "karl_pass_no_decode": (f"KARL: one pass at T = {t}, no pixels (its estimated count)",
                                 lambda: karl.tokenize(x, t, decode=False), k.single_pass(decode=False)),
         "karl_pass_with_decode": (f"KARL: one pass at T = {t} + pixels (its encode: count and reconstruction)",
                                   lambda: karl.tokenize(x, t), k.single_pass(decode=True)),
         "karl_budget_sweep": (f"KARL: budget sweep + pixels ({len(counts)} passes at ALIT's counts, {span})",
-                              lambda: _drain(karl.budget_sweep(x, counts)), sweep),
+                              lambda: drain(karl.budget_sweep(x, counts)), sweep),
     }
     b = x.shape[0]
-    return {key: _row(name, dt, timed(fn, repeats, alit.device), b * flops, peak)
+    return {key: timing_row(name, dt, timed(fn, repeats, alit.device), b * flops, peak)
             for key, (name, fn, flops) in plan.items()}
 
 

@@ -40,28 +40,12 @@ from alit_core.running.inference import InferenceOptions
 from alit_core.running.selection import Criterion, select_iterations
 from alit_core.running.tokenizer import Tokenizer
 
+from . import karl_vs_alit
 from .operator_profile import operator_profile
-from .timing import machine, matmul_peak, synchronize, timed
+from .speed_tables import suite_markdown, table, timing_row
+from .timing import drain, machine, matmul_peak, synchronize, timed
 
 SAMPLES = BUNDLED_CHECKPOINT.parent / "samples"
-
-
-def _drain(steps) -> list:
-    return list(steps)
-
-
-def _row(name: str, dtype: str, timing, flops: float | None = None, peak: float | None = None,
-         images: int | None = None) -> dict:
-    row = {"name": name, "dtype": dtype, **timing.as_dict()}
-    if flops:
-        row["gflop"] = flops / 1e9
-        row["gflops_per_s"] = flops / timing.median_s / 1e9
-        if peak:
-            row["fraction_of_peak"] = row["gflops_per_s"] / peak
-    if images:
-        row["images"] = images
-        row["images_per_s"] = images / timing.median_s
-    return row
 
 
 ALL = ("one_iteration", "transformer", "rollout_no_decode", "rollout_with_decode", "rollout_batched_decode",
@@ -77,7 +61,7 @@ def measure_tokenizer(tok: Tokenizer, x: torch.Tensor, repeats: int, peak: float
     f = count_flops(tok.config, decoder_rows=tok.options.decoder_rows)
     b = x.shape[0]
     tokens = tok.image_tokens(x)
-    m = tok.model
+    m = tok.inference_model
     with tok._context():  # what the base decoder alone reads: the VAE latents, or the codes' vectors
         z = tokens.targets if m.is_vae else m.vqgan.codes_to_features(m.vqgan.codebook[tokens.targets])
 
@@ -88,16 +72,16 @@ def measure_tokenizer(tok: Tokenizer, x: torch.Tensor, repeats: int, peak: float
     base = "VAE" if m.is_vae else "VQGAN"  # the keys stay vqgan_* so that result files compare across models
     plan = {
         "one_iteration": (f"one iteration from pixels ({base} encoding + iteration 0, no decode)",
-                          lambda: _drain(tok.rollout(x, max_iterations=1, decode=False)),
+                          lambda: drain(tok.rollout(x, max_iterations=1, decode=False)),
                           f.vqgan_encode + f.image_tokens + f.encoder[0] + f.bottleneck[0] + f.decoder[0]),
         "transformer": (f"transformer only ({f.iterations} iterations from cached {base} tokens)",
-                        lambda: _drain(tok.rollout(tokens, decode=False)), f.transformer),
-        "rollout_no_decode": ("full rollout, no pixels", lambda: _drain(tok.rollout(x, decode=False)),
+                        lambda: drain(tok.rollout(tokens, decode=False)), f.transformer),
+        "rollout_no_decode": ("full rollout, no pixels", lambda: drain(tok.rollout(x, decode=False)),
                               f.rollout(decode=False)),
-        "rollout_with_decode": ("full rollout + pixels, decoded each iteration", lambda: _drain(tok.rollout(x)),
+        "rollout_with_decode": ("full rollout + pixels, decoded each iteration", lambda: drain(tok.rollout(x)),
                                 f.rollout(decode=True)),
         "rollout_batched_decode": ("full rollout + pixels, decoded together at the end",
-                                   lambda: _drain(tok.rollout(x, decode="batched")), f.rollout(decode=True)),
+                                   lambda: drain(tok.rollout(x, decode="batched")), f.rollout(decode=True)),
         "vqgan_encode": (f"{base} encoding (+ targets, patch embedding)", lambda: tok.image_tokens(x),
                          f.vqgan_encode + f.image_tokens),
         "vqgan_decode": (f"{base} decode", decode, f.vqgan_decode),
@@ -105,7 +89,7 @@ def measure_tokenizer(tok: Tokenizer, x: torch.Tensor, repeats: int, peak: float
     out = {}
     for key in which:
         name, fn, flops = plan[key]
-        out[key] = _row(f"{label}{name}", dt, timed(fn, repeats, tok.device), b * flops, peak)
+        out[key] = timing_row(f"{label}{name}", dt, timed(fn, repeats, tok.device), b * flops, peak)
     return out
 
 
@@ -120,7 +104,7 @@ def measure_images(tok: Tokenizer, images: torch.Tensor, repeats: int, label: st
     iterations: list[int] = []  # iterations run, per call
 
     def official(x):
-        steps = _drain(tok.rollout(x))
+        steps = drain(tok.rollout(x))
         picks = select_iterations(torch.stack([s.l1 for s in steps]), criterion=Criterion.make(default=tok.default_threshold))
         iterations.append(len(steps))
         return [steps[t].num_tokens for t in picks]
@@ -145,7 +129,7 @@ def measure_images(tok: Tokenizer, images: torch.Tensor, repeats: int, label: st
 
     name = "encode, early exit" if early_exit else "all iterations + pixels, then select (official)"
     name += f", whole set as one batch of {len(images)}" if batched else ", one image at a time"
-    row = _row(f"{label}{name}: per image", dt, timed(run_all, repeats, tok.device))
+    row = timing_row(f"{label}{name}: per image", dt, timed(run_all, repeats, tok.device))
     n = len(images)
     for k in ("median_s", "min_s", "max_s"):
         row[k] /= n
@@ -159,7 +143,7 @@ def measure_images(tok: Tokenizer, images: torch.Tensor, repeats: int, label: st
 
 def agreement(tok: Tokenizer, ref: Tokenizer, x: torch.Tensor) -> dict:
     """How far tok's full rollout is from ref's (float32): reconstructions, L1, selected iterations."""
-    a, b = _drain(tok.rollout(x)), _drain(ref.rollout(x))
+    a, b = drain(tok.rollout(x)), drain(ref.rollout(x))
     la, lb = torch.stack([s.l1 for s in a]), torch.stack([s.l1 for s in b])
     return {
         "recon_max_abs_diff": max(float((s.recon - r.recon).abs().max()) for s, r in zip(a, b)),
@@ -233,8 +217,8 @@ def run(checkpoint=None, device=None, dtypes=("float32", "bfloat16"), batch: int
         res["throughput"] = []
         for b in throughput:
             xb = torch.rand(b, 3, r, r, generator=torch.Generator().manual_seed(1))
-            t = timed(lambda xb=xb: _drain(tok.rollout(xb, decode="batched")), repeats, dev)
-            res["throughput"].append(_row(f"full rollout + pixels (batched), batch {b}", dt, t,
+            t = timed(lambda xb=xb: drain(tok.rollout(xb, decode="batched")), repeats, dev)
+            res["throughput"].append(timing_row(f"full rollout + pixels (batched), batch {b}", dt, t,
                                           b * f.rollout(True), peaks[dt], images=b))
     res["summary"] = summarise(res)
     return res
@@ -258,8 +242,8 @@ def run_ablation(base: Tokenizer, x: torch.Tensor, repeats: int, rows: dict, dty
                   InferenceOptions(channels_last=False, decode_pixels=0))]
         for name, opts in steps:
             tok = Tokenizer(base.model, base.device, dt, opts)
-            t = timed(lambda tok=tok: _drain(tok.rollout(x)), repeats, base.device)
-            out.append(_row(f"{dt} {name}", dt, t))
+            t = timed(lambda tok=tok: drain(tok.rollout(x)), repeats, base.device)
+            out.append(timing_row(f"{dt} {name}", dt, t))
         out.append(dict(rows[dt]["rollout_with_decode"], name=f"{dt} + channels-last VQGAN decoder"))
         out.append(dict(rows[dt]["rollout_batched_decode"], name=f"{dt} + batched pixel decoding"))
         out.append(dict(rows[f"{dt}, float32 pixels"]["rollout_batched_decode"],
@@ -299,89 +283,6 @@ def summarise(res: dict) -> dict:
     return out
 
 
-# --- output --------------------------------------------------------------------------------------------
-def _fmt_s(v: float) -> str:
-    return f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s"
-
-
-def _rounded(v):
-    if isinstance(v, float):
-        return round(v, 3)
-    if isinstance(v, dict):
-        return {k: _rounded(x) for k, x in v.items()}
-    return v
-
-
-def _cell(row: dict, key: str, scale: float = 1, unit: str = "") -> str:
-    return f"{scale * row[key]:.0f}{unit}" if key in row else ""
-
-
-MEASUREMENT_HEADER = ["| measurement | precision | median | min - max | GFLOP | GFLOP/s | % of peak | peak MB |",
-                      "|---|---|---|---|---|---|---|---|"]
-
-
-def measurement_line(row: dict) -> str:
-    """A timing row (`_row`) as a line of the MEASUREMENT_HEADER table."""
-    gf = f"{row['gflop']:.1f}" if "gflop" in row else ""
-    rate = f"{row['gflops_per_s']:.0f}" if "gflops_per_s" in row else ""
-    frac = f"{100 * row['fraction_of_peak']:.0f}%" if "fraction_of_peak" in row else ""
-    extra = f" ({row['images_per_s']:.2f} img/s)" if "images_per_s" in row else ""
-    return (f"| {row['name']}{extra} | {row['dtype']} | {_fmt_s(row['median_s'])} | "
-            f"{_fmt_s(row['min_s'])} - {_fmt_s(row['max_s'])} | {gf} | {rate} | {frac} | {row['peak_memory_mb']:.0f} |")
-
-
-def table(res: dict) -> str:
-    m = res["machine"]
-    peaks = ", ".join(f"{k} {v:.0f}" for k, v in res["matmul_peak_gflops"].items())
-    lines = [
-        f"### {res['checkpoint']} on {res['device']}",
-        "",
-        f"{m['cpu']}, {m['threads']} threads, torch {m['torch']}{', ' + m['gpu'] if 'gpu' in m else ''}; "
-        f"batch {res['batch']}, {res['repeats']} runs after a warm-up. Matmul peak (GFLOP/s): {peaks}. "
-        f"Model: width {res['config']['width']}, depth {res['config']['depth']}, {res['config']['resolution']} px, "
-        f"{res['config']['parameters'] / 1e6:.1f} M parameters.",
-        "",
-        *MEASUREMENT_HEADER,
-    ]
-
-    for group in res["rows"].values():
-        lines += [measurement_line(row) for row in group.values()]
-    lines += [measurement_line(row) for row in res.get("throughput", [])]
-    if "ablation" in res:
-        lines += ["", "Full rollout with pixel reconstructions, speed-ups switched on one after the other:", "",
-                  "| configuration | median | min - max | speed-up vs official-equivalent |", "|---|---|---|---|"]
-        for row in res["ablation"]:
-            lines.append(f"| {row['name']} | {_fmt_s(row['median_s'])} | {_fmt_s(row['min_s'])} - "
-                         f"{_fmt_s(row['max_s'])} | {row['speedup_vs_official']:.2f}x |")
-    for dt, prof in res.get("operators", {}).items():
-        lines += ["", (f"Where the {dt} transformer's time goes (profiler, one rollout from cached VQGAN tokens, "
-                       f"{_fmt_s(prof['profiled_s'])} with the profiler's overhead). *Alone*: the same layer repeated "
-                       "on one input, its weights in cache."), "",
-                  "| operators | time | share | GFLOP/s | % of peak | alone: GFLOP/s | alone: % of peak |",
-                  "|---|---|---|---|---|---|---|"]
-        for row in prof["rows"]:
-            cells = [_cell(row, "gflops_per_s"), _cell(row, "fraction_of_peak", 100, "%"),
-                     _cell(row, "alone_gflops_per_s"), _cell(row, "alone_fraction_of_peak", 100, "%")]
-            lines.append(f"| {row['kind']} | {_fmt_s(row['time_s'])} | {100 * row['share']:.0f}% | "
-                         + " | ".join(cells) + " |")
-    if "agreement" in res:
-        lines += ["", "| agreement with float32 official-equivalent | max abs recon diff | mean abs recon diff | "
-                  "max abs L1 diff | same selection (random batch) |", "|---|---|---|---|---|"]
-        for dt, a in res["agreement"].items():
-            lines.append(f"| {dt} | {a['recon_max_abs_diff']:.2e} | {a['recon_mean_abs_diff']:.2e} | "
-                         f"{a['l1_max_abs_diff']:.2e} | {a['same_selection_random_batch']} |")
-    for name, group in res["rows"].items():
-        for key in ("images", "images_batch"):
-            im = group.get(key)
-            if im:
-                same = "" if name == "official" else (
-                    f", same as official: {im['same_tokens_as_official']}/{im['images']}")
-                lines.append(f"\nTokens per image ({name}, {'one batch' if key == 'images_batch' else 'one at a time'}"
-                             f"{same}): {im['tokens']}")
-    lines += ["", "Summary: `" + json.dumps(_rounded(res["summary"])) + "`"]
-    return "\n".join(lines)
-
-
 def suite(repeats: int, device=None) -> list[dict]:
     """The issue-5 measurements: alit_small (random weights) and the bundled model on the samples."""
     samples = sorted(str(p) for p in SAMPLES.glob("*.png"))
@@ -389,95 +290,6 @@ def suite(repeats: int, device=None) -> list[dict]:
         run("preset:small", device, ("float32", "bfloat16"), 1, repeats, None, None, True, operators=True),
         run(None, device, ("float32", "bfloat16"), 1, max(repeats, 5), samples, [1, 8, 32], True),
     ]
-
-
-# The official implementation's times quoted by issue 5 (2-core CPU, alit_small, batch 1, 256 px,
-# float32, medians of 3 on a quiet machine); the official code was not run here.
-OFFICIAL_QUOTED_S = {"rollout_no_decode": 10.0, "rollout_with_decode": 20.0}
-
-
-def targets(small: dict, bundled: dict) -> list[tuple[str, str, bool | None]]:
-    """Issue 5's targets against a suite's results: (target, measured, met)."""
-    out = []
-    for name in [n for n in small["summary"] if n not in ("float32",) and not n.startswith("official")]:
-        v = small["summary"][name]["rollout_with_decode_s"]
-        out.append((f"alit_small, full rollout + pixels <= 8 s ({name})",
-                    f"{v:.2f} s; official-equivalent here {small['summary']['official_rollout_with_decode_s']:.2f} s "
-                    f"({small['summary'][name]['rollout_speedup']:.2f}x), issue's official 20 s "
-                    f"({OFFICIAL_QUOTED_S['rollout_with_decode'] / v:.2f}x)", v <= 8.0))
-    for name, s in small["summary"].items():
-        if isinstance(s, dict) and s.get("transformer_fraction_of_peak") is not None:
-            f = s["transformer_fraction_of_peak"]
-            out.append((f"alit_small transformer >= 60% of the {name} matmul peak",
-                         f"{100 * f:.0f}%" + _operator_summary(small.get("operators", {}).get(name)), f >= 0.6))
-    for name, s in bundled["summary"].items():
-        if not isinstance(s, dict):
-            continue
-        if "encode_images_speedup" in s:
-            out.append((f"bundled model, encode with early exit >= 4x the official way ({name})",
-                        f"{s['encode_images_speedup']:.2f}x one image at a time (total time; the mean of "
-                        f"each image's own speed-up: {s.get('encode_images_mean_per_image_speedup', float('nan')):.2f}x), "
-                        f"{s['encode_images_batch_speedup']:.2f}x as one batch; "
-                        f"tokens as official: {s['encode_images_same_tokens']}; iterations run per image: "
-                        f"{bundled['rows'][name]['images']['iterations_run_mean']:.1f} of "
-                        f"{bundled['config']['iterations']}; met if either way of running the set reaches 4x "
-                        "against the official way run the same way",
-                        max(s["encode_images_speedup"], s["encode_images_batch_speedup"]) >= 4.0))
-        out.append((f"bundled model, full rollout + pixels < 1 s ({name})", f"{s['rollout_with_decode_s']:.3f} s",
-                    s["rollout_with_decode_s"] < 1.0))
-    return out
-
-
-def _operator_summary(prof: dict | None) -> str:
-    """The profile's headline: the big products in the rollout against alone, attention, the rest."""
-    if not prof:
-        return ""
-    products = [r for r in prof["rows"] if "alone_fraction_of_peak" in r]
-    if not products:
-        return ""
-    share = sum(r["share"] for r in products)
-    inside = sum(r["gflop"] for r in products) / sum(r["time_s"] for r in products)
-    peak = products[0]["gflops_per_s"] / products[0]["fraction_of_peak"]
-    alone = min(r["alone_fraction_of_peak"] for r in products), max(r["alone_fraction_of_peak"] for r in products)
-    parts = [f"; profile: matrix products {100 * share:.0f}% of the time at {100 * inside / peak:.0f}% of the peak "
-             f"(each alone, weights in cache: {100 * alone[0]:.0f}-{100 * alone[1]:.0f}%)"]
-    for r in prof["rows"]:
-        if "alone_fraction_of_peak" not in r and r["share"] >= 0.05:
-            rate = f" at {100 * r['fraction_of_peak']:.0f}%" if "fraction_of_peak" in r else ""
-            parts.append(f"{r['kind']} {100 * r['share']:.0f}%{rate}")
-    return ", ".join(parts)
-
-
-def suite_markdown(results: list[dict]) -> str:
-    small, bundled = results
-    m = small["machine"]
-    lines = [
-        "# Tokenizer speed: measurements",
-        "",
-        f"Written by `python -m benchmarks.rollout_speed --suite --out benchmarks/cpu_results`. Machine: {m['cpu']}, "
-        f"{m['cpu_count']} CPUs, {m['threads']} torch threads, torch {m['torch']}, {m['platform']}."
-        + (f" GPU: {m['gpu']}." if "gpu" in m else ""),
-        "",
-        "Every table compares with the *official-equivalent* way of running the same model, measured in the same "
-        "run: float32, every iteration, one VQGAN decode per iteration, no early exit, no inference options. "
-        f"Issue 5 quotes the official implementation itself at {OFFICIAL_QUOTED_S['rollout_no_decode']:.0f} s "
-        f"(no pixels) and {OFFICIAL_QUOTED_S['rollout_with_decode']:.0f} s (with the 8 reconstructions) for alit_small "
-        "on a quiet 2-core CPU. GFLOP are per call (batch x per-image count from `count_flops`); % of peak is "
-        "against a 2048 x 2048 matmul of the same precision measured at the start of each run. The ablation "
-        "table records each speed-up's before and after. Early exit saves iterations only for images that meet "
-        "the threshold: otherwise the official rule returns the lowest-L1 iteration, which needs them all "
-        "(\"iterations run per image\" below).",
-        "",
-        "## Issue 5 targets",
-        "",
-        "| target | measured | met |",
-        "|---|---|---|",
-    ]
-    for name, value, met in targets(small, bundled):
-        lines.append(f"| {name} | {value} | {'yes' if met else 'no'} |")
-    lines += ["", "## alit_small (random weights), batch 1", "", table(small), "",
-              "## Bundled model on assets/samples", "", table(bundled)]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -509,8 +321,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.karl:
-        from . import karl_vs_alit  # it builds on this module's rows and table lines
-
         results = [karl_vs_alit.run(args.checkpoint, args.karl, args.device, tuple(args.dtype), args.batch,
                                     args.repeats, args.peak_size, args.karl_sizes_from_alit)]
         results[0]["command"] = " ".join(["python -m benchmarks.rollout_speed", *(argv or sys.argv[1:])])

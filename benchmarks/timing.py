@@ -130,3 +130,8 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def drain(steps) -> list:
+    """Every item of a generator (a rollout's steps, a sweep's passes): what a timed call runs."""
+    return list(steps)

@@ -54,10 +54,10 @@ def test_four_clients_at_once(app_server):
 
 
 def test_latency_benchmark_runs(app_server, tmp_path, capsys):
-    """The benchmark (`python -m app.benchmark`, not a test itself) still works against the app: one tiny run."""
+    """The benchmark (`python -m benchmarks.app_latency`, not a test itself) still works against the app: one tiny run."""
     import json
 
-    from app.benchmark import main
+    from benchmarks.app_latency import main
 
     url, _ = app_server
     out = tmp_path / "latency.json"

@@ -17,7 +17,7 @@ from PIL import Image
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file
 
-from app.benchmark import explore_inputs
+from benchmarks.app_latency import explore_inputs
 
 SAMPLES = sorted((Path(__file__).resolve().parent.parent / "assets" / "samples").glob("*.png"))
 ITERATIONS = 2  # enough to show the file was used; keeps the matrix fast

@@ -1,5 +1,5 @@
 """What a long-running server leaves behind is bounded (issue 12, item 4), and the load/soak command
-(`python -m app.soak`, not a test itself) works: a few seconds of it against the shared test server."""
+(`python -m benchmarks.app_soak`, not a test itself) works: a few seconds of it against the shared test server."""
 
 import json
 import os
@@ -105,7 +105,7 @@ def test_app_bounds_sessions_and_sweeps_the_cache(monkeypatch):
 
 # --- the soak command -----------------------------------------------------------------------------------
 def test_bound_check_says_which_limit_broke():
-    from app.soak import check_bound
+    from benchmarks.app_soak import check_bound
 
     report = {"memory": {"warm_up_rss_mb": 500.0, "end_rss_mb": 640.0}, "temp_files": {"end": {"mb": 50.0}},
               "errors": {"good_files": 0}, "bad_files": {"unclear": 0}, "queue": {"queued_failed": 0}}
@@ -123,7 +123,7 @@ def test_bound_check_says_which_limit_broke():
 def test_soak_a_few_seconds_against_the_test_server(app_server, tmp_path, capsys):
     """Three visitors for 8 s: every action of the mix ran, none failed on good files, every bad file
     got the app's message, the memory was read from the server's process, the report has its keys."""
-    from app.soak import REPORT_KEYS, main
+    from benchmarks.app_soak import REPORT_KEYS, main
 
     url, _ = app_server
     out = tmp_path / "soak.json"
@@ -158,7 +158,7 @@ def test_soak_a_few_seconds_against_the_test_server(app_server, tmp_path, capsys
 def test_soak_starts_its_own_server_and_its_temporary_files_are_cleaned(tmp_path):
     """The command as documented, briefly: its own server, with runs and files kept 15 s, so gradio's
     cache is cleaned during the soak; the visitors beyond --concurrency 1 waited in the queue."""
-    from app.soak import main
+    from benchmarks.app_soak import main
 
     out = tmp_path / "soak.json"
     rc = main(["--visitors", "4", "--minutes", "1", "--concurrency", "1", "--keep-minutes", "0.25",

@@ -1,4 +1,4 @@
-"""How long the Explore tab makes a user wait: `python -m app.benchmark [--url URL] [--repeats 5]`.
+"""How long the Explore tab makes a user wait: `python -m benchmarks.app_latency [--url URL] [--repeats 5]`.
 
 Through gradio_client, as a page would, it submits the Explore tab's streamed run (/explore) for
 each image, several times, one request at a time, and measures from the request (the upload
