@@ -27,6 +27,9 @@ import torch
 from alit_core.model.config import ALITConfig
 from alit_core.model.vqgan import VQGAN
 
+from .streams import SceneStream
+from .train_config import TrainConfig, model_config, parse_mix
+
 BLOCK = 64  # images made and encoded together
 
 
@@ -76,10 +79,8 @@ def vqgan_from(path: str, model_cfg: ALITConfig) -> VQGAN:
 
 @torch.no_grad()
 def build(vqgan: str, model_cfg: ALITConfig, index: str, n: int, mix: dict, seed: int = 0) -> CodePack:
-    # the training stream's images, seeded apart from the steps' own draws
-    from .train import SceneStream
-
     vq = vqgan_from(vqgan, model_cfg)
+    # the training stream's images, seeded apart from the steps' own draws
     stream = SceneStream(index, model_cfg.resolution, mix, seed=seed + 104729, rank=0)
     images, features, targets = [], [], []
     t0 = time.time()
@@ -97,8 +98,17 @@ def build(vqgan: str, model_cfg: ALITConfig, index: str, n: int, mix: dict, seed
     return CodePack(torch.cat(images), torch.cat(features), torch.cat(targets), meta)
 
 
+class PackStream:
+    """Batches (images, VQGAN features, codes) drawn from a code pack, deterministic in (seed, rank, step)."""
+
+    def __init__(self, path: str, seed: int, rank: int):
+        self.pack, self.seed, self.rank = CodePack.load(path), seed, rank
+
+    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, ...]:
+        return self.pack.batch(step, batch_size, self.seed, self.rank)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from .train import TrainConfig, model_config, parse_mix
 
     p = argparse.ArgumentParser(prog="python -m alit_train.code_pack", description=__doc__.split("\n")[0])
     p.add_argument("--vqgan", required=True, help="a vqgan-stage training checkpoint (its EMA weights)")

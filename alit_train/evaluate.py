@@ -36,7 +36,7 @@ from alit_core.analysis.compression import codec_at_size
 from alit_core.analysis.segmentation import attention_segments, fg_ari, grid_segments, matched_miou
 from alit_core.analysis.statistics import bootstrap_ci, spearman
 
-from . import scenes
+from . import scenes, synthetic
 from .attention_probe import object_discovery, probe_scenes
 from .calibration import selected_tokens, whole_photos
 from .data import TEST_SPLIT
@@ -74,10 +74,10 @@ def eval_sets(index: str, size: int, n: int, seed: int = 1234, with_unfamiliar: 
         "photos": [(im, None) for im in make(0, lambda r: scenes.photo_crop(bank, r, size, split="val"))],
         "scenes": [(s.image, s.masks) for s in
                    make(1, lambda r: scenes.make_scene(bank, r, size=size, k_objects=(2, 4), split="val"))],
-        "simple": [(im, None) for im in make(2, lambda r: scenes.simple_image(r, size, kind=r.choice(["flat", "gradient", "shapes"])))],
+        "simple": [(im, None) for im in make(2, lambda r: synthetic.simple_image(r, size, kind=r.choice(["flat", "gradient", "shapes"])))],
     }
     for j, kind in enumerate(("noise", "text", "clipart")):
-        out[f"ood_{kind}"] = [(im, None) for im in make(3 + j, lambda r, kind=kind: scenes.ood_image(r, size, kind, index=bank, split="val"))]
+        out[f"ood_{kind}"] = [(im, None) for im in make(3 + j, lambda r, kind=kind: synthetic.ood_image(r, size, kind, index=bank, split="val"))]
     if bank.select("background", TEST_SPLIT):  # photos of packages no training run reads
         crops = make(6, lambda r: scenes.photo_crop(bank, r, size, split=TEST_SPLIT))
         out["photos_test"] = [(im, None) for im in crops]
@@ -85,7 +85,7 @@ def eval_sets(index: str, size: int, n: int, seed: int = 1234, with_unfamiliar: 
         out["uploads_test"] = [(im, None) for im in whole_photos(index, TEST_SPLIT, size)]
     if with_unfamiliar:
         for j, kind in enumerate(("screenshot", "texture")):
-            out[f"ood_{kind}"] = [(im, None) for im in make(7 + j, lambda r, kind=kind: scenes.ood_image(r, size, kind))]
+            out[f"ood_{kind}"] = [(im, None) for im in make(7 + j, lambda r, kind=kind: synthetic.ood_image(r, size, kind))]
     return out
 
 
@@ -142,12 +142,36 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
         report["reconstruction_test_photos"] = reconstruction(tok, results["photos_test"], sets["photos_test"], cfg)
         report["reconstruction_uploads"] = reconstruction(tok, results["uploads_test"], sets["uploads_test"], cfg)
 
-    # token count against complexity, over photos, scenes and simple images together, and within
-    # each set: the pool mixes sets whose difficulty for the model differs from their file size
-    # (PNG codes smooth gradients at more bits per pixel than flat shapes with sharp edges; for the
-    # model it is the other way round)
-    pooled_sets = ("photos", "scenes", "simple")
-    measured = (*pooled_sets, *(["photos_test"] if "photos_test" in results else []))
+    comp_of = complexity_report(report, results, sets, bootstrap)
+    report["threshold_sweep"] = threshold_sweep(results, {s: comp_of[s] for s in POOLED_SETS}, cfg, threshold)
+    report["token_counts"] = {name: {"median": float(np.median(r["tokens"])), "mean": float(np.mean(r["tokens"]))}
+                              for name, r in results.items()}
+    report["object_discovery"] = discovery_at_selection(results["scenes"], sets["scenes"], grid, size)
+    report["allocation"] = allocation(results, cfg, threshold)
+    report["object_discovery_by_layer"] = discovery_by_layer(tok.model, index, n, seed)
+    report["speed"] = rollout_speed(tok, size, repeats=speed_repeats)
+    report["ood"] = out_of_distribution(results)
+    report["compression"] = compression(photos, sets["photos"][: min(n, 24)], cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    plot(report, results, sets, comp_of, cfg, out)
+    return report
+
+
+UNFAMILIAR_POOL = ("ood_text", "ood_texture")  # the text/texture images of the pooled rank correlation
+
+
+# token count against complexity, over photos, scenes and simple images together, and within each
+# set: the pool mixes sets whose difficulty for the model differs from their file size (PNG codes
+# smooth gradients at more bits per pixel than flat shapes with sharp edges; for the model it is
+# the other way round)
+POOLED_SETS = ("photos", "scenes", "simple")
+
+
+def complexity_report(report: dict, results: dict, sets: dict, bootstrap: int) -> dict:
+    """Rank correlations of token counts with each complexity measure (pooled and per set) into
+    `report`; returns the complexity measures of each set's images."""
+    measured = (*POOLED_SETS, *(["photos_test"] if "photos_test" in results else []))
     measured += tuple(name for name in UNFAMILIAR_POOL + ("uploads_test",) if name in results)
     comp_of = {name: [complexity(im) for im, _ in sets[name]] for name in measured}
 
@@ -159,23 +183,23 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
         return rank_stats(np.array([t for name in names for t in results[name]["tokens"]]),
                           [c for name in names for c in comp_of[name]])
 
-    report["complexity"] = pooled_stats(pooled_sets)
+    report["complexity"] = pooled_stats(POOLED_SETS)
     if "photos_test" in results:  # the same pool with the photos of held-out packages added
         report["complexity_with_test_photos"] = pooled_stats(measured)
     report["complexity_by_set"] = {name: rank_stats(results[name]["tokens"], cs) for name, cs in comp_of.items()}
     if "uploads_test" in results:
         # the issue's pool: held-out photos as uploaded, simple images, text and texture images
         report["complexity_uploads_pool"] = pooled_stats(("uploads_test", "simple", *UNFAMILIAR_POOL))
-    report["threshold_sweep"] = threshold_sweep(results, {n: comp_of[n] for n in pooled_sets}, cfg, threshold)
-    report["token_counts"] = {name: {"median": float(np.median(r["tokens"])), "mean": float(np.mean(r["tokens"]))}
-                              for name, r in results.items()}
+    return comp_of
 
-    # object discovery: segment at the selected iteration of each scene
+
+def discovery_at_selection(scenes: dict, items: list, grid: int, size: int) -> dict:
+    """FG-ARI and matched mIoU of the attention segmentation at each scene's selected iteration,
+    and of a grid of as many cells."""
     seg = {"fg_ari": [], "miou": [], "grid_fg_ari": [], "grid_miou": [], "segments": []}
-    sc = results["scenes"]
-    for i, (_, masks) in enumerate(sets["scenes"]):
-        t = sc["iterations"][i]
-        labels = attention_segments(sc["attention"][t][i : i + 1], grid, size=size)[0].numpy()
+    for i, (_, masks) in enumerate(items):
+        t = scenes["iterations"][i]
+        labels = attention_segments(scenes["attention"][t][i : i + 1], grid, size=size)[0].numpy()
         k = len(np.unique(labels))
         base = grid_segments(k, size)
         seg["fg_ari"].append(fg_ari(masks, labels))
@@ -183,30 +207,30 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
         seg["grid_fg_ari"].append(fg_ari(masks, base))
         seg["grid_miou"].append(matched_miou(masks, base))
         seg["segments"].append(k)
-    report["object_discovery"] = {k: float(np.nanmean(v)) for k, v in seg.items()}
-    report["object_discovery"]["fg_ari_vs_grid"] = (report["object_discovery"]["fg_ari"]
-                                                    / max(1e-9, report["object_discovery"]["grid_fg_ari"]))
+    found = {k: float(np.nanmean(v)) for k, v in seg.items()}
+    found["fg_ari_vs_grid"] = found["fg_ari"] / max(1e-9, found["grid_fg_ari"])
+    return found
 
-    report["allocation"] = allocation(results, cfg, threshold)
-    report["object_discovery_by_layer"] = discovery_by_layer(tok.model, index, n, seed)
-    report["speed"] = rollout_speed(tok, size, repeats=speed_repeats)
 
-    # out of distribution
+def out_of_distribution(results: dict) -> dict:
+    """Median token count of each out-of-distribution set, and whether it is above the photos'."""
     ind = float(np.median(results["photos"]["tokens"]))
-    report["ood"] = {name: {"median_tokens": float(np.median(results[name]["tokens"])),
-                            "above_photos": float(np.median(results[name]["tokens"])) > ind}
-                     for name in results if name.startswith("ood_")}
-    report["ood"]["photos_median_tokens"] = ind
+    ood = {name: {"median_tokens": float(np.median(results[name]["tokens"])),
+                  "above_photos": float(np.median(results[name]["tokens"])) > ind}
+           for name in results if name.startswith("ood_")}
+    ood["photos_median_tokens"] = ind
+    return ood
 
-    # compression: ALIT bits vs JPEG / WebP at the nearest size
-    bits_per_token = cfg.bits_per_token
+
+def compression(photos: dict, items: list, cfg) -> dict:
+    """ALIT's bits at the selected count against JPEG and WebP at the nearest size (means over items)."""
     rows = []
-    for i, (im, _) in enumerate(sets["photos"][: min(n, 24)]):
+    for i, (im, _) in enumerate(items):
         t = photos["iterations"][i]
-        nbytes = cfg.tokens_at(t) * bits_per_token / 8
+        nbytes = cfg.tokens_at(t) * cfg.bits_per_token / 8
         rows.append({"alit_bytes": nbytes, "alit_psnr": float(photos["psnr"][t, i]),
                      "jpeg": codec_at_size(im, "JPEG", nbytes), "webp": codec_at_size(im, "WEBP", nbytes)})
-    report["compression"] = {
+    return {
         "alit_bytes": float(np.mean([r["alit_bytes"] for r in rows])),
         "alit_psnr": float(np.mean([r["alit_psnr"] for r in rows])),
         "jpeg_bytes": float(np.mean([r["jpeg"][0] for r in rows])),
@@ -214,13 +238,6 @@ def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, thresho
         "webp_bytes": float(np.mean([r["webp"][0] for r in rows])),
         "webp_psnr": float(np.mean([r["webp"][1] for r in rows])),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    plot(report, results, sets, comp_of, cfg, out)
-    return report
-
-
-UNFAMILIAR_POOL = ("ood_text", "ood_texture")  # the text/texture images of the pooled rank correlation
 
 
 def allocation(results: dict, cfg, threshold: float) -> dict:

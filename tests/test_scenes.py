@@ -9,6 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from alit_train import scenes as S
+from alit_train import synthetic
 
 BLUE = (0, 0, 255)
 
@@ -171,22 +172,22 @@ def test_split_is_respected(mixed):
         S.photo_crop(mixed, np.random.default_rng(0), 64, split="test")
 
 
-@pytest.mark.parametrize("kind", S.SIMPLE_KINDS)
+@pytest.mark.parametrize("kind", synthetic.SIMPLE_KINDS)
 def test_simple_images(kind):
-    a = S.simple_image(np.random.default_rng(1), 64, kind)
-    b = S.simple_image(np.random.default_rng(1), 64, kind)
-    c = S.simple_image(np.random.default_rng(2), 64, kind)
+    a = synthetic.simple_image(np.random.default_rng(1), 64, kind)
+    b = synthetic.simple_image(np.random.default_rng(1), 64, kind)
+    c = synthetic.simple_image(np.random.default_rng(2), 64, kind)
     assert a.shape == (64, 64, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     if kind == "flat":
         assert (a == a[0, 0]).all()
 
 
-@pytest.mark.parametrize("kind", S.OOD_KINDS)
+@pytest.mark.parametrize("kind", synthetic.OOD_KINDS)
 def test_ood_images(kind, mixed):
-    a = S.ood_image(np.random.default_rng(1), 64, kind, index=mixed)
-    b = S.ood_image(np.random.default_rng(1), 64, kind, index=mixed)
-    c = S.ood_image(np.random.default_rng(2), 64, kind, index=mixed)
+    a = synthetic.ood_image(np.random.default_rng(1), 64, kind, index=mixed)
+    b = synthetic.ood_image(np.random.default_rng(1), 64, kind, index=mixed)
+    c = synthetic.ood_image(np.random.default_rng(2), 64, kind, index=mixed)
     assert a.shape == (64, 64, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert len(np.unique(a.reshape(-1, 3), axis=0)) > 1
@@ -196,17 +197,17 @@ def test_ood_images(kind, mixed):
 def test_synthetic_ood_kinds_draw_at_any_seed_and_size(size):
     for seed in range(40):  # layouts vary with the seed: none may run off the canvas
         for kind in ("screenshot", "texture"):
-            assert S.ood_image(np.random.default_rng(seed), size, kind).shape == (size, size, 3)
+            assert synthetic.ood_image(np.random.default_rng(seed), size, kind).shape == (size, size, 3)
 
 
 def test_bad_kinds_and_missing_index():
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError):
-        S.simple_image(rng, 32, "stripes")
+        synthetic.simple_image(rng, 32, "stripes")
     with pytest.raises(ValueError):
-        S.ood_image(rng, 32, "stripes")
+        synthetic.ood_image(rng, 32, "stripes")
     with pytest.raises(ValueError):
-        S.ood_image(rng, 32, "clipart")
+        synthetic.ood_image(rng, 32, "clipart")
 
 
 def test_photobank_caches_and_downscales(folder):

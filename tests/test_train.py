@@ -10,7 +10,9 @@ import pytest
 import torch
 from conftest import ROOT, small_config
 
-from alit_train.train import EMA, TrainConfig, lr_at, main, param_groups
+from alit_train.train import lr_at, main, param_groups
+from alit_train.train_config import TrainConfig
+from alit_train.training_state import EMA
 
 
 def test_schedule_warms_up_then_decays_to_the_floor():
@@ -29,7 +31,7 @@ def test_no_weight_decay_on_biases_and_1d_tensors():
 
 
 def test_mix_option():
-    from alit_train.train import parse_mix
+    from alit_train.train_config import parse_mix
 
     assert parse_mix("scene=0.35,photo=0.3,simple=0.35") == {"scene": 0.35, "photo": 0.3, "simple": 0.35}
     for bad, message in (("scenes=1", "unknown image kind 'scenes'"), ("simple", "expected KIND=SHARE"),
@@ -112,7 +114,7 @@ def test_vqgan_then_alit_then_e2e_resumable(tiny_data, vqgan_run, tmp_path):
     from dataclasses import replace
 
     from alit_core import load_tokenizer
-    from alit_train.train import calibrate_threshold
+    from alit_train.export import calibrate_threshold
 
     tok = load_tokenizer(tmp_path / "model.pt", device="cpu")
     # the default threshold is the median L1 of training images at the middle iteration
@@ -190,7 +192,7 @@ def test_bool_options_parse_as_flags(tiny_data, vqgan_run, tmp_path):
 
 
 def test_worker_processes_make_the_same_batches(tiny_data):
-    from alit_train.train import SceneStream, batches
+    from alit_train.streams import SceneStream, batches
 
     stream = SceneStream(str(tiny_data / "index.json"), 64, TrainConfig().mix, seed=5, rank=0)
     here = list(batches(stream, 3, 7, 2, workers=0))

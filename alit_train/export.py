@@ -1,0 +1,83 @@
+"""A training checkpoint to a shipped alit_core checkpoint: EMA weights, a calibrated default threshold,
+and (with whole-photo calibration) the attention iteration and layer that find objects best."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from alit_core.files.checkpoints import save_checkpoint
+from alit_core.model.alit import ALIT
+from alit_core.model.config import ALITConfig
+
+from .streams import SceneStream
+from .train_config import DEFAULT_MIX
+
+
+def calibrate_threshold(model: ALIT, index: str, n: int = 64, seed: int = 99) -> float:
+    """The median L1 of training images at the middle iteration (128 of 256 tokens for 8 x 32).
+
+    Used as the model's default selection threshold: half of the images it was trained on need at
+    most half of the tokens. (The official 0.07 suits the official models, not ours.)
+    """
+    from alit_core import Tokenizer
+
+    cfg = model.cfg
+    images = SceneStream(index, cfg.resolution, DEFAULT_MIX, seed, 0, split="train").batch(0, n)
+    middle = cfg.iterations // 2 - 1
+    steps = list(Tokenizer(model, "cpu").rollout(images, max_iterations=middle + 1))
+    return round(float(steps[middle].l1.median()), 4)
+
+
+def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | None = None,
+           calibrate: str | None = None, weights: str = "ema", vqgan_decoder: str | None = None,
+           calibrate_photos: str | None = None) -> Path:
+    """Write the EMA weights of an ALIT training checkpoint in the alit_core format.
+
+    calibrate: a data index; sets the model's default threshold with `calibrate_threshold`, or, with
+    calibrate_photos (a split of that index, e.g. 'calib'), from that split's whole photos
+    (`alit_train.calibration`); the latter also records in the metadata the attention iteration and
+    layer that segment validation scenes best, with their FG-ARI on other scenes (the app's default).
+    weights: "ema" (the average) or "model" (the last step's weights; better after a short final
+    phase that the average has not caught up with).
+    vqgan_decoder: another training checkpoint (a decoder-only e2e run, or a decoder-only vqgan run)
+    whose VQGAN decoder replaces this one's (its `weights` too). The threshold is calibrated on the
+    result.
+    """
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model = ALIT(ALITConfig.from_dict(ck["model_config"]))
+    model.load_state_dict(ck[weights])
+    meta = {"trained_steps": int(ck["step"]), "train_config": ck["train_config"], "weights": weights}
+    if vqgan_decoder:
+        dec = torch.load(vqgan_decoder, map_location="cpu", weights_only=True)
+        state = dec[weights]
+        prefix = "vqgan.decoder." if any(k.startswith("vqgan.") for k in state) else "decoder."  # ALIT or VQGAN run
+        model.vqgan.decoder.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        meta["vqgan_decoder"] = {"from": str(vqgan_decoder), "trained_steps": int(dec["step"]),
+                                 "train_config": dec["train_config"]}
+    if calibrate:
+        # calibrate the weights that ship: rounded to the checkpoint's dtype
+        model = model.to(getattr(torch, dtype)).float()
+        if calibrate_photos:
+            from alit_core import Tokenizer
+
+            from .calibration import calibrate as calibrate_on
+            from .calibration import l1_curves, whole_photos
+            from .evaluate import discovery_by_layer
+
+            photos = whole_photos(calibrate, calibrate_photos, model.cfg.resolution)
+            found = calibrate_on(l1_curves(Tokenizer(model, "cpu"), photos), model.cfg.latents_per_iteration)
+            meta["calibration"] = {**found, "split": calibrate_photos}
+            model.cfg = replace(model.cfg, selection_threshold=found["threshold"])
+            disc = discovery_by_layer(model, calibrate, n=32, seed=1234)
+            meta["object_discovery"] = {
+                "fg_ari": round(disc["fg_ari"], 4), "grid_fg_ari": round(disc["grid_fg_ari"], 4),
+                **disc["chosen_on_validation"],
+                "command": f"python -m alit_train.train export {checkpoint} {dest} --calibrate {calibrate} "
+                           f"--calibrate-photos {calibrate_photos}"}
+        else:
+            model.cfg = replace(model.cfg, selection_threshold=calibrate_threshold(model, calibrate))
+    meta.update(metadata or {})
+    return save_checkpoint(model, dest, metadata=meta, dtype=getattr(torch, dtype))

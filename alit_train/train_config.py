@@ -1,0 +1,85 @@
+"""What a training run is: `TrainConfig` (every flag of `python -m alit_train.train`), the model
+presets it trains, and the training image mix."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alit_core.model.config import ALITConfig, get_preset
+
+IMAGE_KINDS = ("scene", "photo", "simple")  # what `streams.SceneStream` makes (see alit_train.scenes)
+DEFAULT_MIX = {"scene": 0.5, "photo": 0.3, "simple": 0.2}
+
+
+@dataclass
+class TrainConfig:
+    stage: str = "alit"  # vqgan | alit | e2e
+    model: str = "explorer_64"
+    out: str = "runs/alit"
+    steps: int = 2000
+    batch_size: int = 16  # per process
+    base_lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup: int = 100
+    weight_decay: float = 0.05
+    grad_clip: float = 3.0
+    ema_decay: float = 0.999
+    precision: str = "bfloat16"  # autocast dtype; "float32" to turn it off
+    seed: int = 0
+    crop: int = 64  # vqgan stage: random crops of this size (the VQGAN is fully convolutional)
+    index: str = "data/index.json"
+    vqgan: str | None = None  # alit stage: a VQGAN stage checkpoint
+    # e2e: an ALIT stage checkpoint; alit: one, or an alit_core checkpoint, to continue from; vqgan: either, to
+    # continue training its VQGAN
+    init: str | None = None
+    init_weights: str = "ema"  # which weights of a training checkpoint --init starts from ("ema" or "model")
+    # e2e stage: train only the VQGAN decoder, on the frozen ALIT's soft codes; vqgan stage with --init: only
+    # the decoder, on the VQGAN's own codes (encoder and codebook frozen, so an ALIT on those codes stays valid)
+    decoder_only: bool = False
+    pixel_weight: float = 1.0  # pixel L1 of one cycled iteration; 0 in the alit stage = the official stage 1
+    ce_weight: float = 1.0  # official stage 1: 1.0 x cross-entropy + 1.0 x soft-code MSE
+    mse_weight: float = 1.0
+    sample_depth: bool = False  # unroll a random number of iterations per step (objectives.ALITStage1)
+    depth_ramp: int = 0  # with sample_depth: steps per extra iteration allowed (0: all from the start)
+    halting: str = "stochastic"  # halting during training, as in the official stage 1
+    spatial_init: float = 2.0  # alit stage: norm of the 2D sine-cosine starting embeddings (alit_train.init); 0 = random
+    log_every: int = 10
+    ckpt_every: int = 200
+    restart_every: int = 25  # steps between restarts of unused codebook entries (until 80% of training)
+    threads: int = 0  # torch threads (0: leave torch's default)
+    workers: int = 0  # processes that make the training images ahead of the step (0: the training process)
+    time_limit: float = 0.0  # seconds: save and stop after this long (0: run every step)
+    codes: str | None = None  # alit stage: a code pack (alit_train.code_pack) to train on instead of fresh images
+    # alit stage: a compact training state (`compact`) to continue from when <out>/last.pt does not exist yet;
+    # the optimiser starts afresh, with --warmup steps of warm-up from the step it was saved at
+    resume: str | None = None
+    probe_every: int = 0  # steps between object-discovery probes (FG-ARI per iteration and layer) in metrics.jsonl
+    probe_scenes: int = 16
+    mix: dict = field(default_factory=lambda: dict(DEFAULT_MIX))
+
+
+def model_config(name: str) -> ALITConfig:
+    """A preset name, or a JSON file holding ALITConfig.to_dict()."""
+    if name.endswith(".json"):
+        return ALITConfig.from_dict(json.loads(Path(name).read_text()))
+    return get_preset(name)
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """'scene=0.5,photo=0.3,simple=0.2' -> {'scene': 0.5, ...} (shares need not sum to 1)."""
+    mix = {}
+    for part in text.split(","):
+        kind, _, share = part.partition("=")
+        kind = kind.strip()
+        if kind not in IMAGE_KINDS:
+            raise argparse.ArgumentTypeError(f"unknown image kind {kind!r}; choose from {', '.join(IMAGE_KINDS)}")
+        try:
+            mix[kind] = float(share)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r}: expected KIND=SHARE, e.g. simple=0.2") from None
+    if not mix or min(mix.values()) < 0 or sum(mix.values()) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: shares must be non-negative and not all zero")
+    return mix

@@ -1,0 +1,69 @@
+"""What a training run keeps: the EMA of the weights, the full state of a run (`last.pt`: weights,
+EMA, optimiser) and the compact state committed between sessions (float16 weights and EMA, no
+optimiser)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from alit_core.model.config import ALITConfig
+
+from .train_config import TrainConfig
+
+
+class EMA:
+    """Exponential moving average of the trainable weights (frozen ones are copied as they are)."""
+
+    def __init__(self, module: nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone().float() for k, v in module.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, module: nn.Module, step: int):
+        # Warm-up of the decay so that early weights do not dominate short runs.
+        d = min(self.decay, (1 + step) / (10 + step))
+        for k, v in module.state_dict().items():
+            self.shadow[k].lerp_(v.float(), 1 - d)
+
+
+def save_training_state(path: Path, result, opt, ema: EMA, step: int, cfg: TrainConfig, model_cfg: ALITConfig,
+                        warm_from: int = 0):
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save({"model": result.state_dict(), "ema": ema.shadow, "optimizer": opt.state_dict(), "step": step,
+                "train_config": json.dumps(asdict(cfg)), "model_config": model_cfg.to_dict(),
+                "warm_from": warm_from}, tmp)
+    tmp.replace(path)
+
+
+def compact(checkpoint: str, dest: str) -> Path:
+    """A training state small enough to commit: weights and EMA in float16, no optimiser state.
+
+    The EMA of frozen weights (the VQGAN in the alit stage) equals the weights, so it is left out
+    and restored from them by `load_compact`. Written to a temporary file and renamed, so the
+    previous state is replaced whole.
+    """
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in ck["model"].items()}
+    ema = {k: v.half() for k, v in ck["ema"].items() if not torch.equal(v.float(), ck["model"][k].float())}
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(dest.suffix + ".tmp")
+    torch.save({"compact": True, "model": half, "ema": ema, "step": ck["step"], "train_config": ck["train_config"],
+                "model_config": ck["model_config"]}, tmp)
+    tmp.replace(dest)
+    return dest
+
+
+def load_compact(path: str, result: nn.Module, ema: EMA) -> int:
+    """Load a `compact` state into the weights and the EMA; returns the step it was saved at."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    model = {k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()}
+    result.load_state_dict(model)
+    ema.shadow = {k: ck["ema"][k].float() if k in ck["ema"] else v.detach().clone().float()
+                  for k, v in result.state_dict().items()}
+    return int(ck["step"])
