@@ -163,6 +163,53 @@ def app_server(tmp_path_factory):
     log.close()
 
 
+
+# --- the browser suite (tests/test_browser_*.py; helpers in browser_page.py) --------------------------
+@pytest.fixture(scope="module")
+def chromium():
+    """A headless Chromium for one browser test file (playwright imported here, only when asked for: the
+    browser files skip themselves without it). Per file, not per session: while playwright's sync API
+    is open the main thread looks as if an asyncio loop were running, which would break a later test
+    file that calls asyncio.run (gradio_client does)."""
+    from browser_page import CHROMIUM
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def visitor(chromium, app_server):
+    from browser_page import Page
+
+    page = Page(chromium, app_server[0])
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="session")
+def library():
+    """The bundled model in this process: the counts the page shows are checked against it."""
+    from alit_core import load_tokenizer
+
+    return load_tokenizer(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def vae_model(tmp_path_factory):
+    """A small model on the VAE base tokenizer (4 iterations of 4 tokens; no stochastic halting), as a file."""
+    from alit_core import ALIT, Tokenizer, VAEConfig, save_checkpoint
+
+    vae = VAEConfig(resolution=64, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, encoder_attn_resolutions=(16,),
+                    decoder_attn_resolutions=())
+    torch.manual_seed(0)
+    return str(save_checkpoint(Tokenizer(ALIT(small_config(vae=vae)), "cpu"),
+                               tmp_path_factory.mktemp("vae") / "vae.pt"))
+
 # --- a generated dataset folder (encode-dataset, the Dataset tab) -------------------------------------
 KINDS = ("flat", "shapes", "stripes", "noise")
 # noise runs every iteration and costs the most: one image in eight

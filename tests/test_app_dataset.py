@@ -1,6 +1,6 @@
 """The Dataset tab at handler level: what a server that does not open local paths shows, and that nothing
 the page sends (hover arguments, clicked points, results files) reaches a file outside a dataset's folder.
-The tab as a visitor uses it: tests/test_browser.py (test_dataset_tab_...)."""
+The tab as a visitor uses it: tests/test_browser_dataset.py (test_dataset_tab_...)."""
 
 import json
 

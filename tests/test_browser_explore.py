@@ -1,0 +1,366 @@
+"""Every control of Explore and its settings, Attention, Export, Batch and How it works, used in headless
+Chromium as a visitor would (README: *What the browser suite checks*; the other tabs: test_browser_compare,
+_dataset, _models and _share, with the same checks: browser_page.Page.check). After every action: no error
+toast and no error badge, every picture on the page loaded (naturalWidth > 0), no file request cut short
+(net::ERR_CONTENT_LENGTH_MISMATCH), every plot has its traces and keeps its legend off its data. Refusals
+are expected only where a step says so, and then only in the tab's own status line.
+
+The default run covers each control once; `-m slow` adds a run per setting option, 20 runs in a row
+and the README screenshots. Skipped without Playwright or Debian's Chromium (/usr/bin/chromium).
+"""
+
+import io
+import json
+import os
+import re
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser_page import BATCH_COLUMNS, CAT, MEASURES, ROOT, SAMPLES, TIMEOUT_MS, needs_browser, run_example
+from PIL import Image
+
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = needs_browser
+
+
+# --- Explore ----------------------------------------------------------------------------------------------
+def test_explore_every_example_the_run_the_criteria_the_measures_and_play(visitor):
+    v = visitor
+    for i in range(len(SAMPLES)):  # each example reaches the image box
+        v.example(i)
+        v.check(f"example {i}")
+    run_example(v)
+    text = v.metrics()
+    assert "Iteration 7 of 0-7: 256 tokens" in text and "Selected: iteration" in text, text
+    captions = v.gallery_captions()
+    assert len(captions) == 8 and captions[0].startswith("iteration 0 · 32 tokens"), captions
+
+    # the criterion: each option brings its own box, default and range
+    v.radio("PSNR target (dB)")
+    v.check("criterion PSNR")
+    assert v.page.get_by_label("PSNR target (dB, 1 to 100)").input_value() == "25"
+    assert v.page.locator("input[aria-label^='L1 threshold']").count() == 0
+    v.wait_text("#metrics", "PSNR ≥ 25 dB")
+    v.radio("token budget")
+    v.check("criterion budget")
+    label = "Token budget (the largest count that fits; 32 to 256)"
+    assert (v.slider_max(label), v.slider_value(label)) == (256, 128)
+    v.slider_end(label, "End")
+    v.check("budget at its top end")
+    v.wait_text("#metrics", "iteration 7, 256 tokens: the largest count that fits in the budget of 256")
+    v.slider_end(label, "Home")
+    v.check("budget at its bottom end")
+    v.wait_text("#metrics", "iteration 0, 32 tokens: the largest count that fits in the budget of 32")
+    v.slider_type(label, 130)
+    v.check("budget 130")
+    v.wait_text("#metrics", "iteration 3, 128 tokens: the largest count that fits in the budget of 130")
+    v.radio("L1 threshold")
+    v.check("criterion L1")
+    l1_label = "L1 threshold (0 to 1; this model's own: 0.0574)"
+    assert v.page.get_by_label(l1_label).input_value() == "0.0574"
+    v.wait_text("#metrics", "L1 < 0.0574")
+    before = v.metrics()
+    v.number(l1_label, 5)
+    v.check("L1 threshold 5", refused="An L1 threshold is a mean absolute error")
+    assert v.metrics() == before  # the refusal changed nothing else
+    time.sleep(3)
+    assert "An L1 threshold is a mean absolute error" in v.status()  # it stays (a toast would be gone)
+    v.number(l1_label, 0.09)
+    v.check("L1 threshold 0.09")
+    v.wait_text("#metrics", "L1 < 0.09")
+
+    # the complexity measure: each option re-draws the scatter on its axis
+    for measure in MEASURES:
+        v.choose("Complexity measure", measure)
+        s = v.check(f"measure {measure}")
+        assert any(p["x_title"] == measure.replace("_", " ") for p in s["plots"]), s["plots"]
+
+    # play through the iterations: ends on the last
+    v.page.get_by_role("button", name="▶ Play through the iterations").click()
+    time.sleep(0.5)
+    v.wait_text("#metrics", r"^\s*Iteration 7 of 0-7", timeout_ms=60_000)
+    v.check("play")
+
+    # the original-vs-reconstruction slider, dragged to both ends
+    box = v.page.locator(".slider-wrap").first.bounding_box()
+    y = box["y"] + box["height"] / 2
+    for x in (box["x"] + 2, box["x"] + box["width"] - 2):
+        v.page.mouse.move(box["x"] + box["width"] / 2, y)
+        v.page.mouse.down()
+        v.page.mouse.move(x, y, steps=5)
+        v.page.mouse.up()
+        v.check("image slider dragged")
+
+
+def test_settings_each_control_once(visitor):
+    v = visitor
+    # Model: the list, and a released checkpoint's own threshold (chosen, not loaded: no network here)
+    models = v.options("Model (or a local checkpoint path)")
+    assert models[0] == "bundled model" and all(m.startswith("official:") for m in models[1:]) and len(models) > 1
+    v.choose("Model (or a local checkpoint path)", models[1])
+    v.check("model official")
+    l1 = v.page.locator("input[aria-label^='L1 threshold']")
+    v.page.wait_for_function("() => document.querySelector(\"input[aria-label^='L1 threshold']\").value === '0.07'")
+    v.choose("Model (or a local checkpoint path)", "bundled model")
+    v.check("model bundled")
+    v.page.wait_for_function(
+        "() => document.querySelector(\"input[aria-label^='L1 threshold']\").value === '0.0574'")
+    assert l1.input_value() == "0.0574"
+    # Device: the only one this machine has, so not a choice
+    assert v.page.get_by_label("Device", exact=True).is_disabled()
+    # Maximum iterations at both ends, with stochastic halting and a seed, another precision, layer 0
+    v.example(CAT)
+    v.slider_end("Maximum iterations", "Home")
+    v.choose("Halting", "stochastic")
+    v.number("Seed (stochastic)", 7)
+    v.choose("Precision", "bfloat16")
+    v.number("Attention: decoder layer (-1 = last)", 0)
+    v.check("settings")
+    v.tokenize()
+    v.check("tokenize 1 iteration, stochastic, bfloat16, layer 0")
+    assert len(v.gallery_captions()) == 1 and "Iteration 0 of 0-0" in v.metrics()
+    v.slider_end("Maximum iterations", "End")
+    v.choose("Halting", "off")
+    v.choose("Precision", "float32")
+    v.number("Attention: decoder layer (-1 = last)", 5)  # the bundled decoder has 3 layers
+    v.tokenize(expect=None)
+    v.check("layer 5", refused="the attention layer is 0 to 2")
+    v.number("Attention: decoder layer (-1 = last)", -1)
+    v.tokenize()
+    v.check("tokenize 8 iterations, halting off")
+    assert len(v.gallery_captions()) == 8
+
+
+def test_bad_upload_is_a_status_line_that_stays_and_leaves_the_rest(visitor, tmp_path):
+    v = visitor
+    run_example(v)
+    gallery = v.gallery_captions()
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    v.upload(bad)
+    v.tokenize(expect=None)
+    s = v.check("tokenize a broken file", refused="cannot use image 'broken.png': not an image",
+                broken_upload="broken.png")
+    assert v.gallery_captions() == gallery and s["images"] >= 8  # the previous run's pictures stay, loaded
+    time.sleep(3)
+    assert "cannot use image 'broken.png'" in v.status()
+    good = tmp_path / "good.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 200, 3), dtype=np.uint8)).save(good)
+    v.upload(good)
+    v.tokenize()
+    v.check("tokenize a good file")  # the next action replaced the error
+    assert "only its centred 48x48 square" in v.status()  # a note, not an error
+
+
+def test_image_dropped_pasted_and_cleared(visitor, tmp_path):
+    """The image box's other sources: a file dropped on it, an image pasted from the clipboard, and its
+    clear button (then Tokenize asks for an image)."""
+    import base64
+
+    v = visitor
+    v.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    dropped = SAMPLES[4]
+    v.page.evaluate("""(data) => {
+      const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));
+      const box = document.querySelector("#explore-image input[type='file']").closest('button');
+      for (const type of ['dragenter', 'dragover', 'drop'])
+        box.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""", base64.b64encode(dropped.read_bytes()).decode())
+    v.page.wait_for_selector("img[src$='/dropped.png']", timeout=30_000)
+    v.check("drop an image")
+    v.tokenize()
+    v.check("tokenize the dropped image")
+    v.page.get_by_role("button", name="Remove Image").first.click()
+    v.check("clear the image box")
+    v.page.evaluate("""async (data) => {
+      const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+      await navigator.clipboard.write([new ClipboardItem({'image/png': new Blob([bytes], {type: 'image/png'})})]);
+    }""", base64.b64encode(SAMPLES[6].read_bytes()).decode())
+    v.page.get_by_role("button", name="Paste from clipboard").click()
+    v.page.wait_for_selector("img[src$='/clipboard.png']", timeout=30_000)
+    v.check("paste an image")
+    v.tokenize()
+    v.check("tokenize the pasted image")
+    v.page.get_by_role("button", name="Remove Image").first.click()
+    v.settle()
+    v.tokenize(expect=None)
+    v.check("tokenize with no image", refused="Upload an image first")
+
+
+# --- Attention and Export ---------------------------------------------------------------------------------
+def test_attention_controls_and_every_export(visitor, tmp_path):
+    v = visitor
+    run_example(v)
+    selected = int(re.search(r"Selected: iteration (\d+), (\d+) tokens", v.metrics()).group(2))
+    v.tab("Attention")
+    it, tok = "Iteration (0 = the first 32 tokens)", "Token (those of this iteration)"
+    v.check("attention tab")
+    assert "mostly a spatial grid" in v.text("#finding") and "FG-ARI 0.13" in v.text("#finding")
+    v.slider_end(it, "Home")
+    v.check("iteration 0")
+    assert v.slider_max(tok) == 31
+    v.slider_end(tok, "End")
+    v.check("token 31 at iteration 0")
+    v.wait_text("body", r"Iteration 0 \(32 tokens\), decoder layer 2, head mean: token 31")
+    v.slider_end(it, "End")
+    v.check("iteration 7")
+    assert v.slider_max(tok) == 255
+    v.slider_end(tok, "End")
+    v.check("token 255 at iteration 7")
+    v.wait_text("body", r"Iteration 7 \(256 tokens\), decoder layer 2, head mean: token 255")
+    v.slider_end(tok, "Home")
+    v.check("token 0")
+    heads = v.options("Head (mean or index)")
+    assert heads[0] == "mean" and heads[1:] == [str(i) for i in range(len(heads) - 1)] and len(heads) > 2
+    for head in heads[1:] + ["mean"]:
+        v.choose("Head (mean or index)", head)
+        v.check(f"head {head}")
+        v.wait_text("body", rf"head {head}: token 0")
+    for end in ("Home", "End"):
+        v.slider_end("Opacity", end)
+        v.check(f"opacity {end}")
+    # click the overlay: the tokens that attend there, then they follow the iteration
+    size = v.overlay().bounding_box()["width"]
+    v.overlay().click(position={"x": size / 4, "y": size / 4})
+    v.check("click the overlay")
+    v.wait_text("body", r"At iteration 7 \(256 tokens\), position \(row \d+, column \d+\)")
+    where = re.search(r"position \(row \d+, column \d+\)", v.page.inner_text("body")).group(0)
+    v.slider_end(it, "Home")
+    v.check("iteration 0 after a click")
+    v.wait_text("body", r"At iteration 0 \(32 tokens\), " + re.escape(where))
+    table = v.page.locator("table").filter(has_text="added at iteration").last.inner_text()
+    listed = [int(line.split()[0]) for line in table.splitlines()[1:] if line.strip()]
+    assert len(listed) == 5 and all(k < 32 for k in listed), table
+
+    # Export: each file, downloaded and opened
+    v.tab("Export")
+    v.page.get_by_role("button", name="Export JSON, NPZ, PNGs and an animated GIF").click()
+    v.page.wait_for_selector("a[download][href$='_rollout.gif']", state="attached", timeout=60_000)
+    v.check("export")
+    data = json.loads(v.download("_tokens.json", tmp_path).read_text())
+    assert data["selected_tokens"] == selected and data["name"] == SAMPLES[CAT].name
+    assert [i["iteration"] for i in data["iterations"]] == list(range(8))
+    assert [i["tokens"] for i in data["iterations"]] == [32 * (t + 1) for t in range(8)]
+    npz = np.load(v.download("_rollout.npz", tmp_path))
+    assert {"image", "recons", "tokens", "l1", "psnr", "selected"} <= set(npz.files)
+    assert npz["recons"].shape == (8, 64, 64, 3) and npz["tokens"].tolist() == [i["tokens"] for i in data["iterations"]]
+    assert npz["l1"].tolist() == pytest.approx([i["l1"] for i in data["iterations"]], abs=1e-6)
+    with zipfile.ZipFile(v.download("_reconstructions.zip", tmp_path)) as z:
+        names = sorted(z.namelist())
+        assert names == sorted(f"iteration_{t}_{32 * (t + 1)}_tokens.png" for t in range(8))
+        assert all(Image.open(io.BytesIO(z.read(n))).size == (64, 64) for n in names)
+    gif = Image.open(v.download("_rollout.gif", tmp_path))
+    assert gif.n_frames == 1 + 8  # the original, then one frame per iteration
+
+
+# --- Batch and How it works -------------------------------------------------------------------------------
+def test_batch_tab_and_how_it_works(visitor, tmp_path):
+    v = visitor
+    v.tab("How it works")
+    how = v.page.get_by_text("How ALIT decides how many tokens an image needs").locator("xpath=..").inner_text()
+    assert "mostly a spatial grid" in how and "FG-ARI 0.13" in how and "settle on objects" not in how
+    v.tab("Batch")
+    v.page.locator("th", has_text=BATCH_COLUMNS[0]).first.wait_for()  # the tab draws its table after it opens
+    headers = [h.strip() for h in v.page.locator("th").all_inner_texts() if h.strip()]
+    assert headers[: len(BATCH_COLUMNS)] == BATCH_COLUMNS  # the empty table names its columns
+    v.page.get_by_role("button", name="Tokenize all").click()
+    v.check("batch without files", refused="Add some images")
+    pack = tmp_path / "two.zip"
+    with zipfile.ZipFile(pack, "w") as z:
+        for p in SAMPLES[:2]:
+            z.write(p, f"zipped/{p.name}")
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    v.page.locator("input[type='file'][multiple]").set_input_files([str(p) for p in SAMPLES[2:5]] +
+                                                                    [str(pack), str(bad)])
+    time.sleep(1.5)
+    v.settle()
+    v.page.get_by_role("button", name="Tokenize all").click()
+    v.page.wait_for_selector("a[download][href$='alit_batch.csv']", state="attached", timeout=TIMEOUT_MS)
+    s = v.check("batch")
+    assert "1 file(s) skipped" in v.status() and "broken.png" in v.status()
+    assert len(s["plots"]) == 1 and s["plots"][0]["traces"] >= 2  # the reference set and the batch
+    rows = v.download("alit_batch.csv", tmp_path).read_text().splitlines()
+    assert rows[0].split(",") == BATCH_COLUMNS and len(rows) == 1 + 5
+    names = sorted(r.split(",")[0] for r in rows[1:])
+    assert names == sorted(p.name for p in SAMPLES[:5])
+    assert all(int(r.split(",")[1]) % 32 == 0 for r in rows[1:])
+
+
+# --- the race: many runs in a row, every picture loads ------------------------------------------------------
+@pytest.mark.parametrize("runs", [3, pytest.param(20, marks=pytest.mark.slow)])
+def test_consecutive_runs_load_every_picture(visitor, runs):
+    v = visitor
+    for r in range(runs):
+        v.example((CAT + r) % len(SAMPLES))
+        v.tokenize()
+        s = v.check(f"run {r + 1} of {runs}")
+        assert s["images"] >= 8 + 3, s  # the gallery and the three pictures of the last iteration, at least
+
+
+@pytest.mark.slow
+def test_every_setting_option_runs(visitor):
+    """Each precision and halting option, every example, through a whole run."""
+    v = visitor
+    for dtype in v.options("Precision"):
+        v.choose("Precision", dtype)
+        for halting in v.options("Halting"):
+            v.choose("Halting", halting)
+            v.example(CAT)
+            v.tokenize()
+            v.check(f"{dtype}, {halting}")
+    v.choose("Precision", "float32")
+    v.choose("Halting", "deterministic")
+    for i in range(len(SAMPLES)):
+        v.example(i)
+        v.tokenize()
+        v.check(f"run example {i}")
+
+
+@pytest.mark.slow
+def test_readme_screenshots(visitor):
+    """The README's pictures of every view: ALIT_SCREENSHOTS=docs/screenshots to replace them, else
+    reports/browser/screenshots."""
+    out = Path(os.environ.get("ALIT_SCREENSHOTS", ROOT / "reports" / "browser" / "screenshots"))
+    out.mkdir(parents=True, exist_ok=True)
+    v = visitor
+    run_example(v, index=next(i for i, p in enumerate(SAMPLES) if "astronaut" in p.name))
+
+    def shot(name, whole_page=False):
+        """The page, or the innermost tab shown, as a JPEG at most 1000 pixels wide."""
+        v.settle()
+        png = io.BytesIO(v.page.screenshot(full_page=True) if whole_page else
+                         v.page.locator(".tabitem:visible").last.screenshot())
+        img = Image.open(png).convert("RGB")
+        if img.width > 1000:
+            img = img.resize((1000, round(img.height * 1000 / img.width)), Image.Resampling.LANCZOS)
+        img.save(out / f"{name}.jpg", quality=75)
+
+    shot("explore", whole_page=True)
+    v.tab("Attention")
+    v.overlay().click(position={"x": 120, "y": 120})
+    v.check("click for the screenshot")
+    shot("attention")
+    v.tab("Export")
+    v.page.get_by_role("button", name="Export JSON, NPZ, PNGs and an animated GIF").click()
+    v.page.wait_for_selector("a[download][href$='_rollout.gif']", state="attached", timeout=60_000)
+    shot("export")
+    v.tab("Batch")
+    v.page.locator("input[type='file'][multiple]").set_input_files([str(p) for p in SAMPLES])
+    time.sleep(1.5)
+    v.settle()
+    v.page.get_by_role("button", name="Tokenize all").click()
+    v.page.wait_for_selector("a[download][href$='alit_batch.csv']", state="attached", timeout=TIMEOUT_MS)
+    shot("batch")
+    v.tab("How it works")
+    shot("how_it_works")
+    v.compare()  # the defaults: two examples of different complexity
+    v.check("compare for the screenshot")
+    shot("compare")
+    assert sorted(p.name for p in out.glob("*.jpg")) >= sorted(
+        f"{n}.jpg" for n in ("attention", "batch", "compare", "explore", "export", "how_it_works"))
