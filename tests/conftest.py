@@ -106,6 +106,22 @@ def tiny_data(tmp_path_factory):
     return root
 
 
+# --- a fake source tree for alit_train.data (tests/test_data*.py; its files in fake_packages.py) ---------
+@pytest.fixture(scope="module")
+def fake_root(tmp_path_factory) -> Path:
+    """<tmp>/sources: three fake packages (backgrounds, stamps, scikit-image's data), as fetching leaves them."""
+    from fake_packages import write_fake_sources
+
+    return write_fake_sources(tmp_path_factory.mktemp("data") / "sources")
+
+
+@pytest.fixture(scope="module")
+def fake_index(fake_root) -> list[dict]:
+    from alit_train import data as D
+
+    return D.build_index(fake_root)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,7 +18,7 @@ import json
 
 import pytest
 import torch
-from conftest import ROOT
+from karl_setup import KARL_MANIFESTS, KARL_TINY, load, needs_karl_reference, tiny_vae_karl
 from test_checkpoints import read_manifest
 
 from alit_core import (
@@ -27,24 +27,14 @@ from alit_core import (
     CheckpointError,
     Criterion,
     Encoding,
-    KARLConfig,
     KARLImageTokens,
     KARLTokenizer,
-    VAEConfig,
     from_official,
     load_tokenizer,
 )
 from alit_core.files.checkpoints import load_state_dict_strict, official_to_ours
 from alit_core.files.karl_checkpoints import infer_karl_config, karl_model_from_official_state_dict
 from alit_core.model.karl import QUALITY_BINS, decoder_mask, quality_bin
-
-KARL_REFERENCE = ROOT.parent / "shared" / "karl_reference"
-KARL_TINY = KARL_REFERENCE / "karl_tiny"
-KARL_MANIFESTS = sorted((KARL_REFERENCE / "manifests").glob("*.tsv")) if KARL_REFERENCE.exists() else []
-needs_karl_reference = pytest.mark.skipif(
-    not (KARL_TINY / "state_dict.pt").exists(),
-    reason=f"official KARL reference outputs not found at {KARL_TINY} (they sit beside the project in ../shared)",
-)
 
 TOL = {
     "image_tokens": 1e-5, "encoder_input": 1e-5, "latents": 5e-4, "latents_from_reference_tokens": 2e-4,
@@ -58,10 +48,6 @@ FIELDS = {"latents": "latents", "halt_logits": "halt_logits", "halt_prob": "halt
 
 def max_err(a, b):
     return (a.float() - b.float()).abs().max().item()
-
-
-def load(name):
-    return torch.load(KARL_TINY / name, weights_only=True)
 
 
 # --- fixtures (module scope: the reference passes run once) --------------------------------------
@@ -442,22 +428,6 @@ def test_bfloat16_runs_close_to_float32(refs):
 
 
 # --- the VAE base tokenizer (no official outputs: structure and consistency) ---------------------
-def tiny_vae_karl(quantized=True) -> KARL:
-    torch.manual_seed(0)
-    cfg = KARLConfig(
-        width=96, depth=2, heads=2, patch_size=4, quantize_latents=quantized, latent_codebook_size=64,
-        max_tokens=64, max_grid=32, halting_hidden=32,
-        vae=VAEConfig(resolution=64, ch=32, ch_mult=(1, 1, 2), num_res_blocks=1, encoder_attn_resolutions=(16,)),
-    )
-    model = KARL(cfg).eval()
-    with torch.no_grad():  # a bias that makes some latents halt, so that the masks matter
-        x = torch.rand(2, 3, 64, 64)
-        feats, _ = model.base_features(x)
-        lat = model.encode(model.image_tokens(x, feats), 64, torch.tensor([5, 5]))
-        model.halting_mlp[2].bias -= model.halting_logits(lat).median() - 1.0986  # logit(0.75)
-    return model
-
-
 @pytest.mark.parametrize("quantized", [True, False], ids=["quantized", "continuous"])
 def test_vae_karl_runs_per_image(quantized):
     tok = KARLTokenizer(tiny_vae_karl(quantized), "cpu")
