@@ -4,14 +4,11 @@ criterion, halting and the image are checked once for every tab)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import gradio as gr
 
 import alit_core
-from alit_core import Criterion
 
 from . import explorer, figures
 from .choices import (
@@ -26,11 +23,9 @@ from .choices import (
     named_karl,
 )
 from .explorer import BUNDLED, is_karl
+from .runs import Comparison
 from .status import Refused, status_md
 from .uploads import GONE, linkable
-
-if TYPE_CHECKING:
-    from .handlers import Run
 
 COMPARE_INPUTS = ("cmp_mode", "cmp_image_a", "cmp_image_b", "cmp_model_a", "cmp_halting_a", "cmp_kind_a",
                   "cmp_value_a", "cmp_model_b", "cmp_halting_b", "cmp_kind_b", "cmp_value_b")
@@ -40,41 +35,6 @@ COMPARE_MODES = [TWO_IMAGES, TWO_SETTINGS]
 DIFFERENCE_TOP = 0.5  # the difference picture's colour scale: 0 to this much of the full range
 COMPARE_SETTINGS_A = {False: "**Model and settings** (for both images)", True: "**A**: model and settings"}
 COMPARE_B = {False: "**Image B**", True: "**B**: model and settings (on image A)"}
-
-
-@dataclass
-class Comparison:
-    """Two finished runs as the Compare tab keeps them: A and B (the same Run when one rollout serves
-    both), each with its criterion, selection and halting, for the shared iteration slider."""
-
-    runs: tuple[Run, Run]
-    crits: tuple[Criterion, Criterion]
-    selected: tuple[int, int]
-    halting: tuple[str, str]
-    notes: list[str] = field(default_factory=list)
-    inputs: dict = field(default_factory=dict)  # COMPARE_INPUTS by name (Share)
-
-    @property
-    def mixed(self) -> bool:
-        """ALIT against KARL: the slider follows ALIT's iterations."""
-        return self.runs[0].rec.karl != self.runs[1].rec.karl
-
-    @property
-    def iterations(self) -> int:
-        if self.mixed:
-            return next(len(r.rec.tokens) for r in self.runs if not r.rec.karl)
-        return max(len(r.rec.tokens) for r in self.runs)
-
-    def at(self, t: int) -> tuple[int, int]:
-        """Each run's iteration at the shared iteration t (a shorter run stays on its last). ALIT against
-        KARL: ALIT's iteration t and KARL's pass whose estimated count is nearest its tokens (equal
-        token counts where KARL has one)."""
-        ts = [min(t, len(r.rec.tokens) - 1) for r in self.runs]
-        if self.mixed:
-            alit, karl = (0, 1) if self.runs[1].rec.karl else (1, 0)
-            n, counts = self.runs[alit].rec.tokens[ts[alit]], self.runs[karl].rec.tokens
-            ts[karl] = min(range(len(counts)), key=lambda i: (abs(counts[i] - n), i))
-        return tuple(ts)
 
 
 class CompareHandlers:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -43,6 +42,7 @@ from .choices import (
 from .compare_tab import CompareHandlers
 from .explorer import BUNDLED, ModelCache, Record, is_karl
 from .files import OutputDir, Pictures
+from .runs import Run
 from .share import ShareHandlers
 from .status import Refused, status_md
 from .uploads import read_upload
@@ -60,33 +60,6 @@ ITERATION_LABELS = {False: "Iteration (0 = the first 32 tokens)",
 def load_reference() -> list[dict]:
     path = explorer.ASSETS / "reference_set.json"
     return json.loads(path.read_text())["images"] if path.exists() else []
-
-
-@dataclass
-class Run:
-    """One Explore run as the page keeps it: the rollout, the pictures already written for it, what
-    the model records about itself, and the notes about the image."""
-
-    rec: Record
-    pictures: Pictures
-    model: str
-    discovery: dict | None  # texts.object_discovery of the model's metadata
-    model_iterations: int  # the model's, which a run may stop short of
-    notes: list[str] = field(default_factory=list)
-    done: bool = False
-    inputs: dict = field(default_factory=dict)  # the image and EXPLORE_SETTINGS it was run with (Share)
-
-    def picture(self, name: str, make) -> str:
-        return self.pictures.get(name, make)
-
-    def recon(self, t: int) -> str:
-        """Iteration t's reconstruction, at the display size."""
-        return self.picture(f"recon_{t}", lambda: figures.enlarge(self.rec.recons[t]))
-
-    def overlay(self, t: int, k: int, head, opacity: float) -> str:
-        """Token k's attention at iteration t over the image (a fresh picture: it follows the controls)."""
-        maps = self.rec.attention(t, head)
-        return self.pictures.fresh(f"attention_{t}_{k}", figures.heat_overlay(self.rec.image, maps[k], float(opacity)))
 
 
 class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):

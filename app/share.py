@@ -5,17 +5,13 @@ Mixed into `handlers.Handlers` (a restored page runs through the same handlers a
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from .choices import BUDGET, EXPLORE_SETTINGS, KARL_QUALITY, L1, PSNR
+from .runs import Comparison, Run
 from .status import status_md
 from .uploads import GONE, linkable
-
-if TYPE_CHECKING:
-    from .compare_tab import Comparison
-    from .handlers import Run
 
 
 class ShareHandlers:
