@@ -172,7 +172,7 @@ class Posterior:
 class KLVAE(nn.Module):
     """Pixels in [0, 1] -> posterior over 16-channel latents (16x downsampling) -> pixels."""
 
-    decoder_layout = torch.contiguous_format  # channels-last in a tokenizer's inference copy (as VQGAN)
+    decoder_layout: torch.memory_format | None = None  # None: as given; channels-last in an inference copy (as VQGAN)
 
     def __init__(self, cfg: VAEConfig):
         super().__init__()
@@ -205,7 +205,9 @@ class KLVAE(nn.Module):
         ALIT passes its regressed, *scaled* latents here without dividing the scale out: the
         official reconstruction does so, and the released decoders were fine-tuned that way.
         """
-        return self.decoder(self.post_quant_conv(z.contiguous(memory_format=self.decoder_layout))).contiguous()
+        if self.decoder_layout is not None:
+            z = z.contiguous(memory_format=self.decoder_layout)
+        return self.decoder(self.post_quant_conv(z)).contiguous()
 
 
 def resolve_noise(posterior, mean: torch.Tensor) -> torch.Tensor | None:

@@ -7,8 +7,9 @@ GroupNorm(32, eps 1e-6), swish, bias-free residual convolutions, and a residual 
 skip path, when the channel count changes, is a 1x1 conv of the *branch output*, not of the
 block input. The decoder has `num_res_blocks` blocks per level (not +1, unlike taming).
 
-The decoder reads its input in `decoder_layout` (a tokenizer's inference copy of the model sets
-channels-last, `alit_core.running.inference`); decode still returns an ordinary contiguous tensor.
+The decoder reads its input as given, or in `decoder_layout` when set (a tokenizer's inference copy
+of the model sets channels-last, `alit_core.running.inference`); decode still returns an ordinary
+contiguous tensor.
 """
 
 from __future__ import annotations
@@ -150,7 +151,9 @@ class Codebook(nn.Module):
 class VQGAN(nn.Module):
     """Pixels in [0, 1] -> 16x-downsampled features -> codebook indices -> pixels (not clamped)."""
 
-    decoder_layout = torch.contiguous_format  # the decoder's input layout; see the module docstring
+    # the decoder's input layout (None: as given; codes_to_features gives channels-last strides, as the
+    # official code does); a tokenizer's inference copy sets torch.channels_last
+    decoder_layout: torch.memory_format | None = None
 
     def __init__(self, cfg: VQGANConfig):
         super().__init__()
@@ -184,7 +187,9 @@ class VQGAN(nn.Module):
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:
         """Pixels (B, 3, H, W) from a feature map (B, C, h, w), hard or soft codes alike."""
-        return self.decoder(features.contiguous(memory_format=self.decoder_layout)).contiguous()
+        if self.decoder_layout is not None:
+            features = features.contiguous(memory_format=self.decoder_layout)
+        return self.decoder(features).contiguous()
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         return self.decode(self.codes_to_features(self.codebook[indices]))
