@@ -90,10 +90,6 @@ class ModelCache:
         with self._lock:
             return self._models.get((source, device or self.default_device, dtype))
 
-    def loaded(self) -> list[tuple]:
-        """The (source, device, precision) keys in memory, least recently used first."""
-        return list(self._models)
-
 
 @dataclass
 class Record:

@@ -27,7 +27,7 @@ def test_public_server_refuses_typed_paths_but_loads_its_own_models(checkpoints)
         cache.get(checkpoints[1])
     with pytest.raises(ValueError, match="not local files"):
         cache.get("/etc/passwd")
-    assert cache.loaded() == [(checkpoints[0], "cpu", "float32")]
+    assert cache.peek(None) is not None and cache.peek(checkpoints[1]) is None  # in memory: the default alone
 
 
 def test_least_recently_used_models_are_dropped_but_the_default_stays(checkpoints):
@@ -35,8 +35,8 @@ def test_least_recently_used_models_are_dropped_but_the_default_stays(checkpoint
     default = cache.get(BUNDLED)
     first = cache.get(checkpoints[0])
     assert cache.get(checkpoints[0]) is first  # loaded once
-    cache.get(checkpoints[1])  # over capacity: checkpoints[0] goes, the default stays
-    assert [k[0] for k in cache.loaded()] == [None, checkpoints[1]]
+    second = cache.get(checkpoints[1])  # over capacity: checkpoints[0] goes, the default stays
+    assert cache.peek(checkpoints[0]) is None and cache.peek(checkpoints[1]) is second
     assert cache.get(None) is default
     assert cache.get(checkpoints[0]) is not first  # reloaded on demand
-    assert [k[0] for k in cache.loaded()] == [None, checkpoints[0]]
+    assert cache.peek(checkpoints[1]) is None and cache.peek(BUNDLED) is default
