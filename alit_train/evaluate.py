@@ -40,6 +40,7 @@ from . import scenes, synthetic
 from .attention_probe import object_discovery, probe_scenes
 from .calibration import selected_tokens, whole_photos
 from .data import TEST_SPLIT
+from .training_state import read_log
 
 
 # --- metrics ------------------------------------------------------------------------------------
@@ -384,6 +385,27 @@ def plot(report, results, sets, comp_of, cfg, out: Path) -> None:
     plt.close(fig)
 
 
+def on_one_axis(rows: list[dict]) -> list[dict]:
+    """The rows of a log whose later phases restarted their step count (`training_state.merge_log`), each
+    phase starting where the one before it ended; the run's own step is kept as "phase_step"."""
+    out, offset, end, current = [], 0, 0, None
+    for r in rows:
+        if r.get("phase") != current:
+            offset, current = end, r.get("phase")
+        out.append({**r, "phase_step": r["step"], "step": offset + r["step"]})
+        end = max(end, offset + r["step"])
+    return out
+
+
+def phase_starts(rows: list[dict]) -> list[tuple[int, str]]:
+    """(first step, name) of every named phase of `on_one_axis` rows."""
+    starts = {}
+    for r in rows:
+        if r.get("phase"):
+            starts.setdefault(r["phase"], r["step"] - r["phase_step"])
+    return [(step, name) for name, step in starts.items()]
+
+
 def training_curves(metrics: str | Path, out: Path) -> dict:
     """The object-discovery probes of a training run's metrics.jsonl: the FG-ARI curve, plotted.
 
@@ -394,7 +416,7 @@ def training_curves(metrics: str | Path, out: Path) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in Path(metrics).read_text().splitlines() if line.strip()]
+    rows = on_one_axis(read_log(metrics))
     probes = [r for r in rows if r.get("probe") == "object_discovery"]
     steps = [r for r in rows if "loss" in r]
     curve = {"steps": [r["step"] for r in probes], "fg_ari": [r["best"]["fg_ari"] for r in probes],
@@ -404,6 +426,10 @@ def training_curves(metrics: str | Path, out: Path) -> dict:
     ax[0].plot(curve["steps"], curve["fg_ari"], "o-", label="attention, best iteration and layer")
     ax[0].plot(curve["steps"], curve["first_iteration_fg_ari"], "s-", ms=3, label="attention, first iteration")
     ax[0].plot(curve["steps"], curve["grid_fg_ari"], "--", color="grey", label="grid of as many cells")
+    for a in ax:
+        for start, phase in phase_starts(rows):
+            a.axvline(start, color="k", lw=0.6, ls=":")
+            a.text(start, 1.0, f" {phase}", transform=a.get_xaxis_transform(), fontsize=7, va="top")
     ax[0].set(xlabel="training step", ylabel="FG-ARI (validation scenes)", title="object discovery during training")
     ax[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     its = sorted({int(k.split("_")[1]) for r in steps for k in r if k.startswith("ce_")})

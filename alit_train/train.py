@@ -40,7 +40,7 @@ from .init import spatial_init
 from .objectives import ALITStage1, VQGANObjective
 from .streams import SceneStream, batches, random_crops
 from .train_config import TrainConfig, model_config, parse_mix
-from .training_state import EMA, compact, load_compact, save_training_state
+from .training_state import EMA, compact, load_compact, merge_log, save_training_state
 
 
 # --- distributed --------------------------------------------------------------------------------
@@ -86,7 +86,9 @@ def initial_model(path: str, weights: str = "ema") -> ALIT:
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if "model_config" in ck:
         model = ALIT(ALITConfig.from_dict(ck["model_config"]))
-        model.load_state_dict(ck[weights])
+        # a compact state stores only the EMA weights that differ from the model's (not the frozen VQGAN)
+        state = {**ck["model"], **ck[weights]} if ck.get("compact") else ck[weights]
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
         return model
     from alit_core import load_tokenizer
 
@@ -114,11 +116,15 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         model = initial_model(cfg.init, cfg.init_weights)
         model.vqgan.requires_grad_(False)
         return stage1(model, cfg), model, model.cfg
+    if cfg.stage == "alit" and cfg.resume and not cfg.vqgan:
+        # every weight, the VQGAN's included, comes from the compact state, and so does the architecture
+        # (a state may have changed it, e.g. alit_train.quantize_latents), whatever --model says
+        saved = torch.load(cfg.resume, map_location="cpu", weights_only=True)["model_config"]
+        model = ALIT(ALITConfig.from_dict(saved))
+        model.vqgan.requires_grad_(False)
+        return stage1(model, cfg), model, model.cfg
     model = ALIT(model_cfg)
     if cfg.stage == "alit":
-        if cfg.resume and not cfg.vqgan:  # every weight, the VQGAN's included, comes from the compact state
-            model.vqgan.requires_grad_(False)
-            return stage1(model, cfg), model, model_cfg
         if not cfg.vqgan:
             raise SystemExit("the alit stage needs --vqgan <VQGAN stage checkpoint> (or --init <ALIT checkpoint>, "
                              "or --resume <compact state>)")
@@ -387,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("compact", help="a committable training state: float16 weights and EMA, no optimiser")
     c.add_argument("checkpoint")
     c.add_argument("dest")
+    m = sub.add_parser("merge-log", help="put a run's metrics.jsonl into a model's one log as one phase's rows")
+    m.add_argument("log")
+    m.add_argument("run_metrics")
+    m.add_argument("--phase", required=True)
     e = sub.add_parser("export")
     e.add_argument("checkpoint")
     e.add_argument("dest")
@@ -401,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.stage == "compact":
         print(compact(args.checkpoint, args.dest))
+        return 0
+    if args.stage == "merge-log":
+        print(merge_log(args.log, args.run_metrics, args.phase))
         return 0
     if args.stage == "export":
         print(export(args.checkpoint, args.dest, args.dtype, calibrate=args.calibrate, weights=args.weights,

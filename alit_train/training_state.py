@@ -67,3 +67,24 @@ def load_compact(path: str, result: nn.Module, ema: EMA) -> int:
     ema.shadow = {k: ck["ema"][k].float() if k in ck["ema"] else v.detach().clone().float()
                   for k, v in result.state_dict().items()}
     return int(ck["step"])
+
+
+def merge_log(log: str | Path, run_metrics: str | Path, phase: str) -> Path:
+    """Put a run's metrics into a model's one log as the rows of `phase`, replacing that phase's earlier rows.
+
+    A phase is a run with its own step count (e.g. one that changed the architecture and restarted its
+    schedule); rows without a "phase" belong to the first. Earlier phases keep their rows and order, so the
+    log tells the whole history and `evaluate.training_curves` can lay the phases end to end.
+    """
+    log = Path(log)
+    kept = [r for r in read_log(log) if r.get("phase") != phase] if log.exists() else []
+    rows = kept + [{**r, "phase": phase} for r in read_log(run_metrics) if r.get("phase", phase) == phase]
+    tmp = log.with_suffix(log.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(log)
+    return log
+
+
+def read_log(path: str | Path) -> list[dict]:
+    """The rows of a metrics.jsonl."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

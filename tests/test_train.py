@@ -330,3 +330,24 @@ def test_photo_calibration_centres_the_median_count_within_the_fallback_bound():
     assert fallback.mean() <= 0.08 and np.median(tokens) < 128
     # a threshold just below it lets more than 8% fall back
     assert selected_tokens(curves, found["threshold"] - 2e-5, 32)[1].mean() > 0.08
+
+
+def test_a_later_phase_joins_the_log_and_is_plotted_after_the_first(tmp_path):
+    """merge-log keeps the first phase's rows and replaces the named phase's own; the curves lay them end to end."""
+    from alit_train.evaluate import on_one_axis, phase_starts
+
+    def write(path, rows):
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    log, run = tmp_path / "model.jsonl", tmp_path / "run.jsonl"
+    write(log, [{"step": 100, "loss": 3.0}, {"step": 200, "loss": 2.0}])
+    write(run, [{"step": 10, "loss": 9.0}])
+    assert main(["merge-log", str(log), str(run), "--phase", "quantized"]) == 0
+    write(run, [{"step": 10, "loss": 9.0}, {"step": 20, "loss": 8.0}])  # the next session's longer run
+    assert main(["merge-log", str(log), str(run), "--phase", "quantized"]) == 0
+    rows = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [(r["step"], r.get("phase")) for r in rows] == [(100, None), (200, None), (10, "quantized"), (20, "quantized")]
+    laid = on_one_axis(rows)
+    assert [r["step"] for r in laid] == [100, 200, 210, 220]
+    assert [r["phase_step"] for r in laid] == [100, 200, 10, 20]
+    assert phase_starts(laid) == [(200, "quantized")]
