@@ -32,7 +32,7 @@ else
 fi
 nice -n 10 python -m alit_train.train alit --out "$run" "${start[@]}" --codes "$pack" \
   --steps 4000 --batch-size 16 --base-lr 0.008 --warmup 50 --ce-weight 0.1 --mse-weight 10 --pixel-weight 0 \
-  --no-sample-depth --weight-decay 0 --threads 1 --probe-every 100 --time-limit $((minutes * 60))
+  --no-sample-depth --weight-decay 0 --threads 1 --probe-every 100 --quantize-ramp 1200 --time-limit $((minutes * 60))
 python -m alit_train.train compact "$run/last.pt" "$state"
 # one log for the whole model: earlier phases' rows as they were, then this phase's, marked "phase"
 python -m alit_train.train merge-log "$log" "$run/metrics.jsonl" --phase quantized

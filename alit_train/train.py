@@ -40,7 +40,8 @@ from .init import spatial_init
 from .objectives import ALITStage1, VQGANObjective
 from .streams import SceneStream, batches, random_crops
 from .train_config import TrainConfig, model_config, parse_mix
-from .training_state import EMA, compact, load_compact, merge_log, save_training_state
+from .quantize_latents import anneal_quantizer, residual_at
+from .training_state import EMA, compact, initial_model, load_compact, merge_log, save_training_state
 
 
 # --- distributed --------------------------------------------------------------------------------
@@ -79,20 +80,6 @@ def lr_at(step: int, cfg: TrainConfig, peak: float, since: int = 0) -> float:
 def stage1(model: ALIT, cfg: TrainConfig) -> ALITStage1:
     return ALITStage1(model, halting=cfg.halting, pixel_weight=cfg.pixel_weight, ce_weight=cfg.ce_weight,
                       mse_weight=cfg.mse_weight, sample_depth=cfg.sample_depth)
-
-
-def initial_model(path: str, weights: str = "ema") -> ALIT:
-    """An ALIT in float32 from a training checkpoint (its `weights`) or an alit_core checkpoint."""
-    ck = torch.load(path, map_location="cpu", weights_only=True)
-    if "model_config" in ck:
-        model = ALIT(ALITConfig.from_dict(ck["model_config"]))
-        # a compact state stores only the EMA weights that differ from the model's (not the frozen VQGAN)
-        state = {**ck["model"], **ck[weights]} if ck.get("compact") else ck[weights]
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-        return model
-    from alit_core import load_tokenizer
-
-    return load_tokenizer(path, device="cpu").model.float()
 
 
 def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
@@ -198,6 +185,7 @@ def train(cfg: TrainConfig) -> Path:
     crop_gen = torch.Generator().manual_seed(cfg.seed * 7919 + rank)
     autocast = Autocast(device, cfg.precision)
     restarts = CodebookRestarts(cfg, model_cfg, result, crop_gen, world)
+    annealed = anneal_quantizer(result) if cfg.quantize_ramp and cfg.stage == "alit" else None
     log = RunLog(out, cfg, model_cfg, start) if rank == 0 else None
     t_start = time.time()
     objective.train()
@@ -209,6 +197,8 @@ def train(cfg: TrainConfig) -> Path:
         inputs = [x.to(device, non_blocking=True) for x in inputs]
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg, peak, warm_from)
+        if annealed is not None:
+            annealed.residual = residual_at(step, cfg.quantize_ramp)
         if cfg.depth_ramp and hasattr(objective, "depth_limit"):
             objective.depth_limit = 1 + step // cfg.depth_ramp
         with autocast():
@@ -219,6 +209,8 @@ def train(cfg: TrainConfig) -> Path:
         opt.step()
         ema.update(result, step)
         restarts.observe(step, metrics)
+        if annealed is not None:
+            metrics["quantize_residual"] = annealed.residual
         if log is not None:
             log.step(step, inputs[0].shape[0] * world, loss, opt, grad_norm, metrics, restarts)
             log.probe(step, result, device, autocast)

@@ -56,6 +56,9 @@ class TrainConfig:
     # alit stage: a compact training state (`compact`) to continue from when <out>/last.pt does not exist yet;
     # the optimiser starts afresh, with --warmup steps of warm-up from the step it was saved at
     resume: str | None = None
+    # alit stage, quantized latents: steps over which the decoder's input goes from the normalised latent to its
+    # code (alit_train.quantize_latents.AnnealedQuantizer; 0: the plain quantiser from the start)
+    quantize_ramp: int = 0
     probe_every: int = 0  # steps between object-discovery probes (FG-ARI per iteration and layer) in metrics.jsonl
     probe_scenes: int = 16
     mix: dict = field(default_factory=lambda: dict(DEFAULT_MIX))

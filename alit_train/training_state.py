@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from alit_core.model.alit import ALIT
 from alit_core.model.config import ALITConfig
 
 from .train_config import TrainConfig
@@ -88,3 +89,17 @@ def merge_log(log: str | Path, run_metrics: str | Path, phase: str) -> Path:
 def read_log(path: str | Path) -> list[dict]:
     """The rows of a metrics.jsonl."""
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def initial_model(path: str, weights: str = "ema") -> ALIT:
+    """An ALIT in float32 from a training checkpoint (its `weights`) or an alit_core checkpoint."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    if "model_config" in ck:
+        model = ALIT(ALITConfig.from_dict(ck["model_config"]))
+        # a compact state stores only the EMA weights that differ from the model's (not the frozen VQGAN)
+        state = {**ck["model"], **ck[weights]} if ck.get("compact") else ck[weights]
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        return model
+    from alit_core import load_tokenizer
+
+    return load_tokenizer(path, device="cpu").model.float()

@@ -6,8 +6,9 @@ from conftest import small_config
 
 from alit_core import ALIT
 from alit_train.code_pack import CodePack
-from alit_train.quantize_latents import latent_samples, main, quantized_from, spherical_kmeans
-from alit_train.train import initial_model
+from alit_train.quantize_latents import (anneal_quantizer, latent_samples, main, quantized_from, residual_at,
+                                        spherical_kmeans)
+from alit_train.training_state import initial_model
 
 
 def test_spherical_kmeans_finds_the_directions_of_separated_clusters():
@@ -77,3 +78,26 @@ def test_initial_model_reads_a_compact_state_with_its_frozen_vqgan(tmp_path):
     assert torch.equal(loaded["latent_tokens"], torch.zeros_like(loaded["latent_tokens"]))
     key = "vqgan.quantize.embedding.weight"
     assert torch.equal(loaded[key], state[key].float())
+
+
+def test_annealed_quantizer_moves_the_decoder_input_from_the_latent_to_its_code():
+    torch.manual_seed(0)
+    model = ALIT(small_config(quantize_latents=True, latent_codebook_size=16))
+    plain = model.quantize
+    annealed = anneal_quantizer(model)
+    assert model.quantize is annealed and annealed.embedding is plain.embedding  # the same parameter
+    assert set(model.state_dict()) == set(ALIT(small_config(quantize_latents=True, latent_codebook_size=16)).state_dict())
+    z = torch.randn(2, 5, 12, requires_grad=True)
+    codes, idx = plain(z)
+    unit = F.normalize(z, dim=-1)
+    for step, residual in ((0, 1.0), (300, 0.75), (1200, 0.0), (5000, 0.0)):
+        annealed.residual = residual_at(step, 1200)
+        assert annealed.residual == residual
+        out, out_idx = annealed(z)
+        assert torch.equal(out_idx, idx)
+        assert torch.allclose(out, codes + residual * (unit - codes), atol=1e-6)
+    # the gradient is the plain quantiser's straight-through one at every residual
+    annealed.residual = 0.5
+    (grad_annealed,) = torch.autograd.grad(annealed(z)[0].sum(), z)
+    (grad_plain,) = torch.autograd.grad(plain(z)[0].sum(), z)
+    assert torch.allclose(grad_annealed, grad_plain, atol=1e-6)

@@ -207,9 +207,13 @@ def test_alit_stage_continues_from_an_alit_core_checkpoint(tiny_data, tmp_path):
 
     torch.manual_seed(0)
     start = save_checkpoint(ALIT(small_config()), tmp_path / "start.pt")
-    run_stage("alit", tmp_path / "more", tiny_data, 2, ["--init", str(start), "--workers", "1"])
+    run_stage("alit", tmp_path / "more", tiny_data, 2, ["--init", str(start), "--workers", "1", "--quantize-ramp", "2"])
     ck = torch.load(tmp_path / "more" / "last.pt", weights_only=True)
     assert ck["step"] == 2
+    # the quantiser annealed over 2 steps (alit_train.quantize_latents); the saved weights keep the official keys
+    rows = [json.loads(x) for x in (tmp_path / "more" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["quantize_residual"] for r in rows] == [1.0, 0.5]
+    assert set(ck["model"]) == set(ALIT(small_config()).state_dict())
     before = load_tokenizer(start, device="cpu").model.state_dict()
     # the VQGAN comes from the checkpoint and stays fixed; ALIT's own weights moved
     assert torch.equal(ck["model"]["vqgan.quantize.embedding.weight"], before["vqgan.quantize.embedding.weight"])
