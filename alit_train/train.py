@@ -40,6 +40,7 @@ from .init import spatial_init
 from .objectives import ALITStage1, VQGANObjective
 from .streams import SceneStream, batches, random_crops
 from .train_config import TrainConfig, model_config, parse_mix
+from .latent_noise import LatentNoise, sigma_at
 from .quantize_latents import anneal_quantizer, residual_at
 from .training_state import EMA, compact, initial_model, load_compact, merge_log, save_training_state
 
@@ -186,6 +187,7 @@ def train(cfg: TrainConfig) -> Path:
     autocast = Autocast(device, cfg.precision)
     restarts = CodebookRestarts(cfg, model_cfg, result, crop_gen, world)
     annealed = anneal_quantizer(result) if cfg.quantize_ramp and cfg.stage == "alit" else None
+    noise = LatentNoise(result) if cfg.latent_noise and cfg.stage == "alit" else None
     log = RunLog(out, cfg, model_cfg, start) if rank == 0 else None
     t_start = time.time()
     objective.train()
@@ -199,6 +201,8 @@ def train(cfg: TrainConfig) -> Path:
             g["lr"] = lr_at(step, cfg, peak, warm_from)
         if annealed is not None:
             annealed.residual = residual_at(step, cfg.quantize_ramp)
+        if noise is not None:
+            noise.sigma = sigma_at(step, cfg.latent_noise, cfg.latent_noise_ramp)
         if cfg.depth_ramp and hasattr(objective, "depth_limit"):
             objective.depth_limit = 1 + step // cfg.depth_ramp
         with autocast():
@@ -211,6 +215,8 @@ def train(cfg: TrainConfig) -> Path:
         restarts.observe(step, metrics)
         if annealed is not None:
             metrics["quantize_residual"] = annealed.residual
+        if noise is not None:
+            metrics["latent_noise"] = noise.sigma
         if log is not None:
             log.step(step, inputs[0].shape[0] * world, loss, opt, grad_norm, metrics, restarts)
             log.probe(step, result, device, autocast)

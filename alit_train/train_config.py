@@ -59,6 +59,11 @@ class TrainConfig:
     # alit stage, quantized latents: steps over which the decoder's input goes from the normalised latent to its
     # code (alit_train.quantize_latents.AnnealedQuantizer; 0: the plain quantiser from the start)
     quantize_ramp: int = 0
+    # alit stage, continuous latents: noise on the decoder's input, as a multiple of each latent's RMS
+    # (alit_train.latent_noise: at most d/2 log2(1 + 1/sigma^2) bits per token), reached linearly over
+    # latent_noise_ramp steps
+    latent_noise: float = 0.0
+    latent_noise_ramp: int = 0
     probe_every: int = 0  # steps between object-discovery probes (FG-ARI per iteration and layer) in metrics.jsonl
     probe_scenes: int = 16
     mix: dict = field(default_factory=lambda: dict(DEFAULT_MIX))

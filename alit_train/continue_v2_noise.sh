@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Phase 3 of the next bundled model (preset explorer_128): a limit on what one latent token carries.
+# With nothing limiting a continuous 12-d latent, 96 tokens already held everything the VQGAN codes say
+# and the error curve went flat after three iterations, so one threshold could not spread photos over
+# the counts (assets/MODEL_CARD.md, sessions 5 and 6). This fine-tunes the whole ALIT (VQGAN frozen, the
+# same code pack) with noise on the decoder's input that rises to 0.6 x each latent's RMS over 2,000
+# steps (alit_train.latent_noise: at most 12 bits per token at 0.58, as the official codebook), for
+# MINUTES on one niced thread, then refreshes the committed compact state. Inference is unchanged.
+#
+#   bash alit_train/continue_v2_noise.sh 150        # then: git add assets/training_state/
+#
+# Resumes runs/n128/last.pt when this machine has it (optimiser included); else the committed state:
+# from its step with a fresh optimiser and a short warm-up once it is this phase's, else (the first
+# run) from step 0 of this phase.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+minutes=${1:?usage: continue_v2_noise.sh MINUTES}
+state=assets/training_state/explorer_128.pt
+log=assets/training_state/explorer_128.metrics.jsonl
+run=runs/n128
+pack=runs/pack128.pt
+[ -f data/index.json ] || python -m alit_train.data all
+[ -f "$pack" ] || nice -n 10 python -m alit_train.code_pack --vqgan "$state" --out "$pack" --images 12288 --threads 1
+mkdir -p "$run"
+start=(--init "$state")
+if python -c "import json, sys, torch
+sys.exit(0 if json.loads(torch.load('$state', weights_only=True)['train_config']).get('latent_noise') else 1)"; then
+  start=(--resume "$state")
+fi
+nice -n 10 python -m alit_train.train alit --out "$run" "${start[@]}" --codes "$pack" \
+  --steps 4000 --batch-size 16 --base-lr 0.008 --warmup 50 --ce-weight 0.1 --mse-weight 10 --pixel-weight 0 \
+  --no-sample-depth --weight-decay 0 --threads 1 --probe-every 100 --latent-noise 0.6 --latent-noise-ramp 2000 \
+  --time-limit $((minutes * 60))
+python -m alit_train.train compact "$run/last.pt" "$state"
+# one log for the whole model: earlier phases' rows as they were, then this phase's, marked "phase"
+python -m alit_train.train merge-log "$log" "$run/metrics.jsonl" --phase noise
