@@ -11,6 +11,11 @@
 #
 #   bash alit_train/continue_v2_noise.sh 150        # then: git add assets/training_state/
 #
+# Session 6's run of it (runs/n128, steps 0-1,250; ramp as below to step 800, then the noise held at 0.24)
+# did not pay: iteration 7's code accuracy followed the noise down (0.66 -> 0.18) and stayed there once the
+# noise stopped rising, so the committed state is still phase 1's. Do not continue it as is; the model
+# card (session 6) says what to try next.
+#
 # Resumes runs/n128/last.pt when this machine has it (optimiser included); else the committed state:
 # from its step with a fresh optimiser and a short warm-up once it is this phase's, else (the first
 # run) from step 0 of this phase.
