@@ -40,7 +40,7 @@ from . import scenes, synthetic
 from .attention_probe import object_discovery, probe_scenes
 from .calibration import selected_tokens, whole_photos
 from .data import TEST_SPLIT
-from .training_state import read_log
+from .training_state import on_one_axis, phase_starts, read_log
 
 
 # --- metrics ------------------------------------------------------------------------------------
@@ -383,27 +383,6 @@ def plot(report, results, sets, comp_of, cfg, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "segments.png", dpi=110)
     plt.close(fig)
-
-
-def on_one_axis(rows: list[dict]) -> list[dict]:
-    """The rows of a log whose later phases restarted their step count (`training_state.merge_log`), each
-    phase starting where the one before it ended; the run's own step is kept as "phase_step"."""
-    out, offset, end, current = [], 0, 0, None
-    for r in rows:
-        if r.get("phase") != current:
-            offset, current = end, r.get("phase")
-        out.append({**r, "phase_step": r["step"], "step": offset + r["step"]})
-        end = max(end, offset + r["step"])
-    return out
-
-
-def phase_starts(rows: list[dict]) -> list[tuple[int, str]]:
-    """(first step, name) of every named phase of `on_one_axis` rows."""
-    starts = {}
-    for r in rows:
-        if r.get("phase"):
-            starts.setdefault(r["phase"], r["step"] - r["phase_step"])
-    return [(step, name) for name, step in starts.items()]
 
 
 def training_curves(metrics: str | Path, out: Path) -> dict:

@@ -1,6 +1,6 @@
 """What a training run keeps: the EMA of the weights, the full state of a run (`last.pt`: weights,
-EMA, optimiser) and the compact state committed between sessions (float16 weights and EMA, no
-optimiser)."""
+EMA, optimiser), the compact state committed between sessions (float16 weights and EMA, no
+optimiser), and the model's one metrics log, whose phases restart their step count."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def merge_log(log: str | Path, run_metrics: str | Path, phase: str) -> Path:
 
     A phase is a run with its own step count (e.g. one that changed the architecture and restarted its
     schedule); rows without a "phase" belong to the first. Earlier phases keep their rows and order, so the
-    log tells the whole history and `evaluate.training_curves` can lay the phases end to end.
+    log tells the whole history and `on_one_axis` can lay the phases end to end.
     """
     log = Path(log)
     kept = [r for r in read_log(log) if r.get("phase") != phase] if log.exists() else []
@@ -89,6 +89,27 @@ def merge_log(log: str | Path, run_metrics: str | Path, phase: str) -> Path:
 def read_log(path: str | Path) -> list[dict]:
     """The rows of a metrics.jsonl."""
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def on_one_axis(rows: list[dict]) -> list[dict]:
+    """The rows of a log whose later phases restarted their step count (`training_state.merge_log`), each
+    phase starting where the one before it ended; the run's own step is kept as "phase_step"."""
+    out, offset, end, current = [], 0, 0, None
+    for r in rows:
+        if r.get("phase") != current:
+            offset, current = end, r.get("phase")
+        out.append({**r, "phase_step": r["step"], "step": offset + r["step"]})
+        end = max(end, offset + r["step"])
+    return out
+
+
+def phase_starts(rows: list[dict]) -> list[tuple[int, str]]:
+    """(first step, name) of every named phase of `on_one_axis` rows."""
+    starts = {}
+    for r in rows:
+        if r.get("phase"):
+            starts.setdefault(r["phase"], r["step"] - r["phase_step"])
+    return [(step, name) for name, step in starts.items()]
 
 
 def initial_model(path: str, weights: str = "ema") -> ALIT:

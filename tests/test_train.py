@@ -338,7 +338,7 @@ def test_photo_calibration_centres_the_median_count_within_the_fallback_bound():
 
 def test_a_later_phase_joins_the_log_and_is_plotted_after_the_first(tmp_path):
     """merge-log keeps the first phase's rows and replaces the named phase's own; the curves lay them end to end."""
-    from alit_train.evaluate import on_one_axis, phase_starts
+    from alit_train.training_state import on_one_axis, phase_starts
 
     def write(path, rows):
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
