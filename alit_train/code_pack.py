@@ -63,17 +63,21 @@ class CodePack:
         return (self.images[pick].float() / 255.0, self.features[pick].float(), self.targets[pick].long())
 
 
-def vqgan_from(path: str, model_cfg: ALITConfig) -> VQGAN:
-    """The VQGAN of a training state (a vqgan stage's EMA, or an alit stage's VQGAN), frozen, in float32
-    with float16-rounded weights."""
+def vqgan_state(path: str) -> dict[str, torch.Tensor]:
+    """The VQGAN weights of a training state: a vqgan stage's EMA, or an alit stage's (frozen) VQGAN."""
     ck = torch.load(path, map_location="cpu", weights_only=True)
-    state = ck["ema"]
-    if any(k.startswith("vqgan.") for k in ck["model"]):  # an ALIT training state: its (frozen) VQGAN
-        state = {k[len("vqgan."):]: v.float() for k, v in ck["model"].items() if k.startswith("vqgan.")}
+    if any(k.startswith("vqgan.") for k in ck["model"]):
+        return {k[len("vqgan."):]: v.float() if v.is_floating_point() else v
+                for k, v in ck["model"].items() if k.startswith("vqgan.")}
+    return ck["ema"]
+
+
+def vqgan_from(path: str, model_cfg: ALITConfig) -> VQGAN:
+    """The VQGAN of a training state (`vqgan_state`), frozen, in float32 with float16-rounded weights."""
     vq = VQGAN(model_cfg.vqgan)
     # rounded as the exported model and the compact training state store it, so that a pack made from
     # either gives the codes the shipped model computes
-    vq.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in state.items()})
+    vq.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in vqgan_state(path).items()})
     return vq.eval().requires_grad_(False)
 
 

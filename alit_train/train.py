@@ -34,7 +34,7 @@ from alit_core.model.config import ALITConfig
 from alit_core.model.transformer import use_fused_attention
 from alit_core.model.vqgan import VQGAN
 
-from .code_pack import PackStream
+from .code_pack import PackStream, vqgan_state
 from .export import export
 from .init import spatial_init
 from .objectives import ALITStage1, VQGANObjective
@@ -114,10 +114,10 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
     model = ALIT(model_cfg)
     if cfg.stage == "alit":
         if not cfg.vqgan:
-            raise SystemExit("the alit stage needs --vqgan <VQGAN stage checkpoint> (or --init <ALIT checkpoint>, "
-                             "or --resume <compact state>)")
-        vq_ck = torch.load(cfg.vqgan, map_location="cpu", weights_only=True)
-        model.vqgan.load_state_dict(vq_ck["ema"])
+            raise SystemExit("the alit stage needs --vqgan <VQGAN stage checkpoint or ALIT state> (or --init "
+                             "<ALIT checkpoint>, or --resume <compact state>)")
+        # a fresh ALIT on a trained VQGAN, which may be another ALIT's (e.g. to retrain on its code pack)
+        model.vqgan.load_state_dict(vqgan_state(cfg.vqgan))
         model.vqgan.requires_grad_(False)
         if cfg.spatial_init > 0:
             spatial_init(model, scale=cfg.spatial_init)
@@ -192,7 +192,8 @@ def train(cfg: TrainConfig) -> Path:
     t_start = time.time()
     objective.train()
     feed = batches(stream, start, cfg.steps, cfg.batch_size, cfg.workers, pin=device.type == "cuda")
-    for step, inputs in zip(range(start, cfg.steps), feed):
+    end = min(cfg.steps, cfg.stop_at) if cfg.stop_at else cfg.steps
+    for step, inputs in zip(range(start, end), feed):
         inputs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
         if cfg.stage == "vqgan":
             inputs = (random_crops(inputs[0], cfg.crop, crop_gen),)
@@ -221,7 +222,7 @@ def train(cfg: TrainConfig) -> Path:
             log.step(step, inputs[0].shape[0] * world, loss, opt, grad_norm, metrics, restarts)
             log.probe(step, result, device, autocast)
         out_of_time = time_is_up(cfg, t_start, world, device)
-        if rank == 0 and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps or out_of_time):
+        if rank == 0 and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == end or out_of_time):
             save_training_state(last, result, opt, ema, step + 1, cfg, model_cfg, warm_from)
         if out_of_time:
             if rank == 0:

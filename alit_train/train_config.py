@@ -31,7 +31,7 @@ class TrainConfig:
     seed: int = 0
     crop: int = 64  # vqgan stage: random crops of this size (the VQGAN is fully convolutional)
     index: str = "data/index.json"
-    vqgan: str | None = None  # alit stage: a VQGAN stage checkpoint
+    vqgan: str | None = None  # alit stage: a VQGAN stage checkpoint, or an ALIT state whose VQGAN to take (fresh ALIT weights)
     # e2e: an ALIT stage checkpoint; alit: one, or an alit_core checkpoint, to continue from; vqgan: either, to
     # continue training its VQGAN
     init: str | None = None
@@ -52,6 +52,7 @@ class TrainConfig:
     threads: int = 0  # torch threads (0: leave torch's default)
     workers: int = 0  # processes that make the training images ahead of the step (0: the training process)
     time_limit: float = 0.0  # seconds: save and stop after this long (0: run every step)
+    stop_at: int = 0  # save and stop after this many steps, the schedule still spanning `steps` (0: run them all)
     codes: str | None = None  # alit stage: a code pack (alit_train.code_pack) to train on instead of fresh images
     # alit stage: a compact training state (`compact`) to continue from when <out>/last.pt does not exist yet;
     # the optimiser starts afresh, with --warmup steps of warm-up from the step it was saved at

@@ -296,6 +296,20 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     from_state = vqgan_from(str(tmp_path / "state.pt"), small_config()).state_dict()
     from_stage = vqgan_from(vq, small_config()).state_dict()
     assert all(torch.equal(from_state[k], from_stage[k]) for k in from_stage)
+    # a fresh ALIT on that state's VQGAN (same codes, so the same pack), stopped part way through its
+    # schedule by --stop-at and resumed to the end of it
+    fresh_args = ["--vqgan", str(tmp_path / "state.pt"), "--codes", str(tmp_path / "pack.pt")]
+    run_stage("alit", tmp_path / "fresh", tiny_data, 6, [*fresh_args, "--stop-at", "3"])
+    stopped = torch.load(tmp_path / "fresh" / "last.pt", weights_only=True)
+    assert stopped["step"] == 3
+    assert all(torch.equal(stopped["model"]["vqgan." + k], v) for k, v in from_state.items())
+    assert not torch.equal(stopped["model"]["latent_tokens"].half(), state["model"]["latent_tokens"])
+    run_stage("alit", tmp_path / "fresh", tiny_data, 6, fresh_args)
+    rows = [json.loads(x) for x in (tmp_path / "fresh" / "metrics.jsonl").read_text().splitlines()]
+    schedule = TrainConfig(steps=6, warmup=1)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["lr"] for r in rows] == pytest.approx([lr_at(s, schedule, TrainConfig().base_lr * 2 / 256)
+                                                     for s in range(6)])
     run_stage("alit", tmp_path / "b", tiny_data, 5, ["--codes", str(tmp_path / "pack.pt"),
                                                     "--resume", str(tmp_path / "state.pt"), "--warmup", "2"])
     rows = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
