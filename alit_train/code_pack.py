@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from alit_core.files.atomic import written_whole
 from alit_core.model.config import ALITConfig
 from alit_core.model.vqgan import VQGAN
 
@@ -51,9 +52,9 @@ class CodePack:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save({"images": self.images, "features": self.features, "targets": self.targets, "meta": self.meta}, tmp)
-        tmp.replace(path)
+        with written_whole(path) as tmp:
+            torch.save({"images": self.images, "features": self.features, "targets": self.targets,
+                        "meta": self.meta}, tmp)
         return path
 
     def batch(self, step: int, batch_size: int, seed: int, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

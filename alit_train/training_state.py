@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from alit_core.files.atomic import written_whole
 from alit_core.model.alit import ALIT
 from alit_core.model.config import ALITConfig
 
@@ -34,11 +35,10 @@ class EMA:
 
 def save_training_state(path: Path, result, opt, ema: EMA, step: int, cfg: TrainConfig, model_cfg: ALITConfig,
                         warm_from: int = 0):
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save({"model": result.state_dict(), "ema": ema.shadow, "optimizer": opt.state_dict(), "step": step,
-                "train_config": json.dumps(asdict(cfg)), "model_config": model_cfg.to_dict(),
-                "warm_from": warm_from}, tmp)
-    tmp.replace(path)
+    with written_whole(path) as tmp:
+        torch.save({"model": result.state_dict(), "ema": ema.shadow, "optimizer": opt.state_dict(), "step": step,
+                    "train_config": json.dumps(asdict(cfg)), "model_config": model_cfg.to_dict(),
+                    "warm_from": warm_from}, tmp)
 
 
 def compact(checkpoint: str, dest: str) -> Path:
@@ -53,10 +53,9 @@ def compact(checkpoint: str, dest: str) -> Path:
     ema = {k: v.half() for k, v in ck["ema"].items() if not torch.equal(v.float(), ck["model"][k].float())}
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(dest.suffix + ".tmp")
-    torch.save({"compact": True, "model": half, "ema": ema, "step": ck["step"], "train_config": ck["train_config"],
-                "model_config": ck["model_config"]}, tmp)
-    tmp.replace(dest)
+    with written_whole(dest) as tmp:
+        torch.save({"compact": True, "model": half, "ema": ema, "step": ck["step"],
+                    "train_config": ck["train_config"], "model_config": ck["model_config"]}, tmp)
     return dest
 
 
@@ -80,9 +79,8 @@ def merge_log(log: str | Path, run_metrics: str | Path, phase: str) -> Path:
     log = Path(log)
     kept = [r for r in read_log(log) if r.get("phase") != phase] if log.exists() else []
     rows = kept + [{**r, "phase": phase} for r in read_log(run_metrics) if r.get("phase", phase) == phase]
-    tmp = log.with_suffix(log.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(log)
+    with written_whole(log) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return log
 
 

@@ -43,6 +43,7 @@ import torch
 
 from ..analysis.complexity import MEASURES
 from ..errors import DatasetEncodeError
+from ..files.atomic import written_whole
 from ..running.selection import Criterion, select_iterations
 from ..running.tokenizer import Tokenizer
 from .distributed import Distributed
@@ -239,10 +240,9 @@ def make_plan(cfg: DatasetEncodeConfig, tok: Tokenizer) -> Plan:
         if not files:
             raise DatasetEncodeError(f"no image files under {cfg.root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
         cfg.parts.mkdir(parents=True, exist_ok=True)
-        tmp = manifest.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"settings": settings, "files": files,
-                                   "files_sha256": hashlib.sha256("\n".join(files).encode()).hexdigest()}))
-        os.replace(tmp, manifest)
+        with written_whole(manifest) as tmp:
+            tmp.write_text(json.dumps({"settings": settings, "files": files,
+                                       "files_sha256": hashlib.sha256("\n".join(files).encode()).hexdigest()}))
     for leftover in cfg.parts.glob(".*.tmp"):  # a shard that was being written when a run was killed
         leftover.unlink()
     n_shards = math.ceil(len(files) / cfg.shard_size)

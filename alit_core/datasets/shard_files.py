@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 from ..analysis.complexity import MEASURES
 from ..errors import DatasetEncodeError
+from ..files.atomic import written_whole
 
 _MERGE_ROWS = 65536  # rows per Parquet row group in the merged file
 
@@ -59,9 +59,8 @@ def write_shard(parts: Path, shard: int, rows: list[dict], errors: list[dict], m
     sch = schema(measure).with_metadata({"alit_errors": json.dumps(errors)})
     table = pa.Table.from_pylist(rows, schema=sch)
     final = shard_path(parts, shard)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, final)
+    with written_whole(final) as tmp:
+        pq.write_table(table, tmp)
     return final
 
 
@@ -70,9 +69,8 @@ def merge_shards(parts: Path, n_shards: int, out: Path, errors_path: Path, measu
     """Shards in order into `out` (atomically), bad files into `errors_path` (CSV); (rows, errors)."""
     pa, pq = pyarrow_modules()
     sch = schema(measure).with_metadata({"alit": json.dumps(metadata, sort_keys=True)})
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     rows, errors, pending = 0, [], []
-    with pq.ParquetWriter(tmp, sch) as writer:
+    with written_whole(out) as tmp, pq.ParquetWriter(tmp, sch) as writer:
         def flush():
             if pending:
                 writer.write_table(pa.concat_tables(pending).replace_schema_metadata(sch.metadata))
@@ -89,13 +87,10 @@ def merge_shards(parts: Path, n_shards: int, out: Path, errors_path: Path, measu
             if sum(t.num_rows for t in pending) >= _MERGE_ROWS:
                 flush()
         flush()
-    os.replace(tmp, out)
-    etmp = errors_path.with_name(f".{errors_path.name}.{os.getpid()}.tmp")
-    with open(etmp, "w", newline="") as f:
+    with written_whole(errors_path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["path", "reason"])
         w.writeheader()
         w.writerows(errors)
-    os.replace(etmp, errors_path)
     return rows, errors
 
 

@@ -25,6 +25,7 @@ from ..errors import CheckpointError
 from ..model.alit import ALIT
 from ..model.config import ALITConfig, VAEConfig, VQGANConfig, heads_for
 from ..running.tokenizer import BoundModel
+from .atomic import written_whole
 
 FORMAT = "alit-explorer"
 FORMAT_VERSION = 1
@@ -303,13 +304,9 @@ def save_checkpoint(model_or_tokenizer, path, *, metadata: dict | None = None, d
           for k, v in model.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(
-        {"format": FORMAT, "version": FORMAT_VERSION, **family, "config": model.cfg.to_dict(), "state_dict": sd,
-         "metadata": dict(metadata or {})},
-        tmp,
-    )
-    tmp.replace(path)
+    with written_whole(path) as tmp:
+        torch.save({"format": FORMAT, "version": FORMAT_VERSION, **family, "config": model.cfg.to_dict(),
+                    "state_dict": sd, "metadata": dict(metadata or {})}, tmp)
     return path
 
 

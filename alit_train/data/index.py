@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from alit_core.files.atomic import written_whole
+
 from .licences import (
     dep5_licence,
     normalise_licence,
@@ -340,9 +342,8 @@ def write_index(entries: list[dict], path: str | os.PathLike) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean = [{k: v for k, v in e.items() if k != "abs_path"} for e in entries]
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(clean, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
+    with written_whole(path) as tmp:
+        tmp.write_text(json.dumps(clean, indent=1, sort_keys=True) + "\n")
 
 
 REQUIRED_KEYS = ("path", "package", "version", "licence", "role", "width", "height", "sha256", "split")
