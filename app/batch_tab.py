@@ -14,11 +14,13 @@ from alit_core import ALITError
 
 from . import explorer, figures
 from .choices import KARL_QUALITY, L1, download_progress
-from .explorer import is_karl
+from .explorer import BUNDLED, is_karl
 from .status import Refused, status_md
 from .uploads import expand_uploads, upload_message
 
-BATCH_COLUMNS = ["name", "tokens", "l1", "psnr", *alit_core.COMPLEXITY_MEASURES]
+BATCH_COLUMNS = ["name", "tokens", "met", "l1", "psnr", *alit_core.COMPLEXITY_MEASURES]
+# the CSV names what made its rows (the page says it in the status line)
+CSV_COLUMNS = [*BATCH_COLUMNS, "model", "criterion"]
 
 
 class BatchHandlers:
@@ -53,13 +55,20 @@ class BatchHandlers:
                                      progress=lambda done: progress((done, len(images)), desc="tokenizing"))
         rows = [{"name": name, **pick, **alit_core.complexity(image)}
                 for name, image, pick in zip(names, images, picks)]
-        table = [[r[c] if not isinstance(r[c], float) else round(r[c], 4) for c in BATCH_COLUMNS] for r in rows]
+        # (+ 0.0: a flat image's entropy is -0.0, shown as such)
+        table = [[r[c] if not isinstance(r[c], float) else round(r[c], 4) + 0.0 for c in BATCH_COLUMNS] for r in rows]
+        model_name = model or BUNDLED
+        what = self.criterion_text(crit)
         out = self.outputs.folder() / "alit_batch.csv"
         with open(out, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(BATCH_COLUMNS)
-            w.writerows(table)
-        skipped = [f"{len(errors)} file(s) skipped: " + "; ".join(errors[:5])] if errors else []
+            w.writerow(CSV_COLUMNS)
+            w.writerows(row + [model_name, what] for row in table)
+        missed = sum(not r["met"] for r in rows)
+        notes = [f"{len(rows)} image(s) with {self.model_label(model, tok).replace('`', '')}, for {what} (Explore's model and "
+                 f"criterion)" + (f"; {missed} met it at no iteration (met = false: the lowest-error iteration "
+                                  "is kept)" if missed else "")]
+        notes += [f"{len(errors)} file(s) skipped: " + "; ".join(errors[:5])] if errors else []
         return {ui.batch_table: gr.update(value=table, headers=BATCH_COLUMNS),
                 ui.batch_plot: figures.complexity_scatter(self.reference, measure, rows),
-                ui.batch_csv: str(out), ui.batch_status: status_md(notes=skipped)}
+                ui.batch_csv: str(out), ui.batch_status: status_md(notes=notes)}

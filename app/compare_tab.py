@@ -200,7 +200,7 @@ class CompareHandlers:
                 value=values[f"cmp_value_{side}"], label=f"{side.upper()}: {VALUE_LABELS.get(kind, VALUE_LABELS[L1])}")
         update.update(self.compare_mode(values["cmp_mode"]))
         images = ["cmp_image_a"] + (["cmp_image_b"] if values["cmp_mode"] != TWO_SETTINGS else [])
-        gone = [n for n in images if not linkable(values[n])]
+        gone = [n for n in images if not linkable(values[n], self.outputs.root)]
         if gone:
             return {**update, **{getattr(ui, n): None for n in gone}, ui.cmp_status: status_md(error=GONE)}
         update.update(self.compare(*(values[n] for n in COMPARE_INPUTS), progress=progress))

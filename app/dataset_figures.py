@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from alit_core import DatasetResults
 
-from .figures import LEGEND_ABOVE, LEGEND_RIGHT
+from .figures import LEGEND_ABOVE, LEGEND_RIGHT, TOP_FOR_LEGEND
 
 MAX_CLASSES = 10  # classes drawn apart; the rest are one "other classes" group
 MAX_POINTS = 5000  # scatter points drawn (a random sample beyond this; the correlation uses every row)
@@ -41,7 +41,9 @@ def token_histogram(results: DatasetResults, cls: str | None = None) -> go.Figur
             hist = results.token_histogram(rows=rows)
             fig.add_trace(go.Bar(x=counts, y=[hist.get(c, 0) for c in counts], name=name,
                                  hovertemplate=f"{name}<br>%{{x}} tokens: %{{y}} images<extra></extra>"))
-        fig.update_layout(barmode="stack", yaxis_title="images")
+        # whole images: plotly would tick a small count at 0.5, 1.5, ...
+        fig.update_layout(barmode="stack", yaxis=dict(title="images", tickformat="d", dtick=1)
+                          if max(results.token_histogram().values(), default=0) <= 10 else dict(title="images"))
     else:
         for name, hist in (("all images", results.token_histogram()), (cls, results.token_histogram(cls))):
             total = max(1, sum(hist.values()))
@@ -107,6 +109,6 @@ def correlation_bars(rows: list[dict]) -> go.Figure:
         customdata=[[*r["ci95"], r["n"]] for r in rows],
         hovertemplate="%{x}<br>rho %{y:.3f}<br>95% CI %{customdata[0]:.3f} to %{customdata[1]:.3f}"
                       "<br>%{customdata[2]} images<extra></extra>"))
-    fig.update_layout(margin=dict(l=50, r=20, t=30, b=40), height=300, legend=LEGEND_ABOVE,
+    fig.update_layout(margin=dict(l=50, r=20, t=TOP_FOR_LEGEND, b=40), height=320, legend=LEGEND_ABOVE,
                       yaxis=dict(title="Spearman rho with tokens", range=[-1, 1], zeroline=True))
     return fig

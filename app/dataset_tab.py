@@ -39,7 +39,7 @@ ALL = "all classes"
 TABLE_ROWS = 500  # rows the table shows: the first ones in the chosen order
 THUMB = 160  # pixels: the hover preview's longer side
 SORTS = {"most tokens first": ("num_tokens", True), "fewest tokens first": ("num_tokens", False),
-         "highest final L1 first": ("final_l1", True), "file order": (None, False)}
+         "highest L1 (last iteration run) first": ("final_l1", True), "file order": (None, False)}
 # The hover preview: the scatter's points carry their row (customdata[0]) and the figure the results'
 # key (layout.meta.results); hovering asks the server for that row's thumbnail (DatasetTab.thumbnail), a
 # click sends {key, row} to DatasetTab.open_clicked. The plot is redrawn on every change, so the
@@ -195,7 +195,9 @@ class DatasetTab:
     def open_path(self, path, folder, sort):
         if not self.local_paths:  # (the box is hidden then; an API call still must not open server files)
             return {self.ui.ds_status: status_md(error="This server opens uploaded results files only.")}
-        if not path or not Path(str(path).strip()).expanduser().is_file():
+        if not path or not str(path).strip():
+            return {self.ui.ds_status: status_md(error="Type the path of a results file (.parquet) first.")}
+        if not Path(str(path).strip()).expanduser().is_file():
             return {self.ui.ds_status: status_md(error=f"No results file at {path!r} on this machine.")}
         path = Path(str(path).strip()).expanduser()
         return self.show(path, path.name, folder, sort)
@@ -410,7 +412,9 @@ def table_rows(results: DatasetResults, sort: str) -> dict:
     order = order[:TABLE_ROWS]
     headers = ["row", "path", "class", "tokens"]
     cols = [order, results.path[order], results.classes[order], results.num_tokens[order]]
-    for name, values in (("final L1", results.final_l1), ("final PSNR", results.final_psnr)):
+    # (with early exit the last iteration run is where the image stopped, not the model's last iteration)
+    for name, values in (("L1 (last iteration run)", results.final_l1),
+                         ("PSNR (last iteration run)", results.final_psnr)):
         if values is not None:
             headers.append(name)
             cols.append(np.round(values[order], 4))

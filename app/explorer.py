@@ -305,7 +305,9 @@ def select_many(tok, images: list[np.ndarray], criterion: Criterion, batch: int 
             progress(start)
         x = torch.stack([as_tensor(im) for im in images[start : start + batch]])
         enc = tok.encode(x, criterion=criterion)  # (a KARL model: its own count at the desired L1)
-        out += [{"tokens": n, "l1": l1, "psnr": p} for n, l1, p in zip(enc.num_tokens, enc.l1, enc.psnr)]
+        # met: false where no iteration met the criterion and the lowest-error fallback was kept
+        out += [{"tokens": n, "l1": l1, "psnr": p, "met": criterion.reached(n, l1, p)}
+                for n, l1, p in zip(enc.num_tokens, enc.l1, enc.psnr)]
     return out
 
 
@@ -321,9 +323,14 @@ def compression(rec: Record, selected: int) -> list[dict]:
 
 
 # --- exports -------------------------------------------------------------------------------------
-def export_json(rec: Record, selected: int, path: Path) -> Path:
-    data = rec.summary(selected)
-    data["codes"] = [None if c is None else c.tolist() for c in rec.codes]
+def export_json(rec: Record, selected: int, path: Path, about: dict) -> Path:
+    """The run's numbers, with `about` (the model and settings that made it) and, for a quantized model, the
+    latent codes of each iteration."""
+    data = {**about, **rec.summary(selected)}
+    if any(c is not None for c in rec.codes):
+        data["codes"] = [None if c is None else c.tolist() for c in rec.codes]
+    else:
+        data["codes"] = "none: this model's latents are continuous (no codebook indices)"
     path.write_text(json.dumps(data, indent=2))
     return path
 

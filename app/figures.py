@@ -122,6 +122,9 @@ def caption(img: np.ndarray, text: str, size: int = DISPLAY) -> np.ndarray:
 # wraps grows away from the data: never over a point (the 256-token row is where a complex image's
 # star lands).
 LEGEND_ABOVE = dict(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom")
+# gradio draws a plot's label over the figure's top left corner: a figure with its legend above the plot
+# leaves this much room on top, so that the legend sits below the label, not under it
+TOP_FOR_LEGEND = 60
 LEGEND_RIGHT = dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top")
 
 # Colours of the two runs of the Compare tab (plotly's first two), the same in every plot.
@@ -163,8 +166,10 @@ def error_curves(runs: list[dict]) -> go.Figure:
                                      marker=dict(size=16, symbol="star", color=colour.get("color", "red"),
                                                  line=dict(width=1, color="black") if several else None)))
     fig.update_layout(
-        margin=dict(l=50, r=50, t=60 if several else 30, b=40), height=340 if several else 320,
-        xaxis_title="tokens", yaxis=dict(title="L1 (lower is better)"),
+        margin=dict(l=50, r=50, t=TOP_FOR_LEGEND, b=40), height=340 if several else 330,
+        # a tick at each count the runs have (plotly would tick a one-iteration run at 31, 31.5, 32, ...)
+        xaxis=dict(title="tokens", tickvals=sorted({n for r in runs for n in r["tokens"]})),
+        yaxis=dict(title="L1 (lower is better)"),
         yaxis2=dict(title="PSNR (dB)", overlaying="y", side="right"), legend=LEGEND_ABOVE,
     )
     return fig
@@ -177,7 +182,7 @@ def budget_counts(budgets: list[int], tokens: list[int]) -> go.Figure:
                              line=dict(dash="dot", color="grey")))
     fig.add_trace(go.Scatter(x=budgets, y=tokens, mode="lines+markers", name="estimated count",
                              hovertemplate="budget %{x}<br>%{y} tokens<extra></extra>"))
-    fig.update_layout(margin=dict(l=50, r=20, t=30, b=40), height=300, xaxis_title="budget (latents)",
+    fig.update_layout(margin=dict(l=50, r=20, t=TOP_FOR_LEGEND, b=40), height=320, xaxis_title="budget (latents)",
                       yaxis=dict(title="tokens kept", rangemode="tozero"), legend=LEGEND_ABOVE)
     return fig
 
@@ -215,10 +220,12 @@ def compression_bars(rows: list[dict]) -> go.Figure:
     fig = go.Figure()
     names = [r["codec"] for r in rows]
     fig.add_trace(go.Bar(x=names, y=[r["bytes"] for r in rows], name="bytes", yaxis="y1",
-                         text=[f"{r['bytes']:.0f} B" for r in rows], textposition="auto"))
+                         # at the bar's foot, clear of the PSNR line drawn across the bars' tops
+                         text=[f"{r['bytes']:.0f} B" for r in rows], textposition="inside",
+                         insidetextanchor="start"))
     fig.add_trace(go.Scatter(x=names, y=[r["psnr"] for r in rows], name="PSNR (dB)", yaxis="y2",
                              mode="markers+lines", marker=dict(size=12)))
-    fig.update_layout(margin=dict(l=50, r=50, t=30, b=40), height=300, yaxis=dict(title="bytes"),
+    fig.update_layout(margin=dict(l=50, r=50, t=TOP_FOR_LEGEND, b=40), height=320, yaxis=dict(title="bytes"),
                       yaxis2=dict(title="PSNR (dB)", overlaying="y", side="right"),
                       legend=LEGEND_ABOVE)
     return fig

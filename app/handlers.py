@@ -51,8 +51,8 @@ MEASURE_LABELS = {"png_bpp": "PNG bits per pixel", "jpeg_bpp": "JPEG bits per pi
                   "edge_density": "edge density", "high_freq_energy": "high-frequency energy"}
 # The Explore settings only ALIT has (its criteria, iterations and halting; KARL's own is the desired L1, ui.quality).
 ALIT_CONTROLS = ("kind", "max_iter", "halting", "seed")
-HALT_LABEL = ("Halting (blue = halted): ALIT's masked image tokens, or a KARL pass's latents in order (grey: beyond "
-              "its budget)")
+# The halting picture's label, by family (True: KARL); short, so that it does not cover the picture
+HALT_LABELS = {False: "Halted image positions (blue)", True: "Latents of this pass (blue: halted, grey: beyond budget)"}
 ITERATION_LABELS = {False: "Iteration (0 = the first 32 tokens)",
                     True: "Pass of the budget sweep (0 = the smallest budget)"}
 
@@ -116,8 +116,12 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
             return (f"**KARL, budget {rec.budgets[t]}** (pass {t + 1} of {total}, each one independent pass): "
                     f"{rec.tokens[t]} tokens estimated ({rec.budgets[t] - rec.tokens[t]} of {rec.budgets[t]} latents "
                     f"halt), L1 {rec.l1[t]:.4f}, PSNR {rec.psnr[t]:.2f} dB")
+        halt = rec.halt[t]
+        # how much the halting picture shows: some models halt few positions (the bundled one: 0-6% by the
+        # last iteration), and a picture without blue is otherwise hard to read
+        halted = "" if halt is None else f"; {int(halt.sum())} of {halt.size} image positions halted"
         return (f"**Iteration {t}** of 0-{total - 1}: {rec.tokens[t]} tokens, "
-                f"L1 {rec.l1[t]:.4f}, PSNR {rec.psnr[t]:.2f} dB")
+                f"L1 {rec.l1[t]:.4f}, PSNR {rec.psnr[t]:.2f} dB{halted}")
 
     @staticmethod
     def karl_md(rec: Record, selected: int) -> str:
@@ -146,10 +150,16 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
                         "raise *Maximum iterations* for more")
             fit = "" if n == budget else f" (counts come in steps of {step})"
             return f"{head}: the largest count that fits in the budget of {budget}{fit}"
-        what = f"L1 < {crit.value:g}" if crit.kind == "l1" else f"PSNR ≥ {crit.value:g} dB"
+        what = Handlers.criterion_text(crit)
         met = crit.reached(rec.tokens[selected], rec.l1[selected], rec.psnr[selected])
         note = "" if met else " (no iteration met it: the official fallback, the lowest error, is shown)"
         return f"{head}, for {what}{note}"
+
+    @staticmethod
+    def criterion_text(crit: Criterion) -> str:
+        if crit.kind == "tokens":
+            return f"a budget of {int(crit.value)} tokens"
+        return f"L1 < {crit.value:g}" if crit.kind == "l1" else f"PSNR ≥ {crit.value:g} dB"
 
     def metrics_md(self, rec: Record, selected: int | None, crit: Criterion | None, total: int,
                    model_iterations: int) -> str:
@@ -258,7 +268,8 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
                 ui.metrics: self.metrics_md(rec, None, None, total, steps),
             }
             if t == 0:  # the status line now belongs to this run: no old error, the notes on this image
-                update.update({ui.status: status_md(notes=run.notes), **controls})
+                update.update({ui.status: status_md(notes=run.notes), **controls,
+                               ui.halt_map: gr.update(value=update[ui.halt_map], label=HALT_LABELS[karl])})
             if karl:
                 update[ui.budget_plot] = gr.update(visible=True, value=figures.budget_counts(rec.budgets, rec.tokens))
             yield update
@@ -390,15 +401,25 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         return {ui.who: self.who_md(run, t, head, clicked), ui.clicked: clicked, ui.status: status_md(notes=run.notes)}
 
     # --- Export ----------------------------------------------------------------------------------
-    def export(self, run: Run | None, selected):
+    def export(self, run: Run | None, selected, kind=None, l1=None, psnr=None, budget=None):
+        """The run's files; the JSON names the model, the run's settings and the criterion of the selection
+        (Explore's as it is now, which made `selected`)."""
         ui = self.ui
         if run is None or not run.done:
             return {ui.status: status_md(error="Tokenize an image first; then its run can be exported.")}
         rec = run.rec
         sel = int(selected) if selected is not None else len(rec.tokens) - 1
+        about = {"model": run.model or BUNDLED,
+                 "settings": {k: run.inputs[k] for k in ("device", "dtype", "max_iter", "halting", "seed")
+                              if k in run.inputs}}
+        if not rec.karl and kind is not None:
+            try:
+                about["selected_for"] = self.criterion_text(self.criterion(kind, l1, psnr, budget))
+            except Refused:
+                pass  # a value being typed: the files still hold the selection shown
         out = self.outputs.folder()
         stem = Path(rec.name).stem
-        paths = [explorer.export_json(rec, sel, out / f"{stem}_tokens.json"),
+        paths = [explorer.export_json(rec, sel, out / f"{stem}_tokens.json", about),
                  explorer.export_npz(rec, sel, out / f"{stem}_rollout.npz"),
                  explorer.export_pngs(rec, out / f"{stem}_reconstructions.zip"),
                  explorer.export_gif(rec, sel, out / f"{stem}_rollout.gif")]

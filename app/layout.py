@@ -24,12 +24,19 @@ from .components import ImageUpload
 from .dataset_tab import DatasetTab
 from .explorer import ASSETS, BUNDLED, ModelCache
 from .files import OutputDir
-from .handlers import HALT_LABEL, ITERATION_LABELS, MEASURE_LABELS, Handlers
+from .handlers import HALT_LABELS, ITERATION_LABELS, MEASURE_LABELS, Handlers
+from .status import status_md
 
 # The status lines keep an error readable (red) until the next action; notes are quieter.
 CSS = """
 .alit-status-error { color: var(--error-text-color, #b91c1c); font-weight: 600; }
 .alit-status-note { color: var(--body-text-color-subdued); }
+/* gradio 6.31 draws the slider's two pictures up to 500 px tall in a box of the component's height, the upper
+   one placed apart from the lower: both fit the box, so the halves show the same whole image, aligned */
+#explore-slider img.preview { max-height: 100% !important; height: 100% !important; object-fit: contain !important;
+  top: 0 !important; }
+/* captions wrap instead of being cut at a thumbnail's width (tokens, L1 and PSNR all readable) */
+.caption-label { white-space: normal !important; text-overflow: clip !important; overflow: visible !important; }
 """
 
 # Outputs of /explore in the order gradio_client returns them: the status line first and the
@@ -143,6 +150,7 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
         wire_explore(ui, h)
         mode_outputs = wire_compare(ui, h)
         wire_share(demo, ui, h, mode_outputs)
+        ui.batch_files.upload(status_md, None, ui.batch_status, queue=False, api_visibility="private")
         ui.batch_run.click(h.batch, [ui.batch_files, ui.model, *criterion_inputs(ui), ui.measure, ui.quality],
                            ui[BATCH_OUTPUTS], api_name="batch", api_visibility="undocumented",
                            concurrency_id="rollout")
@@ -226,13 +234,13 @@ def explore_results(ui: Ui):
                              elem_id="metrics")
     with gr.Row():
         ui.current = picture("Current reconstruction")
-        ui.halt_map = picture(HALT_LABEL)
+        ui.halt_map = picture(HALT_LABELS[False])
         ui.error_map = picture("Error per position")
     ui.play = gr.Button("▶ Play through the iterations")
     ui.gallery = gr.Gallery(label="Every iteration (★ = selected)", columns=4, height=420,
                             type="filepath")
     ui.compare = gr.ImageSlider(label="Original vs selected reconstruction", height=320,
-                                type="filepath")
+                                type="filepath", elem_id="explore-slider")
     ui.curve = gr.Plot(label="Error against tokens", elem_id="curve")
     ui.budget_plot = gr.Plot(label="KARL: estimated token count against budget", visible=False,
                              elem_id="budget-plot")
@@ -313,10 +321,12 @@ def compare_tab(ui: Ui, cache: ModelCache, tok, keep_s: int):
 
 
 def batch_tab(ui: Ui):
+    gr.Markdown("Tokenizes every image with the model and the selection criterion set under Explore → "
+                "Settings, stopping each at its selected iteration.")
     ui.batch_files = gr.File(label="Images or zips", file_count="multiple")
     ui.batch_run = gr.Button("Tokenize all", variant="primary")
     ui.batch_status = gr.Markdown(elem_id="batch-status")
-    ui.batch_table = gr.Dataframe(headers=BATCH_COLUMNS, label="Results", interactive=False)
+    ui.batch_table = gr.Dataframe(headers=BATCH_COLUMNS, label="Results", interactive=False, elem_id="batch-table")
     ui.batch_plot = gr.Plot(elem_id="batch-plot")
     ui.batch_csv = gr.File(label="CSV")
 
@@ -348,6 +358,9 @@ def wire_explore(ui: Ui, h: Handlers):
           trigger_mode="always_last")
     ui.measure.change(h.complexity_plot, [ui.record, ui.selected, ui.measure], [ui.scatter],
                       api_visibility="private")
+    # the visitor's new image: the status line's notes and errors were about the previous one (a handler that
+    # sets the image, a shared link's or the Dataset tab's, writes its own status)
+    gr.on([ui.image.upload, ui.image.clear], status_md, None, ui.status, queue=False, api_visibility="private")
     ui.model.change(h.model_defaults, [ui.model, ui.device, ui.dtype, ui.kind], ui[MODEL_OUTPUTS],
                     api_visibility="private")
     ui.play.click(h.play, ui.record, [ui.current, ui.halt_map, ui.error_map, ui.metrics, ui.status],
@@ -359,7 +372,7 @@ def wire_explore(ui: Ui, h: Handlers):
           show_progress="minimal", trigger_mode="always_last")
     ui.overlay.select(h.who_attends, [ui.record, ui.iteration, ui.head], [ui.who, ui.clicked, ui.status],
                       api_visibility="private")
-    ui.export.click(h.export, [ui.record, ui.selected], [ui.files, ui.status], api_name="export",
+    ui.export.click(h.export, [ui.record, ui.selected, *criterion], [ui.files, ui.status], api_name="export",
                     api_visibility="undocumented")
 
 

@@ -61,7 +61,7 @@ class ShareHandlers:
                   ui.l1: gr.update(value=values["l1"], visible=kind == L1),
                   ui.psnr: gr.update(value=values["psnr"], visible=kind == PSNR),
                   ui.budget: gr.update(value=values["budget"], visible=kind == BUDGET)}
-        if not linkable(values["image"]):
+        if not linkable(values["image"], self.outputs.root):
             return {**update, ui.image: None, ui.status: status_md(error=GONE)}
         restored = dict(update)
         for step in self.run(values["image"], *(values[n] for n in EXPLORE_SETTINGS), progress=progress):

@@ -20,13 +20,14 @@ GONE = ("The image of this link is no longer on the server (it keeps files for a
         "or pick an example.")  # also for a path that is not one of its images (linkable)
 
 
-def linkable(path) -> bool:
-    """An image a link may name: a file still in gradio's cache (uploads and examples as served) or a
-    bundled example; never another file of the server's, whatever the link's values say."""
+def linkable(path, own: Path) -> bool:
+    """An image a link may name: a file still in gradio's cache (uploads and examples as served), one still in
+    the server's `own` output folder (an image the Dataset tab opened in Explore) or a bundled example; never
+    another file of the server's, whatever the link's values say."""
     if not path:
         return False
     p = Path(str(path)).resolve()
-    roots = (Path(gr.utils.get_upload_folder()).resolve(), (explorer.ASSETS / "samples").resolve())
+    roots = (Path(gr.utils.get_upload_folder()).resolve(), Path(own).resolve(), (explorer.ASSETS / "samples").resolve())
     return p.is_file() and any(p.is_relative_to(root) for root in roots)
 
 

@@ -19,7 +19,8 @@ needs_browser = [pytest.mark.browser,
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((ROOT / "assets" / "samples").glob("*.png"))
 CAT = next(i for i, p in enumerate(SAMPLES) if "cat" in p.name)
-BATCH_COLUMNS = ["name", "tokens", "l1", "psnr", "png_bpp", "jpeg_bpp", "entropy", "edge_density", "high_freq_energy"]
+BATCH_COLUMNS = ["name", "tokens", "met", "l1", "psnr", "png_bpp", "jpeg_bpp", "entropy", "edge_density",
+                 "high_freq_energy"]
 MEASURES = ["png_bpp", "jpeg_bpp", "entropy", "edge_density", "high_freq_energy"]
 TIMEOUT_MS = 120_000
 # the model box, and KARL's quality and pass sliders
@@ -42,10 +43,24 @@ STATE_JS = """() => {
     broken: imgs.filter(i => i.complete && i.naturalWidth === 0).map(i => i.src),
     images: imgs.length,
     busy: [...document.querySelectorAll('.wrap.full')].filter(e => !e.classList.contains('hide')).length,
+    // captions cut at a thumbnail's width (text-overflow), and image sliders whose two pictures differ in
+    // place or size, or spill out of their box
+    cut_captions: [...document.querySelectorAll('.caption-label')].filter(c => visible(c)
+                   && c.scrollWidth > c.clientWidth + 1).map(c => c.innerText),
+    sliders: [...document.querySelectorAll('.block')].map(b => [b, [...b.querySelectorAll('img.preview')]])
+      .filter(([b, imgs]) => imgs.length === 2 && imgs.every(visible)).map(([b, imgs]) => {
+        const [p, q] = imgs.map(i => i.getBoundingClientRect()), box = b.getBoundingClientRect();
+        const same = ['left', 'top', 'width', 'height'].every(k => Math.abs(p[k] - q[k]) < 1.5);
+        const inside = [p, q].every(r => r.top >= box.top - 1 && r.bottom <= box.bottom + 1);
+        return same && inside;
+      }),
     plots: [...document.querySelectorAll('.js-plotly-plot')].filter(visible).map(p => {
       const legend = p.querySelector('.legend'), area = p.querySelector('.nsewdrag');
+      const label = p.closest('.block')?.querySelector("[data-testid='block-label']");
       return {traces: (p.data || []).length,
               covered: !!(legend && area && overlap(legend.getBoundingClientRect(), area.getBoundingClientRect())),
+              under_label: !!(legend && label && visible(label)
+                              && overlap(legend.getBoundingClientRect(), label.getBoundingClientRect())),
               x_title: (p.querySelector('.g-xtitle') || {}).textContent || ''};
     }),
   };
@@ -97,6 +112,9 @@ class Page:
         for plot in s["plots"]:
             assert plot["traces"] > 0, f"{step}: a plot without traces"
             assert not plot["covered"], f"{step}: a legend covers the plot's data"
+            assert not plot["under_label"], f"{step}: a legend lies under the plot's label"
+        assert not s["cut_captions"], f"{step}: captions cut short: {s['cut_captions']}"
+        assert all(s["sliders"]), f"{step}: an image slider's two pictures are not aligned in its box"
         status = self.status()
         if refused:
             assert refused in status, f"{step}: the status line says {status!r}, not {refused!r}"

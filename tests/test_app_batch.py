@@ -38,6 +38,12 @@ def test_select_many_matches_full_rollouts(tok, images, full, criterion):
         assert pick["tokens"] == rec.tokens[sel]
         assert pick["l1"] == pytest.approx(rec.l1[sel], abs=1e-5)
         assert pick["psnr"] == pytest.approx(rec.psnr[sel], abs=1e-3)
+        # met: some iteration of the full rollout meets the criterion (else the fallback was kept)
+        assert pick["met"] == any(criterion.reached(n, l1, p) for n, l1, p in zip(rec.tokens, rec.l1, rec.psnr))
+    if criterion.kind == "tokens":
+        assert all(p["met"] for p in picks)
+    else:
+        assert not all(p["met"] for p in picks)  # the noise and astronaut samples fall back
     if criterion.kind == "tokens":
         assert {p["tokens"] for p in picks} == {96}
     else:

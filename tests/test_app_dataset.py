@@ -40,6 +40,8 @@ def test_a_public_server_shows_the_plots_but_reads_no_folder(tabs, encoded_datas
 def test_what_the_page_sends_is_checked(tabs, encoded_dataset):
     ui, _, local = tabs
     folder, out = encoded_dataset
+    assert "Type the path of a results file" in local.open_path("  ", "", "file order")[ui.ds_status]
+    assert "No results file at 'nope.parquet'" in local.open_path("nope.parquet", "", "file order")[ui.ds_status]
     shown = local.open_path(str(out), "", "file order")
     key = shown[ui.ds_key]
     assert local.opened.get(key).folder == folder  # the folder beside the results file
@@ -70,8 +72,8 @@ def test_the_table_orders_every_row_and_names_its_rows(encoded_dataset):
     tokens = [r[3] for r in fewest["data"]]
     assert tokens == sorted(res.num_tokens.tolist()) and len(fewest["data"]) == 24
     assert all(res.path[r[0]] == r[1] and res.num_tokens[r[0]] == r[3] for r in fewest["data"])
-    worst = table_rows(res, "highest final L1 first")["data"]
-    l1 = [r[fewest["headers"].index("final L1")] for r in worst]
+    worst = table_rows(res, "highest L1 (last iteration run) first")["data"]
+    l1 = [r[fewest["headers"].index("L1 (last iteration run)")] for r in worst]
     assert l1 == sorted(l1, reverse=True)
     assert [r[0] for r in table_rows(res, "file order")["data"]] == list(range(24))
 

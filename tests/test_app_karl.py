@@ -20,6 +20,7 @@ from alit_core import KARL, load_image, save_checkpoint
 from app.choices import BUDGET, L1, PSNR
 from app.compare_tab import TWO_SETTINGS
 from app.explorer import BUNDLED
+from app.handlers import HALT_LABELS
 from app.layout import EXPLORE_OUTPUTS, MODEL_OUTPUTS, model_choices
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +91,9 @@ def test_a_karl_model_streams_its_budget_sweep_and_says_what_its_count_is(page, 
     assert captions[0].startswith("budget 8 · ")
     assert captions[-1].startswith(f"★ selected · budget 64 · {count} tokens")
     assert "KARL" in karl_run[-1][ui.how] and "one pass" in karl_run[-1][ui.how]
-    assert [Image.open(u[ui.halt_map]).size for u in streamed] == [(256, 64)] * 8  # 4 rows of 16 latents
+    halts = [u[ui.halt_map] for u in streamed]
+    assert halts[0]["label"] == HALT_LABELS[True]  # the first with its label
+    assert [Image.open(h["value"] if isinstance(h, dict) else h).size for h in halts] == [(256, 64)] * 8  # 4 x 16
     # the criteria do not apply: re-selecting changes nothing but the status line
     assert set(h.reselect(run, BUDGET, 0.05, 25, 32, "png_bpp")) == {ui.status}
 

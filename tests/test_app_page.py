@@ -20,6 +20,7 @@ from app.batch_tab import BATCH_COLUMNS
 from app.choices import BUDGET, L1, PSNR
 from app.explorer import BUNDLED, ModelCache
 from app.files import OutputDir
+from app.figures import error_curve
 from app.layout import ATTENTION_OUTPUTS, EXPLORE_OUTPUTS, make_page
 
 
@@ -72,6 +73,7 @@ def test_streamed_pictures_are_files_that_are_never_rewritten_once_served(page):
                 if comp not in update:
                     continue
                 value = update[comp]
+                value = value["value"] if isinstance(value, dict) else value  # (a first picture with its label)
                 raw = [v[0] if isinstance(v, tuple) else v for v in (value if isinstance(value, (list, tuple))
                                                                       else [value])]
                 assert all(isinstance(v, str) and os.path.isfile(v) for v in raw), raw
@@ -93,7 +95,7 @@ def test_output_folders_are_capped(tmp_path):
 # --- export ---------------------------------------------------------------------------------------------
 def test_export_gives_str_paths_that_gradio_serves_and_the_files_hold_the_run(page, run):
     _, ui, h = page
-    update = h.export(run, run.rec.select(h.criterion(L1, 0.0574, None, None)))
+    update = h.export(run, run.rec.select(h.criterion(L1, 0.0574, None, None)), L1, 0.0574, 25, 64)
     assert names(ui, update) == {"files", "status"} and update[ui.status] == ""
     paths = update[ui.files]
     assert all(isinstance(p, str) for p in paths)  # gradio 6 refuses PosixPath ("Expected str | list[str]")
@@ -101,6 +103,9 @@ def test_export_gives_str_paths_that_gradio_serves_and_the_files_hold_the_run(pa
     rec, sel = run.rec, run.rec.select(h.criterion(L1, 0.0574, None, None))
     data = json.loads(Path(paths[0]).read_text())
     assert data["selected_iteration"] == sel and data["selected_tokens"] == rec.tokens[sel]
+    # what made it: the model, the run's settings and the criterion (the bundled model's latents are continuous)
+    assert data["model"] == run.model and data["selected_for"] == "L1 < 0.0574"
+    assert data["settings"]["halting"] == run.inputs["halting"] and data["codes"].startswith("none: ")
     assert [it["iteration"] for it in data["iterations"]] == list(range(8))  # numbered from 0
     assert [it["tokens"] for it in data["iterations"]] == rec.tokens
     npz = np.load(paths[1])
@@ -130,6 +135,12 @@ def test_every_plot_keeps_its_legend_outside_the_data(page, run):
     # the visitor's images are stars without labels next to them (labels covered each other)
     stars = [t for t in batch[ui.batch_plot].data if t.marker.symbol == "star"]
     assert len(stars) == 1 and len(stars[0].x) == len(SAMPLES) and "text" not in (stars[0].mode or "")
+    # the batch knows which images met the criterion at no iteration, and says with what it ran
+    assert f"{len(SAMPLES)} image(s) with the bundled model" in batch[ui.batch_status] and "3 met it at no iteration" in batch[
+        ui.batch_status]
+    # ticks at the counts a run has: eight iterations, or one
+    assert views[ui.curve].layout.xaxis.tickvals == tuple(run.rec.tokens)
+    assert error_curve([32], [0.07], [20.0], 0.05, 0).layout.xaxis.tickvals == (32,)
 
 
 # --- attention ----------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 import pytest
-from browser_page import MEASURES, SAMPLES, hover_point, library_tokens, needs_browser, plot_traces
+from browser_page import MEASURES, SAMPLES, Page, hover_point, library_tokens, needs_browser, plot_traces, share
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = needs_browser
@@ -20,7 +20,8 @@ def dataset(encoded_dataset):
     return folder, out, read_results(out)
 
 
-def test_dataset_tab_plots_a_results_file_and_opens_its_images_in_explore(visitor, library, dataset, tmp_path):
+def test_dataset_tab_plots_a_results_file_and_opens_its_images_in_explore(chromium, visitor, library, dataset,
+                                                                          tmp_path):
     # stays whole: a walk-through of one tab in the order a person uses it; the page's state carries from step to step
     folder, out, results = dataset
     v = visitor
@@ -93,6 +94,17 @@ def test_dataset_tab_plots_a_results_file_and_opens_its_images_in_explore(visito
     v.wait_text("#dataset-status", f"Opened row {row} of")
     v.wait_text("#metrics", rf"Selected: iteration \d+, {results.num_tokens[row]} tokens")
     v.check("point opened in Explore")
+    # the opened image is the server's own copy: a shared link reopens it (it used to say the image had gone)
+    v.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    metrics, src = v.metrics(), v.page.locator("#explore-image img").first.get_attribute("src")
+    w = Page(chromium, share(v))
+    try:
+        w.wait_text("#metrics", "Selected")
+        w.check("the link of an opened row")
+        assert w.metrics() == metrics
+        assert w.page.locator("#explore-image img").first.get_attribute("src").endswith(src.rsplit("/", 1)[-1])
+    finally:
+        w.close()
 
     # the bundled examples, encoded on the server
     v.tab("Dataset")

@@ -9,6 +9,7 @@ The default run covers each control once; `-m slow` adds a run per setting optio
 and the README screenshots. Skipped without Playwright or Debian's Chromium (/usr/bin/chromium).
 """
 
+import csv
 import io
 import json
 import os
@@ -37,6 +38,10 @@ def test_explore_every_example_the_run_the_criteria_the_measures_and_play(visito
     assert "Iteration 7 of 0-7: 256 tokens" in text and "Selected: iteration" in text, text
     captions = v.gallery_captions()
     assert len(captions) == 8 and captions[0].startswith("iteration 0 · 32 tokens"), captions
+    assert len(v.settle()["sliders"]) == 1  # the original-vs-reconstruction slider was checked (aligned)
+    # the halting picture's numbers are in the text: how many image positions iteration 7 halted
+    assert re.search(r"PSNR [\d.]+ dB; \d+ of 256 image positions halted", text), text
+    assert v.page.get_by_text("Halted image positions (blue)", exact=True).is_visible()
 
     # the criterion: each option brings its own box, default and range
     v.radio("PSNR target (dB)")
@@ -244,6 +249,8 @@ def test_attention_controls_and_every_export(visitor, tmp_path):
     v.check("export")
     data = json.loads(v.download("_tokens.json", tmp_path).read_text())
     assert data["selected_tokens"] == selected and data["name"] == SAMPLES[CAT].name
+    assert data["model"] == "bundled model" and data["selected_for"] == "L1 < 0.0574"  # what made it
+    assert data["settings"]["halting"] == "deterministic" and data["settings"]["max_iter"] == 8
     assert [i["iteration"] for i in data["iterations"]] == list(range(8))
     assert [i["tokens"] for i in data["iterations"]] == [32 * (t + 1) for t in range(8)]
     npz = np.load(v.download("_rollout.npz", tmp_path))
@@ -285,11 +292,15 @@ def test_batch_tab_and_how_it_works(visitor, tmp_path):
     s = v.check("batch")
     assert "1 file(s) skipped" in v.status() and "broken.png" in v.status()
     assert len(s["plots"]) == 1 and s["plots"][0]["traces"] >= 2  # the reference set and the batch
-    rows = v.download("alit_batch.csv", tmp_path).read_text().splitlines()
-    assert rows[0].split(",") == BATCH_COLUMNS and len(rows) == 1 + 5
-    names = sorted(r.split(",")[0] for r in rows[1:])
-    assert names == sorted(p.name for p in SAMPLES[:5])
-    assert all(int(r.split(",")[1]) % 32 == 0 for r in rows[1:])
+    assert "5 image(s) with the bundled model" in v.status() and "for L1 < 0.0574" in v.status()
+    rows = list(csv.reader(v.download("alit_batch.csv", tmp_path).read_text().splitlines()))
+    assert rows[0] == [*BATCH_COLUMNS, "model", "criterion"] and len(rows) == 1 + 5
+    assert sorted(r[0] for r in rows[1:]) == sorted(p.name for p in SAMPLES[:5])
+    assert all(int(r[1]) % 32 == 0 and r[2] in ("True", "False") for r in rows[1:])
+    assert {(r[-2], r[-1]) for r in rows[1:]} == {("bundled model", "L1 < 0.0574")}
+    # the CSV holds the table's rows as shown
+    table = v.text("#batch-table")
+    assert all(r[0] in table for r in rows[1:])
 
 
 # --- the race: many runs in a row, every picture loads ------------------------------------------------------

@@ -292,6 +292,11 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     assert "optimizer" not in state and state["step"] == 3
     assert all(v.dtype == torch.float16 for v in state["model"].values() if v.is_floating_point())
     assert not any(k.startswith("vqgan.") for k in state["ema"])  # frozen: the EMA is the weights
+    from alit_core import CheckpointError, load_tokenizer
+
+    for not_a_model in (tmp_path / "state.pt", tmp_path / "a" / "last.pt"):  # the app's model box says why
+        with pytest.raises(CheckpointError, match=r"training state \(alit_train\), not a model: export it first"):
+            load_tokenizer(str(not_a_model))
     # a later session rebuilds the code pack from the compact state's VQGAN: the same weights as shipped
     from_state = vqgan_from(str(tmp_path / "state.pt"), small_config()).state_dict()
     from_stage = vqgan_from(vq, small_config()).state_dict()

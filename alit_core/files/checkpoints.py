@@ -57,7 +57,9 @@ def read_file(path) -> dict:
             f"(only weights_only loading is allowed). Details: {str(err).splitlines()[0]}"
         ) from err
     except Exception as err:  # torch raises RuntimeError, EOFError, ... for non-checkpoints
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or another format): {err}") from err
+        # (torch's own words, e.g. "invalid load key, 'x'." or a bare number, mean nothing to a user)
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: the file is damaged or of another "
+                              f"kind (a .pt or .ckpt file saved by torch.save is expected)") from err
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a dict of tensors")
     return obj
@@ -328,6 +330,12 @@ def model_from_checkpoint(obj: dict, heads: int | None = None) -> ALIT:
     """An ALIT model from a loaded file of either format."""
     if obj.get("format") == FORMAT:
         return model_from_own_format(obj, ALITConfig, ALIT)
+    if "model_config" in obj and "train_config" in obj:
+        # alit_train's run state (its last.pt, or a compact state): the weights are there, but not the
+        # selection threshold calibrated on photos, nor the attention default; its export writes both
+        raise CheckpointError(
+            "this is a training state (alit_train), not a model: export it first with "
+            "`python -m alit_train.train export STATE MODEL.pt --calibrate data/index.json`, then load MODEL.pt")
     sd = _unwrap(obj)
     if not any(k.startswith(("encoder_", "latent_tokens", "base_tokenizer.")) for k in sd):
         raise CheckpointError(
