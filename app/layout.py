@@ -237,7 +237,8 @@ def explore_results(ui: Ui):
         ui.halt_map = picture(HALT_LABELS[False])
         ui.error_map = picture("Error per position")
     ui.play = gr.Button("▶ Play through the iterations")
-    ui.gallery = gr.Gallery(label="Every iteration (★ = selected)", columns=4, height=420,
+    # (contain: a one-iteration run fills the grid with its one picture, which "cover" would crop)
+    ui.gallery = gr.Gallery(label="Every iteration (★ = selected)", columns=4, height=420, object_fit="contain",
                             type="filepath")
     ui.compare = gr.ImageSlider(label="Original vs selected reconstruction", height=320,
                                 type="filepath", elem_id="explore-slider")

@@ -127,6 +127,12 @@ def test_settings_each_control_once(visitor):
     v.tokenize()
     v.check("tokenize 1 iteration, stochastic, bfloat16, layer 0")
     assert len(v.gallery_captions()) == 1 and "Iteration 0 of 0-0" in v.metrics()
+    # the one picture fills the gallery's width: shown whole (contain), not cropped to the gallery's shape
+    fit = v.page.evaluate("() => [...document.querySelectorAll('button.thumbnail-item img')].filter(i => "
+                          "i.getBoundingClientRect().width > 0).map(i => getComputedStyle(i).objectFit)")
+    assert fit == ["contain"], fit
+    # the error plot ticks its one count, not 31, 31.5, 32, ...
+    assert v.page.evaluate("() => document.querySelector('#curve .js-plotly-plot').layout.xaxis.tickvals") == [32]
     v.slider_end("Maximum iterations", "End")
     v.choose("Halting", "off")
     v.choose("Precision", "float32")
