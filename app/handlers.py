@@ -385,8 +385,13 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         top = np.argsort(-w)[:5]
         rows = "\n".join(f"| {k} | {rec.token_note(t, k) if rec.karl else k // rec.tokens[0]} | {w[k]:.3f} |"
                          for k in top)
+        # the position's query attends over the decoder's whole input: (ALIT's class token,) the P positions
+        # and the latents (KARL: its whole budget)
+        inputs = (0 if rec.karl else 1) + rec.grid * rec.grid + (rec.budgets[t] if rec.karl else rec.tokens[t])
         return (f"At {rec.step_name(t)} ({rec.tokens[t]} tokens), position (row {gy}, column {gx}) attends most to:"
-                f"\n\n| token | {'latent' if rec.karl else 'added at iteration'} | weight |\n|---|---|---|\n{rows}")
+                f"\n\n| token | {'latent' if rec.karl else 'added at iteration'} | weight |\n|---|---|---|\n{rows}"
+                f"\n\nweight: the share of this position's attention that goes to the token; spread evenly over "
+                f"the decoder's {inputs} inputs it would be {1 / inputs:.4f}.")
 
     def who_attends(self, run: Run | None, iteration, head, evt: gr.SelectData):
         ui = self.ui

@@ -155,6 +155,9 @@ def test_token_slider_and_click_table_follow_the_iteration(page, run):
               row.split("|")[1].strip().isdigit()]
     assert len(listed) == 5 and all(k < 32 for k in listed), early[ui.who]
     assert "iteration 0 (32 tokens)" in early[ui.who].lower()
+    # the weights' scale: 1 class token + 256 positions + 32 latents at iteration 0, 256 latents at iteration 7
+    assert "spread evenly over the decoder's 289 inputs it would be 0.0035" in early[ui.who]
+    assert "decoder's 513 inputs it would be 0.0019" in late[ui.who]
 
 
 def test_clicking_the_overlay_lists_that_positions_tokens(page, run):
