@@ -328,7 +328,7 @@ def batch_tab(ui: Ui):
     ui.batch_run = gr.Button("Tokenize all", variant="primary")
     ui.batch_status = gr.Markdown(elem_id="batch-status")
     ui.batch_table = gr.Dataframe(headers=BATCH_COLUMNS, label="Results", interactive=False, elem_id="batch-table")
-    ui.batch_plot = gr.Plot(elem_id="batch-plot")
+    ui.batch_plot = gr.Plot(label="Token count against complexity (reference set + your images)", elem_id="batch-plot")
     ui.batch_csv = gr.File(label="CSV")
 
 
