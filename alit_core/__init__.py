@@ -9,7 +9,8 @@ Public API (what the app and external code use; `__all__` lists exactly these):
     running them: Tokenizer, ImageTokens, Step, Encoding, CachedRollout, InferenceOptions, KARLTokenizer,
         KARLPass, KARLImageTokens, available_devices, supported_dtypes
     how many tokens an image gets: Criterion, DEFAULT_THRESHOLD, select_iterations, select_batch_iteration
-    images in and out: load_image, open_image, square_crop_resize, image_to_tensor, tensor_to_image
+    images in and out: load_image, open_image, square_crop_resize, image_to_tensor, tensor_to_image,
+        IMAGE_EXTENSIONS
     analysis: complexity, COMPLEXITY_MEASURES, codec_at_size, latent_attention_maps, attention_segments,
         grid_segments, fg_ari, matched_miou, count_flops, spearman, bootstrap_ci
     datasets (a folder of images into a Parquet file, and back): encode_dataset, DatasetEncodeConfig,
@@ -28,6 +29,7 @@ from .analysis.segmentation import attention_segments, fg_ari, grid_segments, ma
 from .analysis.statistics import bootstrap_ci, spearman
 from .datasets.dataset_encoding import DatasetEncodeConfig, encode_dataset
 from .datasets.dataset_results import DatasetResults, read_results
+from .datasets.image_files import IMAGE_EXTENSIONS
 from .errors import ALITError, CheckpointError, DownloadError, ImageInputError, ResultsFileError
 from .files.checkpoints import infer_config, save_checkpoint
 from .files.image_io import image_to_tensor, load_image, open_image, square_crop_resize, tensor_to_image
@@ -49,6 +51,7 @@ __all__ = [
     "ALIT",
     "COMPLEXITY_MEASURES",
     "DEFAULT_THRESHOLD",
+    "IMAGE_EXTENSIONS",
     "KARL",
     "KARL_CHECKPOINTS",
     "KARL_PRESETS",

@@ -16,6 +16,8 @@ DEFAULT_PSNR = 25.0
 L1_RANGE, PSNR_RANGE = (0.0, 1.0), (1.0, 100.0)
 KARL_CRITERION = ("A KARL model's count is set by the desired L1 (its quality, the L1 threshold's value): choose "
                   "the L1 threshold criterion for it.")
+# The top tabs and the Explore tab's own, by id (a shared link reopens the ones shown; app/layout.py draws them).
+TABS = {"tabs": ("explore", "compare", "batch", "dataset", "how"), "explore_tabs": ("attention", "export")}
 # The inputs of the Explore run after the image, and of Compare, by component name (app/layout.py wires them).
 EXPLORE_SETTINGS = ("model", "device", "dtype", "kind", "l1", "psnr", "budget", "max_iter", "halting", "seed", "layer",
                     "measure", "quality")

@@ -120,8 +120,8 @@ class CompareHandlers:
         if na == nb:
             lines.append(f"Both select **{na} tokens**.")
         else:
-            lines.append(f"B selects **{abs(nb - na)} {'more' if nb > na else 'fewer'} tokens** than A "
-                         f"({nb / na:.2g}x).")
+            ratio = f" ({nb / na:.2g}x)" if na else ""  # (a KARL pass may keep no latent at all)
+            lines.append(f"B selects **{abs(nb - na)} {'more' if nb > na else 'fewer'} tokens** than A{ratio}.")
         if cmp.runs[0] is cmp.runs[1]:
             lines.append("One rollout serves both (the same image, model and halting): the reconstructions are the "
                          "same at every iteration, only the selections differ.")

@@ -85,9 +85,10 @@ class Opened:
 
 class OpenedResults:
     """Results files open on this server, by an unguessable key (a page holds its key; the hover preview
-    asks by key, so it reaches only the folders of files opened here). The newest `capacity` stay."""
+    asks by key, so it reaches only the folders of files opened here). The `capacity` most recently used
+    stay: a file a visitor is working with (hovering, sorting) stays open while others open theirs."""
 
-    def __init__(self, capacity: int = 4):
+    def __init__(self, capacity: int = 8):
         self.capacity = max(1, capacity)
         self._items: OrderedDict[str, Opened] = OrderedDict()
         self._lock = threading.Lock()
@@ -102,7 +103,10 @@ class OpenedResults:
 
     def get(self, key) -> Opened | None:
         with self._lock:
-            return self._items.get(str(key)) if key else None
+            item = self._items.get(str(key)) if key else None
+            if item is not None:
+                self._items.move_to_end(str(key))
+            return item
 
 
 class DatasetTab:
@@ -206,12 +210,16 @@ class DatasetTab:
         """The bundled examples encoded by the server's default model (once), then shown."""
         with self._examples_lock:
             if self._examples is None or not self._examples.exists():
-                progress(0, desc="Encoding the bundled examples")
+                progress(None, desc="Encoding the bundled examples")  # (a few seconds; no steps to count)
                 out = Path(tempfile.mkdtemp(prefix="alit_examples_")) / "examples.parquet"
-                tok = self.cache.get(None)
-                alit_core.encode_dataset(alit_core.DatasetEncodeConfig(
-                    root=ASSETS / "samples", out=out, checkpoint=self.cache.default_source, device=tok.device.type,
-                    workers=0, progress=False), tokenizer=tok)
+                try:
+                    tok = self.cache.get(None)
+                    alit_core.encode_dataset(alit_core.DatasetEncodeConfig(
+                        root=ASSETS / "samples", out=out, checkpoint=self.cache.default_source,
+                        device=tok.device.type, workers=0, progress=False), tokenizer=tok)
+                except (ALITError, OSError) as err:
+                    shutil.rmtree(out.parent, ignore_errors=True)
+                    return {self.ui.ds_status: status_md(error=f"The bundled examples could not be encoded: {err}")}
                 self._examples = out
         return self.show(self._examples, "the bundled examples", ASSETS / "samples", sort, trusted=True)
 
@@ -354,7 +362,10 @@ class DatasetTab:
             return {ui.ds_opened: None, ui.ds_status: status_md(error=str(err))}
         # a copy of our own: gradio serves it, and a shared link of Explore can name it
         dest = self.outputs.folder() / src.name
-        shutil.copyfile(src, dest)
+        try:
+            shutil.copyfile(src, dest)
+        except OSError as err:  # (unreadable, or removed since the row was listed)
+            return {ui.ds_opened: None, ui.ds_status: status_md(error=f"{src.name} cannot be read: {err.strerror}")}
         res = item.results
         note = (f"Opened row {row} of {item.label} in Explore: {res.path[row]} ({res.num_tokens[row]} tokens in the "
                 "results file).")
@@ -373,19 +384,22 @@ class DatasetTab:
         return run_if_opened
 
 
-GONE = "This results file is no longer open on the server (it keeps the newest few): open it again."
+GONE = "This results file is no longer open on the server (it keeps the few used most recently): open it again."
 
 
 def summary(results: DatasetResults, label: str) -> str:
     """What the file holds and how it was made, in a few lines."""
     s = results.settings
     tokens = results.num_tokens
-    crit = s.get("criterion") or {}
+    # the settings a file records are only shown: a file rewritten by other tools may hold anything there
+    crit = s.get("criterion") if isinstance(s.get("criterion"), dict) else {}
+    model = s.get("checkpoint") if isinstance(s.get("checkpoint"), dict) else {}
     how = []
-    if s.get("checkpoint"):
-        how.append(f"model **{s['checkpoint'].get('name', '?')}**")
+    if model:
+        how.append(f"model **{model.get('name', '?')}**")
     if crit:
-        how.append(f"criterion {crit.get('kind')} {crit.get('value'):g}" if crit.get("value") is not None
+        value = crit.get("value")
+        how.append(f"criterion {crit.get('kind')} {value:g}" if isinstance(value, (int, float))
                    else f"criterion {crit.get('kind')}")
     if s.get("resolution"):
         how.append(f"{s['resolution']} px")

@@ -47,8 +47,9 @@ class ModelCache:
     first: a visitor trying several official checkpoints must not exhaust the server's memory).
     With local_paths=False only the default model, `official:` and `preset:` names load: a
     public server must not open whatever file path a visitor types.
-    Requests run through gradio's queue; the lock only guards loading, so two users asking for a
-    new model at once load it once.
+    Requests run through gradio's queue. Each model loads under a lock of its own, so two users asking
+    for a new model at once load it once, while a long load (a released checkpoint's download) holds up
+    no one asking for another model; the cache's own lock is held only for its bookkeeping.
     """
 
     def __init__(self, default_source: str | None = None, device: str | None = None, capacity: int = 2,
@@ -58,6 +59,7 @@ class ModelCache:
         self.capacity = max(0, int(capacity))
         self.local_paths = local_paths
         self._models: OrderedDict[tuple, alit_core.Tokenizer] = OrderedDict()
+        self._loading: dict[tuple, threading.Lock] = {}  # a lock per model being loaded
         self._lock = threading.Lock()
 
     def check(self, source: str | None) -> None:
@@ -67,28 +69,39 @@ class ModelCache:
             raise ValueError(f"this server loads only the listed models, not local files ({source!r}); "
                              "start the app with --local-checkpoints to allow paths")
 
-    def get(self, source: str | None = None, device: str | None = None, dtype: str = "float32", progress=None):
+    def _key(self, source: str | None, device: str | None, dtype: str) -> tuple:
         source = source or self.default_source
-        if source in (None, "", BUNDLED):
-            source = None
-        self.check(source)
-        key = (source, device or self.default_device, dtype)
+        return (None if source in (None, "", BUNDLED) else source, device or self.default_device, dtype)
+
+    def get(self, source: str | None = None, device: str | None = None, dtype: str = "float32", progress=None):
+        key = self._key(source, device, dtype)
+        self.check(key[0])
         with self._lock:
-            if key not in self._models:
-                self._models[key] = load_tokenizer(source, device=key[1], dtype=dtype, progress=progress)
-            self._models.move_to_end(key)
-            others = [k for k in self._models if k[0] != self.default_source]
-            for old in others[: max(0, len(others) - self.capacity)]:
-                del self._models[old]
-            return self._models[key]
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:  # the first asker loads; the others wait for it here, and then find it loaded
+            with self._lock:
+                tok = self._models.get(key)
+            if tok is None:
+                tok = load_tokenizer(key[0], device=key[1], dtype=dtype, progress=progress)
+            with self._lock:
+                self._loading.pop(key, None)
+                self._models[key] = tok
+                self._models.move_to_end(key)
+                # the least recently used beyond `capacity` go, never the default model or the one just asked
+                # for (so capacity 0 keeps that one alone)
+                others = [k for k in self._models if k[0] != self.default_source]
+                excess = len(others) - max(1, self.capacity)
+                for old in [k for k in others if k != key][: max(0, excess)]:
+                    del self._models[old]
+            return tok
 
     def peek(self, source: str | None = None, device: str | None = None, dtype: str = "float32"):
         """The tokenizer if it is already in memory, else None (never loads)."""
-        source = source or self.default_source
-        if source in (None, "", BUNDLED):
-            source = None
         with self._lock:
-            return self._models.get((source, device or self.default_device, dtype))
+            return self._models.get(self._key(source, device, dtype))
 
 
 @dataclass

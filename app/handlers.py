@@ -86,12 +86,12 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         if kind not in CRITERIA:  # (a page or an API call naming no criterion of ours: never read as L1)
             raise Refused(f"Choose a selection criterion: {', '.join(CRITERIA)}; {kind!r} is not one.")
         if kind == PSNR:
-            if psnr is None or not PSNR_RANGE[0] <= float(psnr) <= PSNR_RANGE[1]:
+            if psnr is None or not PSNR_RANGE[0] <= float(psnr) <= PSNR_RANGE[1]:  # (NaN: refused too)
                 raise Refused(f"A PSNR target is in dB, from {PSNR_RANGE[0]:g} to {PSNR_RANGE[1]:g} "
                               f"(e.g. {DEFAULT_PSNR:g}); {psnr} cannot be used.")
             return Criterion.make(psnr=float(psnr))
         if kind == BUDGET:
-            if budget is None or float(budget) < 1:
+            if budget is None or not 1 <= float(budget) < float("inf"):  # (NaN fails both comparisons)
                 raise Refused(f"A token budget is a number of tokens (32, 64, ...); {budget} cannot be used.")
             return Criterion.make(tokens=round(float(budget)))
         if l1 is None or not L1_RANGE[0] < float(l1) <= L1_RANGE[1]:
@@ -236,8 +236,8 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
             if not image_path:
                 raise Refused("Upload an image first, or pick one of the examples.")
             crit = self.criterion(kind, l1, psnr, budget)
-            if seed is None or layer is None:
-                raise Refused("The seed and the attention layer need a whole number.")
+            if seed is None or layer is None or max_iterations is None:
+                raise Refused("The seed, the maximum iterations and the attention layer need a whole number.")
             tok, image, run = self.start(image_path, model, device, dtype, halting, int(layer), progress,
                                          karl_halting=False)
             karl = is_karl(tok)
@@ -441,6 +441,8 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
             check_halting(tok, halting)
             upload = read_upload(image_path, tok.resolution)
             crit = self.criterion(L1, tok.default_threshold if threshold is None else float(threshold), None, None)
+            if max_iterations is None or int(max_iterations) < 1:
+                raise Refused(f"max_iterations is a whole number of iterations, at least 1; not {max_iterations!r}")
         except Refused as err:
             raise gr.Error(str(err)) from err
         rec = explorer.complete(tok, upload.image, Path(str(image_path)).name, halting=halting,

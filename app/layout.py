@@ -15,6 +15,7 @@ from .choices import (
     KARL_QUALITY,
     L1,
     PSNR,
+    TABS,
     VALUE_LABELS,
     attention_layer,
     budget_slider,
@@ -52,8 +53,6 @@ BATCH_OUTPUTS = ("batch_status", "batch_table", "batch_plot", "batch_csv")
 COMPARE_VIEW_OUTPUTS = ("cmp_status", "cmp_recon_a", "cmp_recon_b", "cmp_diff", "cmp_view_md", "cmp_token",
                         "cmp_attn_a", "cmp_attn_b", "cmp_attn_md")
 COMPARE_OUTPUTS = (*COMPARE_VIEW_OUTPUTS, "cmp_record", "cmp_summary", "cmp_curve", "cmp_iteration")
-# The top tabs and the Explore tab's own, by id (a shared link reopens the ones shown).
-TABS = {"tabs": ("explore", "compare", "batch", "dataset", "how"), "explore_tabs": ("attention", "export")}
 TAB_DEFAULTS = {name: ids[0] for name, ids in TABS.items()}
 # The link to the page: gradio's deep link of this session (the page's values, the view box among them),
 # shown and copied to the clipboard.

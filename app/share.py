@@ -8,10 +8,12 @@ import json
 
 import gradio as gr
 
-from .choices import BUDGET, EXPLORE_SETTINGS, KARL_QUALITY, L1, PSNR
+from .choices import BUDGET, EXPLORE_SETTINGS, KARL_QUALITY, L1, PSNR, TABS
 from .runs import Comparison, Run
 from .status import status_md
 from .uploads import GONE, linkable
+
+UNREADABLE = "This link's view cannot be reopened (it was made by another version of the page, or changed)."
 
 
 class ShareHandlers:
@@ -43,14 +45,21 @@ class ShareHandlers:
             view = json.loads(view) if view else {}
         except ValueError:
             view = {}
-        if not view:
+        if not view or not isinstance(view, dict):
             return {ui.tab_state: gr.skip()}  # (an empty dict would be taken for one output's value)
-        tabs = {k: v for k, v in view.get("tabs", {}).items() if k in ("tabs", "explore_tabs")}
+        tabs = view.get("tabs") if isinstance(view.get("tabs"), dict) else {}
+        tabs = {k: v for k, v in tabs.items() if k in TABS and v in TABS[k]}
         update = {ui.tab_state: tabs, **{getattr(ui, k): gr.update(selected=v) for k, v in tabs.items()}}
-        if view.get("explore"):
-            update.update(self.restore_explore(view["explore"], view.get("attention", {}), progress))
-        if view.get("compare"):
-            update.update(self.restore_compare(view["compare"], view.get("compare_view", {}), progress))
+        parts = (("explore", "attention", self.restore_explore, ui.status),
+                 ("compare", "compare_view", self.restore_compare, ui.cmp_status))
+        for name, at, restore_part, status in parts:
+            if not view.get(name):
+                continue
+            try:
+                update.update(restore_part(dict(view[name]), dict(view.get(at) or {}), progress))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                # a link made by another version of the page, or edited: what it holds cannot be reopened
+                update[status] = status_md(error=UNREADABLE)
         return update
 
     def restore_explore(self, values: dict, attention: dict, progress) -> dict:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import gradio as gr
 
+import alit_core
 from alit_core import ALITError
 
 from . import explorer
 from .status import Refused
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 GONE = ("The image of this link is no longer on the server (it keeps files for a while only): upload it again, "
         "or pick an example.")  # also for a path that is not one of its images (linkable)
 
@@ -68,7 +68,7 @@ def expand_uploads(paths: list[str], limit: int = 200, max_entry_bytes: int = 50
         try:
             with zipfile.ZipFile(p) as z:
                 for info in z.infolist():
-                    if info.is_dir() or Path(info.filename).suffix.lower() not in IMAGE_SUFFIXES:
+                    if info.is_dir() or Path(info.filename).suffix.lower() not in alit_core.IMAGE_EXTENSIONS:
                         continue
                     if len(out) >= limit:
                         unused += 1

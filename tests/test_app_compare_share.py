@@ -189,6 +189,7 @@ def test_compare_controls_follow_the_mode_criterion_and_model(page):
 def test_a_shared_view_restores_the_run_the_comparison_and_the_tabs(page, compared, tmp_path):
     """share_view's JSON (what a link keeps) opens as the same view: the controls, the tabs, the run at
     its iteration and token, the comparison at its own; an image the server no longer holds is said so."""
+    from app.share import UNREADABLE
     from app.uploads import GONE
 
     _, ui, h = page
@@ -219,6 +220,14 @@ def test_a_shared_view_restores_the_run_the_comparison_and_the_tabs(page, compar
         update = h.restore(link, progress=None)
         assert GONE in update[ui.status] and update[ui.image] is None and ui.record not in update
         assert GONE in update[ui.cmp_status] and update[ui.cmp_image_b] is None and ui.cmp_record not in update
+    # a link changed by hand or made by another version of the page: said so, never an exception
+    for odd in ("[1]", '{"tabs": [1]}', json.dumps({"tabs": {"tabs": "nowhere"}}),
+                json.dumps({**data, "explore": {"image": str(CAT)}}), json.dumps({**data, "compare": [1, 2]})):
+        update = h.restore(odd, progress=None)
+        assert all(s.get("selected") in (None, "explore", "compare", "attention", "export")
+                   for s in update.values() if isinstance(s, dict))
+    update = h.restore(json.dumps({**data, "explore": {"image": str(CAT)}, "compare": "x"}), progress=None)
+    assert UNREADABLE in update[ui.status] and UNREADABLE in update[ui.cmp_status]
 
 
 def test_shared_links_older_than_the_files_are_swept(tmp_path):
@@ -235,3 +244,20 @@ def test_shared_links_older_than_the_files_are_swept(tmp_path):
     assert sweep_deep_links(tmp_path, older_than_s=60) == 1
     assert not old.exists() and (new / "state.json").exists()
     assert sweep_deep_links(tmp_path / "missing", older_than_s=60) == 0
+
+
+def test_a_side_that_keeps_no_token_is_compared_without_a_ratio(page):
+    """KARL at a loose desired L1 may halt every latent: A's count is 0, and the summary still reads."""
+    from types import SimpleNamespace
+
+    from app.explorer import Record
+
+    _, _, h = page
+
+    def side(n):
+        rec = Record(name="x.png", image=np.zeros((64, 64, 3), np.uint8), grid=16, tokens=[n], l1=[0.3],
+                     psnr=[12.0], family="karl", budgets=[64], quality=0.5, quality_bin=0.5)
+        return SimpleNamespace(rec=rec, model="karl.pt", model_iterations=1)
+
+    cmp = SimpleNamespace(runs=[side(0), side(12)], crits=[None, None], selected=[0, 0], halting=["off", "off"])
+    assert "B selects **12 more tokens** than A." in h.comparison_md(cmp)

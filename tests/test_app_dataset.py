@@ -78,8 +78,29 @@ def test_the_table_orders_every_row_and_names_its_rows(encoded_dataset):
     assert [r[0] for r in table_rows(res, "file order")["data"]] == list(range(24))
 
 
-def test_only_the_newest_open_files_are_kept():
+def test_only_the_most_recently_used_open_files_are_kept():
     opened = OpenedResults(capacity=2)
     keys = [opened.add(Opened(None, None, str(i))) for i in range(3)]
     assert opened.get(keys[0]) is None and [opened.get(k).label for k in keys[1:]] == ["1", "2"]
     assert len(set(keys)) == 3 and all(len(k) >= 16 for k in keys) and opened.get(None) is None
+    # a file in use stays while another is opened: "1" was used after "2", so "2" goes
+    opened.get(keys[1])
+    newest = opened.add(Opened(None, None, "3"))
+    assert opened.get(keys[2]) is None and opened.get(keys[1]).label == "1" and opened.get(newest).label == "3"
+
+
+def test_odd_settings_in_a_file_are_shown_as_far_as_they_go(tabs, tmp_path):
+    """Settings are only shown: a model or criterion recorded in another shape does not break the summary."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ui, _, local = tabs
+    meta = {"checkpoint": "bundled", "criterion": {"kind": "l1", "value": "0.05"}, "resolution": 64}
+    table = pa.table({"path": ["a.png"], "num_tokens": [32]}).replace_schema_metadata({"alit": json.dumps(meta)})
+    pq.write_table(table, tmp_path / "odd.parquet")
+    shown = local.open_path(str(tmp_path / "odd.parquet"), "", "file order")
+    assert "1 images in 1 class (criterion l1, 64 px)" in shown[ui.ds_summary], shown[ui.ds_summary]
+    # a column of another kind: the status line says which, nothing else changes
+    pq.write_table(pa.table({"path": ["a.png"], "num_tokens": ["32"]}), tmp_path / "strings.parquet")
+    refused = local.open_upload(str(tmp_path / "strings.parquet"), "", "file order")
+    assert set(refused) == {ui.ds_status, ui.ds_file} and "column 'num_tokens' holds string" in refused[ui.ds_status]

@@ -187,6 +187,13 @@ def test_batch_zips_are_capped_and_a_damaged_zip_is_named(tmp_path):
     assert any("huge.png: too large unpacked" in s for s in skipped)
     assert any("2 image(s) beyond the first 4" in s for s in skipped)  # p4.png and loose.png
 
+    # every ending the library reads as an image counts inside a zip too (a .jfif is a JPEG)
+    other = tmp_path / "other.zip"
+    with zipfile.ZipFile(other, "w") as z:
+        z.writestr("camera.jfif", png)
+        z.writestr("scan.ppm", png)
+    assert [name for name, _ in expand_uploads([str(other)])[0]] == ["camera.jfif", "scan.ppm"]
+
     pairs, skipped = expand_uploads([str(damaged), str(loose)])
     assert ("loose.png", str(loose)) in pairs
     assert any(s.startswith("damaged.zip: cannot unpack this zip") for s in skipped), skipped

@@ -40,3 +40,40 @@ def test_least_recently_used_models_are_dropped_but_the_default_stays(checkpoint
     assert cache.get(None) is default
     assert cache.get(checkpoints[0]) is not first  # reloaded on demand
     assert cache.peek(checkpoints[1]) is None and cache.peek(BUNDLED) is default
+
+
+def test_a_slow_load_holds_up_no_one_else_and_loads_once(checkpoints, monkeypatch):
+    """A released checkpoint downloading for one visitor: the others' models are served meanwhile, a second
+    asker for the same model waits for that one load, and capacity 0 keeps just the model asked for."""
+    import threading
+
+    from app import explorer
+
+    real, release, calls = explorer.load_tokenizer, threading.Event(), []
+
+    def load(source, **kwargs):
+        calls.append(source)
+        if source == checkpoints[2]:
+            assert release.wait(30)  # "downloading"
+        return real(source, **kwargs)
+
+    monkeypatch.setattr(explorer, "load_tokenizer", load)
+    cache = ModelCache(None, "cpu", capacity=0)
+    default = cache.get(BUNDLED)
+    got = []
+    slow = [threading.Thread(target=lambda: got.append(cache.get(checkpoints[2]))) for _ in range(2)]
+    for t in slow:
+        t.start()
+    while calls.count(checkpoints[2]) < 1:
+        threading.Event().wait(0.01)
+    # while it loads: the default and another model come at once (the cache's lock is not held)
+    assert cache.get(None) is default
+    other = cache.get(checkpoints[0])
+    assert other.config.width == small_config().width
+    release.set()
+    for t in slow:
+        t.join(30)
+    assert len(got) == 2 and got[0] is got[1] and calls.count(checkpoints[2]) == 1  # loaded once, for both
+    # capacity 0: only the default and the model asked for last stay
+    assert cache.peek(checkpoints[2]) is got[0] and cache.peek(checkpoints[0]) is None
+    assert cache.get(checkpoints[1]).config.width == small_config().width and cache.peek(checkpoints[2]) is None

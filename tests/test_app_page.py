@@ -9,6 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
@@ -203,6 +204,15 @@ def test_a_value_out_of_range_goes_to_the_status_line_and_changes_nothing_else(p
     # a criterion the page does not offer (an API call's): refused, never read as an L1 threshold
     update = h.reselect(run, "l1", 0.0574, 25.0, 128, "png_bpp")
     assert "'l1' is not one" in update[ui.status] and "alit-status-error" in update[ui.status]
+    # what an API call may send that no control of the page can: refused in the status line, never raised
+    for budget in (float("nan"), float("inf")):
+        assert "cannot be used" in h.reselect(run, BUDGET, 0.0574, 25.0, budget, "png_bpp")[ui.status]
+    assert "cannot be used" in h.reselect(run, PSNR, 0.0574, float("nan"), 128, "png_bpp")[ui.status]
+    refused = list(h.run(str(CAT), BUNDLED, "cpu", "float32", L1, 0.0574, 25, 128, None, "deterministic", 0, -1,
+                         "png_bpp"))
+    assert len(refused) == 1 and "maximum iterations" in refused[0][ui.status]
+    with pytest.raises(gr.Error, match="max_iterations is a whole number of iterations, at least 1; not None"):
+        h.tokenize(str(CAT), None, "deterministic", None)  # /tokenize: gradio's error, with the message
 
 
 # --- bad input --------------------------------------------------------------------------------------------

@@ -114,3 +114,23 @@ def test_files_that_are_not_results_are_clear_errors(tmp_path):
     assert bare.measures == ["png_bpp"] and bare.correlation("png_bpp")["n"] == 2
     with pytest.raises(ResultsFileError, match="not beside it"):
         bare.image_file(0)
+
+
+@pytest.mark.parametrize("column, values, kind", [
+    ("num_tokens", ["32", "64"], "whole numbers"),
+    ("png_bpp", ["a lot", "less"], "numbers"),
+    ("l1", [0.1, 0.2], "lists of numbers"),
+    ("path", [1, 2], "text"),
+])
+def test_a_column_of_another_kind_is_a_clear_error(tmp_path, column, values, kind):
+    """A file rewritten by other tools (or uploaded to a public server) with a column of the wrong kind."""
+    table = {"path": ["a.png", "b.png"], "num_tokens": [32, 64], column: values}
+    pq.write_table(pa.table(table), tmp_path / "odd.parquet")
+    with pytest.raises(ResultsFileError, match=rf"odd.parquet: column '{column}' holds .*, not {kind}"):
+        read_results(tmp_path / "odd.parquet")
+
+
+def test_settings_of_another_shape_are_left_out(tmp_path):
+    table = pa.table({"path": ["a.png"], "num_tokens": [32]}).replace_schema_metadata({"alit": "[1, 2]"})
+    pq.write_table(table, tmp_path / "list.parquet")
+    assert read_results(tmp_path / "list.parquet").settings == {}

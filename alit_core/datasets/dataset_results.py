@@ -116,10 +116,13 @@ def read_results(path: str | Path) -> DatasetResults:
     if missing:
         raise ResultsFileError(f"{path.name} has no {' or '.join(missing)} column: it is not a results file "
                                "of encode-dataset")
+    _check_types(table, path.name, pa)
     meta = (table.schema.metadata or {}).get(b"alit")
     try:
         settings = json.loads(meta) if meta else {}
     except ValueError:
+        settings = {}
+    if not isinstance(settings, dict):  # (a file rewritten by hand: its settings are only informative)
         settings = {}
     classes = table.column("class").to_pylist() if "class" in table.column_names else [None] * table.num_rows
     cols = {c: table.column(c).to_numpy(zero_copy_only=False) for c in (*_SCALARS, *MEASURES)
@@ -132,6 +135,23 @@ def read_results(path: str | Path) -> DatasetResults:
         classes=np.asarray([NO_CLASS if c is None else str(c) for c in classes], dtype=object),
         num_tokens=np.asarray(table.column("num_tokens").fill_null(0).to_numpy(), dtype=np.int64),
         columns=cols, final_l1=_last(table, "l1"), final_psnr=_last(table, "psnr"))
+
+
+def _check_types(table, name: str, pa) -> None:
+    """Each known column of the kind encode-dataset writes, else a ResultsFileError naming it (a file
+    rewritten by other tools may drop columns, but a column of another kind cannot be read as ours)."""
+    t = pa.types
+    number = lambda f: t.is_integer(f) or t.is_floating(f) or t.is_boolean(f)  # noqa: E731
+    kinds = {"path": ("text", lambda f: t.is_string(f) or t.is_large_string(f)),
+             "class": ("text", lambda f: t.is_string(f) or t.is_large_string(f) or t.is_null(f)),
+             "num_tokens": ("whole numbers", t.is_integer),
+             **{c: ("numbers", number) for c in (*_SCALARS, *MEASURES) if c != "num_tokens"},
+             **{c: ("lists of numbers", lambda f: (t.is_list(f) or t.is_large_list(f)) and number(f.value_type))
+                for c in ("l1", "psnr")}}
+    for column, (kind, ok) in kinds.items():
+        if column in table.column_names and not ok(table.schema.field(column).type):
+            raise ResultsFileError(f"{name}: column {column!r} holds {table.schema.field(column).type}, not "
+                                   f"{kind}: it is not a results file of encode-dataset")
 
 
 def _last(table, name: str) -> np.ndarray | None:
