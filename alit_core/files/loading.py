@@ -68,9 +68,10 @@ def load_tokenizer(source=None, device=None, dtype=None, *, heads: int | None = 
         source = BUNDLED_CHECKPOINT
     if isinstance(source, str) and source.startswith("preset:"):
         name = source.split(":", 1)[1]
-        # the same random weights on every load, drawn without touching the caller's generator
+        # the same random weights on every load (drawn on the CPU), without touching the caller's generators:
+        # the CPU one is restored after, and torch.manual_seed would also have reseeded every GPU's
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
+            torch.default_generator.manual_seed(0)
             model = KARL(KARL_PRESETS[name]) if name in KARL_PRESETS else ALIT(get_preset(name))
         if name in KARL_PRESETS:
             return KARLTokenizer(model, device, dtype, options)
