@@ -222,7 +222,8 @@ class Visitor:
         self.token_max = 32 * (it + 1) - 1
 
     def export(self) -> None:
-        out = self.call("export", api_name="/export")
+        # the criterion as the page holds it: the JSON records what made the selection
+        out = self.call("export", L1, 0.0574, 25.0, 128, api_name="/export")
         files, status = out[0], out[1]
         if "alit-status-error" in (status or "") or not files or len(files) != 4:
             raise RuntimeError(f"export: {out!r}"[:300])
