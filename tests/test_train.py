@@ -374,3 +374,19 @@ def test_a_later_phase_joins_the_log_and_is_plotted_after_the_first(tmp_path):
     assert [r["step"] for r in laid] == [100, 200, 210, 220]
     assert [r["phase_step"] for r in laid] == [100, 200, 10, 20]
     assert phase_starts(laid) == [(200, "quantized")]
+
+
+def test_two_runs_are_compared_at_equal_steps(tmp_path):
+    from alit_train.compare_runs import main, table, window_means
+
+    a = [{"step": s, "loss": 1.0, "acc_0": 0.1 * s, "acc_1": 0.2 * s} for s in (1, 2, 3, 4)]
+    a.append({"step": 4, "probe": "object_discovery"})  # probes are not training rows
+    b = [{"step": s, "loss": 1.0, "acc_0": 0.05, "acc_1": None} for s in (1, 2)]
+    b += [{"step": 1, "loss": 1.0, "acc_0": 0.9, "acc_1": 0.9, "phase": "later"}]  # another phase: left out
+    wa, wb = window_means(a, 2), window_means(b, 2)
+    assert wa == {0: pytest.approx([0.15, 0.3]), 2: pytest.approx([0.35, 0.7])}
+    assert wb == {0: [0.05]} and window_means(b, 2, "later") == {0: [0.9, 0.9]}
+    assert table(wa, wb, ("A", "B"), 2).splitlines()[2:] == ["| 1-2 | 0.150, 0.300 | 0.050 |"]
+    for name, rows in (("a", a), ("b", b)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "--window", "2"]) == 0
