@@ -12,6 +12,10 @@
 #
 # Resumes runs/c128/last.pt when this machine has it (optimiser included). The compact state goes to
 # runs/c128/state.pt; it replaces assets/training_state/explorer_128.pt only once it beats phase 1.
+#
+# Session 7's run (steps 0-2,400, log in docs/model_report/v2_session7/) stalled: code accuracy 0.045-0.049
+# at every iteration over steps 1,600-2,400 against phase 1's 0.09-0.25 at the same steps, and a flat error
+# curve. Do not continue it as is; the model card (session 7) says what to try next.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:?usage: continue_v2_capacity.sh MINUTES}
