@@ -42,9 +42,12 @@ class LatentNoise:
         return z + (self.sigma * rms * torch.randn_like(z, dtype=torch.float32)).to(z.dtype)
 
 
-def sigma_at(step: int, target: float, ramp: int) -> float:
-    """0 at step 0, rising linearly to `target` at step `ramp`, then `target`."""
-    return target * min(1.0, step / ramp) if ramp else target
+def sigma_at(step: int, target: float, ramp: int, start: int = 0) -> float:
+    """0 until step `start`, rising linearly to `target` over the next `ramp` steps, then `target` (a run
+    continued from another's state brings the noise in from where it took over)."""
+    if step < start:
+        return 0.0
+    return target * min(1.0, (step - start) / ramp) if ramp else target
 
 
 def bits_per_token(sigma: float, dim: int) -> float:

@@ -203,7 +203,7 @@ def train(cfg: TrainConfig) -> Path:
         if annealed is not None:
             annealed.residual = residual_at(step, cfg.quantize_ramp)
         if noise is not None:
-            noise.sigma = sigma_at(step, cfg.latent_noise, cfg.latent_noise_ramp)
+            noise.sigma = sigma_at(step, cfg.latent_noise, cfg.latent_noise_ramp, cfg.latent_noise_start)
         if cfg.depth_ramp and hasattr(objective, "depth_limit"):
             objective.depth_limit = 1 + step // cfg.depth_ramp
         with autocast():

@@ -65,6 +65,7 @@ class TrainConfig:
     # latent_noise_ramp steps
     latent_noise: float = 0.0
     latent_noise_ramp: int = 0
+    latent_noise_start: int = 0  # the step the ramp starts from (0 for none)
     probe_every: int = 0  # steps between object-discovery probes (FG-ARI per iteration and layer) in metrics.jsonl
     probe_scenes: int = 16
     mix: dict = field(default_factory=lambda: dict(DEFAULT_MIX))

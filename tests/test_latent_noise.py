@@ -38,6 +38,9 @@ def test_noise_is_added_in_training_only_and_scales_with_each_latent():
 def test_schedule_and_capacity():
     assert [sigma_at(s, 0.6, 2000) for s in (0, 1000, 2000, 9000)] == pytest.approx([0.0, 0.3, 0.6, 0.6])
     assert sigma_at(5, 0.4, 0) == 0.4
+    # brought in mid-training: nothing before the start, then the same ramp
+    assert [sigma_at(s, 0.35, 1000, 1400) for s in (0, 1399, 1400, 1900, 2400, 5000)] == pytest.approx(
+        [0.0, 0.0, 0.0, 0.175, 0.35, 0.35])
     # sigma 0.577 over 12 numbers: 12 bits, what a token of the official 4096-entry codebook holds
     assert bits_per_token(1 / 3**0.5, 12) == pytest.approx(12.0)
     assert bits_per_token(0.0, 12) == float("inf")
