@@ -35,7 +35,8 @@ def class_groups(results: DatasetResults, cls: str | None) -> list[tuple[str, np
 def token_histogram(results: DatasetResults, cls: str | None = None) -> go.Figure:
     """Images per token count, stacked by class; one class shown against the whole dataset (as shares)."""
     fig = go.Figure()
-    counts = sorted(results.token_histogram())
+    overall = results.token_histogram()
+    counts = sorted(overall)
     if cls is None:
         for name, rows in class_groups(results, None):
             hist = results.token_histogram(rows=rows)
@@ -43,9 +44,9 @@ def token_histogram(results: DatasetResults, cls: str | None = None) -> go.Figur
                                  hovertemplate=f"{name}<br>%{{x}} tokens: %{{y}} images<extra></extra>"))
         # whole images: plotly would tick a small count at 0.5, 1.5, ...
         fig.update_layout(barmode="stack", yaxis=dict(title="images", tickformat="d", dtick=1)
-                          if max(results.token_histogram().values(), default=0) <= 10 else dict(title="images"))
+                          if max(overall.values(), default=0) <= 10 else dict(title="images"))
     else:
-        for name, hist in (("all images", results.token_histogram()), (cls, results.token_histogram(cls))):
+        for name, hist in (("all images", overall), (cls, results.token_histogram(cls))):
             total = max(1, sum(hist.values()))
             fig.add_trace(go.Bar(x=counts, y=[100 * hist.get(c, 0) / total for c in counts], name=name,
                                  customdata=[hist.get(c, 0) for c in counts],

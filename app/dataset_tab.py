@@ -199,12 +199,13 @@ class DatasetTab:
     def open_path(self, path, folder, sort):
         if not self.local_paths:  # (the box is hidden then; an API call still must not open server files)
             return {self.ui.ds_status: status_md(error="This server opens uploaded results files only.")}
-        if not path or not str(path).strip():
+        typed = str(path or "").strip()
+        if not typed:
             return {self.ui.ds_status: status_md(error="Type the path of a results file (.parquet) first.")}
-        if not Path(str(path).strip()).expanduser().is_file():
+        file = Path(typed).expanduser()
+        if not file.is_file():
             return {self.ui.ds_status: status_md(error=f"No results file at {path!r} on this machine.")}
-        path = Path(str(path).strip()).expanduser()
-        return self.show(path, path.name, folder, sort)
+        return self.show(file, file.name, folder, sort)
 
     def open_examples(self, sort, progress=gr.Progress()):
         """The bundled examples encoded by the server's default model (once), then shown."""
