@@ -26,6 +26,10 @@ def test_dataset_tab_plots_a_results_file_and_opens_its_images_in_explore(chromi
     folder, out, results = dataset
     v = visitor
     v.tab("Dataset")
+    # Open with no path typed: asked for one
+    v.page.get_by_role("button", name="Open", exact=True).click()
+    time.sleep(0.5)
+    v.check("Open without a path", refused="Type the path of a results file (.parquet) first")
     # not a results file: the status line says so
     bad = tmp_path / "notes.parquet"
     bad.write_text("not parquet")

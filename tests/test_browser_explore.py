@@ -161,6 +161,7 @@ def test_bad_upload_is_a_status_line_that_stays_and_leaves_the_rest(visitor, tmp
     good = tmp_path / "good.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 200, 3), dtype=np.uint8)).save(good)
     v.upload(good)
+    assert "cannot use image" not in v.status()  # the new image cleared the error about the old one
     v.tokenize()
     v.check("tokenize a good file")  # the next action replaced the error
     assert "only its centred 48x48 square" in v.status()  # a note, not an error
@@ -247,6 +248,8 @@ def test_attention_controls_and_every_export(visitor, tmp_path):
     table = v.page.locator("table").filter(has_text="added at iteration").last.inner_text()
     listed = [int(line.split()[0]) for line in table.splitlines()[1:] if line.strip()]
     assert len(listed) == 5 and all(k < 32 for k in listed), table
+    # the weights' scale: 1 class token + 256 positions + 32 latents at iteration 0
+    v.wait_text("body", r"spread evenly over the decoder's 289 inputs it would be 0\.0035")
 
     # Export: each file, downloaded and opened
     v.tab("Export")
@@ -293,6 +296,7 @@ def test_batch_tab_and_how_it_works(visitor, tmp_path):
                                                                     [str(pack), str(bad)])
     time.sleep(1.5)
     v.settle()
+    assert "Add some images" not in v.status()  # the files added cleared the refusal
     v.page.get_by_role("button", name="Tokenize all").click()
     v.page.wait_for_selector("a[download][href$='alit_batch.csv']", state="attached", timeout=TIMEOUT_MS)
     s = v.check("batch")
