@@ -42,6 +42,7 @@ from .streams import SceneStream, batches, random_crops
 from .train_config import TrainConfig, model_config, parse_mix
 from .latent_noise import LatentNoise, sigma_at
 from .quantize_latents import anneal_quantizer, residual_at
+from .sign_latents import keep_corners, sign_latent_model
 from .training_state import EMA, compact, initial_model, load_compact, merge_log, save_training_state
 
 
@@ -86,6 +87,9 @@ def stage1(model: ALIT, cfg: TrainConfig) -> ALITStage1:
 def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
     """The objective module and the module whose weights are the result."""
     model_cfg = model_config(cfg.model)
+    if cfg.sign_latents and (cfg.stage != "alit" or cfg.init or not (cfg.vqgan or cfg.resume)):
+        raise SystemExit("--sign-latents trains a fresh ALIT (the alit stage with --vqgan), or continues one "
+                         "(--resume its compact state)")
     if cfg.stage == "vqgan":
         if not cfg.init:
             vq = VQGAN(model_cfg.vqgan)
@@ -110,8 +114,11 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         saved = torch.load(cfg.resume, map_location="cpu", weights_only=True)["model_config"]
         model = ALIT(ALITConfig.from_dict(saved))
         model.vqgan.requires_grad_(False)
+        if cfg.sign_latents:
+            keep_corners(model)
         return stage1(model, cfg), model, model.cfg
-    model = ALIT(model_cfg)
+    model = sign_latent_model(model_cfg) if cfg.sign_latents else ALIT(model_cfg)
+    model_cfg = model.cfg
     if cfg.stage == "alit":
         if not cfg.vqgan:
             raise SystemExit("the alit stage needs --vqgan <VQGAN stage checkpoint or ALIT state> (or --init "
@@ -267,12 +274,13 @@ class Autocast:
 
 class CodebookRestarts:
     """Restarts of the unused entries of the codebook being trained (`restart_dead_codes`), every
-    cfg.restart_every steps until 80% of the run; never while the codebook is frozen."""
+    cfg.restart_every steps until 80% of the run; a frozen codebook (sign latents) only has its use counted."""
 
     def __init__(self, cfg: TrainConfig, model_cfg: ALITConfig, result: nn.Module, generator: torch.Generator,
                  world: int):
         on = (cfg.stage == "vqgan" and not cfg.decoder_only) or (cfg.stage == "alit" and model_cfg.quantize_latents)
         self.codebook = result.quantize.embedding.weight if on else None
+        self.restarting = on and self.codebook.requires_grad
         self.usage = torch.zeros(len(self.codebook) if on else 0, dtype=torch.long)
         self.every, self.until = cfg.restart_every, 0.8 * cfg.steps
         self.generator, self.world = generator, world
@@ -284,6 +292,9 @@ class CodebookRestarts:
             return
         self.usage += torch.bincount(codes.flatten().cpu(), minlength=len(self.usage))
         if (step + 1) % self.every == 0 and step + 1 < self.until:
+            if not self.restarting:
+                self.usage.zero_()  # codes_used: the entries used since the last check, as when restarting
+                return
             moved = restart_dead_codes(self.codebook, self.usage, samples.cpu(), self.generator)
             metrics["codes_restarted"] = torch.tensor(moved)
             if self.world > 1:

@@ -66,6 +66,9 @@ class TrainConfig:
     latent_noise: float = 0.0
     latent_noise_ramp: int = 0
     latent_noise_start: int = 0  # the step the ramp starts from (0 for none)
+    # alit stage, a fresh ALIT: latents quantized to their signs, a frozen codebook of the 2^12 corners of the
+    # latent space (alit_train.sign_latents: 12 bits per token, as the official codebook, and no entry can die)
+    sign_latents: bool = False
     probe_every: int = 0  # steps between object-discovery probes (FG-ARI per iteration and layer) in metrics.jsonl
     probe_scenes: int = 16
     mix: dict = field(default_factory=lambda: dict(DEFAULT_MIX))

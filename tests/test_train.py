@@ -336,6 +336,42 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     assert {"fg_ari", "grid_fg_ari", "iteration", "layer", "command"} <= meta["object_discovery"].keys()
 
 
+def test_sign_latents_train_with_the_corners_frozen_and_load_as_an_official_quantized_model(tiny_data, vqgan_run,
+                                                                                          tmp_path):
+    from alit_core import load_tokenizer
+    from alit_train.sign_latents import hypercube_corners
+
+    vq = str(vqgan_run / "last.pt")
+    run_stage("alit", tmp_path / "s", tiny_data, 3, ["--vqgan", vq, "--sign-latents", "--restart-every", "2",
+                                                    "--no-sample-depth"])
+    corners = hypercube_corners(12)
+    saved = torch.load(tmp_path / "s" / "last.pt", weights_only=True)
+    assert saved["model_config"]["quantize_latents"] and saved["model_config"]["latent_codebook_size"] == 4096
+    assert torch.equal(saved["model"]["quantize.embedding.weight"], corners)  # never trained, never restarted
+    rows = [json.loads(x) for x in (tmp_path / "s" / "metrics.jsonl").read_text().splitlines()]
+    assert not any("codes_restarted" in r for r in rows)
+    assert 1 <= rows[0]["codes_used"] <= 4096  # counted until the check after step 2, which moves nothing
+    assert rows[-1]["vq"] > 0  # the commitment term pulls the latents towards their corners
+    # continued from its compact state: still frozen
+    assert main(["compact", str(tmp_path / "s" / "last.pt"), str(tmp_path / "state.pt")]) == 0
+    run_stage("alit", tmp_path / "c", tiny_data, 4, ["--resume", str(tmp_path / "state.pt"), "--sign-latents",
+                                                    "--restart-every", "1", "--no-sample-depth"])
+    book = torch.load(tmp_path / "c" / "last.pt", weights_only=True)["model"]["quantize.embedding.weight"]
+    assert torch.equal(book, corners.half().float())  # as the compact state rounded them
+    # exported, alit_core runs it as an official quantized model: each code is its latent's signs
+    assert main(["export", str(tmp_path / "c" / "last.pt"), str(tmp_path / "m.pt"), "--dtype", "float32"]) == 0
+    tok = load_tokenizer(str(tmp_path / "m.pt"), device="cpu")
+    step = next(iter(tok.rollout(torch.rand(2, 3, 64, 64))))
+    bits = (step.factorized > 0).long() @ (2 ** torch.arange(11, -1, -1))
+    assert torch.equal(step.codes, bits)
+    # a continuous state or a checkpoint cannot be turned into one here
+    with pytest.raises(SystemExit, match="sign-latents"):
+        run_stage("alit", tmp_path / "x", tiny_data, 1, ["--init", str(tmp_path / "m.pt"), "--sign-latents"])
+    torch.save({"model_config": small_config(quantize_latents=False).to_dict()}, tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match="not a sign-latent model"):
+        run_stage("alit", tmp_path / "y", tiny_data, 1, ["--resume", str(tmp_path / "plain.pt"), "--sign-latents"])
+
+
 def test_photo_calibration_centres_the_median_count_within_the_fallback_bound():
     from alit_train.calibration import calibrate, selected_tokens
 

@@ -1,0 +1,56 @@
+"""Training only: latents quantized to the signs of their 12 numbers, 12 bits per token from the first step.
+
+Why: a continuous latent carries too much. Phase 1's model reproduces its VQGAN with 96 tokens (its mean
+L1 on the `calib` photos is within 0.0011 of the VQGAN's own from the fourth iteration on), so its
+error curve is flat after that and a threshold cannot spread photos over the counts (assets/MODEL_CARD.md,
+sessions 5 and 8). The official models cap a token at 12 bits with a learned 4096-entry cosine codebook,
+but a learned codebook collapsed to one entry on this CPU (config.py, explorer_64), converting a trained
+model to one lost its code accuracy (session 6), and noise as a stand-in, from the first step, stalled
+at the codes' prior (session 7).
+
+The corners of the 12-d hypercube are a codebook that cannot collapse or die: the nearest corner of a
+normalised latent, by the cosine quantiser's own rule, is the one with the same signs, so quantizing is
+taking signs ("lookup-free quantization", Yu et al., MAGVIT-v2, 2023), and 2^12 = 4096 corners is the
+official codebook size. The model is a plain quantized ALIT (the official layout: `quantize_latents`,
+`quantize.embedding.weight` holding the corners, normalised), so alit_core loads and runs it unchanged.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import torch
+
+from alit_core.model.alit import ALIT
+from alit_core.model.config import ALITConfig
+
+
+def hypercube_corners(dim: int) -> torch.Tensor:
+    """The 2^dim corners of [-1, 1]^dim scaled to unit length (2^dim, dim); row i's signs are i's bits."""
+    signs = torch.tensor(list(itertools.product((-1.0, 1.0), repeat=dim)))
+    return signs / dim**0.5
+
+
+def sign_latent_config(cfg: ALITConfig) -> ALITConfig:
+    """cfg with its latents quantized to a codebook of the latent space's corners."""
+    if cfg.latent_dim > 16:
+        raise ValueError(f"a {cfg.latent_dim}-d latent has 2^{cfg.latent_dim} corners, too many to list as a codebook")
+    return replace(cfg, quantize_latents=True, latent_codebook_size=2**cfg.latent_dim)
+
+
+def sign_latent_model(cfg: ALITConfig) -> ALIT:
+    """A fresh ALIT whose frozen latent codebook is the hypercube's corners."""
+    model = ALIT(sign_latent_config(cfg))
+    with torch.no_grad():
+        model.quantize.embedding.weight.copy_(hypercube_corners(cfg.latent_dim))
+    return keep_corners(model)
+
+
+def keep_corners(model: ALIT) -> ALIT:
+    """Freeze the latent codebook of a sign-latent model (one loaded from a state: weights in place)."""
+    book = model.quantize.embedding.weight if model.cfg.quantize_latents else None
+    if book is None or book.shape[0] != 2 ** book.shape[1]:
+        raise ValueError("not a sign-latent model: its latent codebook is not the 2^d corners of its latent space")
+    model.quantize.requires_grad_(False)
+    return model
