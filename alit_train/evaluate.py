@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from alit_core import Criterion, load_tokenizer, select_iterations
 from alit_core.analysis.complexity import MEASURES, complexity
 from alit_core.analysis.compression import codec_at_size
+from alit_core.analysis.metrics import psnr
 from alit_core.analysis.segmentation import attention_segments, fg_ari, grid_segments, matched_miou
 from alit_core.analysis.statistics import bootstrap_ci, spearman
 
@@ -115,8 +116,7 @@ def vqgan_psnr(tok, images: list[np.ndarray]) -> list[float]:
     x = to_tensor(images)
     with torch.inference_mode():
         recon, _ = tok.model.vqgan(x)
-    mse = (recon.clamp(0, 1) - x).pow(2).mean(dim=(1, 2, 3))
-    return (10 * torch.log10(1 / mse)).tolist()
+    return psnr(recon, x).tolist()
 
 
 def evaluate(checkpoint: str | None, index: str, out: Path, n: int = 48, threshold: float | None = None,

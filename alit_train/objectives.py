@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from alit_core.analysis.metrics import psnr
 from alit_core.model.alit import ALIT
 from alit_core.model.halting import Halting
 from alit_core.model.vqgan import VQGAN
@@ -54,9 +55,9 @@ class VQGANObjective(nn.Module):
         mse = (recon - images).pow(2).mean()
         vq = F.mse_loss(code.float(), h.detach().float()) + self.commitment * F.mse_loss(h.float(), code.detach().float())
         loss = l1 + mse + vq
-        psnr = -10 * torch.log10((recon.detach().clamp(0, 1) - images).pow(2).mean((1, 2, 3))).mean()
         samples = rearrange(h.detach().float(), "b c y x -> (b y x) c")
-        return loss, {"l1": l1.detach(), "mse": mse.detach(), "vq": vq.detach(), "psnr": psnr, "codes": idx.detach(),
+        return loss, {"l1": l1.detach(), "mse": mse.detach(), "vq": vq.detach(), "psnr": psnr(recon.detach(), images).mean(),
+                      "codes": idx.detach(),
                       "samples": samples}
 
 

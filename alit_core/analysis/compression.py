@@ -5,14 +5,17 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import torch
 from PIL import Image
 
 from .complexity import as_uint8
+from .metrics import psnr
 
 
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2) / 255.0**2
-    return float(10 * np.log10(1 / max(mse, 1e-10)))
+    """PSNR in dB of two uint8 images (H, W, 3), as `metrics.psnr` computes it."""
+    as_batch = [torch.from_numpy(x.astype(np.float64))[None] / 255.0 for x in (a, b)]
+    return float(psnr(*as_batch))
 
 
 def codec_at_size(image, fmt: str, target_bytes: float) -> tuple[int, float]:
