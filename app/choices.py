@@ -24,6 +24,12 @@ EXPLORE_SETTINGS = ("model", "device", "dtype", "kind", "l1", "psnr", "budget", 
 VALUE_LABELS = {L1: "L1 threshold (0 to 1)", PSNR: "PSNR target (dB, 1 to 100)", BUDGET: "token budget (tokens)"}
 
 
+def slider_index(value, count: int) -> int:
+    """A slider's or a shared link's value as an index among `count` (a stale or hand-edited value, e.g. from
+    an earlier image with more iterations, lands on the nearest end)."""
+    return int(min(max(int(value), 0), count - 1))
+
+
 def budget_slider(config) -> dict:
     """The token-budget slider's range, step, default and label for a model: multiples of its latents per
     iteration up to its last iteration's count (the value is always in range: gradio refuses every event

@@ -21,6 +21,7 @@ from .choices import (
     VALUE_LABELS,
     attention_layer,
     named_karl,
+    slider_index,
 )
 from .explorer import BUNDLED, is_karl
 from .runs import Comparison
@@ -129,7 +130,7 @@ class CompareHandlers:
 
     def comparison_views(self, cmp: Comparison, iteration, token) -> dict:
         ui = self.ui
-        t = int(min(max(int(iteration), 0), cmp.iterations - 1))
+        t = slider_index(iteration, cmp.iterations)
         ts = cmp.at(t)
         recs = [r.rec for r in cmp.runs]
         lines = []
@@ -146,7 +147,7 @@ class CompareHandlers:
                      f"(black where they agree, brightest from {DIFFERENCE_TOP:g})")
         # a token both runs have at their iteration
         n = min(rec.columns(ti) for rec, ti in zip(recs, ts))
-        k = int(min(max(int(token), 0), n - 1))
+        k = slider_index(token, n)
         attn, where = {}, []
         for lab, run, ti, comp in zip("AB", cmp.runs, ts, (ui.cmp_attn_a, ui.cmp_attn_b)):
             if run.rec.maps:
@@ -207,7 +208,7 @@ class CompareHandlers:
         cmp = update.get(ui.cmp_record)
         if cmp is None:
             return update
-        t = int(min(max(int(at.get("iteration", 0)), 0), cmp.iterations - 1))
+        t = slider_index(at.get("iteration", 0), cmp.iterations)
         update.update(self.comparison_views(cmp, t, at.get("token", 0)))
         update[ui.cmp_iteration] = gr.update(value=t, maximum=max(1, cmp.iterations - 1),
                                              interactive=cmp.iterations > 1)

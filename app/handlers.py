@@ -38,6 +38,7 @@ from .choices import (
     check_halting,
     download_progress,
     named_karl,
+    slider_index,
 )
 from .compare_tab import CompareHandlers
 from .explorer import BUNDLED, ModelCache, Record, is_karl
@@ -263,8 +264,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
                 ui.gallery: self.gallery(run, None),
                 ui.current: run.recon(t),
                 ui.halt_map: self.halt_picture(run, t),
-                ui.error_map: run.picture(f"error_{t}", lambda rec=rec, t=t: figures.grid_map(
-                    figures.position_error(rec.recons[t], image, rec.grid), vmax=0.3)),
+                ui.error_map: self.error_picture(run, t),
                 ui.metrics: self.metrics_md(rec, None, None, total, steps),
             }
             if t == 0:  # the status line now belongs to this run: no old error, the notes on this image
@@ -300,6 +300,12 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
             return run.picture(f"halt_{t}", lambda: figures.latent_halting(rec.halt[t], rec.top_budget))
         return run.picture(f"halt_{t}", lambda: figures.halting_map(rec.image, rec.halt[t]))
 
+    def error_picture(self, run: Run, t: int) -> str:
+        """Iteration t's error per grid cell over the image."""
+        rec = run.rec
+        return run.picture(f"error_{t}", lambda: figures.grid_map(
+            figures.position_error(rec.recons[t], rec.image, rec.grid), vmax=0.3))
+
     def reselect(self, run: Run | None, kind, l1, psnr, budget, measure):
         """Another criterion or value re-selects from the stored rollout: nothing is recomputed."""
         ui = self.ui
@@ -331,8 +337,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         for t in range(len(rec.recons)):
             yield {ui.current: run.recon(t),
                    ui.halt_map: self.halt_picture(run, t),
-                   ui.error_map: run.picture(f"error_{t}", lambda t=t: figures.grid_map(
-                       figures.position_error(rec.recons[t], rec.image, rec.grid), vmax=0.3)),
+                   ui.error_map: self.error_picture(run, t),
                    ui.metrics: self.iteration_md(rec, t, len(rec.tokens))}
             time.sleep(seconds_per_step)
 
@@ -354,10 +359,10 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
 
     def attention_views(self, run: Run, iteration, token, head, opacity, clicked) -> dict:
         ui, rec = self.ui, run.rec
-        t = int(min(max(int(iteration), 0), len(rec.maps) - 1))
+        t = slider_index(iteration, len(rec.maps))
         head = known_head(rec, t, head)
         # the tokens that exist at this iteration: the slider's range follows the iteration
-        k = int(min(max(int(token), 0), rec.columns(t) - 1))
+        k = slider_index(token, rec.columns(t))
         seg, legend = figures.segment_overlay(rec.image, rec.segments(t, head))
         swatches = " ".join(f"<span style='background:{c};padding:0 6px;border-radius:3px'>token {tok}</span>"
                             for tok, c in legend.items())
@@ -398,7 +403,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         if run is None or not run.done or not run.rec.maps:
             return {ui.status: status_md(error="Tokenize an image first to see its attention.")}
         rec = run.rec
-        t = int(min(max(int(iteration), 0), len(rec.maps) - 1))
+        t = slider_index(iteration, len(rec.maps))
         head = known_head(rec, t, head)
         g = rec.grid
         x, y = evt.index[0], evt.index[1]

@@ -8,7 +8,7 @@ import json
 
 import gradio as gr
 
-from .choices import BUDGET, EXPLORE_SETTINGS, KARL_QUALITY, L1, PSNR, TABS
+from .choices import BUDGET, EXPLORE_SETTINGS, KARL_QUALITY, L1, PSNR, TABS, slider_index
 from .runs import Comparison, Run
 from .status import status_md
 from .uploads import GONE, linkable
@@ -85,7 +85,7 @@ class ShareHandlers:
                     **shown, **{k: v for k, v in (value if isinstance(value, dict) else {"value": value}).items()
                                 if k != "visible"}}
         n = len(run.rec.tokens)
-        t = int(min(max(int(attention.get("iteration", n - 1)), 0), n - 1))
+        t = slider_index(attention.get("iteration", n - 1), n)
         heads = update[ui.head]["choices"]
         head = str(attention.get("head", "mean"))
         head = head if head in heads else "mean"
