@@ -26,18 +26,11 @@ from . import figures
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUNDLED = "bundled model"
-PASSES = 8  # a KARL budget sweep: this many budgets, evenly spaced up to the model's default budget
 
 
 def is_karl(tok) -> bool:
     """A KARL model (one pass per budget) rather than ALIT (recurrent iterations)."""
     return getattr(tok, "family", "alit") == "karl"
-
-
-def karl_budgets(tok) -> list[int]:
-    """The budgets of a KARL sweep: PASSES of them up to its default budget (32, 64, ..., 256 for the releases)."""
-    top = tok.default_budget
-    return sorted({max(1, round(top * (i + 1) / PASSES)) for i in range(PASSES)})
 
 
 class ModelCache:
@@ -259,7 +252,7 @@ def rollout(tok, image: np.ndarray, name: str, *, halting: str, seed: int, max_i
     x = as_tensor(image)[None]
     if is_karl(tok):
         rec.family, rec.quality = "karl", float(tok.config.default_quality if quality is None else quality)
-        budgets = karl_budgets(tok)[:max_iterations]
+        budgets = tok.sweep_budgets[:max_iterations]
         rec.top_budget = budgets[-1]
         for run in tok.budget_sweep(x, budgets, rec.quality, attention_layers=layer,
                                     attention_heads="all"):
@@ -284,7 +277,7 @@ def complete(tok, image: np.ndarray, name: str, *, halting: str = "deterministic
 
 def steps(tok) -> int:
     """A model's iterations (ALIT) or the passes of its budget sweep (KARL)."""
-    return len(karl_budgets(tok)) if is_karl(tok) else tok.config.iterations
+    return len(tok.sweep_budgets) if is_karl(tok) else tok.config.iterations
 
 
 def warm_up(tok) -> None:

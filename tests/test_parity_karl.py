@@ -242,6 +242,19 @@ def test_decoder_attention_maps(tok, refs, runs):
         tok.tokenize(x, 32, attention_layers=2)
 
 
+def test_the_default_budget_sweep_spans_the_models_own_budgets():
+    from conftest import small_karl_config
+
+    from alit_core import KARL, KARLTokenizer
+
+    small = KARLTokenizer(KARL(small_karl_config()), "cpu")  # budgets up to 64
+    assert small.sweep_budgets == [8, 16, 24, 32, 40, 48, 56, 64]
+    passes = list(small.budget_sweep(torch.rand(1, 3, 64, 64), decode=False))
+    assert [p.budget for p in passes] == small.sweep_budgets
+    released = KARLTokenizer(KARL(small_karl_config(max_tokens=256)), "cpu")  # the official demo's list
+    assert released.sweep_budgets == list(range(32, 257, 32))
+
+
 @needs_karl_reference
 def test_sweeps_are_generators_computing_one_pass_at_a_time(tok, refs, monkeypatch):
     x = refs["budgets"]["images"][:1]

@@ -29,7 +29,7 @@ from .tokenizer import BoundModel, check_images
 
 __all__ = ["KARLImageTokens", "KARLPass", "KARLTokenizer"]
 
-DEFAULT_BUDGETS = tuple(range(32, 257, 32))  # the official demo's budget list
+SWEEP_PASSES = 8  # a default budget sweep: the official demo's 32, 64, ..., 256
 
 
 @dataclass
@@ -106,6 +106,13 @@ class KARLTokenizer(BoundModel):
     def default_budget(self) -> int:
         """T of `encode` (the official 256, or the model's largest budget if smaller)."""
         return min(self.config.default_budget, self.config.max_tokens)
+
+    @property
+    def sweep_budgets(self) -> list[int]:
+        """The default budget sweep: SWEEP_PASSES budgets evenly spaced up to `default_budget` (32, 64, ..., 256
+        for the releases, as the official demo's list; smaller models get their own)."""
+        top = self.default_budget
+        return sorted({max(1, round(top * (i + 1) / SWEEP_PASSES)) for i in range(SWEEP_PASSES)})
 
     # --- arguments ----------------------------------------------------------------------------
     def _budget(self, budget) -> int:
@@ -201,11 +208,13 @@ class KARLTokenizer(BoundModel):
 
         return passes()
 
-    def budget_sweep(self, images, budgets: Iterable[int] = DEFAULT_BUDGETS, quality=None, *, posterior=None,
+    def budget_sweep(self, images, budgets: Iterable[int] | None = None, quality=None, *, posterior=None,
                      decode: bool = True, attention_layers=None, attention_heads: str = "mean") -> Iterator[KARLPass]:
-        """One pass per budget (default 32, 64, ..., 256) at one quality, yielded as computed.
+        """One pass per budget (default `sweep_budgets`: 32, 64, ..., 256 for the releases) at one quality,
+        yielded as computed.
 
         Arguments as `tokenize`'s; they are checked (and the images encoded) at the call."""
+        budgets = self.sweep_budgets if budgets is None else budgets
         return self._sweep(images, [(t, quality) for t in budgets], posterior, decode, attention_layers,
                            attention_heads)
 
