@@ -352,6 +352,7 @@ def test_sign_latents_train_with_the_corners_frozen_and_load_as_an_official_quan
     assert not any("codes_restarted" in r for r in rows)
     assert 1 <= rows[0]["codes_used"] <= 4096  # counted until the check after step 2, which moves nothing
     assert rows[-1]["vq"] > 0  # the commitment term pulls the latents towards their corners
+    assert all(0 <= r["token_bits"] <= 12 for r in rows)  # the entropy terms' estimate of what a token says
     # continued from its compact state: still frozen
     assert main(["compact", str(tmp_path / "s" / "last.pt"), str(tmp_path / "state.pt")]) == 0
     run_stage("alit", tmp_path / "c", tiny_data, 4, ["--resume", str(tmp_path / "state.pt"), "--sign-latents",
@@ -370,6 +371,23 @@ def test_sign_latents_train_with_the_corners_frozen_and_load_as_an_official_quan
     torch.save({"model_config": small_config(quantize_latents=False).to_dict()}, tmp_path / "plain.pt")
     with pytest.raises(ValueError, match="not a sign-latent model"):
         run_stage("alit", tmp_path / "y", tiny_data, 1, ["--resume", str(tmp_path / "plain.pt"), "--sign-latents"])
+
+
+def test_sign_entropy_terms_reward_tokens_that_differ_between_images():
+    from alit_train.sign_latents import sign_latent_model, with_entropy_terms
+
+    model = sign_latent_model(small_config(quantize_latents=False))
+    keys = set(model.state_dict())
+    plain, q = model.quantize, with_entropy_terms(model, 0.5)
+    assert set(model.state_dict()) == keys and q.embedding is plain.embedding
+    same = torch.randn(1, 4, 12).repeat(8, 1, 1)  # every image the same latents
+    differ = torch.randn(8, 4, 12)
+    losses, bits = [], []
+    for z in (same, differ):
+        losses.append(float(q.loss(z, q(z)[1]) - plain.loss(z, q(z)[1])))
+        bits.append(float(q.token_bits))
+    assert bits[0] == pytest.approx(0, abs=1e-5) and losses[0] == pytest.approx(0, abs=1e-6)  # nothing said
+    assert bits[1] > 2 and losses[1] < -0.1  # bits that split the batch are rewarded
 
 
 def test_photo_calibration_centres_the_median_count_within_the_fallback_bound():
