@@ -12,9 +12,10 @@ The corners of the 12-d hypercube are a codebook that cannot collapse or die: th
 normalised latent, by the cosine quantiser's own rule, is the one with the same signs, so quantizing is
 taking signs ("lookup-free quantization", Yu et al., MAGVIT-v2, 2023), and 2^12 = 4096 corners is the
 official codebook size. Without more, an untrained encoder gives most latents the same signs (180 of
-the 4,096 codes in use after 460 steps of session 8's first try, and a third of phase 1's accuracy), so
-training adds MAGVIT-v2's entropy terms (`SignQuantizer`): each bit confident, and each bit of each token
-slot split evenly across the batch, so that every token says something about its image. The model is a
+the 4,096 codes in use after 460 steps of session 8's first try, and a third of phase 1's accuracy);
+MAGVIT-v2's entropy terms in factorised form made it worse (5 codes by step 200: each latent's bits grew
+confident faster than the batch's split). Training adds a balance term instead (`SignQuantizer`): each
+bit of each token slot split evenly across the batch, so that every token says something about its image. The model is a
 plain quantized ALIT (the official layout: `quantize_latents`,
 `quantize.embedding.weight` holding the corners, normalised), so alit_core loads and runs it unchanged.
 """
@@ -68,32 +69,32 @@ def bit_entropy(p: torch.Tensor) -> torch.Tensor:
 
 
 class SignQuantizer(LatentQuantizer):
-    """Training only: the corner quantiser whose loss adds `weight` x (per-latent bit entropy - batch bit
-    entropy), the factorised form of MAGVIT-v2's entropy penalty (a bit is 1 with probability
-    sigmoid(sharpness x its normalised value)). The same weights and state_dict keys as the plain quantiser.
+    """Training only: the corner quantiser whose loss adds `weight` x a balance term: the squared batch mean
+    of each normalised coordinate of each token slot, over its value when every image has the same signs
+    (1). A token slot whose bits are the same for every image says nothing about any of them; one whose
+    bits split the batch must read them from the image. The commitment term keeps the coordinates at the
+    corners' size, so the balance cannot be bought by shrinking them. The same weights and state_dict keys
+    as the plain quantiser.
 
-    `token_bits` holds, after each loss, the batch entropy of a token slot's bits less their entropy within a
-    latent, summed over the bits and averaged over the slots: what one token tells about its image, in bits
-    (0 when every image gets the same signs; at most 12; bits taken as independent).
+    `token_bits` holds, after each loss, the entropy of each slot's signs over the batch summed over its
+    bits (mean over slots): an upper bound, bits taken as independent, on what a token tells about its
+    image (0 when every image gets the same code; at most 12).
     """
 
-    sharpness = 10.0  # a normalised coordinate is about +-0.29, where sigmoid(2.9) = 0.95
-
-    def __init__(self, size: int, dim: int, commitment: float = 0.25, weight: float = 0.5):  # weight 0: plain
+    def __init__(self, size: int, dim: int, commitment: float = 0.25, weight: float = 1.0):  # weight 0: plain
         super().__init__(size, dim, commitment)
         self.weight = weight
         self.token_bits = torch.zeros(())
 
     def loss(self, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """z (B, N, d) this iteration's latents before normalisation, idx (B, N) their codes."""
-        p = torch.sigmoid(self.sharpness * F.normalize(z.float(), dim=-1))
-        per_latent = bit_entropy(p).mean(0)  # (N, d): how unsure each bit is, within a latent
-        per_slot = bit_entropy(p.mean(0))  # (N, d): how evenly each bit of each slot splits the batch
-        self.token_bits = (per_slot - per_latent).sum(-1).mean().detach()
-        return super().loss(z, idx) + self.weight * (per_latent - per_slot).mean()
+        zn = F.normalize(z.float(), dim=-1)
+        balance = zn.mean(0).pow(2).mean() * zn.shape[-1]  # (1/d per coordinate when all agree)
+        self.token_bits = bit_entropy((zn > 0).float().mean(0)).sum(-1).mean()
+        return super().loss(z, idx) + self.weight * balance
 
 
-def with_entropy_terms(model: ALIT, weight: float) -> SignQuantizer:
+def with_balance_term(model: ALIT, weight: float) -> SignQuantizer:
     """Put a SignQuantizer over a sign-latent model's codebook (the same parameter) and return it."""
     old = model.quantize
     new = SignQuantizer(len(old.embedding.weight), old.embedding.weight.shape[1], old.commitment, weight)

@@ -42,7 +42,7 @@ from .streams import SceneStream, batches, random_crops
 from .train_config import TrainConfig, model_config, parse_mix
 from .latent_noise import LatentNoise, sigma_at
 from .quantize_latents import anneal_quantizer, residual_at
-from .sign_latents import keep_corners, sign_latent_model, with_entropy_terms
+from .sign_latents import keep_corners, sign_latent_model, with_balance_term
 from .training_state import EMA, compact, initial_model, load_compact, merge_log, save_training_state
 
 
@@ -115,11 +115,11 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         model = ALIT(ALITConfig.from_dict(saved))
         model.vqgan.requires_grad_(False)
         if cfg.sign_latents:
-            with_entropy_terms(keep_corners(model), cfg.sign_entropy)
+            with_balance_term(keep_corners(model), cfg.sign_balance)
         return stage1(model, cfg), model, model.cfg
     model = sign_latent_model(model_cfg) if cfg.sign_latents else ALIT(model_cfg)
     if cfg.sign_latents:
-        with_entropy_terms(model, cfg.sign_entropy)
+        with_balance_term(model, cfg.sign_balance)
     model_cfg = model.cfg
     if cfg.stage == "alit":
         if not cfg.vqgan:

@@ -69,7 +69,7 @@ class TrainConfig:
     # alit stage, a fresh ALIT: latents quantized to their signs, a frozen codebook of the 2^12 corners of the
     # latent space (alit_train.sign_latents: 12 bits per token, as the official codebook, and no entry can die)
     sign_latents: bool = False
-    sign_entropy: float = 0.5  # with sign latents: weight of their entropy terms (sign_latents.SignQuantizer; 0: none)
+    sign_balance: float = 1.0  # with sign latents: weight of their balance term (sign_latents.SignQuantizer; 0: none)
     probe_every: int = 0  # steps between object-discovery probes (FG-ARI per iteration and layer) in metrics.jsonl
     probe_scenes: int = 16
     mix: dict = field(default_factory=lambda: dict(DEFAULT_MIX))

@@ -352,7 +352,7 @@ def test_sign_latents_train_with_the_corners_frozen_and_load_as_an_official_quan
     assert not any("codes_restarted" in r for r in rows)
     assert 1 <= rows[0]["codes_used"] <= 4096  # counted until the check after step 2, which moves nothing
     assert rows[-1]["vq"] > 0  # the commitment term pulls the latents towards their corners
-    assert all(0 <= r["token_bits"] <= 12 for r in rows)  # the entropy terms' estimate of what a token says
+    assert all(0 <= r["token_bits"] <= 12 for r in rows)  # what a token's signs say about its image, at most
     # continued from its compact state: still frozen
     assert main(["compact", str(tmp_path / "s" / "last.pt"), str(tmp_path / "state.pt")]) == 0
     run_stage("alit", tmp_path / "c", tiny_data, 4, ["--resume", str(tmp_path / "state.pt"), "--sign-latents",
@@ -373,21 +373,23 @@ def test_sign_latents_train_with_the_corners_frozen_and_load_as_an_official_quan
         run_stage("alit", tmp_path / "y", tiny_data, 1, ["--resume", str(tmp_path / "plain.pt"), "--sign-latents"])
 
 
-def test_sign_entropy_terms_reward_tokens_that_differ_between_images():
-    from alit_train.sign_latents import sign_latent_model, with_entropy_terms
+def test_sign_balance_term_rewards_tokens_that_differ_between_images():
+    from alit_train.sign_latents import sign_latent_model, with_balance_term
 
     model = sign_latent_model(small_config(quantize_latents=False))
     keys = set(model.state_dict())
-    plain, q = model.quantize, with_entropy_terms(model, 0.5)
+    plain, q = model.quantize, with_balance_term(model, 1.0)
     assert set(model.state_dict()) == keys and q.embedding is plain.embedding
-    same = torch.randn(1, 4, 12).repeat(8, 1, 1)  # every image the same latents
-    differ = torch.randn(8, 4, 12)
-    losses, bits = [], []
-    for z in (same, differ):
-        losses.append(float(q.loss(z, q(z)[1]) - plain.loss(z, q(z)[1])))
+    signs = torch.tensor([[1.0, -1.0] * 6, [-1.0, 1.0] * 6])  # two opposite corners
+    same = signs[:1, None].repeat(8, 4, 1)  # every image the same code in every slot
+    split = signs[torch.arange(8) % 2][:, None].repeat(1, 4, 1)  # half the images one code, half the other
+    extra, bits = [], []
+    for z in (same, split):
+        idx = q(z)[1]
+        extra.append(float(q.loss(z, idx) - plain.loss(z, idx)))
         bits.append(float(q.token_bits))
-    assert bits[0] == pytest.approx(0, abs=1e-5) and losses[0] == pytest.approx(0, abs=1e-6)  # nothing said
-    assert bits[1] > 2 and losses[1] < -0.1  # bits that split the batch are rewarded
+    assert extra == pytest.approx([1.0, 0.0], abs=1e-6)
+    assert bits == pytest.approx([0.0, 12.0], abs=1e-3)  # each sign splits the batch evenly: one bit each
 
 
 def test_photo_calibration_centres_the_median_count_within_the_fallback_bound():
