@@ -120,8 +120,8 @@ class ALITStage1(nn.Module):
                 metrics["pixel_iteration"] = torch.tensor(t)
         loss = self.ce_weight * ce_total + self.mse_weight * mse_total + vq_total + self.pixel_weight * pixel
         metrics.update(ce=ce_total.detach(), mse=mse_total.detach(), vq=vq_total.detach())
-        if hasattr(getattr(m, "quantize", None), "token_bits"):  # sign latents: the last iteration's bits per token (SignQuantizer)
-            metrics["token_bits"] = m.quantize.token_bits
+        if hasattr(getattr(m, "quantize", None), "codes_per_slot"):  # sign latents (SignQuantizer), last iteration
+            metrics["codes_per_slot"] = m.quantize.codes_per_slot
         if step.codes is not None:  # the last iteration's codes and (normalised) z, for dead-code restarts
             metrics["codes"] = step.codes.detach()
             metrics["samples"] = F.normalize(step.factorized.detach().float(), dim=-1).flatten(0, 1)

@@ -14,8 +14,9 @@ taking signs ("lookup-free quantization", Yu et al., MAGVIT-v2, 2023), and 2^12 
 official codebook size. Without more, an untrained encoder gives most latents the same signs (180 of
 the 4,096 codes in use after 460 steps of session 8's first try, and a third of phase 1's accuracy);
 MAGVIT-v2's entropy terms in factorised form made it worse (5 codes by step 200: each latent's bits grew
-confident faster than the batch's split). Training adds a balance term instead (`SignQuantizer`): each
-bit of each token slot split evenly across the batch, so that every token says something about its image. The model is a
+confident faster than the batch's split). Training adds a balance term instead (`SignQuantizer`): the
+signs of each token slot independent fair coins over the batch, so that every token says something about
+its image. The model is a
 plain quantized ALIT (the official layout: `quantize_latents`,
 `quantize.embedding.weight` holding the corners, normalised), so alit_core loads and runs it unchanged.
 """
@@ -62,36 +63,35 @@ def keep_corners(model: ALIT) -> ALIT:
     return model
 
 
-def bit_entropy(p: torch.Tensor) -> torch.Tensor:
-    """Entropy in bits of Bernoulli probabilities p (elementwise)."""
-    p = p.clamp(1e-6, 1 - 1e-6)
-    return -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p))
-
-
 class SignQuantizer(LatentQuantizer):
-    """Training only: the corner quantiser whose loss adds `weight` x a balance term: the squared batch mean
-    of each normalised coordinate of each token slot, over its value when every image has the same signs
-    (1). A token slot whose bits are the same for every image says nothing about any of them; one whose
-    bits split the batch must read them from the image. The commitment term keeps the coordinates at the
-    corners' size, so the balance cannot be bought by shrinking them. The same weights and state_dict keys
-    as the plain quantiser.
+    """Training only: the corner quantiser whose loss adds `weight` x a balance term that asks each token
+    slot's signs to be independent fair coins over the batch: its normalised latents' batch mean m (d,) near
+    0 and their second moments M = mean(z z^T) (d, d) near I / d, i.e. ||m||^2 + ||M - I/d||^2 (about 2 when
+    every image gets the same code, 0 for independent balanced signs), averaged over slots. A slot whose
+    signs are the same for every image says nothing about any of them. The mean alone was not enough: the
+    signs of a slot flipped together, one bit split 12 ways (session 8). The commitment term keeps the
+    coordinates at the corners' size, so the balance cannot be bought by shrinking them. The same weights
+    and state_dict keys as the plain quantiser.
 
-    `token_bits` holds, after each loss, the entropy of each slot's signs over the batch summed over its
-    bits (mean over slots): an upper bound, bits taken as independent, on what a token tells about its
-    image (0 when every image gets the same code; at most 12).
+    `codes_per_slot` holds, after each loss, the number of distinct codes a slot takes over the batch (mean
+    over slots; at most the batch size).
     """
 
     def __init__(self, size: int, dim: int, commitment: float = 0.25, weight: float = 1.0):  # weight 0: plain
         super().__init__(size, dim, commitment)
         self.weight = weight
-        self.token_bits = torch.zeros(())
+        self.codes_per_slot = torch.zeros(())
 
     def loss(self, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """z (B, N, d) this iteration's latents before normalisation, idx (B, N) their codes."""
         zn = F.normalize(z.float(), dim=-1)
-        balance = zn.mean(0).pow(2).mean() * zn.shape[-1]  # (1/d per coordinate when all agree)
-        self.token_bits = bit_entropy((zn > 0).float().mean(0)).sum(-1).mean()
-        return super().loss(z, idx) + self.weight * balance
+        d = zn.shape[-1]
+        mean = zn.mean(0)  # (N, d)
+        moments = torch.einsum("bni,bnj->nij", zn, zn) / zn.shape[0]  # (N, d, d)
+        balance = mean.pow(2).sum(-1) + (moments - torch.eye(d, device=zn.device) / d).pow(2).sum((-1, -2))
+        ordered = idx.sort(0).values  # each slot's codes over the batch, sorted: a new code where they change
+        self.codes_per_slot = (1.0 + (ordered[1:] != ordered[:-1]).sum(0).float()).mean()
+        return super().loss(z, idx) + self.weight * balance.mean()
 
 
 def with_balance_term(model: ALIT, weight: float) -> SignQuantizer:

@@ -352,7 +352,7 @@ def test_sign_latents_train_with_the_corners_frozen_and_load_as_an_official_quan
     assert not any("codes_restarted" in r for r in rows)
     assert 1 <= rows[0]["codes_used"] <= 4096  # counted until the check after step 2, which moves nothing
     assert rows[-1]["vq"] > 0  # the commitment term pulls the latents towards their corners
-    assert all(0 <= r["token_bits"] <= 12 for r in rows)  # what a token's signs say about its image, at most
+    assert all(1 <= r["codes_per_slot"] <= 2 for r in rows)  # the distinct codes of a slot over the batch of 2
     # continued from its compact state: still frozen
     assert main(["compact", str(tmp_path / "s" / "last.pt"), str(tmp_path / "state.pt")]) == 0
     run_stage("alit", tmp_path / "c", tiny_data, 4, ["--resume", str(tmp_path / "state.pt"), "--sign-latents",
@@ -373,23 +373,27 @@ def test_sign_latents_train_with_the_corners_frozen_and_load_as_an_official_quan
         run_stage("alit", tmp_path / "y", tiny_data, 1, ["--resume", str(tmp_path / "plain.pt"), "--sign-latents"])
 
 
-def test_sign_balance_term_rewards_tokens_that_differ_between_images():
-    from alit_train.sign_latents import sign_latent_model, with_balance_term
+def test_sign_balance_term_asks_each_slots_signs_to_be_independent_fair_coins():
+    from alit_train.sign_latents import hypercube_corners, sign_latent_model, with_balance_term
 
     model = sign_latent_model(small_config(quantize_latents=False))
     keys = set(model.state_dict())
     plain, q = model.quantize, with_balance_term(model, 1.0)
     assert set(model.state_dict()) == keys and q.embedding is plain.embedding
-    signs = torch.tensor([[1.0, -1.0] * 6, [-1.0, 1.0] * 6])  # two opposite corners
-    same = signs[:1, None].repeat(8, 4, 1)  # every image the same code in every slot
-    split = signs[torch.arange(8) % 2][:, None].repeat(1, 4, 1)  # half the images one code, half the other
-    extra, bits = [], []
-    for z in (same, split):
+    corners = hypercube_corners(12)
+    cases = {
+        "same": corners[:1, None].repeat(64, 3, 1),  # every image the same code in every slot
+        "flip together": corners[[0, -1] * 32][:, None].repeat(1, 3, 1),  # one bit, told 12 times
+        "independent": corners[:, None].repeat(1, 3, 1),  # all 4,096 codes, each sign a fair coin
+    }
+    extra, codes = {}, {}
+    for name, z in cases.items():
         idx = q(z)[1]
-        extra.append(float(q.loss(z, idx) - plain.loss(z, idx)))
-        bits.append(float(q.token_bits))
-    assert extra == pytest.approx([1.0, 0.0], abs=1e-6)
-    assert bits == pytest.approx([0.0, 12.0], abs=1e-3)  # each sign splits the batch evenly: one bit each
+        extra[name] = float(q.loss(z, idx) - plain.loss(z, idx))
+        codes[name] = float(q.codes_per_slot)
+    assert extra["same"] == pytest.approx(2 - 1 / 12, abs=1e-5) and codes["same"] == 1
+    assert extra["flip together"] == pytest.approx(1 - 1 / 12, abs=1e-5) and codes["flip together"] == 2
+    assert extra["independent"] == pytest.approx(0, abs=1e-5) and codes["independent"] == 4096
 
 
 def test_photo_calibration_centres_the_median_count_within_the_fallback_bound():
