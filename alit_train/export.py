@@ -61,23 +61,43 @@ def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | 
         # calibrate the weights that ship: rounded to the checkpoint's dtype
         model = model.to(getattr(torch, dtype)).float()
         if calibrate_photos:
-            from alit_core import Tokenizer
-
-            from .calibration import calibrate as calibrate_on
-            from .calibration import l1_curves, whole_photos
-            from .evaluate import discovery_by_layer
-
-            photos = whole_photos(calibrate, calibrate_photos, model.cfg.resolution)
-            found = calibrate_on(l1_curves(Tokenizer(model, "cpu"), photos), model.cfg.latents_per_iteration)
-            meta["calibration"] = {**found, "split": calibrate_photos}
-            model.cfg = replace(model.cfg, selection_threshold=found["threshold"])
-            disc = discovery_by_layer(model, calibrate, n=32, seed=1234)
-            meta["object_discovery"] = {
-                "fg_ari": round(disc["fg_ari"], 4), "grid_fg_ari": round(disc["grid_fg_ari"], 4),
-                **disc["chosen_on_validation"],
-                "command": f"python -m alit_train.train export {checkpoint} {dest} --calibrate {calibrate} "
-                           f"--calibrate-photos {calibrate_photos}"}
+            command = (f"python -m alit_train.train export {checkpoint} {dest} --calibrate {calibrate} "
+                       f"--calibrate-photos {calibrate_photos}")
+            meta.update(calibrate_on_photos(model, calibrate, calibrate_photos, command))
         else:
             model.cfg = replace(model.cfg, selection_threshold=calibrate_threshold(model, calibrate))
     meta.update(metadata or {})
     return save_checkpoint(model, dest, metadata=meta, dtype=getattr(torch, dtype))
+
+
+def calibrate_on_photos(model: ALIT, index: str, split: str, command: str) -> dict:
+    """Set model's default threshold from the whole photos of a split (`alit_train.calibration`); the
+    metadata that records it and the attention iteration and layer that segment validation scenes best,
+    with their FG-ARI on other scenes (the app's default view)."""
+    from alit_core import Tokenizer
+
+    from .calibration import calibrate as calibrate_on
+    from .calibration import l1_curves, whole_photos
+    from .evaluate import discovery_by_layer
+
+    photos = whole_photos(index, split, model.cfg.resolution)
+    found = calibrate_on(l1_curves(Tokenizer(model, "cpu"), photos), model.cfg.latents_per_iteration)
+    model.cfg = replace(model.cfg, selection_threshold=found["threshold"])
+    disc = discovery_by_layer(model, index, n=32, seed=1234)
+    return {"calibration": {**found, "split": split},
+            "object_discovery": {"fg_ari": round(disc["fg_ari"], 4), "grid_fg_ari": round(disc["grid_fg_ari"], 4),
+                                 **disc["chosen_on_validation"], "command": command}}
+
+
+def recalibrate(checkpoint: str, dest: str, index: str, split: str) -> Path:
+    """A shipped ALIT checkpoint with its default threshold calibrated on a split's whole photos (and the
+    attention default recorded), its weights and dtype unchanged, its other metadata kept."""
+    from alit_core.files.checkpoints import model_from_checkpoint, read_metadata
+
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    dtype = next(v.dtype for v in saved["state_dict"].values() if v.is_floating_point())
+    model = model_from_checkpoint(saved).float()  # calibrated as it ships: its weights rounded to `dtype`
+    meta = read_metadata(saved)
+    meta.update(calibrate_on_photos(model, index, split, f"python -m alit_train.train recalibrate {checkpoint} "
+                                                         f"{dest} --calibrate {index} --calibrate-photos {split}"))
+    return save_checkpoint(model, dest, metadata=meta, dtype=dtype)

@@ -35,7 +35,7 @@ from alit_core.model.transformer import use_fused_attention
 from alit_core.model.vqgan import VQGAN
 
 from .code_pack import PackStream, vqgan_state
-from .export import export
+from .export import export, recalibrate
 from .init import spatial_init
 from .objectives import ALITStage1, VQGANObjective
 from .streams import SceneStream, batches, random_crops
@@ -409,6 +409,11 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("log")
     m.add_argument("run_metrics")
     m.add_argument("--phase", required=True)
+    r = sub.add_parser("recalibrate", help="a shipped checkpoint's default threshold calibrated on a split's whole photos")
+    r.add_argument("checkpoint")
+    r.add_argument("dest")
+    r.add_argument("--calibrate", metavar="INDEX", default="data/index.json", help="the data index")
+    r.add_argument("--calibrate-photos", metavar="SPLIT", default="calib", help="the split whose whole photos to use")
     e = sub.add_parser("export")
     e.add_argument("checkpoint")
     e.add_argument("dest")
@@ -426,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.stage == "merge-log":
         print(merge_log(args.log, args.run_metrics, args.phase))
+        return 0
+    if args.stage == "recalibrate":
+        print(recalibrate(args.checkpoint, args.dest, args.calibrate, args.calibrate_photos))
         return 0
     if args.stage == "export":
         print(export(args.checkpoint, args.dest, args.dtype, calibrate=args.calibrate, weights=args.weights,

@@ -334,6 +334,15 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     assert meta["calibration"]["split"] == "val" and meta["calibration"]["images"] == 1
     assert saved["config"]["selection_threshold"] == meta["calibration"]["threshold"]
     assert {"fg_ari", "grid_fg_ari", "iteration", "layer", "command"} <= meta["object_discovery"].keys()
+    # a shipped checkpoint recalibrated on another split: the same weights and dtype, the rest of its metadata kept
+    assert main(["recalibrate", str(tmp_path / "m.pt"), str(tmp_path / "r.pt"), "--calibrate",
+                 str(tiny_data / "index.json"), "--calibrate-photos", "train"]) == 0
+    again = torch.load(tmp_path / "r.pt", weights_only=True)
+    assert again["state_dict"].keys() == saved["state_dict"].keys()
+    assert all(torch.equal(again["state_dict"][k], v) for k, v in saved["state_dict"].items())
+    assert again["metadata"]["calibration"]["split"] == "train" and again["metadata"]["trained_steps"] == 5
+    assert again["config"]["selection_threshold"] == again["metadata"]["calibration"]["threshold"]
+    assert "recalibrate" in again["metadata"]["object_discovery"]["command"]
 
 
 def test_sign_latents_train_with_the_corners_frozen_and_load_as_an_official_quantized_model(tiny_data, vqgan_run,
