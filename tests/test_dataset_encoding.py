@@ -47,7 +47,7 @@ def add_bad_files(root: Path) -> dict[str, str]:
 
 
 def config(root: Path, out: Path, **kw) -> DatasetEncodeConfig:
-    kw = {"shard_size": 8, "batch": 4, "workers": 0, "device": "cpu", "progress": False, **kw}
+    kw = {"shard_size": 4, "batch": 4, "workers": 0, "device": "cpu", "progress": False, **kw}
     return DatasetEncodeConfig(root=root, out=out, **kw)
 
 
@@ -65,7 +65,7 @@ def env_one_thread() -> dict:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    return make_folder(tmp_path_factory.mktemp("images"), 40)
+    return make_folder(tmp_path_factory.mktemp("images"), 20)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def reference(folder, tmp_path_factory):
         result = encode_dataset(config(folder, out))
     finally:
         torch.set_num_threads(prev)
-    assert result.images == 40 and result.failed == 0 and result.shards == 5
+    assert result.images == 20 and result.failed == 0 and result.shards == 5
     return out
 
 
@@ -121,17 +121,17 @@ def test_rows_are_the_encoding_of_each_image(folder, reference):
 
     meta = read_metadata(reference)
     assert meta["criterion"] == {"kind": "l1", "value": tok.default_threshold}
-    assert meta["files"] == 40 and meta["dtype"] == "float32" and meta["checkpoint"]["name"] == "bundled"
+    assert meta["files"] == 20 and meta["dtype"] == "float32" and meta["checkpoint"]["name"] == "bundled"
 
     pd = pytest.importorskip("pandas")
     df = pd.read_parquet(reference)
-    assert len(df) == 40 and df.groupby("class", dropna=False)["num_tokens"].mean().notna().all()
+    assert len(df) == 20 and df.groupby("class", dropna=False)["num_tokens"].mean().notna().all()
 
 
 def test_two_processes_give_exactly_the_rows_of_one(folder, reference, tmp_path):
     out = tmp_path / "results.parquet"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "alit_core", "encode-dataset", str(folder), "--out", str(out), "--shard-size", "8",
+           "-m", "alit_core", "encode-dataset", str(folder), "--out", str(out), "--shard-size", "4",
            "--batch", "4", "--workers", "0", "--device", "cpu"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env_one_thread(), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -147,7 +147,7 @@ def crash(shard):
     if shard == 2:
         os.kill(os.getpid(), signal.SIGKILL)
 
-cfg = DatasetEncodeConfig(root=sys.argv[1], out=sys.argv[2], shard_size=8, batch=4, workers=2, device="cpu",
+cfg = DatasetEncodeConfig(root=sys.argv[1], out=sys.argv[2], shard_size=4, batch=4, workers=2, device="cpu",
                           progress=False)
 encode_dataset(cfg, on_shard=crash)
 """
@@ -171,7 +171,7 @@ def test_killed_run_resumes_to_the_same_file(folder, reference, tmp_path, one_th
     assert not out.exists()
 
     result = encode_dataset(config(folder, out))
-    assert result.shards_skipped == 3 and result.images == 40
+    assert result.shards_skipped == 3 and result.images == 20
     same_file(reference, out)
 
 
@@ -281,7 +281,7 @@ def test_thousands_of_images(tmp_path, one_thread):
     assert (tmp_path / "one.errors.csv").read_text().count("\n") == 1 + len(bad)
 
     killed = tmp_path / "killed.parquet"
-    script = KILL_AFTER_THREE_SHARDS.replace("shard_size=8, batch=4, workers=2", "shard_size=256, batch=32, workers=1")
+    script = KILL_AFTER_THREE_SHARDS.replace("shard_size=4, batch=4, workers=2", "shard_size=256, batch=32, workers=1")
     killed_run(script, root, killed, tmp_path / "killed.log")
     assert main(["encode-dataset", str(root), "--out", str(killed), *common, "--quiet"]) == 0
     same_file(one, killed)
