@@ -95,8 +95,9 @@ def recalibrate(checkpoint: str, dest: str, index: str, split: str) -> Path:
     from alit_core.files.checkpoints import model_from_checkpoint, read_metadata
 
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    dtype = next(v.dtype for v in saved["state_dict"].values() if v.is_floating_point())
-    model = model_from_checkpoint(saved).float()  # calibrated as it ships: its weights rounded to `dtype`
+    model = model_from_checkpoint(saved)  # in float32; a training state is refused, saying why
+    shipped = saved.get("state_dict") or {}  # our format; an official file is written in float32
+    dtype = next((v.dtype for v in shipped.values() if v.is_floating_point()), torch.float32)
     meta = read_metadata(saved)
     meta.update(calibrate_on_photos(model, index, split, f"python -m alit_train.train recalibrate {checkpoint} "
                                                          f"{dest} --calibrate {index} --calibrate-photos {split}"))

@@ -7,7 +7,8 @@
 #
 #   bash alit_train/fresh_alit_phase.sh RUN MINUTES [train flags...]
 #
-# Resumes RUN/last.pt when this machine has it (optimiser included); the compact state goes to
+# RUN is relative to the repository root. The phase's flags come before the two stages' own
+# (--sample-depth ... --stop-at 1400, then --no-sample-depth), which win. Resumes RUN/last.pt when this machine has it (optimiser included); the compact state goes to
 # RUN/state.pt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,18 +17,22 @@ run=${1:?$usage}
 minutes=${2:?$usage}
 shift 2
 extra=("$@")
+deadline=$(( $(date +%s) + minutes * 60 ))  # building the data or the code pack counts too
+left() { echo $(( deadline - $(date +%s) )); }
 vqgan=assets/training_state/explorer_128.pt  # phase 1's state: its VQGAN made the code pack
 pack=runs/pack128.pt
 [ -f data/index.json ] || python -m alit_train.data all
 [ -f "$pack" ] || nice -n 10 python -m alit_train.code_pack --vqgan "$vqgan" --out "$pack" --images 12288 --threads 1
 mkdir -p "$run"
-deadline=$(( $(date +%s) + minutes * 60 ))
-step() { python -c "import torch; print(int(torch.load('$run/last.pt', weights_only=True)['step']))" 2>/dev/null || echo 0; }
+step() { python -c "import sys, torch; print(int(torch.load(sys.argv[1], weights_only=True)['step']))" "$run/last.pt" \
+  2>/dev/null || echo 0; }
 train() {  # phase 1's settings, then the phase's own flags
   nice -n 10 python -m alit_train.train alit --model explorer_128 --out "$run" --vqgan "$vqgan" --codes "$pack" \
     --steps 6000 --batch-size 16 --base-lr 0.016 --warmup 30 --ce-weight 0.1 --mse-weight 10 --pixel-weight 0 \
-    --weight-decay 0 --threads 1 --probe-every 100 --time-limit $(( deadline - $(date +%s) )) "${extra[@]}" "$@"
+    --weight-decay 0 --threads 1 --probe-every 100 --time-limit "$(left)" ${extra[@]+"${extra[@]}"} "$@"
 }
-[ "$(step)" -ge 1400 ] || train --sample-depth --depth-ramp 80 --stop-at 1400
-[ "$(step)" -lt 1400 ] || [ $(( deadline - $(date +%s) )) -lt 60 ] || train --no-sample-depth
+# (a time limit of 0 would mean none: a stage starts only with a minute left)
+[ "$(step)" -ge 1400 ] || [ "$(left)" -lt 60 ] || train --sample-depth --depth-ramp 80 --stop-at 1400
+[ "$(step)" -lt 1400 ] || [ "$(left)" -lt 60 ] || train --no-sample-depth
+[ -f "$run/last.pt" ] || exit 0
 python -m alit_train.train compact "$run/last.pt" "$run/state.pt"

@@ -121,7 +121,7 @@ class ALITStage1(nn.Module):
         loss = self.ce_weight * ce_total + self.mse_weight * mse_total + vq_total + self.pixel_weight * pixel
         metrics.update(ce=ce_total.detach(), mse=mse_total.detach(), vq=vq_total.detach())
         if hasattr(getattr(m, "quantize", None), "codes_per_slot"):  # sign latents (SignQuantizer), last iteration
-            metrics["codes_per_slot"] = m.quantize.codes_per_slot
+            metrics.update(codes_per_slot=m.quantize.codes_per_slot, balance=m.quantize.balance)
         if step.codes is not None:  # the last iteration's codes and (normalised) z, for dead-code restarts
             metrics["codes"] = step.codes.detach()
             metrics["samples"] = F.normalize(step.factorized.detach().float(), dim=-1).flatten(0, 1)

@@ -47,39 +47,49 @@ def sign_latent_config(cfg: ALITConfig) -> ALITConfig:
 
 
 def sign_latent_model(cfg: ALITConfig) -> ALIT:
-    """A fresh ALIT whose frozen latent codebook is the hypercube's corners."""
+    """A fresh ALIT whose latent codebook is the hypercube's corners (frozen once `as_sign_latent` trains it)."""
     model = ALIT(sign_latent_config(cfg))
     with torch.no_grad():
         model.quantize.embedding.weight.copy_(hypercube_corners(cfg.latent_dim))
-    return keep_corners(model)
+    return model
 
 
-def keep_corners(model: ALIT) -> ALIT:
-    """Freeze the latent codebook of a sign-latent model (one loaded from a state: weights in place)."""
+def as_sign_latent(model: ALIT, balance: float) -> SignQuantizer:
+    """Prepare a sign-latent model for training: its codebook frozen, its quantiser a `SignQuantizer` with
+    this balance weight. The weights may be loaded afterwards (`has_corner_codebook` checks them then)."""
     book = model.quantize.embedding.weight if model.cfg.quantize_latents else None
     if book is None or book.shape[0] != 2 ** book.shape[1]:
         raise ValueError("not a sign-latent model: its latent codebook is not the 2^d corners of its latent space")
     model.quantize.requires_grad_(False)
-    return model
+    return with_balance_term(model, balance)
+
+
+def has_corner_codebook(model: ALIT) -> bool:
+    """Whether a model's latent codebook is the corners of its latent space (up to float16 rounding)."""
+    if not model.cfg.quantize_latents:
+        return False
+    book = model.quantize.book()
+    return book.shape[0] == 2 ** book.shape[1] and torch.allclose(book, hypercube_corners(book.shape[1]), atol=1e-3)
 
 
 class SignQuantizer(LatentQuantizer):
     """Training only: the corner quantiser whose loss adds `weight` x a balance term that asks each token
     slot's signs to be independent fair coins over the batch: its normalised latents' batch mean m (d,) near
-    0 and their second moments M = mean(z z^T) (d, d) near I / d, i.e. ||m||^2 + ||M - I/d||^2 (about 2 when
-    every image gets the same code, 0 for independent balanced signs), averaged over slots. A slot whose
-    signs are the same for every image says nothing about any of them. The mean alone was not enough: the
-    signs of a slot flipped together, one bit split 12 ways (session 8). The commitment term keeps the
-    coordinates at the corners' size, so the balance cannot be bought by shrinking them. The same weights
-    and state_dict keys as the plain quantiser.
+    0 and their second moments M = mean(z z^T) (d, d) near I / d, i.e. ||m||^2 + ||M - I/d||^2, averaged over
+    slots: 2 - 1/d when every image gets the same code, 1 - 1/d when a slot's signs flip together (one bit),
+    0 for all 2^d codes equally often (independent fair coins in a batch of B score about 2/B, from
+    sampling). A slot whose signs are the same for every image says nothing about any of them; the mean
+    alone was not enough: the signs of a slot flipped together, one bit told 12 times (session 8). The same
+    weights and state_dict keys as the plain quantiser.
 
-    `codes_per_slot` holds, after each loss, the number of distinct codes a slot takes over the batch (mean
-    over slots; at most the batch size).
+    After each loss `balance` holds the term (unweighted) and `codes_per_slot` the number of distinct
+    codes a slot takes over the batch (mean over slots; at most the batch size).
     """
 
     def __init__(self, size: int, dim: int, commitment: float = 0.25, weight: float = 1.0):  # weight 0: plain
         super().__init__(size, dim, commitment)
         self.weight = weight
+        self.balance = torch.zeros(())
         self.codes_per_slot = torch.zeros(())
 
     def loss(self, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -89,6 +99,7 @@ class SignQuantizer(LatentQuantizer):
         mean = zn.mean(0)  # (N, d)
         moments = torch.einsum("bni,bnj->nij", zn, zn) / zn.shape[0]  # (N, d, d)
         balance = mean.pow(2).sum(-1) + (moments - torch.eye(d, device=zn.device) / d).pow(2).sum((-1, -2))
+        self.balance = balance.mean().detach()
         ordered = idx.sort(0).values  # each slot's codes over the batch, sorted: a new code where they change
         self.codes_per_slot = (1.0 + (ordered[1:] != ordered[:-1]).sum(0).float()).mean()
         return super().loss(z, idx) + self.weight * balance.mean()

@@ -42,7 +42,7 @@ from .streams import SceneStream, batches, random_crops
 from .train_config import TrainConfig, model_config, parse_mix
 from .latent_noise import LatentNoise, sigma_at
 from .quantize_latents import anneal_quantizer, residual_at
-from .sign_latents import keep_corners, sign_latent_model, with_balance_term
+from .sign_latents import as_sign_latent, has_corner_codebook, sign_latent_model
 from .training_state import EMA, compact, initial_model, load_compact, merge_log, save_training_state
 
 
@@ -115,11 +115,13 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         model = ALIT(ALITConfig.from_dict(saved))
         model.vqgan.requires_grad_(False)
         if cfg.sign_latents:
-            with_balance_term(keep_corners(model), cfg.sign_balance)
+            as_sign_latent(model, cfg.sign_balance)
         return stage1(model, cfg), model, model.cfg
-    model = sign_latent_model(model_cfg) if cfg.sign_latents else ALIT(model_cfg)
     if cfg.sign_latents:
-        with_balance_term(model, cfg.sign_balance)
+        model = sign_latent_model(model_cfg)
+        as_sign_latent(model, cfg.sign_balance)
+    else:
+        model = ALIT(model_cfg)
     model_cfg = model.cfg
     if cfg.stage == "alit":
         if not cfg.vqgan:
@@ -184,6 +186,11 @@ def train(cfg: TrainConfig) -> Path:
     ema = EMA(result, cfg.ema_decay)
     last = out / "last.pt"
     start, warm_from = restore(cfg, last, result, opt, ema, rank == 0)
+    if cfg.stage == "alit" and has_corner_codebook(result) and not cfg.sign_latents:
+        # trained as a plain quantized model, its corners would be moved by the codebook's restarts
+        raise SystemExit("this model's latent codebook is the corners of its latent space: continue it with --sign-latents")
+    if cfg.sign_latents and not has_corner_codebook(result):
+        raise SystemExit("--sign-latents: the weights loaded have a learned latent codebook, not the corners")
     runner = objective
     if world > 1:
         # Halting may leave the encoder mask token unused in a step; the VQGAN uses everything.
@@ -294,14 +301,12 @@ class CodebookRestarts:
             return
         self.usage += torch.bincount(codes.flatten().cpu(), minlength=len(self.usage))
         if (step + 1) % self.every == 0 and step + 1 < self.until:
-            if not self.restarting:
-                self.usage.zero_()  # codes_used: the entries used since the last check, as when restarting
-                return
-            moved = restart_dead_codes(self.codebook, self.usage, samples.cpu(), self.generator)
-            metrics["codes_restarted"] = torch.tensor(moved)
-            if self.world > 1:
-                dist.broadcast(self.codebook.data, 0)
-            self.usage.zero_()
+            if self.restarting:
+                moved = restart_dead_codes(self.codebook, self.usage, samples.cpu(), self.generator)
+                metrics["codes_restarted"] = torch.tensor(moved)
+                if self.world > 1:
+                    dist.broadcast(self.codebook.data, 0)
+            self.usage.zero_()  # codes_used counts the entries used since the last check
 
     def used(self) -> int | None:
         return None if self.codebook is None else int((self.usage > 0).sum())

@@ -27,7 +27,7 @@ VALUE_LABELS = {L1: "L1 threshold (0 to 1)", PSNR: "PSNR target (dB, 1 to 100)",
 def slider_index(value, count: int) -> int:
     """A slider's or a shared link's value as an index among `count` (a stale or hand-edited value, e.g. from
     an earlier image with more iterations, lands on the nearest end)."""
-    return int(min(max(int(value), 0), count - 1))
+    return min(max(int(value), 0), count - 1)
 
 
 def budget_slider(config) -> dict:

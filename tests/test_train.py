@@ -339,7 +339,8 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
                  str(tiny_data / "index.json"), "--calibrate-photos", "train"]) == 0
     again = torch.load(tmp_path / "r.pt", weights_only=True)
     assert again["state_dict"].keys() == saved["state_dict"].keys()
-    assert all(torch.equal(again["state_dict"][k], v) for k, v in saved["state_dict"].items())
+    assert all(torch.equal(again["state_dict"][k], v) and again["state_dict"][k].dtype == v.dtype
+               for k, v in saved["state_dict"].items())
     assert again["metadata"]["calibration"]["split"] == "train" and again["metadata"]["trained_steps"] == 5
     assert again["config"]["selection_threshold"] == again["metadata"]["calibration"]["threshold"]
     assert "recalibrate" in again["metadata"]["object_discovery"]["command"]
@@ -359,8 +360,9 @@ def test_sign_latents_train_with_the_corners_frozen_and_load_as_an_official_quan
     assert torch.equal(saved["model"]["quantize.embedding.weight"], corners)  # never trained, never restarted
     rows = [json.loads(x) for x in (tmp_path / "s" / "metrics.jsonl").read_text().splitlines()]
     assert not any("codes_restarted" in r for r in rows)
-    assert 1 <= rows[0]["codes_used"] <= 4096  # counted until the check after step 2, which moves nothing
-    assert rows[-1]["vq"] > 0  # the commitment term pulls the latents towards their corners
+    # codes_used counts since the last check (after step 2, which moves nothing): 0 there, some after
+    assert rows[1]["codes_used"] == 0 and 1 <= rows[2]["codes_used"] <= 4096
+    assert all(0 <= r["balance"] <= 2 for r in rows)  # 2 - 1/12 if every image had the same codes
     assert all(1 <= r["codes_per_slot"] <= 2 for r in rows)  # the distinct codes of a slot over the batch of 2
     # continued from its compact state: still frozen
     assert main(["compact", str(tmp_path / "s" / "last.pt"), str(tmp_path / "state.pt")]) == 0
@@ -377,17 +379,25 @@ def test_sign_latents_train_with_the_corners_frozen_and_load_as_an_official_quan
     # a continuous state or a checkpoint cannot be turned into one here
     with pytest.raises(SystemExit, match="sign-latents"):
         run_stage("alit", tmp_path / "x", tiny_data, 1, ["--init", str(tmp_path / "m.pt"), "--sign-latents"])
+    with pytest.raises(SystemExit, match="continue it with --sign-latents"):
+        run_stage("alit", tmp_path / "z", tiny_data, 4, ["--resume", str(tmp_path / "state.pt")])
+    learned = torch.load(tmp_path / "state.pt", weights_only=True)
+    learned["model"]["quantize.embedding.weight"] = torch.randn(4096, 12).half()
+    torch.save(learned, tmp_path / "learned.pt")
+    with pytest.raises(SystemExit, match="learned latent codebook"):
+        run_stage("alit", tmp_path / "w", tiny_data, 4, ["--resume", str(tmp_path / "learned.pt"), "--sign-latents"])
     torch.save({"model_config": small_config(quantize_latents=False).to_dict()}, tmp_path / "plain.pt")
     with pytest.raises(ValueError, match="not a sign-latent model"):
         run_stage("alit", tmp_path / "y", tiny_data, 1, ["--resume", str(tmp_path / "plain.pt"), "--sign-latents"])
 
 
 def test_sign_balance_term_asks_each_slots_signs_to_be_independent_fair_coins():
-    from alit_train.sign_latents import hypercube_corners, sign_latent_model, with_balance_term
+    from alit_train.sign_latents import as_sign_latent, has_corner_codebook, hypercube_corners, sign_latent_model
 
     model = sign_latent_model(small_config(quantize_latents=False))
     keys = set(model.state_dict())
-    plain, q = model.quantize, with_balance_term(model, 1.0)
+    plain, q = model.quantize, as_sign_latent(model, 1.0)
+    assert has_corner_codebook(model) and not model.quantize.embedding.weight.requires_grad
     assert set(model.state_dict()) == keys and q.embedding is plain.embedding
     corners = hypercube_corners(12)
     cases = {

@@ -14,7 +14,7 @@ from .metrics import psnr
 
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of two uint8 images (H, W, 3), as `metrics.psnr` computes it."""
-    as_batch = [torch.from_numpy(x.astype(np.float64))[None] / 255.0 for x in (a, b)]
+    as_batch = [torch.from_numpy(x)[None].float() / 255.0 for x in (a, b)]
     return float(psnr(*as_batch))
 
 
