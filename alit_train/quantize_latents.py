@@ -113,13 +113,19 @@ class AnnealedQuantizer(LatentQuantizer):
         return zq, idx
 
 
-def anneal_quantizer(model: ALIT) -> AnnealedQuantizer:
-    """Put an AnnealedQuantizer over model's codebook (the same parameter) and return it."""
+def over_codebook(model: ALIT, make):
+    """Replace model's quantiser by `make(size, dim, commitment)`, a training subclass, over the same codebook
+    parameter (so the state_dict keys and the optimiser's parameter stay); return the new quantiser."""
     old = model.quantize
-    new = AnnealedQuantizer(len(old.embedding.weight), old.embedding.weight.shape[1], old.commitment)
+    new = make(len(old.embedding.weight), old.embedding.weight.shape[1], old.commitment)
     new.embedding = old.embedding
     model.quantize = new
     return new
+
+
+def anneal_quantizer(model: ALIT) -> AnnealedQuantizer:
+    """Put an AnnealedQuantizer over model's codebook (the same parameter) and return it."""
+    return over_codebook(model, AnnealedQuantizer)
 
 
 def residual_at(step: int, ramp: int) -> float:

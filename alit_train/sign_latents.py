@@ -16,8 +16,7 @@ the 4,096 codes in use after 460 steps of session 8's first try, and a third of 
 MAGVIT-v2's entropy terms in factorised form made it worse (5 codes by step 200: each latent's bits grew
 confident faster than the batch's split). Training adds a balance term instead (`SignQuantizer`): the
 signs of each token slot independent fair coins over the batch, so that every token says something about
-its image. The model is a
-plain quantized ALIT (the official layout: `quantize_latents`,
+its image. The model is a plain quantized ALIT (the official layout: `quantize_latents`,
 `quantize.embedding.weight` holding the corners, normalised), so alit_core loads and runs it unchanged.
 """
 
@@ -31,6 +30,8 @@ import torch.nn.functional as F
 
 from alit_core.model.alit import ALIT, LatentQuantizer
 from alit_core.model.config import ALITConfig
+
+from .quantize_latents import over_codebook
 
 
 def hypercube_corners(dim: int) -> torch.Tensor:
@@ -61,7 +62,7 @@ def as_sign_latent(model: ALIT, balance: float) -> SignQuantizer:
     if book is None or book.shape[0] != 2 ** book.shape[1]:
         raise ValueError("not a sign-latent model: its latent codebook is not the 2^d corners of its latent space")
     model.quantize.requires_grad_(False)
-    return with_balance_term(model, balance)
+    return over_codebook(model, lambda size, dim, commitment: SignQuantizer(size, dim, commitment, balance))
 
 
 def has_corner_codebook(model: ALIT) -> bool:
@@ -103,12 +104,3 @@ class SignQuantizer(LatentQuantizer):
         ordered = idx.sort(0).values  # each slot's codes over the batch, sorted: a new code where they change
         self.codes_per_slot = (1.0 + (ordered[1:] != ordered[:-1]).sum(0).float()).mean()
         return super().loss(z, idx) + self.weight * balance.mean()
-
-
-def with_balance_term(model: ALIT, weight: float) -> SignQuantizer:
-    """Put a SignQuantizer over a sign-latent model's codebook (the same parameter) and return it."""
-    old = model.quantize
-    new = SignQuantizer(len(old.embedding.weight), old.embedding.weight.shape[1], old.commitment, weight)
-    new.embedding = old.embedding
-    model.quantize = new
-    return new

@@ -186,11 +186,11 @@ def train(cfg: TrainConfig) -> Path:
     ema = EMA(result, cfg.ema_decay)
     last = out / "last.pt"
     start, warm_from = restore(cfg, last, result, opt, ema, rank == 0)
-    if cfg.stage == "alit" and has_corner_codebook(result) and not cfg.sign_latents:
-        # trained as a plain quantized model, its corners would be moved by the codebook's restarts
-        raise SystemExit("this model's latent codebook is the corners of its latent space: continue it with --sign-latents")
-    if cfg.sign_latents and not has_corner_codebook(result):
-        raise SystemExit("--sign-latents: the weights loaded have a learned latent codebook, not the corners")
+    if cfg.stage == "alit" and has_corner_codebook(result) != cfg.sign_latents:
+        # a corner codebook trained as a learned one would be moved by the restarts, and the reverse frozen
+        raise SystemExit("--sign-latents: the weights loaded have a learned latent codebook, not the corners"
+                         if cfg.sign_latents else
+                         "this model's latent codebook is the corners of its latent space: continue it with --sign-latents")
     runner = objective
     if world > 1:
         # Halting may leave the encoder mask token unused in a step; the VQGAN uses everything.
