@@ -35,6 +35,7 @@ from alit_core.model.transformer import use_fused_attention
 from alit_core.model.vqgan import VQGAN
 
 from .code_pack import PackStream, vqgan_state
+from .codebook_growth import grow_codebook
 from .export import export, recalibrate
 from .init import spatial_init
 from .objectives import ALITStage1, VQGANObjective
@@ -95,6 +96,10 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
             vq = VQGAN(model_cfg.vqgan)
             return VQGANObjective(vq), vq, model_cfg
         model = initial_model(cfg.init, cfg.init_weights)
+        if cfg.codebook_size and cfg.codebook_size != model.cfg.vqgan.codebook_size:
+            if cfg.decoder_only:
+                raise SystemExit("--codebook-size changes the codes: it cannot train the decoder only")
+            model = grow_codebook(model, cfg.codebook_size, cfg.seed)
         vq = model.vqgan
         if cfg.decoder_only:
             # Same encoder and codebook, so the same codes for every image: the decoder learns to draw

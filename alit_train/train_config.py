@@ -39,6 +39,9 @@ class TrainConfig:
     # e2e stage: train only the VQGAN decoder, on the frozen ALIT's soft codes; vqgan stage with --init: only
     # the decoder, on the VQGAN's own codes (encoder and codebook frozen, so an ALIT on those codes stays valid)
     decoder_only: bool = False
+    # vqgan stage with --init: grow the VQGAN's codebook to this many codes first (alit_train.codebook_growth;
+    # 0: keep its size)
+    codebook_size: int = 0
     pixel_weight: float = 1.0  # pixel L1 of one cycled iteration; 0 in the alit stage = the official stage 1
     ce_weight: float = 1.0  # official stage 1: 1.0 x cross-entropy + 1.0 x soft-code MSE
     mse_weight: float = 1.0

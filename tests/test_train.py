@@ -138,6 +138,34 @@ def test_two_process_ddp_on_cpu(tiny_data, tmp_path):
     assert ck["step"] == 3 and json.loads(ck["train_config"])["batch_size"] == 2
 
 
+def test_a_grown_codebook_keeps_the_trained_codes_and_trains_on(tiny_data, vqgan_run, tmp_path):
+    from alit_train.codebook_growth import grow_codebook
+    from alit_train.training_state import initial_model
+
+    run_stage("alit", tmp_path / "alit", tiny_data, 1, ["--vqgan", str(vqgan_run / "last.pt")])
+    model = initial_model(str(tmp_path / "alit" / "last.pt"), "model")
+    old = model.vqgan.codebook.detach().clone()  # small_config: 128 codes
+    grown = grow_codebook(model, 512)
+    book = grown.vqgan.codebook.detach()
+    assert grown.cfg.vqgan.codebook_size == 512 and book.shape == (512, old.shape[1])
+    assert torch.equal(book[:128], old)  # the trained codes keep their indices
+    # each new entry is a trained one moved by about 1% of the codebook's spread, none an exact copy
+    gaps = torch.cdist(book[128:], old).min(1).values
+    assert gaps.min() > 0 and gaps.max() < 0.1 * old.std() * old.shape[1] ** 0.5
+    with pytest.raises(ValueError, match="only grow"):
+        grow_codebook(model, 64)
+
+    # the vqgan stage grows it from --init and trains on; a resumed run keeps the grown size
+    args = ["--init", str(tmp_path / "alit" / "last.pt"), "--init-weights", "model", "--codebook-size", "512"]
+    run_stage("vqgan", tmp_path / "vq512", tiny_data, 2, args)
+    run_stage("vqgan", tmp_path / "vq512", tiny_data, 3, args)
+    ck = torch.load(tmp_path / "vq512" / "last.pt", weights_only=True)
+    assert ck["step"] == 3 and ck["model"]["quantize.embedding.weight"].shape == (512, old.shape[1])
+    assert ck["model_config"]["vqgan"]["codebook_size"] == 512
+    with pytest.raises(SystemExit, match="decoder only"):
+        run_stage("vqgan", tmp_path / "vqdec", tiny_data, 1, [*args, "--decoder-only"])
+
+
 def test_dead_codes_move_onto_recent_samples():
     from alit_train.train import restart_dead_codes
 
