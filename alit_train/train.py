@@ -38,12 +38,12 @@ from .code_pack import PackStream, vqgan_state
 from .codebook_growth import grow_codebook
 from .export import export, recalibrate
 from .init import spatial_init
-from .objectives import ALITStage1, VQGANObjective
-from .streams import SceneStream, batches, random_crops
-from .train_config import TrainConfig, model_config, parse_mix
 from .latent_noise import LatentNoise, sigma_at
+from .objectives import ALITStage1, VQGANObjective
 from .quantize_latents import anneal_quantizer, residual_at
 from .sign_latents import as_sign_latent, has_corner_codebook, sign_latent_model
+from .streams import SceneStream, batches, random_crops
+from .train_config import TrainConfig, model_config, parse_mix
 from .training_state import EMA, compact, initial_model, load_compact, merge_log, save_training_state
 
 
