@@ -139,11 +139,13 @@ def test_two_process_ddp_on_cpu(tiny_data, tmp_path):
 
 
 def test_a_grown_codebook_keeps_the_trained_codes_and_trains_on(tiny_data, vqgan_run, tmp_path):
+    from alit_core import ALIT, Tokenizer, save_checkpoint
+    from alit_train.code_pack import vqgan_from
     from alit_train.codebook_growth import grow_codebook
-    from alit_train.training_state import initial_model
 
-    run_stage("alit", tmp_path / "alit", tiny_data, 1, ["--vqgan", str(vqgan_run / "last.pt")])
-    model = initial_model(str(tmp_path / "alit" / "last.pt"), "model")
+    model = ALIT(small_config())  # the trained VQGAN of vqgan_run inside an ALIT checkpoint, as --init takes it
+    model.vqgan.load_state_dict(vqgan_from(str(vqgan_run / "last.pt"), small_config()).state_dict())
+    init = save_checkpoint(Tokenizer(model, "cpu"), tmp_path / "init.pt")
     old = model.vqgan.codebook.detach().clone()  # small_config: 128 codes
     grown = grow_codebook(model, 512)
     book = grown.vqgan.codebook.detach()
@@ -156,11 +158,11 @@ def test_a_grown_codebook_keeps_the_trained_codes_and_trains_on(tiny_data, vqgan
         grow_codebook(model, 64)
 
     # the vqgan stage grows it from --init and trains on; a resumed run keeps the grown size
-    args = ["--init", str(tmp_path / "alit" / "last.pt"), "--init-weights", "model", "--codebook-size", "512"]
+    args = ["--init", str(init), "--codebook-size", "512"]
+    run_stage("vqgan", tmp_path / "vq512", tiny_data, 1, args)
     run_stage("vqgan", tmp_path / "vq512", tiny_data, 2, args)
-    run_stage("vqgan", tmp_path / "vq512", tiny_data, 3, args)
     ck = torch.load(tmp_path / "vq512" / "last.pt", weights_only=True)
-    assert ck["step"] == 3 and ck["model"]["quantize.embedding.weight"].shape == (512, old.shape[1])
+    assert ck["step"] == 2 and ck["model"]["quantize.embedding.weight"].shape == (512, old.shape[1])
     assert ck["model_config"]["vqgan"]["codebook_size"] == 512
     with pytest.raises(SystemExit, match="decoder only"):
         run_stage("vqgan", tmp_path / "vqdec", tiny_data, 1, [*args, "--decoder-only"])
