@@ -326,8 +326,9 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         row = explorer.complexity_row(run.rec, int(selected)) if run and run.done and selected is not None else None
         return {self.ui.scatter: figures.complexity_scatter(self.reference, measure, row)}
 
-    def play(self, run: Run | None, seconds_per_step: float = 0.8):
-        """Replay the iterations one by one, for a class."""
+    def play(self, run: Run | None, seconds_per_step: float | None = 0.8):
+        """Replay the iterations one by one, for a class, `seconds_per_step` apart (0.2 to 3)."""
+        seconds_per_step = min(3.0, max(0.2, float(seconds_per_step or 0.8)))
         ui = self.ui
         if run is None or not run.done:
             yield {ui.status: status_md(error="Tokenize an image first; then its iterations can be replayed.")}

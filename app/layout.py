@@ -235,7 +235,11 @@ def explore_results(ui: Ui):
         ui.current = picture("Current reconstruction")
         ui.halt_map = picture(HALT_LABELS[False])
         ui.error_map = picture("Error per position")
-    ui.play = gr.Button("▶ Play through the iterations")
+    with gr.Row(equal_height=True):
+        ui.play = gr.Button("▶ Play through the iterations", scale=2)
+        # a class may want time to talk over each picture, or a quick run-through
+        ui.play_pace = gr.Slider(0.2, 3.0, value=0.8, step=0.1, label="Seconds per iteration (Play)", scale=1,
+                                 elem_id="play-pace")
     # (contain: a one-iteration run fills the grid with its one picture, which "cover" would crop)
     ui.gallery = gr.Gallery(label="Every iteration (★ = selected)", columns=4, height=420, object_fit="contain",
                             type="filepath")
@@ -363,7 +367,7 @@ def wire_explore(ui: Ui, h: Handlers):
     gr.on([ui.image.upload, ui.image.clear], status_md, None, ui.status, queue=False, api_visibility="private")
     ui.model.change(h.model_defaults, [ui.model, ui.device, ui.dtype, ui.kind], ui[MODEL_OUTPUTS],
                     api_visibility="private")
-    ui.play.click(h.play, ui.record, [ui.current, ui.halt_map, ui.error_map, ui.metrics, ui.status],
+    ui.play.click(h.play, [ui.record, ui.play_pace], [ui.current, ui.halt_map, ui.error_map, ui.metrics, ui.status],
                   api_visibility="private")
     # only what the visitor moves: the run itself sets the iteration and then draws the views
     gr.on([ui.iteration.input, ui.iteration.release, ui.token.input, ui.token.release, ui.head.input,
