@@ -120,6 +120,11 @@ class Record:
     quality: float | None = None  # KARL: the desired L1 asked for
     quality_bin: float | None = None  # KARL: the quality bin it conditioned on
     top_budget: int = 0  # KARL: the sweep's largest budget (known before its first pass)
+    # ALIT: the base tokenizer alone, decoding this image's own codes (Tokenizer.base_reconstruction): the
+    # floor under the error curve; base is "VQGAN" or "VAE"
+    base: str = "VQGAN"
+    base_l1: float | None = None
+    base_psnr: float | None = None
 
     @property
     def karl(self) -> bool:
@@ -188,12 +193,15 @@ class Record:
                 "passes": [{"budget": b, "tokens": n, "halted": b - n, "l1": round(l, 6), "psnr": round(p, 3)}
                            for b, n, l, p in zip(self.budgets, self.tokens, self.l1, self.psnr)],
             }
+        base = {} if self.base_l1 is None else {"base_tokenizer_alone": {
+            "base": self.base, "l1": round(self.base_l1, 6), "psnr": round(self.base_psnr, 3)}}
         return {
             "name": self.name,
             "selected_tokens": self.tokens[selected],
             "selected_iteration": selected,
             "iterations": [{"iteration": t, "tokens": n, "l1": round(l, 6), "psnr": round(p, 3)}
                            for t, (n, l, p) in enumerate(zip(self.tokens, self.l1, self.psnr))],
+            **base,
         }
 
 
@@ -259,7 +267,11 @@ def rollout(tok, image: np.ndarray, name: str, *, halting: str, seed: int, max_i
             rec.add_pass(run)
             yield rec
         return
-    for step in tok.rollout(x, halting=halting, seed=seed, max_iterations=max_iterations,
+    tokens = tok.image_tokens(x)  # encoded once: for the base tokenizer's own drawing and the rollout
+    alone = tok.base_reconstruction(tokens)
+    rec.base = "VAE" if tok.is_vae else "VQGAN"
+    rec.base_l1, rec.base_psnr = float(alone.l1[0]), float(alone.psnr[0])
+    for step in tok.rollout(tokens, halting=halting, seed=seed, max_iterations=max_iterations,
                             attention_layers=rec.layer, attention_heads="all"):
         rec.add(step, rec.grid)
         yield rec

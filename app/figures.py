@@ -132,10 +132,11 @@ RUN_COLOURS = ("#636efa", "#ef553b")
 
 
 def error_curve(tokens: list[int], l1: list[float], psnr: list[float], threshold: float | None,
-                selected: int | None, criterion: str = "l1") -> go.Figure:
-    """Error against token count for one image, with the threshold line and the chosen point."""
+                selected: int | None, criterion: str = "l1", floor: tuple[str, float] | None = None) -> go.Figure:
+    """Error against token count for one image, with the threshold line and the chosen point; `floor`:
+    (base tokenizer's name, its own L1 on the image), drawn as a line across the counts."""
     return error_curves([dict(name="", tokens=tokens, l1=l1, psnr=psnr, selected=selected, criterion=criterion,
-                              target=threshold)])
+                              target=threshold, floor=floor)])
 
 
 def error_curves(runs: list[dict]) -> go.Figure:
@@ -156,6 +157,13 @@ def error_curves(runs: list[dict]) -> go.Figure:
         fig.add_trace(go.Scatter(x=tokens, y=psnr, mode="lines+markers", name=f"{name}PSNR (dB)", yaxis="y2",
                                  line=dict(dash="dot", **colour), marker=colour,
                                  hovertemplate=f"{name}%{{x}} tokens<br>PSNR %{{y:.2f}} dB<extra></extra>"))
+        if r.get("floor") is not None:
+            base, floor = r["floor"]
+            fig.add_trace(go.Scatter(x=[tokens[0], tokens[-1]], y=[floor, floor], mode="lines",
+                                     name=f"{name}{base} alone", yaxis="y1",
+                                     line=dict(dash="dashdot", color="grey", width=1.5),
+                                     hovertemplate=f"{name}the {base} alone, from the image's own codes: "
+                                                   "L1 %{y:.4f}<extra></extra>"))
         target, criterion = r.get("target"), r.get("criterion", "l1")
         if target is not None and criterion in ("l1", "psnr") and (criterion, target) not in targets:
             targets.add((criterion, target))  # two runs with the same target share its line

@@ -154,7 +154,21 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         what = Handlers.criterion_text(crit)
         met = crit.reached(rec.tokens[selected], rec.l1[selected], rec.psnr[selected])
         note = "" if met else " (no iteration met it: the official fallback, the lowest error, is shown)"
-        return f"{head}, for {what}{note}"
+        return f"{head}, for {what}{note}{Handlers.floor_note(rec, crit, met)}"
+
+    @staticmethod
+    def floor_note(rec: Record, crit: Criterion, met: bool) -> str:
+        """Why no iteration met the criterion, when the base tokenizer alone does not meet it either."""
+        if met or rec.base_l1 is None:
+            return ""
+        if crit.kind == "l1" and rec.base_l1 >= crit.value:
+            alone = f"L1 {rec.base_l1:.4f}"
+        elif crit.kind == "psnr" and rec.base_psnr <= crit.value:
+            alone = f"{rec.base_psnr:.2f} dB"
+        else:
+            return ""
+        return (f". The {rec.base} alone, decoding this image's own codes (what the tokens predict), reaches "
+                f"{alone}: the criterion asks for less error than this model's base tokenizer draws the image with")
 
     @staticmethod
     def criterion_text(crit: Criterion) -> str:
@@ -174,8 +188,9 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         ui, rec = self.ui, run.rec
         if rec.karl:  # the desired L1 is KARL's target
             crit = Criterion.make(threshold=rec.quality)
+        floor = None if rec.base_l1 is None else (rec.base, rec.base_l1)
         curve = figures.error_curve(rec.tokens, rec.l1, rec.psnr, crit.value if crit.kind != "tokens" else None,
-                                    selected, crit.kind)
+                                    selected, crit.kind, floor)
         row = explorer.complexity_row(rec, selected)
         original = run.picture("original", lambda: figures.enlarge(rec.image, smooth=True))
         recon = run.recon(selected)

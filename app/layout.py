@@ -235,10 +235,10 @@ def explore_results(ui: Ui):
         ui.current = picture("Current reconstruction")
         ui.halt_map = picture(HALT_LABELS[False])
         ui.error_map = picture("Error per position")
-    with gr.Row(equal_height=True):
+    with gr.Row():
         ui.play = gr.Button("▶ Play through the iterations", scale=2)
         # a class may want time to talk over each picture, or a quick run-through
-        ui.play_pace = gr.Slider(0.2, 3.0, value=0.8, step=0.1, label="Seconds per iteration (Play)", scale=1,
+        ui.play_pace = gr.Slider(0.2, 3.0, value=0.8, step=0.1, label="Play: seconds per iteration", scale=1,
                                  elem_id="play-pace")
     # (contain: a one-iteration run fills the grid with its one picture, which "cover" would crop)
     ui.gallery = gr.Gallery(label="Every iteration (★ = selected)", columns=4, height=420, object_fit="contain",

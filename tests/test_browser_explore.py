@@ -20,7 +20,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_page import BATCH_COLUMNS, CAT, MEASURES, ROOT, SAMPLES, TIMEOUT_MS, needs_browser, run_example
+from browser_page import (
+    BATCH_COLUMNS,
+    CAT,
+    MEASURES,
+    ROOT,
+    SAMPLES,
+    TIMEOUT_MS,
+    needs_browser,
+    plot_traces,
+    run_example,
+)
 from PIL import Image
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -36,6 +46,8 @@ def test_explore_every_example_the_run_the_criteria_the_measures_and_play(visito
     run_example(v)
     text = v.metrics()
     assert "Iteration 7 of 0-7: 256 tokens" in text and "Selected: iteration" in text, text
+    # the error curve: L1, PSNR, the VQGAN alone (the floor under the curve) and the selection
+    assert [t["name"] for t in plot_traces(v, "curve")] == ["L1", "PSNR (dB)", "VQGAN alone", "selected"]
     captions = v.gallery_captions()
     assert len(captions) == 8 and captions[0].startswith("iteration 0 · 32 tokens"), captions
     assert len(v.settle()["sliders"]) == 1  # the original-vs-reconstruction slider was checked (aligned)
@@ -73,6 +85,11 @@ def test_explore_every_example_the_run_the_criteria_the_measures_and_play(visito
     assert v.metrics() == before  # the refusal changed nothing else
     time.sleep(3)
     assert "An L1 threshold is a mean absolute error" in v.status()  # it stays (a toast would be gone)
+    # below what the VQGAN alone draws the cat with: no iteration can meet it, and the text says why
+    v.number(l1_label, 0.03)
+    v.check("L1 threshold 0.03")
+    v.wait_text("#metrics", r"no iteration met it[\s\S]*The VQGAN alone, decoding this image's own codes "
+                            r"\(what the tokens predict\), reaches L1 0\.0\d{3}")
     v.number(l1_label, 0.09)
     v.check("L1 threshold 0.09")
     v.wait_text("#metrics", "L1 < 0.09")
@@ -84,7 +101,7 @@ def test_explore_every_example_the_run_the_criteria_the_measures_and_play(visito
         assert any(p["x_title"] == measure.replace("_", " ") for p in s["plots"]), s["plots"]
 
     # play through the iterations at the quickest pace: ends on the last
-    v.slider_type("Seconds per iteration (Play)", 0.2)
+    v.slider_type("Play: seconds per iteration", 0.2)
     v.page.get_by_role("button", name="▶ Play through the iterations").click()
     time.sleep(0.5)
     v.wait_text("#metrics", r"^\s*Iteration 7 of 0-7", timeout_ms=60_000)

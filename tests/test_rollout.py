@@ -292,3 +292,36 @@ def test_explicit_attention_gives_the_fused_results():
         explicit = [s.logits for s in rollout(model, x, halting=Halting.make("off"), decode=False)]
     for a, b in zip(fused, explicit):
         assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_base_reconstruction_is_the_vqgan_decoding_each_images_own_codes(tok, images):
+    from alit_core.analysis.metrics import l1_error
+
+    alone = tok.base_reconstruction(images)
+    vq = tok.model.vqgan
+    with torch.inference_mode():
+        codes = vq.indices(vq.encode(images))
+        expected = vq.decode_indices(codes)
+    assert torch.allclose(alone.recon, expected, atol=1e-5)
+    assert torch.equal(alone.l1, l1_error(alone.recon, images)) and alone.psnr.shape == (len(images),)
+    # the same from the images' tokens, which a rollout then reuses
+    tokens = tok.image_tokens(images)
+    assert torch.equal(tok.base_reconstruction(tokens).recon, alone.recon)
+    # a prediction that puts all its mass on the true codes draws exactly that
+    from alit_core.running.rollout import reconstruct
+
+    with torch.inference_mode():
+        onehot = torch.nn.functional.one_hot(tokens.targets, tok.config.vqgan.codebook_size).float()
+        assert torch.allclose(reconstruct(tok.model, onehot), alone.recon, atol=1e-5)
+
+
+def test_base_reconstruction_of_a_vae_model_decodes_its_latents(vae_model):
+    from alit_core import load_tokenizer
+
+    vae = load_tokenizer(vae_model, device="cpu")
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    tokens = vae.image_tokens(x)  # the posterior mean
+    alone = vae.base_reconstruction(x)
+    with torch.inference_mode():
+        expected = vae.model.reconstruct_latents(tokens.targets)
+    assert torch.allclose(alone.recon, expected, atol=1e-5) and alone.l1.shape == (2,)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from ..analysis.metrics import l1_error, psnr
 from ..model.alit import ALIT
@@ -126,6 +127,28 @@ def _add_pixels(step: Step, recon: torch.Tensor, images: torch.Tensor) -> None:
     step.recon = recon
     step.l1 = l1_error(recon, images)
     step.psnr = psnr(recon, images)
+
+
+@dataclass
+class BaseReconstruction:
+    """The base tokenizer's own reconstruction of images, with its errors (`Tokenizer.base_reconstruction`).
+
+    recon (B, 3, H, W) unclamped, l1 (B,) and psnr (B,) against the images, as a Step's.
+    """
+
+    recon: torch.Tensor
+    l1: torch.Tensor
+    psnr: torch.Tensor
+
+
+def base_reconstruction(model: ALIT, tokens: ImageTokens, chunk: int | None = None,
+                        float32: bool = False) -> BaseReconstruction:
+    """What the base tokenizer alone draws of `tokens.images`: the VQGAN decoder of each image's own codes
+    (the targets ALIT predicts), or the VAE decoder of its latents. A rollout whose every prediction were
+    right would draw exactly this, so its error is the floor under the rollout's error curve."""
+    target = tokens.targets if model.is_vae else F.one_hot(tokens.targets, model.vqgan.cfg.codebook_size).float()
+    recon = reconstruct(model, target, chunk, float32)
+    return BaseReconstruction(recon, l1_error(recon, tokens.images), psnr(recon, tokens.images))
 
 
 def _check_arguments(model: ALIT, halting: Halting, decode, attention_heads: str, keep) -> None:

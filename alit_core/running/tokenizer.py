@@ -25,7 +25,7 @@ from .cached_rollout import CachedRollout
 from .devices import resolve_device, resolve_dtype
 from .encoding import Encoding, encoding_builder
 from .inference import InferenceOptions, inference, inference_model
-from .rollout import ImageTokens, Step, rollout
+from .rollout import BaseReconstruction, ImageTokens, Step, base_reconstruction, rollout
 from .selection import Criterion
 
 __all__ = ["Encoding", "ImageTokens", "Tokenizer"]
@@ -146,6 +146,16 @@ class Tokenizer(BoundModel):
             return images
         with self._context():
             return ImageTokens.of(self.inference_model, images, posterior)
+
+    def base_reconstruction(self, images: torch.Tensor | ImageTokens, posterior=None) -> BaseReconstruction:
+        """The base tokenizer's own reconstruction of images (B, 3, H, W) in [0, 1] (or their
+        `ImageTokens`): the VQGAN decoder of each image's own codes (VAE models: of its latents), with
+        its L1 and PSNR. ALIT's tokens predict those codes, so no token count draws the image better
+        than this on the whole: where its L1 is above a threshold, no iteration is likely to meet it.
+        posterior (VAE models): see `image_tokens`."""
+        tokens = self.image_tokens(images, posterior)
+        with self._context():
+            return base_reconstruction(self.inference_model, tokens, self.decode_batch, self.options.float32_pixels)
 
     def rollout(
         self,
