@@ -7,13 +7,18 @@
 #
 #   bash alit_train/continue_v2_vqgan_grown.sh MINUTES
 #
-# Resumes runs/vq4k/last.pt when this machine has it; the compact state goes to runs/vq4k/state.pt.
+# Resumes runs/vq4k/last.pt when this machine has it, else the committed compact state
+# assets/training_state/explorer_128_vqgan4096.pt (fresh optimiser, 50-step warm-up from its step), else
+# starts. The compact state is written back there at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:?usage: continue_v2_vqgan_grown.sh MINUTES}
 run=runs/vq4k
+state=assets/training_state/explorer_128_vqgan4096.pt
 [ -f data/index.json ] || python -m alit_train.data all
+resume=()
+[ -f "$state" ] && resume=(--resume "$state")
 nice -n 10 python -m alit_train.train vqgan --model explorer_128 --init assets/training_state/explorer_128.pt \
-  --init-weights model --codebook-size 4096 --out "$run" --steps 15000 --batch-size 16 --base-lr 0.008 \
-  --warmup 50 --crop 64 --threads 1 --time-limit $((minutes * 60))
-python -m alit_train.train compact "$run/last.pt" "$run/state.pt"
+  --init-weights model --codebook-size 4096 "${resume[@]}" --out "$run" --steps 15000 --batch-size 16 \
+  --base-lr 0.008 --warmup 50 --crop 64 --threads 1 --time-limit $((minutes * 60))
+python -m alit_train.train compact "$run/last.pt" "$state"

@@ -267,13 +267,15 @@ def rollout(tok, image: np.ndarray, name: str, *, halting: str, seed: int, max_i
             rec.add_pass(run)
             yield rec
         return
-    tokens = tok.image_tokens(x)  # encoded once: for the base tokenizer's own drawing and the rollout
-    alone = tok.base_reconstruction(tokens)
-    rec.base = "VAE" if tok.is_vae else "VQGAN"
-    rec.base_l1, rec.base_psnr = float(alone.l1[0]), float(alone.psnr[0])
+    tokens = tok.image_tokens(x)  # encoded once: for the rollout and the base tokenizer's own drawing
+    last = min(max_iterations or tok.config.iterations, tok.config.iterations) - 1
     for step in tok.rollout(tokens, halting=halting, seed=seed, max_iterations=max_iterations,
                             attention_layers=rec.layer, attention_heads="all"):
         rec.add(step, rec.grid)
+        if step.iteration == last:  # needed only with the whole curve: no wait before the first iteration
+            alone = tok.base_reconstruction(tokens)
+            rec.base = "VAE" if tok.is_vae else "VQGAN"
+            rec.base_l1, rec.base_psnr = float(alone.l1[0]), float(alone.psnr[0])
         yield rec
 
 

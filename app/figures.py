@@ -142,7 +142,8 @@ def error_curve(tokens: list[int], l1: list[float], psnr: list[float], threshold
 def error_curves(runs: list[dict]) -> go.Figure:
     """Error against token count for one run or several overlaid, each with its target line and its
     chosen point (a star). A run: {"name", "tokens", "l1", "psnr", "selected", "criterion" ("l1",
-    "psnr" or "tokens"), "target" (None for a budget)}; several runs are named and coloured
+    "psnr" or "tokens"), "target" (None for a budget), optionally "floor" (base tokenizer's name, its
+    own L1: a grey line, see `error_curve`)}; several runs are named and coloured
     (RUN_COLOURS), one keeps plotly's colours and the plain names "L1", "PSNR (dB)", "selected"."""
     fig = go.Figure()
     several = len(runs) > 1
@@ -159,10 +160,12 @@ def error_curves(runs: list[dict]) -> go.Figure:
                                  hovertemplate=f"{name}%{{x}} tokens<br>PSNR %{{y:.2f}} dB<extra></extra>"))
         if r.get("floor") is not None:
             base, floor = r["floor"]
-            fig.add_trace(go.Scatter(x=[tokens[0], tokens[-1]], y=[floor, floor], mode="lines",
-                                     name=f"{name}{base} alone", yaxis="y1",
+            # across the counts shown (a one-iteration run: a short stroke around its one count)
+            ends = [tokens[0], tokens[-1]] if len(tokens) > 1 else [tokens[0] - 4, tokens[0] + 4]
+            own = "latents" if base == "VAE" else "codes"
+            fig.add_trace(go.Scatter(x=ends, y=[floor, floor], mode="lines", name=f"{name}{base} alone", yaxis="y1",
                                      line=dict(dash="dashdot", color="grey", width=1.5),
-                                     hovertemplate=f"{name}the {base} alone, from the image's own codes: "
+                                     hovertemplate=f"{name}the {base} alone, from the image's own {own}: "
                                                    "L1 %{y:.4f}<extra></extra>"))
         target, criterion = r.get("target"), r.get("criterion", "l1")
         if target is not None and criterion in ("l1", "psnr") and (criterion, target) not in targets:

@@ -163,11 +163,12 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
             return ""
         if crit.kind == "l1" and rec.base_l1 >= crit.value:
             alone = f"L1 {rec.base_l1:.4f}"
-        elif crit.kind == "psnr" and rec.base_psnr <= crit.value:
+        elif crit.kind == "psnr" and rec.base_psnr < crit.value:
             alone = f"{rec.base_psnr:.2f} dB"
         else:
             return ""
-        return (f". The {rec.base} alone, decoding this image's own codes (what the tokens predict), reaches "
+        own = "latents" if rec.base == "VAE" else "codes"
+        return (f". The {rec.base} alone, decoding this image's own {own} (what the tokens predict), reaches "
                 f"{alone}: the criterion asks for less error than this model's base tokenizer draws the image with")
 
     @staticmethod
@@ -343,7 +344,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
 
     def play(self, run: Run | None, seconds_per_step: float | None = 0.8):
         """Replay the iterations one by one, for a class, `seconds_per_step` apart (0.2 to 3)."""
-        seconds_per_step = min(3.0, max(0.2, float(seconds_per_step or 0.8)))
+        seconds_per_step = min(3.0, max(0.2, 0.8 if seconds_per_step is None else float(seconds_per_step)))
         ui = self.ui
         if run is None or not run.done:
             yield {ui.status: status_md(error="Tokenize an image first; then its iterations can be replayed.")}

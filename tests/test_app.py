@@ -28,6 +28,9 @@ def test_tokenize_an_example(app_server):
     tok = load_tokenizer(device="cpu")
     steps = list(tok.rollout(load_image(SAMPLES[3], size=tok.resolution)[None]))
     assert [float(s.l1[0]) for s in steps] == pytest.approx([it["l1"] for it in its], abs=1e-5)
+    alone = tok.base_reconstruction(load_image(SAMPLES[3], size=tok.resolution)[None])
+    assert out["base_tokenizer_alone"] == {"base": "VQGAN", "l1": pytest.approx(float(alone.l1[0]), abs=1e-5),
+                                           "psnr": pytest.approx(float(alone.psnr[0]), abs=1e-3)}
 
 
 def test_bad_file_is_a_clear_error_and_the_server_keeps_serving(app_server, tmp_path):
@@ -68,3 +71,23 @@ def test_latency_benchmark_runs(app_server, tmp_path, capsys):
     assert 0 < s["first_iteration_s"]["median"] <= s["last_iteration_s"]["median"] <= s["done_s"]["median"]
     assert report["runs"][0]["updates"] == 3  # two iterations streamed, then the selection's views
     assert "first iteration" in capsys.readouterr().out
+
+
+def test_the_floor_note_names_the_base_tokenizer_and_what_it_decodes():
+    from alit_core import Criterion
+    from app.explorer import Record
+    from app.handlers import Handlers
+
+    rec = Record(name="x", image=None, grid=16, tokens=[32, 64], l1=[0.09, 0.08], psnr=[20.0, 21.0],
+                 base="VQGAN", base_l1=0.075, base_psnr=21.5)
+    l1 = Handlers.selection_md(rec, 1, Criterion.make(threshold=0.06), 2)
+    assert "no iteration met it" in l1 and "The VQGAN alone, decoding this image's own codes" in l1
+    assert "reaches L1 0.0750" in l1
+    assert Handlers.floor_note(rec, Criterion.make(threshold=0.076), met=False) == ""  # the base alone meets it
+    assert "reaches 21.50 dB" in Handlers.floor_note(rec, Criterion.make(psnr=22.0), met=False)
+    assert Handlers.floor_note(rec, Criterion.make(psnr=21.5), met=False) == ""  # PSNR >= target is met
+    rec.base = "VAE"
+    assert "The VAE alone, decoding this image's own latents" in Handlers.floor_note(
+        rec, Criterion.make(threshold=0.06), met=False)
+    rec.base_l1 = None  # KARL records have none
+    assert Handlers.floor_note(rec, Criterion.make(threshold=0.06), met=False) == ""

@@ -145,7 +145,8 @@ def base_reconstruction(model: ALIT, tokens: ImageTokens, chunk: int | None = No
                         float32: bool = False) -> BaseReconstruction:
     """What the base tokenizer alone draws of `tokens.images`: the VQGAN decoder of each image's own codes
     (the targets ALIT predicts), or the VAE decoder of its latents. A rollout whose every prediction were
-    right would draw exactly this, so its error is the floor under the rollout's error curve."""
+    right would draw exactly this: a reference for its error curve, not a bound (decoding a mix of codes
+    can come out a little closer to the image, e.g. on flat ones)."""
     target = tokens.targets if model.is_vae else F.one_hot(tokens.targets, model.vqgan.cfg.codebook_size).float()
     recon = reconstruct(model, target, chunk, float32)
     return BaseReconstruction(recon, l1_error(recon, tokens.images), psnr(recon, tokens.images))

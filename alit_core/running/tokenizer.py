@@ -150,8 +150,8 @@ class Tokenizer(BoundModel):
     def base_reconstruction(self, images: torch.Tensor | ImageTokens, posterior=None) -> BaseReconstruction:
         """The base tokenizer's own reconstruction of images (B, 3, H, W) in [0, 1] (or their
         `ImageTokens`): the VQGAN decoder of each image's own codes (VAE models: of its latents), with
-        its L1 and PSNR. ALIT's tokens predict those codes, so no token count draws the image better
-        than this on the whole: where its L1 is above a threshold, no iteration is likely to meet it.
+        its L1 and PSNR. ALIT's tokens predict those codes, so its error curve flattens near this
+        reference (not a bound: a mix of codes can decode a little closer to the image, e.g. a flat one).
         posterior (VAE models): see `image_tokens`."""
         tokens = self.image_tokens(images, posterior)
         with self._context():
