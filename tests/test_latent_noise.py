@@ -46,6 +46,8 @@ def test_schedule_and_capacity():
     assert bits_per_token(0.0, 12) == float("inf")
 
 
+# slow: phases 3 and 5 (latent noise) have ended (assets/MODEL_CARD.md); the schedule itself is tested above
+@pytest.mark.slow
 def test_training_with_latent_noise_logs_its_schedule(tiny_data, tmp_path):
     torch.manual_seed(0)
     cfg = small_config(quantize_latents=False)

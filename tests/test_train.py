@@ -203,10 +203,11 @@ def test_sampled_depth_unrolls_k_iterations_with_a_loss_at_each():
     assert set(depths) == {1, 2, 3, 4}
     # the draw depends only on the call count, so every DDP rank unrolls the same depth
     again = ALITStage1(ALIT(small_config()), halting="off", sample_depth=True)
-    assert [len([k for k in again(images)[1] if k.startswith("ce_")]) for _ in range(12)] == depths
-    # the trainer's depth ramp caps the draw
-    again.depth_limit = 2
-    assert {len([k for k in again(images)[1] if k.startswith("ce_")]) for _ in range(12)} == {1, 2}
+    with torch.no_grad():  # (only the depths are read)
+        assert [len([k for k in again(images)[1] if k.startswith("ce_")]) for _ in range(12)] == depths
+        # the trainer's depth ramp caps the draw
+        again.depth_limit = 2
+        assert {len([k for k in again(images)[1] if k.startswith("ce_")]) for _ in range(12)} == {1, 2}
 
 
 def test_bool_options_parse_as_flags(tiny_data, vqgan_run, tmp_path):
@@ -376,6 +377,8 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     assert "recalibrate" in again["metadata"]["object_discovery"]["command"]
 
 
+# slow: phase 6 (sign latents) stopped in session 9 (assets/MODEL_CARD.md); its balance term is tested below
+@pytest.mark.slow
 def test_sign_latents_train_with_the_corners_frozen_and_load_as_an_official_quantized_model(tiny_data, vqgan_run,
                                                                                           tmp_path):
     from alit_core import load_tokenizer
