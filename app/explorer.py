@@ -121,7 +121,7 @@ class Record:
     quality_bin: float | None = None  # KARL: the quality bin it conditioned on
     top_budget: int = 0  # KARL: the sweep's largest budget (known before its first pass)
     # ALIT: the base tokenizer alone, decoding this image's own codes (Tokenizer.base_reconstruction): the
-    # floor under the error curve; base is "VQGAN" or "VAE"
+    # level the error curve flattens near (not a bound); base is "VQGAN" or "VAE"
     base: str = "VQGAN"
     base_l1: float | None = None
     base_psnr: float | None = None
