@@ -6,6 +6,10 @@ which it needs to synchronise gradients.
 - VQGANObjective: pixel L1 + MSE through the straight-through quantiser, plus the codebook and
   commitment losses. (The official VQGAN also used LPIPS and a GAN loss; LPIPS needs pretrained
   VGG weights that cannot be fetched here, so ours optimises pixel error only.)
+- VAEObjective: pixel L1 + MSE of the decoding of one draw from the posterior, plus a KL term that
+  keeps the latents near a unit Gaussian (mean over latent elements, so its weight does not depend
+  on the grid). The draw during training makes the decoder tolerant of small latent errors, which
+  is what ALIT's regressed latents will be.
 - ALITStage1: the official stage-1 loss (docs/method.md §6): per-iteration weighted cross-entropy of the
   decoder's code logits against the VQGAN codes, MSE between the soft codes and the true code
   vectors, and the latent VQ loss; the VQGAN is frozen.
@@ -32,6 +36,7 @@ from torch import nn
 from alit_core.analysis.metrics import psnr
 from alit_core.model.alit import ALIT
 from alit_core.model.halting import Halting
+from alit_core.model.vae import KLVAE
 from alit_core.model.vqgan import VQGAN
 from alit_core.running.rollout import ImageTokens, rollout
 
@@ -59,6 +64,25 @@ class VQGANObjective(nn.Module):
         return loss, {"l1": l1.detach(), "mse": mse.detach(), "vq": vq.detach(), "psnr": psnr(recon.detach(), images).mean(),
                       "codes": idx.detach(),
                       "samples": samples}
+
+
+class VAEObjective(nn.Module):
+    def __init__(self, vae: KLVAE, kl_weight: float):
+        super().__init__()
+        self.vae = vae
+        self.kl_weight = kl_weight
+
+    def forward(self, images: torch.Tensor):
+        post = self.vae.encode(images)  # mean, logvar: (B, C, g, g)
+        z = post.mean + post.std * torch.randn_like(post.mean)
+        recon = self.vae.decode(z).float()  # latent_scale 1 for a VAE we train (see PRESETS["explorer_128_vae"])
+        l1 = (recon - images).abs().mean()
+        mse = (recon - images).pow(2).mean()
+        mean, logvar = post.mean.float(), post.logvar.float()
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+        loss = l1 + mse + self.kl_weight * kl
+        return loss, {"l1": l1.detach(), "mse": mse.detach(), "kl": kl.detach(), "psnr": psnr(recon.detach(), images).mean(),
+                      "latent_rms": mean.detach().pow(2).mean().sqrt(), "posterior_std": post.std.detach().float().mean()}
 
 
 class ALITStage1(nn.Module):

@@ -1,6 +1,7 @@
 """Training: the VQGAN stage, ALIT stage 1 and an optional end-to-end stage, resumable, on CPU or GPU.
 
     python -m alit_train.train vqgan --out runs/vqgan --steps 3000
+    python -m alit_train.train vae   --out runs/vae --model explorer_128_vae --steps 3000
     python -m alit_train.train alit  --out runs/alit --vqgan runs/vqgan/last.pt --steps 4000
     python -m alit_train.train e2e   --out runs/e2e --init runs/alit/last.pt --steps 1000
     python -m alit_train.train export runs/e2e/last.pt assets/alit_default.pt
@@ -32,6 +33,7 @@ from torch import nn
 from alit_core.model.alit import ALIT
 from alit_core.model.config import ALITConfig
 from alit_core.model.transformer import use_fused_attention
+from alit_core.model.vae import KLVAE
 from alit_core.model.vqgan import VQGAN
 
 from .code_pack import PackStream, vqgan_state
@@ -39,12 +41,15 @@ from .codebook_growth import grow_codebook
 from .export import export, recalibrate
 from .init import spatial_init
 from .latent_noise import LatentNoise, sigma_at
-from .objectives import ALITStage1, VQGANObjective
+from .objectives import ALITStage1, VAEObjective, VQGANObjective
 from .quantize_latents import anneal_quantizer, residual_at
 from .sign_latents import as_sign_latent, has_corner_codebook, sign_latent_model
 from .streams import SceneStream, batches, random_crops
 from .train_config import TrainConfig, model_config, parse_mix
 from .training_state import EMA, compact, initial_model, load_compact, merge_log, save_training_state
+
+
+BASE_STAGES = ("vqgan", "vae")  # train a base tokenizer alone, on random crops
 
 
 # --- distributed --------------------------------------------------------------------------------
@@ -91,6 +96,13 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
     if cfg.sign_latents and (cfg.stage != "alit" or cfg.init or not (cfg.vqgan or cfg.resume)):
         raise SystemExit("--sign-latents trains a fresh ALIT (the alit stage with --vqgan), or continues one "
                          "(--resume its compact state)")
+    if cfg.stage == "vae":
+        if model_cfg.vae is None:
+            raise SystemExit(f"the vae stage trains a model's KL VAE; {cfg.model} has a VQGAN (e.g. --model explorer_128_vae)")
+        if cfg.init:
+            raise SystemExit("the vae stage starts from scratch, or resumes <out>/last.pt or --resume <compact state>")
+        vae = KLVAE(model_cfg.vae)
+        return VAEObjective(vae, cfg.kl_weight), vae, model_cfg
     if cfg.stage == "vqgan":
         if not cfg.init:
             vq = VQGAN(model_cfg.vqgan)
@@ -199,8 +211,8 @@ def train(cfg: TrainConfig) -> Path:
     runner = objective
     if world > 1:
         # Halting may leave the encoder mask token unused in a step; the VQGAN uses everything.
-        runner = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=cfg.stage != "vqgan")
-    if cfg.codes and cfg.stage != "vqgan":
+        runner = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=cfg.stage not in BASE_STAGES)
+    if cfg.codes and cfg.stage not in BASE_STAGES:
         stream = PackStream(cfg.codes, cfg.seed, rank)
     else:
         stream = SceneStream(cfg.index, model_cfg.resolution, cfg.mix, cfg.seed, rank)
@@ -216,7 +228,7 @@ def train(cfg: TrainConfig) -> Path:
     end = min(cfg.steps, cfg.stop_at) if cfg.stop_at else cfg.steps
     for step, inputs in zip(range(start, end), feed):
         inputs = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
-        if cfg.stage == "vqgan":
+        if cfg.stage in BASE_STAGES:
             inputs = (random_crops(inputs[0], cfg.crop, crop_gen),)
         inputs = [x.to(device, non_blocking=True) for x in inputs]
         for g in opt.param_groups:
@@ -326,7 +338,7 @@ class RunLog:
         self.file = open(out / "metrics.jsonl", "a")
         self.bar = progress_bar(cfg.steps, start)
         self.t_last, self.seen = time.time(), 0
-        self.probing = bool(cfg.probe_every) and cfg.stage != "vqgan"
+        self.probing = bool(cfg.probe_every) and cfg.stage not in BASE_STAGES
         if self.probing:
             from .attention_probe import probe_scenes
 
@@ -397,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m alit_train.train", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="stage", required=True)
     defaults = TrainConfig()
-    for stage in ("vqgan", "alit", "e2e"):
+    for stage in (*BASE_STAGES, "alit", "e2e"):
         s = sub.add_parser(stage)
         for name, value in asdict(defaults).items():
             if name == "stage":

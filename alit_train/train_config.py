@@ -16,7 +16,7 @@ DEFAULT_MIX = {"scene": 0.5, "photo": 0.3, "simple": 0.2}
 
 @dataclass
 class TrainConfig:
-    stage: str = "alit"  # vqgan | alit | e2e
+    stage: str = "alit"  # vqgan | vae | alit | e2e
     model: str = "explorer_64"
     out: str = "runs/alit"
     steps: int = 2000
@@ -29,7 +29,8 @@ class TrainConfig:
     ema_decay: float = 0.999
     precision: str = "bfloat16"  # autocast dtype; "float32" to turn it off
     seed: int = 0
-    crop: int = 64  # vqgan stage: random crops of this size (the VQGAN is fully convolutional)
+    kl_weight: float = 1e-3  # vae stage: weight of the KL term (objectives.VAEObjective)
+    crop: int = 64  # vqgan and vae stages: random crops of this size (the VQGAN is fully convolutional)
     index: str = "data/index.json"
     vqgan: str | None = None  # alit stage: a VQGAN stage checkpoint, or an ALIT state whose VQGAN to take (fresh ALIT weights)
     # e2e: an ALIT stage checkpoint; alit: one, or an alit_core checkpoint, to continue from; vqgan: either, to

@@ -266,6 +266,20 @@ PRESETS["explorer_128"] = ALITConfig(
                       codebook_size=1024),
 )
 
+# Version 2 on a continuous base tokenizer: the same geometry and transformer over a small KL VAE with
+# 16 latent channels per 8-pixel cell (as the released KL-16 VAE has per 16-pixel cell). The VQGAN of
+# explorer_128 draws unseen photos at about 22 dB with 1,024 or 4,096 codes (MODEL_CARD.md, session 9),
+# and most photos that fall back do so because the VQGAN alone misses the threshold. latent_scale 1:
+# ALIT regresses the latents the decoder was trained on (the released models scale them by 0.2325
+# and fine-tune the decoder on the scaled ones).
+PRESETS["explorer_128_vae"] = ALITConfig(
+    width=192, depth=3, heads=3,
+    patch_size=8,
+    quantize_latents=False,
+    vae=VAEConfig(resolution=128, ch=64, ch_mult=(1, 1, 2, 2), num_res_blocks=1, z_channels=16, embed_dim=16,
+                  encoder_attn_resolutions=(), decoder_attn_resolutions=(), latent_scale=1.0),
+)
+
 
 def get_preset(name: str) -> ALITConfig:
     """A preset by name; short names like 'small' mean the quantised VQGAN variant."""
