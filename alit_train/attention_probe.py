@@ -41,7 +41,7 @@ def object_discovery(model: ALIT, images: torch.Tensor, masks: list[np.ndarray])
     size, grid = cfg.resolution, cfg.grid_size
     ours = np.zeros((cfg.iterations, cfg.dec_depth))
     cells = np.zeros_like(ours)
-    halting = Halting.make("deterministic", cfg.halting_threshold)
+    halting = Halting.for_model(cfg, "deterministic")
     was_training = model.training
     model.eval()
     try:

@@ -1,14 +1,17 @@
-"""A fixed pack of training images with their VQGAN features and codes, computed once.
+"""A fixed pack of training images with their VQGAN features and codes (or VAE latents), computed once.
 
-ALIT's stage 1 freezes the VQGAN, so its encoding of a training image never changes. Storing the
-features and codes of a fixed set of images takes the VQGAN encoder and the scene synthesis out
-of every training step; the step then runs only the ALIT transformers (and the patch embedding,
-which trains, from the stored pixels).
+ALIT's stage 1 freezes the base tokenizer, so its encoding of a training image never changes.
+Storing the features and targets of a fixed set of images takes the base encoder and the scene
+synthesis out of every training step; the step then runs only the ALIT transformers (and the patch
+embedding, which trains, from the stored pixels).
 
     python -m alit_train.code_pack --vqgan runs/vq128/last.pt --out runs/pack128.pt --images 8192
+    python -m alit_train.code_pack --vqgan runs/vae128/last.pt --model explorer_128_vae --out runs/vaepack128.pt
     python -m alit_train.train alit --codes runs/pack128.pt ...
 
-The pack holds uint8 images (N, 3, S, S), float16 features (N, C, g, g) and int16 codes (N, P).
+The pack holds uint8 images (N, 3, S, S), float16 features (N, C, g, g) and int16 codes (N, P); for
+a VAE model the features are the posterior means (scaled) and the targets the same latents, float16
+(N, P, C).
 Its images are those of `SceneStream` (train split only), seeded by (seed, 0, i) for block i, so
 the same command writes the same pack.
 """
@@ -23,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from einops import rearrange
 
 from alit_core.files.atomic import written_whole
 from alit_core.model.config import ALITConfig
+from alit_core.model.vae import KLVAE
 from alit_core.model.vqgan import VQGAN
 
 from .streams import SceneStream
@@ -38,7 +43,7 @@ BLOCK = 64  # images made and encoded together
 class CodePack:
     images: torch.Tensor  # (N, 3, S, S) uint8
     features: torch.Tensor  # (N, C, g, g) float16
-    targets: torch.Tensor  # (N, P) int16
+    targets: torch.Tensor  # (N, P) int16 codes, or (N, P, C) float16 VAE latents
     meta: dict
 
     def __len__(self) -> int:
@@ -58,43 +63,60 @@ class CodePack:
         return path
 
     def batch(self, step: int, batch_size: int, seed: int, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(images float [0, 1], features float32, targets int64) of a step, deterministic in (seed, rank, step)."""
+        """(images float [0, 1], features float32, targets int64 codes or float32 latents) of a step,
+        deterministic in (seed, rank, step)."""
         rng = np.random.default_rng([seed, rank, step, 7])
         pick = torch.from_numpy(rng.choice(len(self), size=batch_size, replace=False))
-        return (self.images[pick].float() / 255.0, self.features[pick].float(), self.targets[pick].long())
+        targets = self.targets[pick]
+        targets = targets.float() if targets.is_floating_point() else targets.long()
+        return (self.images[pick].float() / 255.0, self.features[pick].float(), targets)
 
 
-def vqgan_state(path: str) -> dict[str, torch.Tensor]:
-    """The VQGAN weights of a training state: a vqgan stage's EMA, or an alit stage's (frozen) VQGAN."""
+def base_state(path: str, base: str = "vqgan") -> dict[str, torch.Tensor]:
+    """The base tokenizer's weights ("vqgan" or "vae") in a training state: a vqgan or vae stage's EMA,
+    or an alit stage's (frozen) base tokenizer."""
     ck = torch.load(path, map_location="cpu", weights_only=True)
-    if any(k.startswith("vqgan.") for k in ck["model"]):
-        return {k[len("vqgan."):]: v.float() if v.is_floating_point() else v
-                for k, v in ck["model"].items() if k.startswith("vqgan.")}
-    return ck["ema"]
+    prefix = base + "."
+    if any(k.startswith(prefix) for k in ck["model"]):
+        return {k[len(prefix):]: v.float() if v.is_floating_point() else v
+                for k, v in ck["model"].items() if k.startswith(prefix)}
+    return {k: v.float() if v.is_floating_point() else v for k, v in ck["ema"].items()}
 
 
-def vqgan_from(path: str, model_cfg: ALITConfig) -> VQGAN:
-    """The VQGAN of a training state (`vqgan_state`), frozen, in float32 with float16-rounded weights."""
-    vq = VQGAN(model_cfg.vqgan)
+def base_from(path: str, model_cfg: ALITConfig) -> VQGAN | KLVAE:
+    """The VQGAN (or, for a VAE model, the KL VAE) of a training state (`base_state`), frozen, in float32
+    with float16-rounded weights."""
+    base = KLVAE(model_cfg.vae) if model_cfg.vae is not None else VQGAN(model_cfg.vqgan)
+    state = base_state(path, "vae" if model_cfg.vae is not None else "vqgan")
     # rounded as the exported model and the compact training state store it, so that a pack made from
     # either gives the codes the shipped model computes
-    vq.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in vqgan_state(path).items()})
-    return vq.eval().requires_grad_(False)
+    base.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in state.items()})
+    return base.eval().requires_grad_(False)
+
+
+def encode_for_pack(base: VQGAN | KLVAE, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What a pack stores of images (B, 3, S, S): float16 features (B, C, g, g) and the targets, int16
+    VQGAN codes (B, P) or float16 VAE latents (B, P, C) (the posterior mean, scaled)."""
+    if isinstance(base, KLVAE):
+        latents, _ = base.latents(images, "mean")
+        return latents.half(), rearrange(latents, "b c h w -> b (h w) c").half()
+    h = base.encode(images)  # float32: bfloat16 flips nearest-code decisions (see ALIT.image_tokens)
+    return h.half(), base.indices(h).to(torch.int16)
 
 
 @torch.no_grad()
 def build(vqgan: str, model_cfg: ALITConfig, index: str, n: int, mix: dict, seed: int = 0) -> CodePack:
-    vq = vqgan_from(vqgan, model_cfg)
+    base = base_from(vqgan, model_cfg)
     # the training stream's images, seeded apart from the steps' own draws
     stream = SceneStream(index, model_cfg.resolution, mix, seed=seed + 104729, rank=0)
     images, features, targets = [], [], []
     t0 = time.time()
     for block in range((n + BLOCK - 1) // BLOCK):
         x = stream.batch(block, min(BLOCK, n - block * BLOCK))
-        h = vq.encode(x)  # float32: bfloat16 flips nearest-code decisions (see ALIT.image_tokens)
+        feats, targs = encode_for_pack(base, x)
         images.append((x * 255).round().to(torch.uint8))
-        features.append(h.half())
-        targets.append(vq.indices(h).to(torch.int16))
+        features.append(feats)
+        targets.append(targs)
         done = min(n, (block + 1) * BLOCK)
         print(f"\rcode pack: {done}/{n} images ({time.time() - t0:.0f} s)", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
@@ -116,7 +138,8 @@ class PackStream:
 def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m alit_train.code_pack", description=__doc__.split("\n")[0])
-    p.add_argument("--vqgan", required=True, help="a vqgan-stage training checkpoint (its EMA weights)")
+    p.add_argument("--vqgan", required=True, help="a vqgan-stage training checkpoint (its EMA weights), or a vae-stage "
+                                                 "one for a VAE model, or an ALIT training state")
     p.add_argument("--out", required=True)
     p.add_argument("--model", default="explorer_128")
     p.add_argument("--index", default=TrainConfig.index)

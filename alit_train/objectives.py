@@ -106,9 +106,7 @@ class ALITStage1(nn.Module):
             with torch.autocast(images.device.type, enabled=False):
                 inputs = ImageTokens(images, m.tokens_from_features(features, images), targets)
         # A fresh seed per call keeps halting draws independent across steps and ranks.
-        policy = Halting.make(self.halting, m.cfg.halting_threshold,
-                              seed=int(torch.randint(0, 2**31 - 1, (1,)).item()))
-        book = m.vqgan.codebook.detach().float()
+        policy = Halting.for_model(m.cfg, self.halting, seed=int(torch.randint(0, 2**31 - 1, (1,)).item()))
         ce_total = mse_total = vq_total = 0.0
         metrics = {}
         iterations = m.cfg.iterations
@@ -128,17 +126,14 @@ class ALITStage1(nn.Module):
         for step in rollout(m, inputs, halting=policy, decode=False, max_iterations=depth):
             t = step.iteration
             w = ITERATION_WEIGHTS[t] if t < len(ITERATION_WEIGHTS) else 1.0
-            ce = F.cross_entropy(step.logits.flatten(0, 1), step.targets.flatten())
-            soft = m.soft_codes(step.logits)
-            mse = F.mse_loss(soft, book[step.targets])
+            ce, mse, prediction = self._prediction_losses(step, metrics)
             vq = m.quantize.loss(step.factorized, step.codes) if step.codes is not None else images.new_zeros(())
             ce_total = ce_total + w * ce
-            mse_total = mse_total + mse
+            # VAE models have no codes to classify: the weighted regression is their whole prediction loss
+            mse_total = mse_total + (w * mse if m.is_vae else mse)
             vq_total = vq_total + vq
-            metrics[f"ce_{t}"] = ce.detach()
-            metrics[f"acc_{t}"] = (step.logits.argmax(-1) == step.targets).float().mean().detach()
             if self.pixel_weight and t == decode_at:
-                recon = m.vqgan.decode(m.vqgan.codes_to_features(soft)).float()
+                recon = m.pixels(prediction).float()
                 pixel = (recon - images).abs().mean()
                 metrics["pixel_l1"] = pixel.detach()
                 metrics["pixel_iteration"] = torch.tensor(t)
@@ -150,3 +145,21 @@ class ALITStage1(nn.Module):
             metrics["codes"] = step.codes.detach()
             metrics["samples"] = F.normalize(step.factorized.detach().float(), dim=-1).flatten(0, 1)
         return loss, metrics
+
+    def _prediction_losses(self, step, metrics: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(cross-entropy, MSE, what the pixels decode from) of one iteration's head output.
+
+        VQGAN models: cross-entropy of the code logits, MSE of the soft codes against the true code
+        vectors; VAE models: no cross-entropy (0), MSE of the regressed latents against the VAE's.
+        """
+        m, t = self.model, step.iteration
+        if m.is_vae:
+            mse = F.mse_loss(step.code, step.targets)
+            metrics[f"mse_{t}"] = mse.detach()
+            return step.code.new_zeros(()), mse, step.code
+        ce = F.cross_entropy(step.logits.flatten(0, 1), step.targets.flatten())
+        soft = m.soft_codes(step.logits)
+        mse = F.mse_loss(soft, m.vqgan.codebook.detach().float()[step.targets])
+        metrics[f"ce_{t}"] = ce.detach()
+        metrics[f"acc_{t}"] = (step.logits.argmax(-1) == step.targets).float().mean().detach()
+        return ce, mse, torch.softmax(step.logits.float(), dim=-1)

@@ -36,7 +36,7 @@ from alit_core.model.transformer import use_fused_attention
 from alit_core.model.vae import KLVAE
 from alit_core.model.vqgan import VQGAN
 
-from .code_pack import PackStream, vqgan_state
+from .code_pack import PackStream, base_state
 from .codebook_growth import grow_codebook
 from .export import export, recalibrate
 from .init import spatial_init
@@ -123,14 +123,14 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
     if cfg.stage == "alit" and cfg.init:
         # continue training a model (its VQGAN included), e.g. the bundled one on a GPU
         model = initial_model(cfg.init, cfg.init_weights)
-        model.vqgan.requires_grad_(False)
+        model.base_tokenizer.requires_grad_(False)
         return stage1(model, cfg), model, model.cfg
     if cfg.stage == "alit" and cfg.resume and not cfg.vqgan:
         # every weight, the VQGAN's included, comes from the compact state, and so does the architecture
         # (a state may have changed it, e.g. alit_train.quantize_latents), whatever --model says
         saved = torch.load(cfg.resume, map_location="cpu", weights_only=True)["model_config"]
         model = ALIT(ALITConfig.from_dict(saved))
-        model.vqgan.requires_grad_(False)
+        model.base_tokenizer.requires_grad_(False)
         if cfg.sign_latents:
             as_sign_latent(model, cfg.sign_balance)
         return stage1(model, cfg), model, model.cfg
@@ -141,12 +141,13 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         model = ALIT(model_cfg)
     model_cfg = model.cfg
     if cfg.stage == "alit":
-        if not cfg.vqgan:
-            raise SystemExit("the alit stage needs --vqgan <VQGAN stage checkpoint or ALIT state> (or --init "
+        base = "vae" if model.is_vae else "vqgan"
+        if not getattr(cfg, base):
+            raise SystemExit(f"the alit stage needs --{base} <{base.upper()} stage checkpoint or ALIT state> (or --init "
                              "<ALIT checkpoint>, or --resume <compact state>)")
-        # a fresh ALIT on a trained VQGAN, which may be another ALIT's (e.g. to retrain on its code pack)
-        model.vqgan.load_state_dict(vqgan_state(cfg.vqgan))
-        model.vqgan.requires_grad_(False)
+        # a fresh ALIT on a trained base tokenizer, which may be another ALIT's (e.g. to retrain on its code pack)
+        model.base_tokenizer.load_state_dict(base_state(getattr(cfg, base), base))
+        model.base_tokenizer.requires_grad_(False)
         if cfg.spatial_init > 0:
             spatial_init(model, scale=cfg.spatial_init)
         return stage1(model, cfg), model, model_cfg

@@ -32,6 +32,7 @@ class TrainConfig:
     kl_weight: float = 1e-3  # vae stage: weight of the KL term (objectives.VAEObjective)
     crop: int = 64  # vqgan and vae stages: random crops of this size (the VQGAN is fully convolutional)
     index: str = "data/index.json"
+    vae: str | None = None  # alit stage, VAE models: a vae stage checkpoint, or an ALIT state whose VAE to take
     vqgan: str | None = None  # alit stage: a VQGAN stage checkpoint, or an ALIT state whose VQGAN to take (fresh ALIT weights)
     # e2e: an ALIT stage checkpoint; alit: one, or an alit_core checkpoint, to continue from; vqgan: either, to
     # continue training its VQGAN

@@ -140,11 +140,11 @@ def test_two_process_ddp_on_cpu(tiny_data, tmp_path):
 
 def test_a_grown_codebook_keeps_the_trained_codes_and_trains_on(tiny_data, vqgan_run, tmp_path):
     from alit_core import ALIT, Tokenizer, save_checkpoint
-    from alit_train.code_pack import vqgan_from
+    from alit_train.code_pack import base_from
     from alit_train.codebook_growth import grow_codebook
 
     model = ALIT(small_config())  # the trained VQGAN of vqgan_run inside an ALIT checkpoint, as --init takes it
-    model.vqgan.load_state_dict(vqgan_from(str(vqgan_run / "last.pt"), small_config()).state_dict())
+    model.vqgan.load_state_dict(base_from(str(vqgan_run / "last.pt"), small_config()).state_dict())
     init = save_checkpoint(Tokenizer(model, "cpu"), tmp_path / "init.pt")
     old = model.vqgan.codebook.detach().clone()  # small_config: 128 codes
     grown = grow_codebook(model, 512)
@@ -282,7 +282,7 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     """The code pack holds the frozen VQGAN's own features and codes; a step on it computes the same
     loss as a step that runs the VQGAN; a compact state continues with a fresh optimiser and warm-up."""
     from alit_core import ALIT
-    from alit_train.code_pack import CodePack, vqgan_from
+    from alit_train.code_pack import CodePack, base_from
     from alit_train.code_pack import main as pack_main
     from alit_train.objectives import ALITStage1
 
@@ -292,7 +292,7 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     pack = CodePack.load(tmp_path / "pack.pt")
     assert pack.images.dtype == torch.uint8 and tuple(pack.images.shape) == (6, 3, 64, 64)
     model = ALIT(small_config())
-    model.vqgan.load_state_dict(vqgan_from(vq, small_config()).state_dict())
+    model.vqgan.load_state_dict(base_from(vq, small_config()).state_dict())
     images, features, targets = pack.batch(0, 3, seed=0, rank=0)
     assert torch.equal(model.vqgan.indices(model.vqgan.encode(images)), targets)
     assert torch.equal(pack.batch(0, 3, 0, 0)[2], targets) and not torch.equal(pack.batch(1, 3, 0, 0)[2], targets)
@@ -329,8 +329,8 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
         with pytest.raises(CheckpointError, match=r"training state \(alit_train\), not a model: export it first"):
             load_tokenizer(str(not_a_model))
     # a later session rebuilds the code pack from the compact state's VQGAN: the same weights as shipped
-    from_state = vqgan_from(str(tmp_path / "state.pt"), small_config()).state_dict()
-    from_stage = vqgan_from(vq, small_config()).state_dict()
+    from_state = base_from(str(tmp_path / "state.pt"), small_config()).state_dict()
+    from_stage = base_from(vq, small_config()).state_dict()
     assert all(torch.equal(from_state[k], from_stage[k]) for k in from_stage)
     # a fresh ALIT on that state's VQGAN (same codes, so the same pack), stopped part way through its
     # schedule by --stop-at and resumed to the end of it
@@ -541,3 +541,44 @@ def test_vae_stage_trains_a_kl_vae_from_scratch_and_continues_from_its_compact_s
 
     with pytest.raises(SystemExit, match="has a VQGAN"):
         run_stage("vae", tmp_path / "vq", tiny_data, 1)
+
+
+def test_alit_on_a_trained_vae_from_a_latent_pack(tiny_data, tmp_path):
+    from alit_core import ALIT, VAEConfig
+    from alit_train.code_pack import CodePack, base_from, base_state
+    from alit_train.code_pack import main as pack_main
+
+    vae_cfg = VAEConfig(resolution=64, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, encoder_attn_resolutions=(),
+                        decoder_attn_resolutions=(), latent_scale=1.0)
+    cfg = small_config(vae=vae_cfg)
+    model_json = tmp_path / "vae.json"
+    model_json.write_text(json.dumps(cfg.to_dict()))
+    run_stage("vae", tmp_path / "vae", tiny_data, 1, ["--model", str(model_json), "--crop", "32"])
+    vae_ck = str(tmp_path / "vae" / "last.pt")
+
+    # the pack stores each image's posterior-mean latents: as features and, flattened, as the targets
+    assert pack_main(["--vqgan", vae_ck, "--model", str(model_json), "--out", str(tmp_path / "pack.pt"),
+                      "--images", "4", "--index", str(tiny_data / "index.json")]) == 0
+    pack = CodePack.load(tmp_path / "pack.pt")
+    assert pack.features.shape == (4, 16, 16, 16) and pack.targets.shape == (4, 256, 16)
+    assert pack.targets.dtype == torch.float16
+    model = ALIT(cfg)
+    model.vae.load_state_dict(base_from(vae_ck, cfg).state_dict())
+    images, _, targets = pack.batch(0, 2, seed=0, rank=0)
+    with torch.no_grad():
+        _, expected = model.image_tokens(images)
+    assert torch.allclose(targets, expected, atol=2e-2 * expected.abs().max().item())
+
+    # stage 1 regresses the latents (a weighted MSE per iteration), the VAE frozen
+    extra = ["--model", str(model_json), "--vae", vae_ck, "--codes", str(tmp_path / "pack.pt"), "--halting", "off"]
+    run_stage("alit", tmp_path / "alit", tiny_data, 2, extra)
+    rows = [json.loads(x) for x in (tmp_path / "alit" / "metrics.jsonl").read_text().splitlines()]
+    assert all(f"mse_{t}" in rows[-1] for t in range(cfg.iterations)) and "acc_0" not in rows[-1]
+    assert rows[-1]["ce"] == 0 and rows[-1]["mse"] > 0 and rows[-1]["pixel_l1"] > 0
+    ck = torch.load(tmp_path / "alit" / "last.pt", weights_only=True)
+    assert all(torch.equal(ck["model"]["vae." + k], v) for k, v in base_state(vae_ck, "vae").items())
+
+    with pytest.raises(ValueError, match="no stochastic halting"):
+        run_stage("alit", tmp_path / "stoch", tiny_data, 1, extra[:-2])
+    with pytest.raises(SystemExit, match="--vae"):
+        run_stage("alit", tmp_path / "novae", tiny_data, 1, ["--model", str(model_json)])

@@ -84,6 +84,11 @@ class LatentTokenizer(nn.Module):
     def is_vae(self) -> bool:
         return self.cfg.vae is not None
 
+    @property
+    def base_tokenizer(self) -> nn.Module:
+        """The VQGAN, or (VAE models) the KL VAE, whose 2D tokens the model reads and predicts."""
+        return self.vae if self.is_vae else self.vqgan
+
     def bottleneck(self, latents: torch.Tensor):
         """Encoder latents (B, N, W) -> 12-d factorised z, decoder input, codes (None if continuous).
 

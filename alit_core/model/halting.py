@@ -67,6 +67,14 @@ class Halting:
             generator.manual_seed(0 if seed is None else int(seed))
         return cls(halting, level, generator, score=score)
 
+    @classmethod
+    def for_model(cls, cfg, halting, seed: int | None = None) -> Halting:
+        """`make` with the level and score of a model configuration (ALITConfig): p_gt against
+        halting_threshold for VQGAN models, the code error against code_error_threshold for VAE ones."""
+        if cfg.vae is not None:
+            return cls.make(halting, cfg.code_error_threshold, seed, score="code_error")
+        return cls.make(halting, cfg.halting_threshold, seed)
+
     def mask(self, iteration: int, p_gt: torch.Tensor) -> torch.Tensor | None:
         """The (B, P) bool mask to apply after `iteration`, or None when nothing is masked.
 

@@ -120,9 +120,7 @@ class Tokenizer(BoundModel):
         return ("deterministic", "off") if self.is_vae else ("deterministic", "stochastic", "off")
 
     def _halting(self, halting, seed):
-        if self.is_vae:
-            return Halting.make(halting, self.config.code_error_threshold, seed, score="code_error")
-        return Halting.make(halting, self.config.halting_threshold, seed)
+        return Halting.for_model(self.config, halting, seed)
 
     def _inputs(self, images, posterior):
         """Checked images (or ImageTokens), refusing a posterior for images already encoded."""

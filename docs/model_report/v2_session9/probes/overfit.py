@@ -5,7 +5,7 @@ from alit_core.model.config import get_preset
 from alit_core.model.halting import Halting
 from alit_core.model.transformer import use_fused_attention
 from alit_core.running.rollout import ImageTokens, rollout
-from alit_train.code_pack import CodePack, vqgan_state
+from alit_train.code_pack import CodePack, base_state
 from alit_train.init import spatial_init
 from alit_train.objectives import ALITStage1
 from alit_train.sign_latents import sign_latent_model, as_sign_latent
@@ -19,7 +19,7 @@ if kind == "sign":
     model = sign_latent_model(cfg); as_sign_latent(model, balance)
 else:
     model = ALIT(cfg)
-model.vqgan.load_state_dict(vqgan_state("assets/training_state/explorer_128.pt"))
+model.vqgan.load_state_dict(base_state("assets/training_state/explorer_128.pt"))
 model.vqgan.requires_grad_(False)
 spatial_init(model, scale=2.0)
 pack = CodePack.load("runs/pack128.pt")
