@@ -25,11 +25,16 @@ needs_reference = pytest.mark.skipif(
 )
 
 
+# Torch threads per test: 2 (the reference was recorded with 2), or 1 in each of pytest-xdist's worker
+# processes, which already keep both cores busy (2 threads each would oversubscribe them, and torch's
+# OpenMP threads then wait on each other for whole time slices).
+TEST_THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+
+
 @pytest.fixture(autouse=True)
-def _two_threads():
-    # The reference was recorded with 2 threads; fewer threads also keeps CI machines calm.
+def _test_threads():
     prev = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(TEST_THREADS)
     yield
     torch.set_num_threads(prev)
 
