@@ -9,7 +9,9 @@
 #
 # RUN is relative to the repository root. The phase's flags come before the two stages' own
 # (--sample-depth ... --stop-at 1400, then --no-sample-depth), which win. Resumes RUN/last.pt when this machine has it (optimiser included); the compact state goes to
-# RUN/state.pt.
+# RUN/state.pt. Another base tokenizer: MODEL (a preset), BASE_FLAG (--vqgan or --vae), BASE (the training
+# state whose VQGAN or VAE to take) and PACK (its code pack, made from BASE when missing), e.g.
+# continue_v2_vae_alit.sh; PACK_IMAGES, the images a new pack holds (12,288).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 usage="usage: fresh_alit_phase.sh RUN MINUTES [train flags...]"
@@ -19,15 +21,19 @@ shift 2
 extra=("$@")
 deadline=$(( $(date +%s) + minutes * 60 ))  # building the data or the code pack counts too
 left() { echo $(( deadline - $(date +%s) )); }
-vqgan=assets/training_state/explorer_128.pt  # phase 1's state: its VQGAN made the code pack
-pack=runs/pack128.pt
+model=${MODEL:-explorer_128}
+base_flag=${BASE_FLAG:---vqgan}
+base=${BASE:-assets/training_state/explorer_128.pt}  # phase 1's state: its VQGAN made the code pack
+pack=${PACK:-runs/pack128.pt}
+pack_images=${PACK_IMAGES:-12288}
 [ -f data/index.json ] || python -m alit_train.data all
-[ -f "$pack" ] || nice -n 10 python -m alit_train.code_pack --vqgan "$vqgan" --out "$pack" --images 12288 --threads 1
+[ -f "$pack" ] || nice -n 10 python -m alit_train.code_pack --vqgan "$base" --model "$model" --out "$pack" \
+  --images "$pack_images" --threads 1
 mkdir -p "$run"
 step() { python -c "import sys, torch; print(int(torch.load(sys.argv[1], weights_only=True)['step']))" "$run/last.pt" \
   2>/dev/null || echo 0; }
 train() {  # phase 1's settings, then the phase's own flags
-  nice -n 10 python -m alit_train.train alit --model explorer_128 --out "$run" --vqgan "$vqgan" --codes "$pack" \
+  nice -n 10 python -m alit_train.train alit --model "$model" --out "$run" "$base_flag" "$base" --codes "$pack" \
     --steps 6000 --batch-size 16 --base-lr 0.016 --warmup 30 --ce-weight 0.1 --mse-weight 10 --pixel-weight 0 \
     --weight-decay 0 --threads 1 --probe-every 100 --time-limit "$(left)" ${extra[@]+"${extra[@]}"} "$@"
 }
