@@ -111,20 +111,28 @@ def test_app_reference_set_keeps_its_groups(tiny_data, tmp_path):
 
 
 # without held-out photos: the same report less its photo sections (slow: a minute more for little)
-@pytest.mark.parametrize("test_photos", [pytest.param(False, marks=pytest.mark.slow), True])
-def test_evaluation_report_end_to_end(tiny_data, tmp_path, test_photos):
+# and a model on a KL VAE (version 2's base tokenizer since session 10), with the held-out photos
+@pytest.mark.parametrize("test_photos,vae", [pytest.param(False, False, marks=pytest.mark.slow), (True, False),
+                                             (True, True)])
+def test_evaluation_report_end_to_end(tiny_data, tmp_path, test_photos, vae):
     import json
 
     from conftest import small_config
 
-    from alit_core import ALIT, Tokenizer, save_checkpoint
-    from alit_train.evaluate import evaluate
+    from alit_core import ALIT, Tokenizer, VAEConfig, load_tokenizer, save_checkpoint
+    from alit_train.evaluate import evaluate, eval_sets, to_tensor
 
     index = _with_test_photo(tiny_data, tmp_path) if test_photos else tiny_data / "index.json"
     torch.manual_seed(0)
-    ck = save_checkpoint(Tokenizer(ALIT(small_config()), "cpu"), tmp_path / "m.pt")
+    base = dict(vae=VAEConfig(resolution=64, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, encoder_attn_resolutions=(),
+                              decoder_attn_resolutions=(), latent_scale=1.0)) if vae else {}
+    ck = save_checkpoint(Tokenizer(ALIT(small_config(**base)), "cpu"), tmp_path / "m.pt")
     report = evaluate(str(ck), str(index), tmp_path / "report", n=2, threshold=0.2, bootstrap=20, speed_repeats=1)
     saved = json.loads((tmp_path / "report" / "report.json").read_text())
+    # the base tokenizer's own PSNR on the photos: its VQGAN's codes, or its VAE's latents, decoded
+    photos = to_tensor([im for im, _ in eval_sets(str(index), 64, 2, 1234)["photos"]])
+    alone = load_tokenizer(str(ck), device="cpu").base_reconstruction(photos).psnr.mean().item()
+    assert saved["reconstruction"]["vqgan_psnr"] == pytest.approx(alone, abs=1e-4)
     assert saved["resolution"] == 64 and len(saved["reconstruction"]["per_iteration"]) == 4
     assert set(saved["complexity"]) == {"png_bpp", "jpeg_bpp", "entropy", "edge_density", "high_freq_energy"}
     sets = {"photos", "scenes", "simple", "ood_text", "ood_texture"}

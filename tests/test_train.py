@@ -578,6 +578,19 @@ def test_alit_on_a_trained_vae_from_a_latent_pack(tiny_data, tmp_path):
     ck = torch.load(tmp_path / "alit" / "last.pt", weights_only=True)
     assert all(torch.equal(ck["model"]["vae." + k], v) for k, v in base_state(vae_ck, "vae").items())
 
+    # exported, it is a VAE model the explorer loads: its rollout decodes through the trained VAE
+    from alit_core import load_tokenizer
+
+    assert main(["export", str(tmp_path / "alit" / "last.pt"), str(tmp_path / "va.pt"), "--dtype", "float32"]) == 0
+    tok = load_tokenizer(str(tmp_path / "va.pt"), device="cpu")
+    assert tok.is_vae and tok.halting_modes == ("deterministic", "off")
+    steps = list(tok.rollout(images, halting="off"))
+    assert len(steps) == cfg.iterations and steps[0].code.shape == (2, 256, 16)
+    model.vae.load_state_dict(base_state(vae_ck, "vae"))  # the weights the alit stage took (not float16-rounded)
+    with torch.no_grad():
+        latents, _ = model.vae.latents(images, "mean")
+        assert torch.allclose(tok.base_reconstruction(images).recon, model.vae.decode(latents), atol=1e-5)
+
     with pytest.raises(ValueError, match="no stochastic halting"):
         run_stage("alit", tmp_path / "stoch", tiny_data, 1, extra[:-2])
     with pytest.raises(SystemExit, match="--vae"):
