@@ -18,6 +18,7 @@ Data: scenes generated on the fly from the offline photo index (alit_train.scene
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -273,18 +274,33 @@ def restore(cfg: TrainConfig, last: Path, result: nn.Module, opt, ema: EMA, talk
     optimiser; returns (first step, step the optimiser's warm-up counts from)."""
     if last.exists():
         ck = torch.load(last, map_location="cpu", weights_only=True)
-        result.load_state_dict(ck["model"])
+        with fitting(last):
+            result.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         ema.shadow = {k: v.float() for k, v in ck["ema"].items()}
         if talk:
             print(f"resuming {last} at step {int(ck['step'])}", file=sys.stderr)
         return int(ck["step"]), int(ck.get("warm_from", 0))
     if cfg.resume:
-        start = load_compact(cfg.resume, result, ema)
+        with fitting(cfg.resume):
+            start = load_compact(cfg.resume, result, ema)
         if talk:
             print(f"continuing {cfg.resume} from step {start} with a fresh optimiser", file=sys.stderr)
         return start, start
     return 0, 0
+
+
+@contextlib.contextmanager
+def fitting(path):
+    """Turn a state whose tensors do not fit this run's model into a message that says which flags make them fit."""
+    try:
+        yield
+    except RuntimeError as err:
+        if "size mismatch" not in str(err) and "Missing key" not in str(err) and "Unexpected key" not in str(err):
+            raise
+        first = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), str(err))
+        raise SystemExit(f"{path} does not fit the model this run builds ({first}); pass the flags and --model it was "
+                         "trained with (e.g. --codebook-size for a grown VQGAN codebook)") from None
 
 
 class Autocast:

@@ -164,6 +164,9 @@ def test_a_grown_codebook_keeps_the_trained_codes_and_trains_on(tiny_data, vqgan
     ck = torch.load(tmp_path / "vq512" / "last.pt", weights_only=True)
     assert ck["step"] == 2 and ck["model"]["quantize.embedding.weight"].shape == (512, old.shape[1])
     assert ck["model_config"]["vqgan"]["codebook_size"] == 512
+    # without --codebook-size the grown state does not fit the VQGAN built: a message, not a traceback
+    with pytest.raises(SystemExit, match=r"vq512.*does not fit the model this run builds.*--codebook-size"):
+        run_stage("vqgan", tmp_path / "vq512", tiny_data, 3, ["--init", str(init)])
     with pytest.raises(SystemExit, match="decoder only"):
         run_stage("vqgan", tmp_path / "vqdec", tiny_data, 1, [*args, "--decoder-only"])
 
