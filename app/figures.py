@@ -12,6 +12,8 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 
+from .texts import base_decodes
+
 DISPLAY = 256  # pixels: small models are shown enlarged
 
 
@@ -162,10 +164,9 @@ def error_curves(runs: list[dict]) -> go.Figure:
             base, floor = r["floor"]
             # across the counts shown (a one-iteration run: a short stroke around its one count)
             ends = [tokens[0], tokens[-1]] if len(tokens) > 1 else [tokens[0] - 4, tokens[0] + 4]
-            own = "latents" if base == "VAE" else "codes"
             fig.add_trace(go.Scatter(x=ends, y=[floor, floor], mode="lines", name=f"{name}{base} alone", yaxis="y1",
                                      line=dict(dash="dashdot", color="grey", width=1.5),
-                                     hovertemplate=f"{name}the {base} alone, from the image's own {own}: "
+                                     hovertemplate=f"{name}the {base} alone, from the image's own {base_decodes(base)}: "
                                                    "L1 %{y:.4f}<extra></extra>"))
         target, criterion = r.get("target"), r.get("criterion", "l1")
         if target is not None and criterion in ("l1", "psnr") and (criterion, target) not in targets:

@@ -13,6 +13,11 @@ from __future__ import annotations
 OBJECT_ALIGNED_VS_GRID = 2.0
 
 
+def base_decodes(base: str) -> str:
+    """What the base tokenizer alone ("VQGAN" or "VAE") decodes of an image: its own codes, or its latents."""
+    return "latents" if base == "VAE" else "codes"
+
+
 def object_discovery(metadata: dict | None) -> dict | None:
     """The model's measured object discovery, if recorded and well-formed."""
     od = (metadata or {}).get("object_discovery")
