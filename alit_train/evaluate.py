@@ -33,7 +33,6 @@ import torch.nn.functional as F
 from alit_core import Criterion, load_tokenizer, select_iterations
 from alit_core.analysis.complexity import MEASURES, complexity
 from alit_core.analysis.compression import codec_at_size
-from alit_core.analysis.metrics import psnr
 from alit_core.analysis.segmentation import attention_segments, fg_ari, grid_segments, matched_miou
 from alit_core.analysis.statistics import bootstrap_ci, spearman
 

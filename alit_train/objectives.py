@@ -81,8 +81,9 @@ class VAEObjective(nn.Module):
         mean, logvar = post.mean.float(), post.logvar.float()
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
         loss = l1 + mse + self.kl_weight * kl
-        return loss, {"l1": l1.detach(), "mse": mse.detach(), "kl": kl.detach(), "psnr": psnr(recon.detach(), images).mean(),
-                      "latent_rms": mean.detach().pow(2).mean().sqrt(), "posterior_std": post.std.detach().float().mean()}
+        return loss, {"l1": l1.detach(), "mse": mse.detach(), "kl": kl.detach(),
+                      "psnr": psnr(recon.detach(), images).mean(), "latent_rms": mean.detach().pow(2).mean().sqrt(),
+                      "posterior_std": post.std.detach().float().mean()}
 
 
 class ALITStage1(nn.Module):

@@ -49,7 +49,6 @@ from .streams import SceneStream, batches, random_crops
 from .train_config import TrainConfig, model_config, parse_mix
 from .training_state import EMA, compact, initial_model, load_compact, merge_log, save_training_state
 
-
 BASE_STAGES = ("vqgan", "vae")  # train a base tokenizer alone, on random crops
 
 
@@ -99,7 +98,8 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
                          "(--resume its compact state)")
     if cfg.stage == "vae":
         if model_cfg.vae is None:
-            raise SystemExit(f"the vae stage trains a model's KL VAE; {cfg.model} has a VQGAN (e.g. --model explorer_128_vae)")
+            raise SystemExit(f"the vae stage trains a model's KL VAE; {cfg.model} has a VQGAN "
+                             "(e.g. --model explorer_128_vae)")
         if cfg.init:
             raise SystemExit("the vae stage starts from scratch, or resumes <out>/last.pt or --resume <compact state>")
         vae = KLVAE(model_cfg.vae)
@@ -144,8 +144,8 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
     if cfg.stage == "alit":
         base = "vae" if model.is_vae else "vqgan"
         if not getattr(cfg, base):
-            raise SystemExit(f"the alit stage needs --{base} <{base.upper()} stage checkpoint or ALIT state> (or --init "
-                             "<ALIT checkpoint>, or --resume <compact state>)")
+            raise SystemExit(f"the alit stage needs --{base} <{base.upper()} stage checkpoint or ALIT state> "
+                             "(or --init <ALIT checkpoint>, or --resume <compact state>)")
         # a fresh ALIT on a trained base tokenizer, which may be another ALIT's (e.g. to retrain on its code pack)
         model.base_tokenizer.load_state_dict(base_state(getattr(cfg, base), base))
         model.base_tokenizer.requires_grad_(False)

@@ -166,8 +166,8 @@ def error_curves(runs: list[dict]) -> go.Figure:
             ends = [tokens[0], tokens[-1]] if len(tokens) > 1 else [tokens[0] - 4, tokens[0] + 4]
             fig.add_trace(go.Scatter(x=ends, y=[floor, floor], mode="lines", name=f"{name}{base} alone", yaxis="y1",
                                      line=dict(dash="dashdot", color="grey", width=1.5),
-                                     hovertemplate=f"{name}the {base} alone, from the image's own {base_decodes(base)}: "
-                                                   "L1 %{y:.4f}<extra></extra>"))
+                                     hovertemplate=f"{name}the {base} alone, from the image's own "
+                                                   f"{base_decodes(base)}: L1 %{{y:.4f}}<extra></extra>"))
         target, criterion = r.get("target"), r.get("criterion", "l1")
         if target is not None and criterion in ("l1", "psnr") and (criterion, target) not in targets:
             targets.add((criterion, target))  # two runs with the same target share its line

@@ -167,7 +167,8 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
             alone = f"{rec.base_psnr:.2f} dB"
         else:
             return ""
-        return (f". The {rec.base} alone, decoding this image's own {texts.base_decodes(rec.base)} (what the tokens predict), reaches "
+        return (f". The {rec.base} alone, decoding this image's own {texts.base_decodes(rec.base)} "
+                "(what the tokens predict), reaches "
                 f"{alone}: the criterion asks for less error than this model's base tokenizer draws the image with")
 
     @staticmethod
