@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:?usage: continue_v2.sh MINUTES}
-state=assets/training_state/explorer_128.pt
+state=$(bash alit_train/phase1_state.sh)  # from git since session 10 (its schedule ended at step 6,000 in session 5)
 log=assets/training_state/explorer_128.metrics.jsonl  # every session's metrics and probes, in order
 run=runs/alit128
 pack=runs/pack128.pt

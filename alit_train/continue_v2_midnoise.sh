@@ -12,7 +12,7 @@
 #   python -m alit_train.compare_runs assets/training_state/explorer_128.metrics.jsonl runs/m128/metrics.jsonl --window 400
 #
 # Resumes runs/m128/last.pt when this machine has it (optimiser included). The compact state goes to
-# runs/m128/state.pt; it replaces assets/training_state/explorer_128.pt only once it beats phase 1.
+# runs/m128/state.pt; it would have replaced phase 1's committed state only once it beat phase 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:?usage: continue_v2_midnoise.sh MINUTES}

@@ -22,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:?usage: continue_v2_noise.sh MINUTES}
-state=assets/training_state/explorer_128.pt
+state=$(bash alit_train/phase1_state.sh)
 log=assets/training_state/explorer_128.metrics.jsonl
 run=runs/n128
 pack=runs/pack128.pt

@@ -9,7 +9,7 @@
 #   bash alit_train/continue_v2_sign.sh 150
 #   python -m alit_train.compare_runs assets/training_state/explorer_128.metrics.jsonl runs/s128/metrics.jsonl --window 400
 #
-# It replaces assets/training_state/explorer_128.pt only once it beats phase 1.
+# Its state would have replaced phase 1's as the committed one only once it beat phase 1 (it did not).
 set -euo pipefail
 minutes=${1:?usage: continue_v2_sign.sh MINUTES}
 exec bash "$(dirname "$0")/fresh_alit_phase.sh" runs/s128 "$minutes" --sign-latents

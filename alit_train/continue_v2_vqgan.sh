@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:?usage: continue_v2_vqgan.sh MINUTES}
-alit_state=assets/training_state/explorer_128.pt
+alit_state=$(bash alit_train/phase1_state.sh)
 state=assets/training_state/explorer_128_vqgan.pt
 run=runs/vq128b
 [ -f data/index.json ] || python -m alit_train.data all

@@ -20,7 +20,7 @@ state=assets/training_state/explorer_128_vqgan4096.pt
 [ -f data/index.json ] || python -m alit_train.data all
 resume=()
 [ -f "$state" ] && resume=(--resume "$state")
-nice -n 10 python -m alit_train.train vqgan --model explorer_128 --init assets/training_state/explorer_128.pt \
+nice -n 10 python -m alit_train.train vqgan --model explorer_128 --init "$(bash alit_train/phase1_state.sh)" \
   --init-weights model --codebook-size 4096 "${resume[@]}" --out "$run" --steps 15000 --batch-size 16 \
   --base-lr 0.008 --warmup 50 --crop 64 --threads 1 --time-limit $((minutes * 60))
 python -m alit_train.train compact "$run/last.pt" "$state"

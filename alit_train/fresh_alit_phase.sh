@@ -23,7 +23,7 @@ deadline=$(( $(date +%s) + minutes * 60 ))  # building the data or the code pack
 left() { echo $(( deadline - $(date +%s) )); }
 model=${MODEL:-explorer_128}
 base_flag=${BASE_FLAG:---vqgan}
-base=${BASE:-assets/training_state/explorer_128.pt}  # phase 1's state: its VQGAN made the code pack
+base=${BASE:-$(bash alit_train/phase1_state.sh)}  # phase 1's state: its VQGAN made the code pack
 pack=${PACK:-runs/pack128.pt}
 pack_images=${PACK_IMAGES:-12288}
 [ -f data/index.json ] || python -m alit_train.data all

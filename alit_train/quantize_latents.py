@@ -13,7 +13,7 @@ Trained from scratch on this CPU, the latent codebook collapsed to one entry wit
 latents, so every entry starts in use, and the decoder's input projection is rescaled by the
 latents' mean norm, because the quantiser hands it unit vectors where it was trained on raw ones.
 
-    python -m alit_train.quantize_latents assets/training_state/explorer_128.pt runs/q128_init.pt \
+    python -m alit_train.quantize_latents $(bash alit_train/phase1_state.sh) runs/q128_init.pt \
         --codes runs/pack128.pt
     python -m alit_train.train alit --init runs/q128_init.pt --codes runs/pack128.pt ...
 """

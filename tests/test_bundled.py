@@ -23,6 +23,15 @@ def test_bundled_model_is_shipped_and_small():
     assert total <= 30 * 2**20, f"assets/ holds {total / 2**20:.1f} MiB, over the 30 MiB budget"
 
 
+def test_one_training_state_carries_the_next_model():
+    # the compact state of the line being trained (README, "The next bundled model"): one file, replaced whole
+    states = sorted((BUNDLED_CHECKPOINT.parent / "training_state").glob("*.pt"))
+    assert len(states) == 1, f"assets/training_state/ holds {[p.name for p in states]}: one state, replaced each time"
+    ck = torch.load(states[0], map_location="cpu", weights_only=True)
+    assert ck["compact"] and "optimizer" not in ck and ck["step"] > 0
+    assert all(v.dtype == torch.float16 for v in ck["model"].values() if v.is_floating_point())
+
+
 def test_bundled_model_has_a_16x16_grid(tok):
     assert tok.config.grid_size == 16
     assert tok.resolution == 64
