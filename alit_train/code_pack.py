@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from einops import rearrange
+from torch import nn
 
 from alit_core.files.atomic import written_whole
 from alit_core.model.config import ALITConfig
@@ -80,7 +81,16 @@ def base_state(path: str, base: str = "vqgan") -> dict[str, torch.Tensor]:
     if any(k.startswith(prefix) for k in ck["model"]):
         return {k[len(prefix):]: v.float() if v.is_floating_point() else v
                 for k, v in ck["model"].items() if k.startswith(prefix)}
-    return {k: v.float() if v.is_floating_point() else v for k, v in ck["ema"].items()}
+    # a compact state keeps only the EMA entries that differ from the weights (frozen ones do not)
+    ema = {**ck["model"], **ck["ema"]} if ck.get("compact") else ck["ema"]
+    return {k: v.float() if v.is_floating_point() else v for k, v in ema.items()}
+
+
+def fingerprint(base: nn.Module) -> float:
+    """A number that tells one set of base tokenizer weights from another (float16-rounded, as packs are
+    made), so that ALIT is never trained on the codes or latents of another VQGAN or VAE than its own."""
+    return round(sum(float(p.detach().half().double().abs().sum()) for p in base.state_dict().values()
+                     if p.is_floating_point()), 3)
 
 
 def base_from(path: str, model_cfg: ALITConfig) -> VQGAN | KLVAE:
@@ -120,16 +130,27 @@ def build(vqgan: str, model_cfg: ALITConfig, index: str, n: int, mix: dict, seed
         done = min(n, (block + 1) * BLOCK)
         print(f"\rcode pack: {done}/{n} images ({time.time() - t0:.0f} s)", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    meta = {"vqgan": str(vqgan), "index": str(index), "mix": dict(mix), "seed": seed, "images": n,
+    meta = {"vqgan": str(vqgan), "base_fingerprint": fingerprint(base), "index": str(index), "mix": dict(mix),
+            "seed": seed, "images": n,
             "resolution": model_cfg.resolution, "model_config": model_cfg.to_dict()}
     return CodePack(torch.cat(images), torch.cat(features), torch.cat(targets), meta)
 
 
 class PackStream:
-    """Batches (images, VQGAN features, codes) drawn from a code pack, deterministic in (seed, rank, step)."""
+    """Batches (images, base features, codes or VAE latents) drawn from a code pack, deterministic in
+    (seed, rank, step)."""
 
     def __init__(self, path: str, seed: int, rank: int):
         self.pack, self.seed, self.rank = CodePack.load(path), seed, rank
+
+    def check_base(self, base: nn.Module, path: str) -> None:
+        """Stop when the pack was made by other base weights than the model's frozen ones (packs made
+        before the fingerprint was recorded are taken as they are)."""
+        made_by = self.pack.meta.get("base_fingerprint")
+        if made_by is not None and made_by != fingerprint(base):
+            raise SystemExit(f"the code pack {path} was made by another VQGAN or VAE ({self.pack.meta['vqgan']}) "
+                             "than the one this ALIT trains on: make a new pack from it (python -m "
+                             "alit_train.code_pack) or pass the base it was made from")
 
     def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, ...]:
         return self.pack.batch(step, batch_size, self.seed, self.rank)

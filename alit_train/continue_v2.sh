@@ -4,7 +4,10 @@
 # MINUTES is training time: on a machine without data/ or the code pack, building them comes first
 # (about 5 min for the data, 5-10 min for the pack).
 #
-#   bash alit_train/continue_v2.sh 150        # then: git add assets/training_state/
+#   bash alit_train/continue_v2.sh 150
+#
+# Its 6,000-step schedule ended in session 5; since session 10 its state comes from git (phase1_state.sh)
+# and a run writes runs/alit128/state.pt.
 #
 # Every session resumes where the last one stopped: from runs/alit128/last.pt when this machine
 # still has it (optimiser included), else from the committed compact state with a fresh optimiser
@@ -24,5 +27,5 @@ mkdir -p "$run"
 nice -n 10 python -m alit_train.train alit --model explorer_128 --out "$run" --resume "$state" --codes "$pack" \
   --steps 6000 --batch-size 16 --base-lr 0.016 --warmup 30 --ce-weight 0.1 --mse-weight 10 --pixel-weight 0 \
   --no-sample-depth --weight-decay 0 --threads 1 --probe-every 100 --time-limit $((minutes * 60))
-python -m alit_train.train compact "$run/last.pt" "$state"
+python -m alit_train.train compact "$run/last.pt" "$run/state.pt"  # not over phase 1's (phase1_state.sh)
 cp "$run/metrics.jsonl" "$log"

@@ -11,5 +11,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:?usage: continue_v2_vae_alit.sh MINUTES}
-MODEL=explorer_128_vae BASE_FLAG=--vae BASE=assets/training_state/explorer_128_vae.pt PACK=runs/vaepack128.pt \
+PHASE_MODEL=explorer_128_vae PHASE_BASE_FLAG=--vae PHASE_BASE=assets/training_state/explorer_128_vae.pt \
+  PHASE_PACK=runs/vaepack128.pt \
   bash alit_train/fresh_alit_phase.sh runs/va128 "$minutes" --halting off --mse-weight 1

@@ -7,20 +7,20 @@
 #
 #   bash alit_train/continue_v2_vqgan_grown.sh MINUTES
 #
-# Resumes runs/vq4k/last.pt when this machine has it, else the compact state
-# assets/training_state/explorer_128_vqgan4096.pt if present (fresh optimiser, 50-step warm-up from its
-# step), else starts. The compact state is written back there at the end. Ended in session 10 at step
-# 15,000 (22.12 dB on the test photos, EMA) and its state removed from the repository; the step-13,227
-# state is in git: `git show 2d17f3d:assets/training_state/explorer_128_vqgan4096.pt > FILE`.
+# Resumes runs/vq4k/last.pt when this machine has it, else runs/vq4k/state.pt (fresh optimiser, 50-step
+# warm-up from its step), else starts; the compact state is written there at the end. Ended in session
+# 10 at step 15,000 (22.12 dB on the test photos, EMA). Its step-13,227 state, committed in session 9, is
+# in git: `git show 2d17f3d:assets/training_state/explorer_128_vqgan4096.pt > runs/vq4k/state.pt`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:?usage: continue_v2_vqgan_grown.sh MINUTES}
 run=runs/vq4k
-state=assets/training_state/explorer_128_vqgan4096.pt
+state=$run/state.pt
 [ -f data/index.json ] || python -m alit_train.data all
 resume=()
 [ -f "$state" ] && resume=(--resume "$state")
-nice -n 10 python -m alit_train.train vqgan --model explorer_128 --init "$(bash alit_train/phase1_state.sh)" \
+phase1=$(bash alit_train/phase1_state.sh)
+nice -n 10 python -m alit_train.train vqgan --model explorer_128 --init "$phase1" \
   --init-weights model --codebook-size 4096 "${resume[@]}" --out "$run" --steps 15000 --batch-size 16 \
   --base-lr 0.008 --warmup 50 --crop 64 --threads 1 --time-limit $((minutes * 60))
 python -m alit_train.train compact "$run/last.pt" "$state"

@@ -9,9 +9,10 @@
 #
 # RUN is relative to the repository root. The phase's flags come before the two stages' own
 # (--sample-depth ... --stop-at 1400, then --no-sample-depth), which win. Resumes RUN/last.pt when this machine has it (optimiser included); the compact state goes to
-# RUN/state.pt. Another base tokenizer: MODEL (a preset), BASE_FLAG (--vqgan or --vae), BASE (the training
-# state whose VQGAN or VAE to take) and PACK (its code pack, made from BASE when missing), e.g.
-# continue_v2_vae_alit.sh; PACK_IMAGES, the images a new pack holds (12,288).
+# RUN/state.pt. Another base tokenizer: PHASE_MODEL (a preset), PHASE_BASE_FLAG (--vqgan or --vae),
+# PHASE_BASE (the training state whose VQGAN or VAE to take) and PHASE_PACK (its code pack, made from
+# PHASE_BASE when missing), e.g. continue_v2_vae_alit.sh; PHASE_PACK_IMAGES, the images a new pack holds
+# (12,288).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 usage="usage: fresh_alit_phase.sh RUN MINUTES [train flags...]"
@@ -21,11 +22,12 @@ shift 2
 extra=("$@")
 deadline=$(( $(date +%s) + minutes * 60 ))  # building the data or the code pack counts too
 left() { echo $(( deadline - $(date +%s) )); }
-model=${MODEL:-explorer_128}
-base_flag=${BASE_FLAG:---vqgan}
-base=${BASE:-$(bash alit_train/phase1_state.sh)}  # phase 1's state: its VQGAN made the code pack
-pack=${PACK:-runs/pack128.pt}
-pack_images=${PACK_IMAGES:-12288}
+model=${PHASE_MODEL:-explorer_128}
+base_flag=${PHASE_BASE_FLAG:---vqgan}
+base=${PHASE_BASE:-}
+[ -n "$base" ] || base=$(bash alit_train/phase1_state.sh)  # phase 1's state: its VQGAN made the code pack
+pack=${PHASE_PACK:-runs/pack128.pt}
+pack_images=${PHASE_PACK_IMAGES:-12288}
 [ -f data/index.json ] || python -m alit_train.data all
 [ -f "$pack" ] || nice -n 10 python -m alit_train.code_pack --vqgan "$base" --model "$model" --out "$pack" \
   --images "$pack_images" --threads 1

@@ -12,7 +12,9 @@ which it needs to synchronise gradients.
   is what ALIT's regressed latents will be.
 - ALITStage1: the official stage-1 loss (docs/method.md §6): per-iteration weighted cross-entropy of the
   decoder's code logits against the VQGAN codes, MSE between the soft codes and the true code
-  vectors, and the latent VQ loss; the VQGAN is frozen.
+  vectors, and the latent VQ loss; the VQGAN is frozen. On a VAE (whose latents ALIT regresses) the
+  weighted MSE of each iteration's regressed latents takes the place of the cross-entropy and the
+  soft-code MSE; the VAE is frozen.
   With pixel_weight > 0, each step also decodes one iteration (cycling through them) to pixels
   through the VQGAN decoder and adds a pixel L1 loss: with the VQGAN frozen this steers the soft
   codes towards good pixels; in the end-to-end stage (train.py) the VQGAN decoder trains too.
@@ -100,10 +102,11 @@ class ALITStage1(nn.Module):
         self.calls = 0
 
     def forward(self, images: torch.Tensor, features: torch.Tensor | None = None, targets: torch.Tensor | None = None):
-        """images (B, 3, S, S); or with the frozen VQGAN's stored features (B, C, g, g) and codes (B, P)."""
+        """images (B, 3, S, S); or with the frozen base tokenizer's stored features (B, C, g, g) and targets
+        (a code pack): VQGAN codes (B, P), or VAE latents (B, P, C)."""
         m = self.model
         inputs = images
-        if features is not None:  # a code pack: the VQGAN encoder is skipped, the patch embedding trains
+        if features is not None:  # a code pack: the base encoder is skipped, the patch embedding trains
             with torch.autocast(images.device.type, enabled=False):
                 inputs = ImageTokens(images, m.tokens_from_features(features, images), targets)
         # A fresh seed per call keeps halting draws independent across steps and ranks.

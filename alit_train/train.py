@@ -96,6 +96,9 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
     if cfg.sign_latents and (cfg.stage != "alit" or cfg.init or not (cfg.vqgan or cfg.resume)):
         raise SystemExit("--sign-latents trains a fresh ALIT (the alit stage with --vqgan), or continues one "
                          "(--resume its compact state)")
+    if cfg.stage in ("alit", "e2e") and cfg.halting == "stochastic" and model_cfg.vae is not None:
+        raise SystemExit("VAE models have no stochastic halting: train them with --halting off (as the official "
+                         "VAE variant, whose halting never masks) or --halting deterministic")
     if cfg.stage == "vae":
         if model_cfg.vae is None:
             raise SystemExit(f"the vae stage trains a model's KL VAE; {cfg.model} has a VQGAN "
@@ -147,7 +150,8 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
             raise SystemExit(f"the alit stage needs --{base} <{base.upper()} stage checkpoint or ALIT state> "
                              "(or --init <ALIT checkpoint>, or --resume <compact state>)")
         # a fresh ALIT on a trained base tokenizer, which may be another ALIT's (e.g. to retrain on its code pack)
-        model.base_tokenizer.load_state_dict(base_state(getattr(cfg, base), base))
+        with fitting(getattr(cfg, base)):
+            model.base_tokenizer.load_state_dict(base_state(getattr(cfg, base), base))
         model.base_tokenizer.requires_grad_(False)
         if cfg.spatial_init > 0:
             spatial_init(model, scale=cfg.spatial_init)
@@ -216,6 +220,7 @@ def train(cfg: TrainConfig) -> Path:
         runner = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=cfg.stage not in BASE_STAGES)
     if cfg.codes and cfg.stage not in BASE_STAGES:
         stream = PackStream(cfg.codes, cfg.seed, rank)
+        stream.check_base(result.base_tokenizer, cfg.codes)
     else:
         stream = SceneStream(cfg.index, model_cfg.resolution, cfg.mix, cfg.seed, rank)
     crop_gen = torch.Generator().manual_seed(cfg.seed * 7919 + rank)

@@ -1,6 +1,7 @@
 """Training: schedule, parameter groups, resumable runs and 2-process DistributedDataParallel on CPU."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -108,6 +109,15 @@ def test_vqgan_then_alit_then_e2e_resumable(tiny_data, vqgan_run, tmp_path):
     merged = torch.load(tmp_path / "merged2.pt", weights_only=True)["state_dict"]
     assert torch.equal(merged["vqgan.decoder.conv_in.weight"], vqdec["decoder.conv_in.weight"])
     assert torch.equal(merged["vqgan.quantize.embedding.weight"], alit["model"]["vqgan.quantize.embedding.weight"])
+    # its compact state keeps only the EMA entries that moved (the decoder's): its base weights are all there
+    from alit_train.code_pack import base_from
+    from alit_train.training_state import compact
+
+    compact(str(tmp_path / "vqdec" / "last.pt"), str(tmp_path / "vqdec.pt"))
+    assert not any(k.startswith("encoder.") for k in torch.load(tmp_path / "vqdec.pt", weights_only=True)["ema"])
+    from_compact = base_from(str(tmp_path / "vqdec.pt"), small_config()).state_dict()
+    assert all(torch.equal(v, from_compact[k]) for k, v in base_from(str(tmp_path / "vqdec" / "last.pt"),
+                                                                    small_config()).state_dict().items())
 
     assert main(["export", str(tmp_path / "e2e" / "last.pt"), str(tmp_path / "model.pt"),
                  "--calibrate", str(tiny_data / "index.json")]) == 0
@@ -527,13 +537,19 @@ def test_vae_stage_trains_a_kl_vae_from_scratch_and_continues_from_its_compact_s
     vae = KLVAE(vae_cfg)
     vae.load_state_dict(ck["ema"])  # the result is the VAE alone, in its own key names
 
-    # the KL term is the closed form of the posterior against a unit Gaussian, mean over latent elements
+    # the KL term against a unit Gaussian, mean over latent elements: 0 for the unit Gaussian itself,
+    # mean^2 / 2 for a shifted one, (s^2 - 1 - log s^2) / 2 for a scaled one
+    from alit_core.model.vae import Posterior
+
     images = torch.rand(2, 3, 32, 32)
-    loss, metrics = VAEObjective(vae, kl_weight=0.5)(images)
-    post = vae.encode(images)
-    kl = 0.5 * (post.mean.pow(2) + post.logvar.exp() - 1 - post.logvar).mean()
-    assert metrics["kl"] == pytest.approx(kl.item(), rel=1e-5)
-    assert loss.item() == pytest.approx((metrics["l1"] + metrics["mse"] + 0.5 * kl).item(), rel=1e-5)
+    objective = VAEObjective(vae, kl_weight=0.5)
+    shape = vae.encode(images).mean.shape
+    for mean, logvar, kl in ((0.0, 0.0, 0.0), (2.0, 0.0, 2.0), (0.0, math.log(4.0), 0.5 * (4 - 1 - math.log(4)))):
+        vae.encode = lambda x, m=mean, v=logvar: Posterior(torch.full(shape, m), torch.full(shape, v))
+        loss, metrics = objective(images)
+        assert metrics["kl"].item() == pytest.approx(kl, abs=1e-6)
+        assert loss.item() == pytest.approx((metrics["l1"] + metrics["mse"] + 0.5 * kl).item(), rel=1e-5)
+    del vae.encode
 
     # a compact state carries the run to a new machine: the next step continues from it
     compact(str(tmp_path / "vae" / "last.pt"), str(tmp_path / "vae_state.pt"))
@@ -594,7 +610,11 @@ def test_alit_on_a_trained_vae_from_a_latent_pack(tiny_data, tmp_path):
         latents, _ = model.vae.latents(images, "mean")
         assert torch.allclose(tok.base_reconstruction(images).recon, model.vae.decode(latents), atol=1e-5)
 
-    with pytest.raises(ValueError, match="no stochastic halting"):
+    with pytest.raises(SystemExit, match="no stochastic halting.*--halting off"):
         run_stage("alit", tmp_path / "stoch", tiny_data, 1, extra[:-2])
+    # a pack made by another VAE (here: one more step of training) is refused, not trained on
+    run_stage("vae", tmp_path / "vae", tiny_data, 2, ["--model", str(model_json), "--crop", "32"])
+    with pytest.raises(SystemExit, match="made by another VQGAN or VAE"):
+        run_stage("alit", tmp_path / "other", tiny_data, 1, extra)
     with pytest.raises(SystemExit, match="--vae"):
-        run_stage("alit", tmp_path / "novae", tiny_data, 1, ["--model", str(model_json)])
+        run_stage("alit", tmp_path / "novae", tiny_data, 1, ["--model", str(model_json), "--halting", "off"])
