@@ -98,7 +98,8 @@ class CompareHandlers:
             ui.cmp_summary: self.comparison_md(cmp),
             ui.cmp_curve: figures.error_curves([
                 dict(name=lab, tokens=r.rec.tokens, l1=r.rec.l1, psnr=r.rec.psnr, selected=sel, criterion=c.kind,
-                     target=c.value if c.kind != "tokens" else None)
+                     target=c.value if c.kind != "tokens" else None,
+                     floor=None if r.rec.base_l1 is None else (r.rec.base, r.rec.base_l1))
                 for lab, r, c, sel in zip("AB", cmp.runs, cmp.crits, cmp.selected)]),
             # a slider needs two ends: a one-iteration comparison shows its one iteration on a fixed slider
             ui.cmp_iteration: gr.update(value=it, maximum=max(1, n - 1), interactive=n > 1),

@@ -165,7 +165,9 @@ def error_curves(runs: list[dict]) -> go.Figure:
             # across the counts shown (a one-iteration run: a short stroke around its one count)
             ends = [tokens[0], tokens[-1]] if len(tokens) > 1 else [tokens[0] - 4, tokens[0] + 4]
             fig.add_trace(go.Scatter(x=ends, y=[floor, floor], mode="lines", name=f"{name}{base} alone", yaxis="y1",
-                                     line=dict(dash="dashdot", color="grey", width=1.5),
+                                     # grey for one run; several keep their own colours, so each line is told apart
+                                     line=dict(dash="dashdot", color=colour.get("color", "grey"), width=1.5),
+                                     opacity=0.6 if several else 1.0,
                                      hovertemplate=f"{name}the {base} alone, from the image's own "
                                                    f"{base_decodes(base)}: L1 %{{y:.4f}}<extra></extra>"))
         target, criterion = r.get("target"), r.get("criterion", "l1")

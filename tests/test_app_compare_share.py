@@ -74,9 +74,14 @@ def test_compare_two_images_shows_both_counts_curves_and_the_shared_iteration(pa
     assert calls[0][1]["desc"] == "A: iteration 0 (0-7)" and calls[-1][1]["desc"] == "B: iteration 7 (0-7)"
     # the overlaid curves, both selections starred at their counts, the legend off the data
     fig = update[ui.cmp_curve]
-    assert [t.name for t in fig.data] == ["A: L1", "A: PSNR (dB)", "A: selected", "B: L1", "B: PSNR (dB)",
-                                          "B: selected"]
-    assert (fig.data[2].x[0], fig.data[5].x[0]) == tuple(counts) and legend_outside(fig)
+    assert [t.name for t in fig.data] == ["A: L1", "A: PSNR (dB)", "A: VQGAN alone", "A: selected", "B: L1",
+                                          "B: PSNR (dB)", "B: VQGAN alone", "B: selected"]
+    assert (fig.data[3].x[0], fig.data[7].x[0]) == tuple(counts) and legend_outside(fig)
+    # each image's own VQGAN alone, a line across the counts in its run's colour: the level its curve flattens near
+    for trace, run, curve in zip((fig.data[2], fig.data[6]), cmp.runs, (fig.data[0], fig.data[4])):
+        assert list(trace.y) == [run.rec.base_l1] * 2 and list(trace.x) == [32, 256]
+        assert trace.line.color == curve.line.color and trace.line.dash == "dashdot"
+    assert fig.data[2].y[0] != fig.data[6].y[0]
     # the shared slider opens at the later selection; both runs and their difference at that iteration
     t = max(cmp.selected)
     assert update[ui.cmp_iteration]["value"] == t and update[ui.cmp_iteration]["maximum"] == 7

@@ -42,8 +42,9 @@ def test_compare_two_images_then_one_image_under_two_settings(visitor, library, 
     curve = v.page.evaluate("() => document.querySelector('#compare-curve .js-plotly-plot').data"
                             ".map(t => ({name: t.name, x: t.x}))")
     names = [c["name"] for c in curve]
-    assert names == ["A: L1", "A: PSNR (dB)", "A: selected", "B: L1", "B: PSNR (dB)", "B: selected"], names
-    assert (curve[2]["x"][0], curve[5]["x"][0]) == (got["A"][2], got["B"][2])
+    assert names == ["A: L1", "A: PSNR (dB)", "A: VQGAN alone", "A: selected", "B: L1", "B: PSNR (dB)",
+                     "B: VQGAN alone", "B: selected"], names
+    assert (curve[3]["x"][0], curve[7]["x"][0]) == (got["A"][2], got["B"][2])
     # the shared slider opens at the later selection, and moves both runs and their difference
     later = max(got["A"][1], got["B"][1])
     assert v.slider_value("Iteration (both runs)") == later and v.slider_max("Iteration (both runs)") == 7

@@ -131,7 +131,8 @@ def drive_vae_karl_and_offline(v: Page, library, karl: str, vae: str, tmp_path: 
     assert a == library_tokens(library, SAMPLES[CAT], threshold=thr)
     v.wait_text("#compare-view", r"B at budget \d+ \(the pass whose count is nearest the other's\)")
     names = v.page.evaluate("() => document.querySelector('#compare-curve .js-plotly-plot').data.map(t => t.name)")
-    assert names == ["A: L1", "A: PSNR (dB)", "A: selected", "B: L1", "B: PSNR (dB)", "B: selected"], names
+    assert names == ["A: L1", "A: PSNR (dB)", "A: VQGAN alone", "A: selected", "B: L1", "B: PSNR (dB)",
+                     "B: selected"], names
 
     # a released KARL checkpoint, offline: the status line says so, nothing else breaks
     v.tab("Explore")
