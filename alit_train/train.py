@@ -33,6 +33,7 @@ from torch import nn
 
 from alit_core.model.alit import ALIT
 from alit_core.model.config import ALITConfig
+from alit_core.model.halting import Halting
 from alit_core.model.transformer import use_fused_attention
 from alit_core.model.vae import KLVAE
 from alit_core.model.vqgan import VQGAN
@@ -96,9 +97,11 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
     if cfg.sign_latents and (cfg.stage != "alit" or cfg.init or not (cfg.vqgan or cfg.resume)):
         raise SystemExit("--sign-latents trains a fresh ALIT (the alit stage with --vqgan), or continues one "
                          "(--resume its compact state)")
-    if cfg.stage in ("alit", "e2e") and cfg.halting == "stochastic" and model_cfg.vae is not None:
-        raise SystemExit("VAE models have no stochastic halting: train them with --halting off (as the official "
-                         "VAE variant, whose halting never masks) or --halting deterministic")
+    if cfg.stage in ("alit", "e2e"):
+        try:  # the policy the objective will make each step, refused here rather than at the first step
+            Halting.for_model(model_cfg, cfg.halting)
+        except ValueError as err:
+            raise SystemExit(f"{err} (train with --halting off or --halting deterministic)") from None
     if cfg.stage == "vae":
         if model_cfg.vae is None:
             raise SystemExit(f"the vae stage trains a model's KL VAE; {cfg.model} has a VQGAN "
