@@ -7,7 +7,7 @@ Public API (what the app and external code use; `__all__` lists exactly these):
     models and their configurations: ALIT, ALITConfig, VQGANConfig, VAEConfig, PRESETS, get_preset, KARL,
         KARLConfig, KARL_PRESETS
     running them: Tokenizer, ImageTokens, Step, Encoding, CachedRollout, InferenceOptions, KARLTokenizer,
-        KARLPass, KARLImageTokens, available_devices, supported_dtypes
+        KARLPass, KARLImageTokens, available_devices, supported_dtypes, faster_precision
     how many tokens an image gets: Criterion, DEFAULT_THRESHOLD, select_iterations, select_batch_iteration
     images in and out: load_image, open_image, square_crop_resize, image_to_tensor, tensor_to_image,
         IMAGE_EXTENSIONS
@@ -39,7 +39,7 @@ from .model.alit import ALIT
 from .model.config import PRESETS, ALITConfig, VAEConfig, VQGANConfig, get_preset
 from .model.karl import KARL, KARL_PRESETS, KARLConfig
 from .running.cached_rollout import CachedRollout
-from .running.devices import available_devices, supported_dtypes
+from .running.devices import available_devices, faster_precision, supported_dtypes
 from .running.encoding import Encoding
 from .running.inference import InferenceOptions
 from .running.karl_tokenizer import KARLImageTokens, KARLPass, KARLTokenizer
@@ -85,6 +85,7 @@ __all__ = [
     "complexity",
     "count_flops",
     "encode_dataset",
+    "faster_precision",
     "fetch_official",
     "fg_ari",
     "from_official",

@@ -71,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
                    help="ALIT's halting (default deterministic)")
     e.add_argument("--seed", type=int, help="seed for --halting stochastic (default 0)")
     e.add_argument("--device", help="cpu, cuda, mps (default: best available)")
-    e.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
+    e.add_argument("--dtype", default="float32", help="float32, bfloat16, float16, or auto (the faster here, measured)")
     e.add_argument("--heads", type=int, help="attention heads, for official checkpoints of non-standard size")
     e.add_argument("--batch", type=int, default=1,
                    help="images per encode call (default 1); larger batches are faster, and each image still "
@@ -95,8 +95,9 @@ def parser() -> argparse.ArgumentParser:
     ds.add_argument("--max-iterations", type=int, help="stop after this many iterations")
     ds.add_argument("--device", help="cpu, cuda, mps (default: best available; under torchrun each process "
                                      "takes the GPU of its local rank)")
-    ds.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16 (bfloat16: faster on "
-                                                       "recent CPUs and GPUs)")
+    ds.add_argument("--dtype", default="float32", help="float32, bfloat16, float16, or auto: the faster of bfloat16 "
+                                                       "and float32 here, measured (bfloat16 is faster on GPUs and "
+                                                       "CPUs with AMX or AVX-512 BF16, far slower on AVX2-only ones)")
     ds.add_argument("--heads", type=int, help="attention heads, for official checkpoints of non-standard size")
     ds.add_argument("--batch", type=int, default=32, help="images per encode call (default 32)")
     ds.add_argument("--shard-size", type=int, default=1024,

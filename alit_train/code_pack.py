@@ -97,7 +97,7 @@ def base_from(path: str, model_cfg: ALITConfig) -> VQGAN | KLVAE:
     """The VQGAN (or, for a VAE model, the KL VAE) of a training state (`base_state`), frozen, in float32
     with float16-rounded weights."""
     base = KLVAE(model_cfg.vae) if model_cfg.vae is not None else VQGAN(model_cfg.vqgan)
-    state = base_state(path, "vae" if model_cfg.vae is not None else "vqgan")
+    state = base_state(path, model_cfg.base_name)
     # rounded as the exported model and the compact training state store it, so that a pack made from
     # either gives the codes the shipped model computes
     base.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in state.items()})

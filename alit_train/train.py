@@ -24,7 +24,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -37,6 +37,7 @@ from alit_core.model.halting import Halting
 from alit_core.model.transformer import use_fused_attention
 from alit_core.model.vae import KLVAE
 from alit_core.model.vqgan import VQGAN
+from alit_core.running.devices import faster_precision
 
 from .code_pack import PackStream, base_state
 from .codebook_growth import grow_codebook
@@ -94,9 +95,14 @@ def stage1(model: ALIT, cfg: TrainConfig) -> ALITStage1:
 def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
     """The objective module and the module whose weights are the result."""
     model_cfg = model_config(cfg.model)
-    if cfg.sign_latents and (cfg.stage != "alit" or cfg.init or not (cfg.vqgan or cfg.resume)):
-        raise SystemExit("--sign-latents trains a fresh ALIT (the alit stage with --vqgan), or continues one "
-                         "(--resume its compact state)")
+    if cfg.sign_latents and (cfg.stage != "alit" or cfg.init or not (cfg.vqgan or cfg.vae or cfg.resume)):
+        raise SystemExit("--sign-latents trains a fresh ALIT (the alit stage with --vqgan or --vae), or continues "
+                         "one (--resume its compact state)")
+    if cfg.stage == "alit" and cfg.resume and (cfg.vqgan or cfg.vae):
+        # the compact state would overwrite the base tokenizer just loaded: refused rather than ignored
+        raise SystemExit("--resume continues an ALIT with every weight from its state, its base tokenizer's "
+                         "included: drop --vqgan/--vae (swapping the base tokenizer under a trained ALIT is not "
+                         "supported)")
     if cfg.stage in ("alit", "e2e"):
         try:  # the policy the objective will make each step, refused here rather than at the first step
             Halting.for_model(model_cfg, cfg.halting)
@@ -132,7 +138,7 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         model = initial_model(cfg.init, cfg.init_weights)
         model.base_tokenizer.requires_grad_(False)
         return stage1(model, cfg), model, model.cfg
-    if cfg.stage == "alit" and cfg.resume and not cfg.vqgan:
+    if cfg.stage == "alit" and cfg.resume:
         # every weight, the VQGAN's included, comes from the compact state, and so does the architecture
         # (a state may have changed it, e.g. alit_train.quantize_latents), whatever --model says
         saved = torch.load(cfg.resume, map_location="cpu", weights_only=True)["model_config"]
@@ -148,7 +154,7 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         model = ALIT(model_cfg)
     model_cfg = model.cfg
     if cfg.stage == "alit":
-        base = "vae" if model.is_vae else "vqgan"
+        base = model_cfg.base_name
         if not getattr(cfg, base):
             raise SystemExit(f"the alit stage needs --{base} <{base.upper()} stage checkpoint or ALIT state> "
                              "(or --init <ALIT checkpoint>, or --resume <compact state>)")
@@ -162,6 +168,8 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
     if cfg.stage == "e2e":
         if not cfg.init:
             raise SystemExit("the e2e stage needs --init <ALIT stage checkpoint>")
+        if model.is_vae:
+            raise SystemExit(f"the e2e stage fine-tunes a VQGAN's decoder on ALIT's soft codes; {cfg.model} has a VAE")
         model.load_state_dict(initial_model(cfg.init, cfg.init_weights).state_dict())
         # The targets must stay fixed: freeze the VQGAN encoder and codebook, train its decoder.
         model.vqgan.encoder.requires_grad_(False)
@@ -202,6 +210,10 @@ def train(cfg: TrainConfig) -> Path:
     out = Path(cfg.out)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
+    if cfg.precision == "auto":
+        cfg = replace(cfg, precision=agreed_precision(device, world))
+        if rank == 0:
+            print(f"precision: {cfg.precision} (the faster matrix product here)", file=sys.stderr)
     objective, result, model_cfg = build(cfg)
     objective.to(device)
     if device.type == "cpu":  # the explicit attention product trains about twice as fast there
@@ -309,6 +321,17 @@ def fitting(path):
         first = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), str(err))
         raise SystemExit(f"{path} does not fit the model this run builds ({first}); pass the flags and --model it was "
                          "trained with (e.g. --codebook-size for a grown VQGAN codebook)") from None
+
+
+def agreed_precision(device: torch.device, world: int) -> str:
+    """The autocast precision for --precision auto, measured once (alit_core's `faster_precision`: bfloat16
+    runs 60x slower than float32 on an AVX2-only CPU); rank 0's choice, so that every process agrees."""
+    choice = faster_precision(device)
+    if world > 1:
+        flag = torch.tensor([choice == "bfloat16"], dtype=torch.int32, device=device)
+        dist.broadcast(flag, 0)
+        choice = "bfloat16" if flag.item() else "float32"
+    return choice
 
 
 class Autocast:

@@ -274,7 +274,7 @@ def rollout(tok, image: np.ndarray, name: str, *, halting: str, seed: int, max_i
         rec.add(step, rec.grid)
         if step.iteration == last:  # needed only with the whole curve: no wait before the first iteration
             alone = tok.base_reconstruction(tokens)
-            rec.base = "VAE" if tok.is_vae else "VQGAN"
+            rec.base = tok.config.base_name.upper()
             rec.base_l1, rec.base_psnr = float(alone.l1[0]), float(alone.psnr[0])
         yield rec
 

@@ -172,6 +172,15 @@ def test_clicking_the_overlay_lists_that_positions_tokens(page, run):
 
 
 # --- criterion ----------------------------------------------------------------------------------------
+def test_the_precision_note_names_what_measured_faster_on_this_machine(page, monkeypatch):
+    import alit_core
+
+    _, ui, _ = page
+    assert ui.dtype.info == texts.faster_precision("cpu", alit_core.faster_precision("cpu"))
+    assert "float32 is the faster choice on this cpu" in texts.faster_precision("cpu", "float32")
+    assert texts.faster_precision("cpu", "bfloat16").startswith("bfloat16 is the faster choice on this cpu")
+
+
 def test_each_criterion_has_its_own_value_default_and_range(page):
     _, ui, h = page
     tok = h.cache.get()

@@ -248,7 +248,7 @@ def test_precisions_on_cpu(tok, images):
     tok.to(dtype="float32")
 
 
-def test_device_and_dtype_errors():
+def test_device_and_dtype_errors(monkeypatch):
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device(None).type in ("cuda", "mps", "cpu")
     if not torch.cuda.is_available():
@@ -257,6 +257,14 @@ def test_device_and_dtype_errors():
     with pytest.raises(ValueError, match="unknown precision 'int8'"):
         resolve_dtype("int8", torch.device("cpu"))
     assert resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    # "auto": the precision this machine multiplies faster, measured when the model is loaded
+    from alit_core.running import devices
+
+    rates = {torch.bfloat16: 0.6, torch.float32: 37.0}
+    monkeypatch.setattr(devices, "matmul_rate", lambda dtype, device="cpu", **kw: rates[dtype])
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    rates[torch.float32] = 0.1
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.bfloat16
 
 
 def test_encode_without_a_criterion_uses_the_models_threshold(images):

@@ -534,6 +534,8 @@ def test_vae_stage_trains_a_kl_vae_from_scratch_and_continues_from_its_compact_s
     assert all(5 < r["psnr"] < 40 and r["kl"] > 0 and r["posterior_std"] > 0 for r in rows)
     ck = torch.load(tmp_path / "vae" / "last.pt", weights_only=True)
     assert ck["model_config"]["vae"]["z_channels"] == 16 and ck["step"] == 2
+    # --precision auto (the default) is resolved once, and the run records what it used
+    assert json.loads(ck["train_config"])["precision"] in ("float32", "bfloat16")
     vae = KLVAE(vae_cfg)
     vae.load_state_dict(ck["ema"])  # the result is the VAE alone, in its own key names
 
@@ -612,9 +614,38 @@ def test_alit_on_a_trained_vae_from_a_latent_pack(tiny_data, tmp_path):
 
     with pytest.raises(SystemExit, match="no stochastic halting.*--halting off"):
         run_stage("alit", tmp_path / "stoch", tiny_data, 1, extra[:-2])
-    # a pack made by another VAE (here: one more step of training) is refused, not trained on
-    run_stage("vae", tmp_path / "vae", tiny_data, 2, ["--model", str(model_json), "--crop", "32"])
+    # a pack made by another VAE (here: one from another seed) is refused, not trained on. (One more step
+    # of this one would not do: at the tiny run's learning rate, 8e-6, no float16-rounded weight moves.)
+    run_stage("vae", tmp_path / "vae_b", tiny_data, 1, ["--model", str(model_json), "--crop", "32", "--seed", "1"])
+    other = [*extra[:3], str(tmp_path / "vae_b" / "last.pt"), *extra[4:]]
     with pytest.raises(SystemExit, match="made by another VQGAN or VAE"):
-        run_stage("alit", tmp_path / "other", tiny_data, 1, extra)
+        run_stage("alit", tmp_path / "other", tiny_data, 1, other)
     with pytest.raises(SystemExit, match="--vae"):
         run_stage("alit", tmp_path / "novae", tiny_data, 1, ["--model", str(model_json), "--halting", "off"])
+    # a compact state brings its own VAE: another one given beside it is refused, not silently dropped
+    assert main(["compact", str(tmp_path / "alit" / "last.pt"), str(tmp_path / "va_state.pt")]) == 0
+    with pytest.raises(SystemExit, match="drop --vqgan/--vae"):
+        run_stage("alit", tmp_path / "swap", tiny_data, 3, [*extra[:2], "--resume", str(tmp_path / "va_state.pt"),
+                                                           "--vae", vae_ck, "--halting", "off"])
+    with pytest.raises(SystemExit, match="e2e stage fine-tunes a VQGAN's decoder.*has a VAE"):
+        run_stage("e2e", tmp_path / "e2e", tiny_data, 1, [*extra[:2], "--init", str(tmp_path / "va.pt"),
+                                                         "--halting", "off"])
+    # sign latents (12-bit tokens from the first step) train on a VAE too
+    run_stage("alit", tmp_path / "sign", tiny_data, 1, [*extra, "--sign-latents", "--no-sample-depth"])
+    saved = torch.load(tmp_path / "sign" / "last.pt", weights_only=True)
+    assert saved["model_config"]["quantize_latents"] and "vae.decoder.conv_in.weight" in saved["model"]
+    assert cfg.base_name == "vae" and small_config().base_name == "vqgan"
+
+
+def test_auto_precision_takes_the_faster_matrix_product(monkeypatch):
+    from alit_core.running import devices
+
+    rates = {torch.bfloat16: 0.6, torch.float32: 37.0}  # GFLOP/s measured on an AVX2-only AMD EPYC (session 11)
+    monkeypatch.setattr(devices, "matmul_rate", lambda dtype, device="cpu", **kw: rates[dtype])
+    assert devices.faster_precision("cpu") == "float32"
+    rates[torch.bfloat16] = 260.0  # a CPU with AMX
+    assert devices.faster_precision("cpu") == "bfloat16"
+    assert devices.faster_precision("meta") == "float32"  # nothing to measure: no autocast
+    monkeypatch.undo()
+    # the probe itself: a real product's rate, within what any CPU does
+    assert 0.01 < devices.matmul_rate(torch.float32, "cpu", size=64, seconds=0.01) < 1e5

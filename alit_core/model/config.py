@@ -119,6 +119,11 @@ class _LatentTokenizerFields:
         return self.vae if self.vae is not None else self.vqgan
 
     @property
+    def base_name(self) -> str:
+        """"vae" or "vqgan": the base tokenizer's attribute on the model, its training stage and its flag."""
+        return "vae" if self.vae is not None else "vqgan"
+
+    @property
     def feature_dim(self) -> int:
         """Channels of the base tokenizer's 2D tokens, which open every image token."""
         return self.vae.embed_dim if self.vae is not None else self.vqgan.z_channels
