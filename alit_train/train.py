@@ -168,9 +168,12 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
     if cfg.stage == "e2e":
         if not cfg.init:
             raise SystemExit("the e2e stage needs --init <ALIT stage checkpoint>")
-        if model.is_vae:
-            raise SystemExit(f"the e2e stage fine-tunes a VQGAN's decoder on ALIT's soft codes; {cfg.model} has a VAE")
-        model.load_state_dict(initial_model(cfg.init, cfg.init_weights).state_dict())
+        init = initial_model(cfg.init, cfg.init_weights)
+        if model.is_vae or init.is_vae:
+            raise SystemExit("the e2e stage fine-tunes a VQGAN's decoder on ALIT's soft codes; "
+                             f"{cfg.model if model.is_vae else cfg.init} has a VAE")
+        with fitting(cfg.init):
+            model.load_state_dict(init.state_dict())
         # The targets must stay fixed: freeze the VQGAN encoder and codebook, train its decoder.
         model.vqgan.encoder.requires_grad_(False)
         model.vqgan.quantize.requires_grad_(False)
@@ -326,12 +329,13 @@ def fitting(path):
 def agreed_precision(device: torch.device, world: int) -> str:
     """The autocast precision for --precision auto, measured once (alit_core's `faster_precision`: bfloat16
     runs 60x slower than float32 on an AVX2-only CPU); rank 0's choice, so that every process agrees."""
-    choice = faster_precision(device)
-    if world > 1:
-        flag = torch.tensor([choice == "bfloat16"], dtype=torch.int32, device=device)
-        dist.broadcast(flag, 0)
-        choice = "bfloat16" if flag.item() else "float32"
-    return choice
+    if world == 1:
+        return faster_precision(device)
+    # only rank 0 measures (probes in every process would compete for the same cores)
+    flag = torch.tensor([dist.get_rank() == 0 and faster_precision(device) == "bfloat16"], dtype=torch.int32,
+                        device=device)
+    dist.broadcast(flag, 0)
+    return "bfloat16" if flag.item() else "float32"
 
 
 class Autocast:

@@ -19,11 +19,18 @@ def base_decodes(base: str) -> str:
 
 
 def faster_precision(device: str, faster: str) -> str:
-    """The Precision dropdown's note: which precision multiplies faster on this device (measured)."""
+    """The Precision dropdown's note on which precision runs faster on `device` (alit_core.faster_precision:
+    measured on a CPU, known for a GPU)."""
+    kind = device.split(":")[0]
+    if kind == "cuda":
+        return ("bfloat16 is the faster choice on this GPU" if faster == "bfloat16" else
+                "this GPU has no bfloat16 support: use float32 or float16")
+    if kind != "cpu":
+        return "float32 is the default here; bfloat16 and float16 were not measured on this device"
     if faster == "bfloat16":
-        return f"bfloat16 is the faster choice on this {device} (measured when the page was built)"
-    return (f"float32 is the faster choice on this {device}: bfloat16 measured slower here (measured when the "
-            "page was built)")
+        return "bfloat16 is the faster choice on this CPU (measured when the page was built)"
+    return ("float32 is the faster choice on this CPU: bfloat16 measured no faster here (measured when the page "
+            "was built)")
 
 
 def object_discovery(metadata: dict | None) -> dict | None:

@@ -238,6 +238,19 @@ def test_criteria_and_options_reach_the_rows(small_folder, tmp_path, one_thread)
     assert all(len(r["l1"]) == 8 for r in full)
 
 
+def test_auto_precision_is_resolved_once_and_recorded(small_folder, tmp_path, one_thread, monkeypatch):
+    from alit_core.datasets import dataset_encoding
+
+    asked = []
+    monkeypatch.setattr(dataset_encoding, "faster_precision", lambda device: asked.append(device) or "float32")
+    out = tmp_path / "auto.parquet"
+    encode_dataset(config(small_folder, out, dtype="auto", max_iterations=1, complexity=False, device=None))
+    from alit_core.running.devices import resolve_device
+
+    assert asked == [resolve_device(None)]  # measured once, on the device it runs on (none asked: the best here)
+    assert read_metadata(out)["dtype"] == "float32"  # what ran, not "auto": a resume compares like with like
+
+
 def test_errors_before_any_work(tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetEncodeError, match="no image files"):

@@ -36,7 +36,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -44,6 +44,7 @@ import torch
 from ..analysis.complexity import MEASURES
 from ..errors import DatasetEncodeError
 from ..files.atomic import written_whole
+from ..running.devices import faster_precision, resolve_device
 from ..running.selection import Criterion, select_iterations
 from ..running.tokenizer import Tokenizer
 from .distributed import Distributed
@@ -266,6 +267,10 @@ def encode_dataset(cfg: DatasetEncodeConfig, tokenizer: Tokenizer | None = None,
     t0 = time.perf_counter()
     dist = Distributed.from_env(cfg.device)
     try:
+        if cfg.dtype == "auto" and tokenizer is None:
+            # measured on rank 0 only: every rank must encode in the same precision (rows never depend on the rank)
+            choice = faster_precision(resolve_device(dist.device(cfg.device))) if dist.rank == 0 else None
+            cfg = replace(cfg, dtype=dist.broadcast(choice))
         tok = tokenizer or _load(cfg, dist)
         plan, failure = None, None
         if dist.rank == 0:

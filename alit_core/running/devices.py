@@ -7,6 +7,7 @@ sensitive parts (softmax, LayerNorm, the codebook searches) in float32.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 
 import torch
@@ -68,10 +69,12 @@ def autocast(device: torch.device, dtype: torch.dtype):
 
 def matmul_rate(dtype: torch.dtype, device="cpu", size: int = 256, seconds: float = 0.1) -> float:
     """GFLOP/s of square matrix products of this size and precision, run for about `seconds` (a quick probe,
-    not a benchmark: `benchmarks.timing.matmul_peak` measures the peak)."""
+    not a benchmark: `benchmarks.timing.matmul_peak` measures the peak). Its random matrices come from a
+    generator of its own, so measuring leaves the global random stream (and a seeded run's weights) as it was."""
     device = torch.device(device)
-    a = torch.randn(size, size).to(device, dtype)
-    b = torch.randn(size, size).to(device, dtype)
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=g).to(device, dtype)
+    b = torch.randn(size, size, generator=g).to(device, dtype)
     torch.matmul(a, b)  # warm-up: first-call dispatch and allocation
     n, start = 0, time.perf_counter()
     while n == 0 or time.perf_counter() - start < seconds:
@@ -82,15 +85,26 @@ def matmul_rate(dtype: torch.dtype, device="cpu", size: int = 256, seconds: floa
     return 2 * size**3 * n / (time.perf_counter() - start) / 1e9
 
 
+# bfloat16 must beat float32 by this much: where the two are close (AVX-512 BF16 under load) a noisy probe
+# would otherwise flip between them from one run to the next
+BFLOAT16_MARGIN = 1.2
+
+
+@functools.lru_cache(maxsize=None)
 def faster_precision(device="cpu") -> str:
-    """"bfloat16" where this device multiplies bfloat16 matrices faster than float32 ones, else "float32".
+    """"bfloat16" where this device multiplies bfloat16 matrices clearly faster than float32 ones, else
+    "float32"; measured once per device and process (three interleaved probes each, the best of each kept).
 
     CPUs differ by two orders of magnitude here: with AMX bfloat16 runs about 7x float32, with AVX-512 BF16
     about 1.7x, and an AVX2-only AMD EPYC multiplied bfloat16 at 0.6 GFLOP/s against float32's 37. CUDA
-    GPUs that support bfloat16 get it without measuring."""
+    GPUs get bfloat16 where they support it, without measuring; MPS gets float32."""
     device = torch.device(device)
     if device.type == "cuda":
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
     if device.type != "cpu":
         return "float32"
-    return "bfloat16" if matmul_rate(torch.bfloat16, device) > matmul_rate(torch.float32, device) else "float32"
+    best = {torch.bfloat16: 0.0, torch.float32: 0.0}
+    for _ in range(3):
+        for dtype in best:
+            best[dtype] = max(best[dtype], matmul_rate(dtype, device, seconds=0.05))
+    return "bfloat16" if best[torch.bfloat16] > BFLOAT16_MARGIN * best[torch.float32] else "float32"
