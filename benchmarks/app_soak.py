@@ -278,7 +278,8 @@ def queue_summary(jobs: list[dict]) -> dict:
 
 def bad_file_summary(rows: list) -> dict:
     unclear = [b for b in rows if not b[2]]
-    shown = unclear[0] if unclear else (rows[0] if rows else None)
+    # the example: an unclear one if any, else the app's own refusal of a file (a batch skips and names it)
+    shown = unclear[0] if unclear else next((b for b in rows if b[0] != "batch"), rows[0] if rows else None)
     return {"sent": len(rows), "refused_with_message": len(rows) - len(unclear), "unclear": len(unclear),
             "by_action": {a: sum(1 for b in rows if b[0] == a) for a in {b[0] for b in rows}},
             "example": None if shown is None else f"{shown[0]} {shown[1]}: {shown[3]}"}

@@ -169,3 +169,15 @@ def test_soak_starts_its_own_server_and_its_temporary_files_are_cleaned(tmp_path
     assert q["queued_jobs"] >= 1 and q["max_rank"] >= 1 and q["queued_failed"] == 0
     temp = report["temp_files"]
     assert temp["end"]["mb"] < temp["peak_mb"]  # files were deleted while the visitors went on
+
+
+def test_the_bad_file_example_is_the_apps_refusal_whichever_action_came_first():
+    from benchmarks.app_soak import bad_file_summary
+
+    rows = [("batch", "broken.png", True, "batch broken.png: 5 image(s) ... skipped broken.png"),
+            ("bad_explore", "broken.png", True, "<div class='alit-status-error'>cannot use image broken.png")]
+    summary = bad_file_summary(rows)
+    assert summary["example"].startswith("bad_explore broken.png: ") and summary["unclear"] == 0
+    assert bad_file_summary(rows[:1])["example"].startswith("batch broken.png")  # the only one there is
+    unclear = ("bad_tokenize", "x.png", False, "accepted")
+    assert bad_file_summary([*rows, unclear])["example"] == "bad_tokenize x.png: accepted"

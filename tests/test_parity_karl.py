@@ -36,8 +36,11 @@ from alit_core.files.checkpoints import load_state_dict_strict, official_to_ours
 from alit_core.files.karl_checkpoints import infer_karl_config, karl_model_from_official_state_dict
 from alit_core.model.karl import QUALITY_BINS, decoder_mask, quality_bin
 
+# image_tokens and encoder_input: 5e-5, since the VQGAN features (up to about 5) of one float32 convolution differ
+# by 1.0e-5 to 1.3e-5 between CPUs' kernels (an AVX2-only AMD EPYC against the AVX-512 machines of the
+# recording), still a relative 3e-6
 TOL = {
-    "image_tokens": 1e-5, "encoder_input": 1e-5, "latents": 5e-4, "latents_from_reference_tokens": 2e-4,
+    "image_tokens": 5e-5, "encoder_input": 5e-5, "latents": 5e-4, "latents_from_reference_tokens": 2e-4,
     "cond_token_out": 5e-5, "halt_logits": 5e-5, "halt_prob": 5e-6, "latent_factorized": 5e-5,
     "latent_quantized": 1e-5, "logits": 5e-5, "recon": 2e-4, "l1": 5e-6,
 }
