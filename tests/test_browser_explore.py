@@ -320,6 +320,8 @@ def test_batch_tab_and_how_it_works(visitor, tmp_path):
     assert "Add some images" not in v.status()  # the files added cleared the refusal
     v.page.get_by_role("button", name="Tokenize all").click()
     v.page.wait_for_selector("a[download][href$='alit_batch.csv']", state="attached", timeout=TIMEOUT_MS)
+    # the plot is drawn after the download link appears: on a slow CPU the check could come between the two
+    v.page.wait_for_selector("#batch-plot .js-plotly-plot", timeout=TIMEOUT_MS)
     s = v.check("batch")
     assert "1 file(s) skipped" in v.status() and "broken.png" in v.status()
     assert len(s["plots"]) == 1 and s["plots"][0]["traces"] >= 2  # the reference set and the batch
