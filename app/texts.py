@@ -29,8 +29,9 @@ def faster_precision(device: str, faster: str) -> str:
         return "float32 is the default here; bfloat16 and float16 were not measured on this device"
     if faster == "bfloat16":
         return "bfloat16 is the faster choice on this CPU (measured when the page was built)"
-    return ("float32 is the faster choice on this CPU: bfloat16 measured no faster here (measured when the page "
-            "was built)")
+    # (alit_core asks bfloat16 to be clearly faster, so "no faster" would be untrue where it is only a little faster)
+    return ("float32 is the faster choice on this CPU: bfloat16 measured slower, or not clearly faster (measured "
+            "when the page was built)")
 
 
 def object_discovery(metadata: dict | None) -> dict | None:
