@@ -31,6 +31,14 @@ needs_reference = pytest.mark.skipif(
 TEST_THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_threads():
+    """The same for module- and session-scoped fixtures, which pytest sets up before any function-scoped
+    one: with torch's default of one thread per core they oversubscribed the cores (test_app_batch's
+    module fixture took 126 s instead of 8 s beside another busy process)."""
+    torch.set_num_threads(TEST_THREADS)
+
+
 @pytest.fixture(autouse=True)
 def _test_threads():
     prev = torch.get_num_threads()
@@ -155,10 +163,11 @@ def app_server(tmp_path_factory):
     log = open(log_path, "w")
     # Offline on purpose: an empty checkpoint cache and a proxy that refuses every connection, so a released
     # checkpoint chosen in a test is never downloaded (gigabytes) but always gets the offline message.
+    # (and the server's torch threads are the tests', for the same reason as TEST_THREADS)
     offline = "http://127.0.0.1:9"
     env = {**os.environ, "ALIT_CACHE_DIR": str(tmp_path_factory.mktemp("cache")), "http_proxy": offline,
            "https_proxy": offline, "HTTP_PROXY": offline, "HTTPS_PROXY": offline, "no_proxy": "127.0.0.1,localhost",
-           "NO_PROXY": "127.0.0.1,localhost"}
+           "NO_PROXY": "127.0.0.1,localhost", "OMP_NUM_THREADS": str(TEST_THREADS)}
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--concurrency", "2"], cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
     url = f"http://127.0.0.1:{port}/"

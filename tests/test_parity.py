@@ -128,23 +128,28 @@ def test_bfloat16_selects_the_same_counts_at_the_recorded_thresholds(reference_t
     the recorded count. The recorded thresholds sit close to an iteration's error (io_nohalt: 1.4e-4 from
     iteration 0's, 0.06%), within bfloat16's rounding, and how bfloat16 rounds there depends on the CPU's
     kernels (AMX and AVX-512 BF16 machines kept the recorded 64 tokens, an AVX2-only AMD EPYC gave 32): there
-    bfloat16 must at least select by its own errors, as the official encode does."""
+    bfloat16 must at least select by its own errors, as the official encode does.
+
+    Only the iterations the encode ran are compared: the selection depends on nothing after them, and on a CPU
+    without oneDNN bfloat16 each VQGAN decode takes the slow reference convolution (about 5 s here, 80x
+    float32), so the whole rollout would make this the slowest test by far."""
     from alit_core import Tokenizer
 
     bf16 = Tokenizer(reference_tokenizer.model, "cpu", "bfloat16")
     for ref, halting in ((io_nohalt, "off"), (io_halt, replay_masks(io_halt))):
         thr = float(ref["encode_threshold"])
         enc = bf16.encode(ref["images"], threshold=thr, per_batch=True, halting=halting)
-        steps = list(bf16.rollout(ref["images"], halting=halting))
-        own = torch.stack([s.l1 for s in steps])  # (T, B) bfloat16's errors
+        ran = enc.iterations_run
+        steps = list(bf16.rollout(ref["images"], halting=halting, max_iterations=ran))
+        own = torch.stack([s.l1 for s in steps])  # (ran, B) bfloat16's errors
         assert enc.num_tokens == [32 * (select_batch_iteration(own, thr) + 1)] * 2
-        exact = ref["l1"].T.double().mean(1)  # float32's batch-mean errors, as recorded
+        exact = ref["l1"].T.double().mean(1)[:ran]  # float32's batch-mean errors, as recorded
         moved = float((own.double().mean(1) - exact).abs().max())
         margin = float((exact - thr).abs().min())
         assert moved < 2e-3  # bfloat16 rounding, not a different computation
         if margin > moved:
             assert enc.num_tokens == [int(ref["encode_num_tokens"])] * 2
-        worst = max(max_err(steps[t].recon, ref[f"recon_{t}"]) for t in (0, 1, 3, 7))
+        worst = max(max_err(steps[t].recon, ref[f"recon_{t}"]) for t in range(ran))
         with capsys.disabled():
             print(f"\n[bf16] largest reconstruction difference vs float32 reference: {worst:.3f}; batch-mean L1 moved "
                   f"{moved:.1e} against a float32 margin of {margin:.1e} to the threshold")
