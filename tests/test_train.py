@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -637,3 +638,29 @@ def test_alit_on_a_trained_vae_from_a_latent_pack(tiny_data, tmp_path):
     assert saved["model_config"]["quantize_latents"] and "vae.decoder.conv_in.weight" in saved["model"]
     assert cfg.base_name == "vae" and small_config().base_name == "vqgan"
 
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/autogroup"), reason="no Linux scheduler autogroups here")
+def test_background_jobs_yield_in_their_own_niced_session(tmp_path):
+    """alit_train/background.sh: the job runs detached, at nice 10, in a session whose scheduling group is at
+    nice 10 (with autogroups, plain nice only ranks it against its own session)."""
+    log = tmp_path / "logs" / "job.log"
+    started = subprocess.run(["bash", "alit_train/background.sh", str(log), "bash", "-c", "echo started; exec sleep 30"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)
+    pid = int(started.stdout.strip())
+    try:
+        for _ in range(100):  # the job has started once it has written its first line
+            if log.exists() and log.read_text() == "started\n":
+                break
+            time.sleep(0.1)
+        assert log.read_text() == "started\n"
+        assert os.getsid(pid) == pid != os.getsid(0)  # a session of its own
+        assert os.getpriority(os.PRIO_PROCESS, pid) == 10
+        with open(f"/proc/{pid}/autogroup") as f:
+            assert f.read().split()[-2:] == ["nice", "10"]
+        with open(f"/proc/{os.getpid()}/autogroup") as f:
+            assert not f.read().strip().endswith("nice 10")  # ours is untouched
+    finally:
+        os.kill(pid, 15)
+    bad = subprocess.run(["bash", "alit_train/background.sh", str(log)], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and "usage: background.sh LOG COMMAND" in bad.stderr
