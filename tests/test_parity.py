@@ -150,5 +150,5 @@ def test_bfloat16_selects_the_same_counts_at_the_recorded_thresholds(reference_t
             assert enc.num_tokens == [int(ref["encode_num_tokens"])] * 2
         worst = max_err(enc.recon, ref[f"recon_{enc.iterations[0]}"])
         with capsys.disabled():
-            print(f"\n[bf16] selected reconstruction's largest difference vs float32 reference: {worst:.3f}; batch-mean L1 moved "
-                  f"{moved:.1e} against a float32 margin of {margin:.1e} to the threshold")
+            print(f"\n[bf16] selected reconstruction's largest difference vs float32 reference: {worst:.3f}; "
+                  f"batch-mean L1 moved {moved:.1e} against a float32 margin of {margin:.1e} to the threshold")

@@ -645,8 +645,9 @@ def test_background_jobs_yield_in_their_own_niced_session(tmp_path):
     """alit_train/background.sh: the job runs detached, at nice 10, in a session whose scheduling group is at
     nice 10 (with autogroups, plain nice only ranks it against its own session)."""
     log = tmp_path / "logs" / "job.log"
-    started = subprocess.run(["bash", "alit_train/background.sh", str(log), "bash", "-c", "echo started; exec sleep 30"],
-                             cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)
+    job = ["bash", "-c", "echo started; exec sleep 30"]
+    started = subprocess.run(["bash", "alit_train/background.sh", str(log), *job], cwd=ROOT, capture_output=True,
+                             text=True, timeout=30, check=True)
     pid = int(started.stdout.strip())
     try:
         for _ in range(100):  # the job has started once it has written its first line
