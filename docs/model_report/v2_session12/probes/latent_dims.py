@@ -1,0 +1,46 @@
+"""How much a VAE's latents hold per cell, on whole unseen photos: of compact VAE states (vae stage, EMA weights),
+the latents' RMS, the share of their variance that 2x2 and 4x4 block means keep (spatial redundancy), the
+correlation of horizontal neighbours, and the share of the 16 channels' variance in the top 4 and 8 principal
+components (the dimensions a regression of the latents has to get right).
+
+    git show c673d92:assets/training_state/explorer_128_vae.pt > /tmp/vae1800.pt   # the step-1,800 state
+    PYTHONPATH=. python docs/model_report/v2_session12/probes/latent_dims.py /tmp/vae1800.pt assets/training_state/explorer_128_vae.pt
+"""
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from alit_core.model.config import ALITConfig
+from alit_core.model.vae import KLVAE
+from alit_train.calibration import whole_photos
+
+torch.set_num_threads(1)
+photos = None
+for path in sys.argv[1:]:
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = ALITConfig.from_dict(ck["model_config"])
+    if photos is None:
+        photos = whole_photos("data/index.json", "test", cfg.resolution)
+        photos = torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2).float() / 255
+    state = {**ck["model"], **ck["ema"]} if ck.get("compact") else ck["ema"]
+    vae = KLVAE(cfg.vae)
+    vae.load_state_dict({k: v.float() for k, v in state.items()})
+    vae.eval()
+    with torch.no_grad():
+        lat = torch.cat([vae.latents(photos[i:i + 16], "mean")[0] for i in range(0, len(photos), 16)])
+    z = lat - lat.mean((0, 2, 3), keepdim=True)  # (N, C, g, g), centred per channel
+    var = z.pow(2).mean()
+
+    def kept_by_blocks(k: int) -> float:
+        blocks = F.interpolate(F.avg_pool2d(z, k), scale_factor=k, mode="nearest")
+        return float(1 - (z - blocks).pow(2).mean() / var)
+
+    neighbours = float((z[..., 1:] * z[..., :-1]).mean() / var)
+    cells = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+    pca = torch.linalg.eigvalsh(cells.T @ cells / len(cells)).flip(0)
+    print(f"step {int(ck['step'])}: {len(photos)} test photos; latent RMS {lat.pow(2).mean().sqrt():.3f}; variance kept "
+          f"by 2x2 block means {kept_by_blocks(2):.3f}, 4x4 {kept_by_blocks(4):.3f}; neighbour correlation "
+          f"{neighbours:.3f}; channel variance in the top 4 / 8 principal components {pca[:4].sum() / pca.sum():.3f} / "
+          f"{pca[:8].sum() / pca.sum():.3f}")
