@@ -4,7 +4,8 @@ correlation of horizontal neighbours, and the share of the 16 channels' variance
 components (the dimensions a regression of the latents has to get right).
 
     git show c673d92:assets/training_state/explorer_128_vae.pt > /tmp/vae1800.pt   # the step-1,800 state
-    PYTHONPATH=. python docs/model_report/v2_session12/probes/latent_dims.py /tmp/vae1800.pt assets/training_state/explorer_128_vae.pt
+    PYTHONPATH=. python docs/model_report/v2_session12/probes/latent_dims.py /tmp/vae1800.pt \
+        assets/training_state/explorer_128_vae.pt
 """
 import sys
 
@@ -17,6 +18,14 @@ from alit_core.model.vae import KLVAE
 from alit_train.calibration import whole_photos
 
 torch.set_num_threads(1)
+
+
+def kept_by_blocks(z: torch.Tensor, k: int) -> float:
+    """The share of z's variance (z centred) that its means over k x k blocks of cells keep."""
+    blocks = F.interpolate(F.avg_pool2d(z, k), scale_factor=k, mode="nearest")
+    return float(1 - (z - blocks).pow(2).mean() / z.pow(2).mean())
+
+
 photos = None
 for path in sys.argv[1:]:
     ck = torch.load(path, map_location="cpu", weights_only=True)
@@ -31,16 +40,10 @@ for path in sys.argv[1:]:
     with torch.no_grad():
         lat = torch.cat([vae.latents(photos[i:i + 16], "mean")[0] for i in range(0, len(photos), 16)])
     z = lat - lat.mean((0, 2, 3), keepdim=True)  # (N, C, g, g), centred per channel
-    var = z.pow(2).mean()
-
-    def kept_by_blocks(k: int) -> float:
-        blocks = F.interpolate(F.avg_pool2d(z, k), scale_factor=k, mode="nearest")
-        return float(1 - (z - blocks).pow(2).mean() / var)
-
-    neighbours = float((z[..., 1:] * z[..., :-1]).mean() / var)
+    neighbours = float((z[..., 1:] * z[..., :-1]).mean() / z.pow(2).mean())
     cells = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
     pca = torch.linalg.eigvalsh(cells.T @ cells / len(cells)).flip(0)
-    print(f"step {int(ck['step'])}: {len(photos)} test photos; latent RMS {lat.pow(2).mean().sqrt():.3f}; variance kept "
-          f"by 2x2 block means {kept_by_blocks(2):.3f}, 4x4 {kept_by_blocks(4):.3f}; neighbour correlation "
-          f"{neighbours:.3f}; channel variance in the top 4 / 8 principal components {pca[:4].sum() / pca.sum():.3f} / "
-          f"{pca[:8].sum() / pca.sum():.3f}")
+    print(f"step {int(ck['step'])}: {len(photos)} test photos; latent RMS {lat.pow(2).mean().sqrt():.3f}; "
+          f"variance kept by 2x2 block means {kept_by_blocks(z, 2):.3f}, 4x4 {kept_by_blocks(z, 4):.3f}; "
+          f"neighbour correlation {neighbours:.3f}; channel variance in the top 4 / 8 principal components "
+          f"{pca[:4].sum() / pca.sum():.3f} / {pca[:8].sum() / pca.sum():.3f}")
