@@ -639,7 +639,6 @@ def test_alit_on_a_trained_vae_from_a_latent_pack(tiny_data, tmp_path):
     assert cfg.base_name == "vae" and small_config().base_name == "vqgan"
 
 
-
 @pytest.mark.skipif(not os.access("/proc/self/autogroup", os.W_OK), reason="no Linux scheduler autogroups to nice here")
 def test_background_jobs_yield_in_their_own_niced_session(tmp_path):
     """alit_train/background.sh: the job runs detached, at nice 10, in a session whose scheduling group is at
