@@ -27,7 +27,11 @@ def test_a_shared_link_reopens_the_view_in_a_fresh_page(chromium, visitor):
     metrics, attention = v.metrics(), v.page.locator(".tabitem:visible").last.inner_text()
     v.compare()
     v.check("compare for a link")
+    # the iteration's redraw resets the token slider to a token of that iteration: move the token once it is in
     v.slider_end("Iteration (both runs)", "Home")
+    v.check("compare at iteration 0")
+    v.wait_text("#compare-view", r"A at iteration 0: 32 tokens")
+    assert v.slider_max("Token (one that both runs have)") == 31
     v.slider_end("Token (one that both runs have)", "End")
     v.check("compare at iteration 0, token 31")
     v.wait_text("#compare-attention", "Token 31")
