@@ -98,6 +98,9 @@ class ALITStage1(nn.Module):
         self.ce_weight = ce_weight
         self.mse_weight = mse_weight
         self.sample_depth = sample_depth
+        # VAE models: the regression's weighting by principal component (alit_train.latent_weighting; None:
+        # the plain MSE), set once the code pack is loaded
+        self.latent_weighting = None
         self.depth_limit = model.cfg.iterations
         self.calls = 0
 
@@ -154,12 +157,15 @@ class ALITStage1(nn.Module):
         """(cross-entropy, MSE, what the pixels decode from) of one iteration's head output.
 
         VQGAN models: cross-entropy of the code logits, MSE of the soft codes against the true code
-        vectors; VAE models: no cross-entropy (0), MSE of the regressed latents against the VAE's.
+        vectors; VAE models: no cross-entropy (0), MSE of the regressed latents against the VAE's
+        (weighted by principal component with `latent_weighting`).
         """
         m, t = self.model, step.iteration
         if m.is_vae:
             mse = F.mse_loss(step.code, step.targets)
-            metrics[f"mse_{t}"] = mse.detach()
+            metrics[f"mse_{t}"] = mse.detach()  # the plain MSE whatever the weighting: runs stay comparable
+            if self.latent_weighting is not None:
+                mse = self.latent_weighting(step.code, step.targets)
             return step.code.new_zeros(()), mse, step.code
         ce = F.cross_entropy(step.logits.flatten(0, 1), step.targets.flatten())
         soft = m.soft_codes(step.logits)

@@ -44,6 +44,7 @@ from .codebook_growth import grow_codebook
 from .export import export, recalibrate
 from .init import spatial_init
 from .latent_noise import LatentNoise, sigma_at
+from .latent_weighting import LatentWeighting
 from .objectives import ALITStage1, VAEObjective, VQGANObjective
 from .quantize_latents import anneal_quantizer, residual_at
 from .sign_latents import as_sign_latent, has_corner_codebook, sign_latent_model
@@ -103,6 +104,9 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         raise SystemExit("--resume continues an ALIT with every weight from its state, its base tokenizer's "
                          "included: drop --vqgan/--vae (swapping the base tokenizer under a trained ALIT is not "
                          "supported)")
+    if cfg.latent_whitening and not (cfg.stage == "alit" and model_cfg.vae is not None and cfg.codes):
+        raise SystemExit("--latent-whitening weighs the regression of a VAE model's latents: the alit stage of a "
+                         "VAE model (e.g. --model explorer_128_vae) on a code pack (--codes)")
     if cfg.stage in ("alit", "e2e"):
         try:  # the policy the objective will make each step, refused here rather than at the first step
             Halting.for_model(model_cfg, cfg.halting)
@@ -232,15 +236,18 @@ def train(cfg: TrainConfig) -> Path:
         raise SystemExit("--sign-latents: the weights loaded have a learned latent codebook, not the corners"
                          if cfg.sign_latents else
                          "this model's latent codebook is the corners of its latent space: continue it with --sign-latents")
+    if cfg.codes and cfg.stage not in BASE_STAGES:
+        stream = PackStream(cfg.codes, cfg.seed, rank)
+        stream.check_base(result.base_tokenizer, cfg.codes)
+        if cfg.latent_whitening:  # from the whole pack, so every rank and every resumption weighs alike
+            weighting = LatentWeighting.from_latents(stream.pack.targets, cfg.latent_whitening)
+            objective.latent_weighting = weighting.to(device)
+    else:
+        stream = SceneStream(cfg.index, model_cfg.resolution, cfg.mix, cfg.seed, rank)
     runner = objective
     if world > 1:
         # Halting may leave the encoder mask token unused in a step; the VQGAN uses everything.
         runner = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=cfg.stage not in BASE_STAGES)
-    if cfg.codes and cfg.stage not in BASE_STAGES:
-        stream = PackStream(cfg.codes, cfg.seed, rank)
-        stream.check_base(result.base_tokenizer, cfg.codes)
-    else:
-        stream = SceneStream(cfg.index, model_cfg.resolution, cfg.mix, cfg.seed, rank)
     crop_gen = torch.Generator().manual_seed(cfg.seed * 7919 + rank)
     autocast = Autocast(device, cfg.precision)
     restarts = CodebookRestarts(cfg, model_cfg, result, crop_gen, world)

@@ -599,6 +599,16 @@ def test_alit_on_a_trained_vae_from_a_latent_pack(tiny_data, tmp_path):
     assert rows[-1]["ce"] == 0 and rows[-1]["mse"] > 0 and rows[-1]["pixel_l1"] > 0
     ck = torch.load(tmp_path / "alit" / "last.pt", weights_only=True)
     assert all(torch.equal(ck["model"]["vae." + k], v) for k, v in base_state(vae_ck, "vae").items())
+    # weighted by principal component: the same first step logs the same plain MSE per iteration and trains
+    # on another loss; a model without a VAE's latents, or a run without a pack, is refused
+    run_stage("alit", tmp_path / "whitened", tiny_data, 1, [*extra, "--latent-whitening", "1"])
+    whitened = json.loads((tmp_path / "whitened" / "metrics.jsonl").read_text().splitlines()[0])
+    assert whitened["step"] == rows[0]["step"] == 1
+    assert all(whitened[f"mse_{t}"] == pytest.approx(rows[0][f"mse_{t}"], rel=1e-4) for t in range(cfg.iterations))
+    assert whitened["mse"] != pytest.approx(rows[0]["mse"], rel=1e-2)
+    with pytest.raises(SystemExit, match="--latent-whitening weighs"):
+        run_stage("alit", tmp_path / "nopack", tiny_data, 1, [*extra[:4], "--halting", "off",
+                                                              "--latent-whitening", "1"])
 
     # exported, it is a VAE model the explorer loads: its rollout decodes through the trained VAE
     from alit_core import load_tokenizer
