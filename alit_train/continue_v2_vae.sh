@@ -6,18 +6,22 @@
 #
 #   bash alit_train/continue_v2_vae.sh MINUTES
 #
-# Resumes runs/vae128/last.pt when this machine has it, else the committed compact state
-# assets/training_state/explorer_128_vae.pt (fresh optimiser, 100-step warm-up from its step), else
-# starts. The compact state is written back there at the end.
+# Resumes runs/vae128/last.pt when this machine has it, else the VAE's compact state at step 11,052 (fresh
+# optimiser, 100-step warm-up from its step), restored from git: it was the committed training state until
+# session 13, when the ALIT trained on it took its place (continue_v2_vae_alit.sh). The compact state goes
+# to runs/vae128/state.pt. A VAE that moves on needs a new latent pack and a new ALIT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:?usage: continue_v2_vae.sh MINUTES}
 run=runs/vae128
-state=assets/training_state/explorer_128_vae.pt
+state=runs/explorer_128_vae_11052.pt
+if [ ! -f "$state" ]; then
+  mkdir -p runs
+  git show c4d9159:assets/training_state/explorer_128_vae.pt > "$state.part"
+  mv "$state.part" "$state"
+fi
 [ -f data/index.json ] || python -m alit_train.data all
-resume=()
-[ -f "$state" ] && resume=(--resume "$state")
-nice -n 10 python -m alit_train.train vae --model explorer_128_vae "${resume[@]}" --out "$run" --steps 20000 \
+nice -n 10 python -m alit_train.train vae --model explorer_128_vae --resume "$state" --out "$run" --steps 20000 \
   --batch-size 16 --base-lr 0.016 --warmup 100 --crop 64 --kl-weight 0.001 --threads 1 \
   --time-limit $((minutes * 60))
-python -m alit_train.train compact "$run/last.pt" "$state"
+python -m alit_train.train compact "$run/last.pt" "$run/state.pt"

@@ -12,7 +12,9 @@
 # RUN/state.pt. Another base tokenizer: PHASE_MODEL (a preset), PHASE_BASE_FLAG (--vqgan or --vae),
 # PHASE_BASE (the training state whose VQGAN or VAE to take) and PHASE_PACK (its code pack, made from
 # PHASE_BASE when missing), e.g. continue_v2_vae_alit.sh; PHASE_PACK_IMAGES, the images a new pack holds
-# (12,288).
+# (12,288). PHASE_RESUME: a compact ALIT state (`train compact`) to continue from when RUN/last.pt is
+# missing (fresh optimiser, warm-up from its step); it brings its own base tokenizer, so PHASE_BASE_FLAG is
+# not passed (PHASE_BASE may be that same state: the pack is made from the base tokenizer inside it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 usage="usage: fresh_alit_phase.sh RUN MINUTES [train flags...]"
@@ -28,14 +30,21 @@ base=${PHASE_BASE:-}
 [ -n "$base" ] || base=$(bash alit_train/phase1_state.sh)  # phase 1's state: its VQGAN made the code pack
 pack=${PHASE_PACK:-runs/pack128.pt}
 pack_images=${PHASE_PACK_IMAGES:-12288}
+resume=${PHASE_RESUME:-}
+start=("$base_flag" "$base")  # a fresh ALIT on the base tokenizer, or the compact state's own
+[ -z "$resume" ] || start=(--resume "$resume")
 [ -f data/index.json ] || python -m alit_train.data all
 [ -f "$pack" ] || nice -n 10 python -m alit_train.code_pack --vqgan "$base" --model "$model" --out "$pack" \
   --images "$pack_images" --threads 1
 mkdir -p "$run"
-step() { python -c "import sys, torch; print(int(torch.load(sys.argv[1], weights_only=True)['step']))" "$run/last.pt" \
-  2>/dev/null || echo 0; }
+step() {  # where the run stands: its last.pt, else the state it would resume, else 0
+  local from="$run/last.pt"
+  [ -f "$from" ] || from=${resume:-$from}
+  python -c "import sys, torch; print(int(torch.load(sys.argv[1], weights_only=True)['step']))" "$from" \
+    2>/dev/null || echo 0
+}
 train() {  # phase 1's settings, then the phase's own flags
-  nice -n 10 python -m alit_train.train alit --model "$model" --out "$run" "$base_flag" "$base" --codes "$pack" \
+  nice -n 10 python -m alit_train.train alit --model "$model" --out "$run" "${start[@]}" --codes "$pack" \
     --steps 6000 --batch-size 16 --base-lr 0.016 --warmup 30 --ce-weight 0.1 --mse-weight 10 --pixel-weight 0 \
     --weight-decay 0 --threads 1 --probe-every 100 --time-limit "$(left)" ${extra[@]+"${extra[@]}"} "$@"
 }
