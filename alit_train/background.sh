@@ -3,7 +3,7 @@
 # detached in a session of its own, at nice 10, and with that session's scheduling group at nice 10.
 #
 #   bash alit_train/background.sh LOG COMMAND [ARGS...]
-#   e.g. bash alit_train/background.sh runs/vae.log bash alit_train/continue_v2_vae.sh 150
+#   e.g. bash alit_train/background.sh runs/vae_alit.log bash alit_train/continue_v2_vae_alit.sh 150
 #
 # Why the group: where Linux groups processes by session (/proc/sys/kernel/sched_autogroup_enabled is 1),
 # nice ranks a process only against its own session. A training started with setsid and nice 10 still

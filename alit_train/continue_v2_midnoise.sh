@@ -17,11 +17,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:?usage: continue_v2_midnoise.sh MINUTES}
 run=runs/m128
-start=$run/phase1_step1400.pt
+start=$(bash alit_train/state_from_git.sh 5e9fb36:assets/training_state/explorer_128.pt "$run/phase1_step1400.pt")
 pack=runs/pack128.pt
 [ -f data/index.json ] || python -m alit_train.data all
-mkdir -p "$run"
-[ -f "$start" ] || git show 5e9fb36:assets/training_state/explorer_128.pt > "$start"
 [ -f "$pack" ] || nice -n 10 python -m alit_train.code_pack --vqgan "$start" --out "$pack" --images 12288 --threads 1
 nice -n 10 python -m alit_train.train alit --model explorer_128 --out "$run" --resume "$start" --codes "$pack" \
   --steps 6000 --batch-size 16 --base-lr 0.016 --warmup 30 --ce-weight 0.1 --mse-weight 10 --pixel-weight 0 \

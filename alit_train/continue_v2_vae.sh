@@ -14,12 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:?usage: continue_v2_vae.sh MINUTES}
 run=runs/vae128
-state=runs/explorer_128_vae_11052.pt
-if [ ! -f "$state" ]; then
-  mkdir -p runs
-  git show c4d9159:assets/training_state/explorer_128_vae.pt > "$state.part"
-  mv "$state.part" "$state"
-fi
+state=$(bash alit_train/state_from_git.sh c4d9159:assets/training_state/explorer_128_vae.pt runs/explorer_128_vae_11052.pt)
 [ -f data/index.json ] || python -m alit_train.data all
 nice -n 10 python -m alit_train.train vae --model explorer_128_vae --resume "$state" --out "$run" --steps 20000 \
   --batch-size 16 --base-lr 0.016 --warmup 100 --crop 64 --kl-weight 0.001 --threads 1 \

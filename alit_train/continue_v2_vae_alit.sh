@@ -17,7 +17,10 @@ cd "$(dirname "$0")/.."
 minutes=${1:?usage: continue_v2_vae_alit.sh MINUTES [train flags...]}
 shift
 state=assets/training_state/explorer_128_vae.pt
-PHASE_MODEL=explorer_128_vae PHASE_BASE_FLAG=--vae PHASE_BASE="$state" PHASE_RESUME="$state" \
+PHASE_MODEL=explorer_128_vae PHASE_BASE_FLAG=--vae PHASE_RESUME="$state" \
   PHASE_PACK=runs/vaepack11k.pt PHASE_PACK_IMAGES=4096 \
   bash alit_train/fresh_alit_phase.sh runs/vae_alit "$minutes" --halting off --mse-weight 1 --pixel-weight 10 "$@"
-python -m alit_train.train compact runs/vae_alit/last.pt "$state"
+if [ -f runs/vae_alit/state.pt ]; then  # none when the time went on building the pack: the state stays as it was
+  cp runs/vae_alit/state.pt "$state.part"
+  mv "$state.part" "$state"  # replaced whole
+fi

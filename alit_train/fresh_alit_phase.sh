@@ -14,7 +14,7 @@
 # PHASE_BASE when missing), e.g. continue_v2_vae_alit.sh; PHASE_PACK_IMAGES, the images a new pack holds
 # (12,288). PHASE_RESUME: a compact ALIT state (`train compact`) to continue from when RUN/last.pt is
 # missing (fresh optimiser, warm-up from its step); it brings its own base tokenizer, so PHASE_BASE_FLAG is
-# not passed (PHASE_BASE may be that same state: the pack is made from the base tokenizer inside it).
+# not passed (PHASE_BASE defaults to that same state: the pack is made from the base tokenizer inside it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 usage="usage: fresh_alit_phase.sh RUN MINUTES [train flags...]"
@@ -26,11 +26,11 @@ deadline=$(( $(date +%s) + minutes * 60 ))  # building the data or the code pack
 left() { echo $(( deadline - $(date +%s) )); }
 model=${PHASE_MODEL:-explorer_128}
 base_flag=${PHASE_BASE_FLAG:---vqgan}
-base=${PHASE_BASE:-}
+resume=${PHASE_RESUME:-}
+base=${PHASE_BASE:-$resume}  # a compact state to resume holds the base tokenizer its pack is made from
 [ -n "$base" ] || base=$(bash alit_train/phase1_state.sh)  # phase 1's state: its VQGAN made the code pack
 pack=${PHASE_PACK:-runs/pack128.pt}
 pack_images=${PHASE_PACK_IMAGES:-12288}
-resume=${PHASE_RESUME:-}
 start=("$base_flag" "$base")  # a fresh ALIT on the base tokenizer, or the compact state's own
 [ -z "$resume" ] || start=(--resume "$resume")
 [ -f data/index.json ] || python -m alit_train.data all

@@ -7,10 +7,4 @@
 #   state=$(bash alit_train/phase1_state.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-path=runs/explorer_128_phase1.pt
-if [ ! -f "$path" ]; then
-  mkdir -p runs
-  git show 6b348a6:assets/training_state/explorer_128.pt > "$path.part"
-  mv "$path.part" "$path"
-fi
-echo "$path"
+bash alit_train/state_from_git.sh 6b348a6:assets/training_state/explorer_128.pt runs/explorer_128_phase1.pt

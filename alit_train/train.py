@@ -104,9 +104,6 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         raise SystemExit("--resume continues an ALIT with every weight from its state, its base tokenizer's "
                          "included: drop --vqgan/--vae (swapping the base tokenizer under a trained ALIT is not "
                          "supported)")
-    if cfg.latent_whitening and not (cfg.stage == "alit" and model_cfg.vae is not None and cfg.codes):
-        raise SystemExit("--latent-whitening weighs the regression of a VAE model's latents: the alit stage of a "
-                         "VAE model (e.g. --model explorer_128_vae) on a code pack (--codes)")
     if cfg.stage in ("alit", "e2e"):
         try:  # the policy the objective will make each step, refused here rather than at the first step
             Halting.for_model(model_cfg, cfg.halting)
@@ -239,11 +236,16 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.codes and cfg.stage not in BASE_STAGES:
         stream = PackStream(cfg.codes, cfg.seed, rank)
         stream.check_base(result.base_tokenizer, cfg.codes)
-        if cfg.latent_whitening:  # from the whole pack, so every rank and every resumption weighs alike
-            weighting = LatentWeighting.from_latents(stream.pack.targets, cfg.latent_whitening)
-            objective.latent_weighting = weighting.to(device)
     else:
         stream = SceneStream(cfg.index, model_cfg.resolution, cfg.mix, cfg.seed, rank)
+    if cfg.latent_whitening:
+        # the model built (a --resume state brings its own) and the pack decide, not the --model preset
+        if not (cfg.stage == "alit" and result.is_vae and isinstance(stream, PackStream)):
+            raise SystemExit("--latent-whitening weighs the regression of a VAE model's latents: the alit stage "
+                             "of a VAE model (e.g. --model explorer_128_vae) on its latent pack (--codes)")
+        # from the whole pack, so every rank and every resumption weighs alike
+        weighting = LatentWeighting.from_latents(stream.pack.targets, cfg.latent_whitening)
+        objective.latent_weighting = weighting.to(device)
     runner = objective
     if world > 1:
         # Halting may leave the encoder mask token unused in a step; the VQGAN uses everything.

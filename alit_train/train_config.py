@@ -74,7 +74,8 @@ class TrainConfig:
     latent_noise_ramp: int = 0
     latent_noise_start: int = 0  # the step the ramp starts from (0 for none)
     # alit stage, VAE models on a code pack: weigh the latent regression's principal components (over the pack) by
-    # variance^-latent_whitening (alit_train.latent_weighting; 0: the plain MSE, 1: every component alike)
+    # variance^-latent_whitening (alit_train.latent_weighting; 0: the plain MSE, 1: every component alike). The
+    # log's mse_t stay the plain MSE, comparable across runs; its "mse" is then the weighted sum trained on
     latent_whitening: float = 0.0
     # alit stage, a fresh ALIT: latents quantized to their signs, a frozen codebook of the 2^12 corners of the
     # latent space (alit_train.sign_latents: 12 bits per token, as the official codebook, and no entry can die)

@@ -600,7 +600,7 @@ def test_alit_on_a_trained_vae_from_a_latent_pack(tiny_data, tmp_path):
     ck = torch.load(tmp_path / "alit" / "last.pt", weights_only=True)
     assert all(torch.equal(ck["model"]["vae." + k], v) for k, v in base_state(vae_ck, "vae").items())
     # weighted by principal component: the same first step logs the same plain MSE per iteration and trains
-    # on another loss; a model without a VAE's latents, or a run without a pack, is refused
+    # on another loss; a run without the VAE's latents to weigh (here: no pack) is refused
     run_stage("alit", tmp_path / "whitened", tiny_data, 1, [*extra, "--latent-whitening", "1"])
     whitened = json.loads((tmp_path / "whitened" / "metrics.jsonl").read_text().splitlines()[0])
     assert whitened["step"] == rows[0]["step"] == 1

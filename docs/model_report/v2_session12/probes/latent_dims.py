@@ -4,8 +4,8 @@ correlation of horizontal neighbours, and the share of the 16 channels' variance
 components (the dimensions a regression of the latents has to get right).
 
     git show c673d92:assets/training_state/explorer_128_vae.pt > /tmp/vae1800.pt   # the step-1,800 state
-    PYTHONPATH=. python docs/model_report/v2_session12/probes/latent_dims.py /tmp/vae1800.pt \
-        assets/training_state/explorer_128_vae.pt
+    git show c4d9159:assets/training_state/explorer_128_vae.pt > /tmp/vae11052.pt  # committed until session 13
+    PYTHONPATH=. python docs/model_report/v2_session12/probes/latent_dims.py /tmp/vae1800.pt /tmp/vae11052.pt
 """
 import sys
 

@@ -19,6 +19,7 @@ from einops import rearrange
 
 from alit_core import load_tokenizer
 from alit_train.calibration import whole_photos
+from alit_train.latent_weighting import principal_components
 
 torch.set_num_threads(1)
 tok = load_tokenizer(sys.argv[1], device="cpu")
@@ -28,10 +29,8 @@ batches = [photos[i:i + 16] for i in range(0, len(photos), 16)]
 ITERATIONS = (0, 2, tok.config.iterations - 1)
 with torch.inference_mode():
     lat = torch.cat([tok.model.vae.latents(b, "mean")[0] for b in batches])  # (N, C, g, g)
-    mean = lat.mean((0, 2, 3), keepdim=True)
-    cells = rearrange(lat - mean, "n c h w -> (n h w) c")
-    variances, axes = torch.linalg.eigh(cells.T @ cells / len(cells))
-    variances, axes = variances.flip(0), axes.flip(1)  # largest first
+    cells = rearrange(lat - lat.mean((0, 2, 3), keepdim=True), "n c h w -> (n h w) c")
+    variances, axes = principal_components(cells)
     pcs = rearrange(cells @ axes, "(n h w) c -> n c h w", n=lat.shape[0], h=lat.shape[2])
     sq_error = {t: torch.zeros(lat.shape[1]) for t in ITERATIONS}
     for b in batches:
