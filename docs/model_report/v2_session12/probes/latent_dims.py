@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from alit_core.model.config import ALITConfig
 from alit_core.model.vae import KLVAE
 from alit_train.calibration import whole_photos
+from alit_train.latent_weighting import principal_components
 
 torch.set_num_threads(1)
 
@@ -42,7 +43,7 @@ for path in sys.argv[1:]:
     z = lat - lat.mean((0, 2, 3), keepdim=True)  # (N, C, g, g), centred per channel
     neighbours = float((z[..., 1:] * z[..., :-1]).mean() / z.pow(2).mean())
     cells = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-    pca = torch.linalg.eigvalsh(cells.T @ cells / len(cells)).flip(0)
+    pca, _ = principal_components(cells)
     print(f"step {int(ck['step'])}: {len(photos)} test photos; latent RMS {lat.pow(2).mean().sqrt():.3f}; "
           f"variance kept by 2x2 block means {kept_by_blocks(z, 2):.3f}, 4x4 {kept_by_blocks(z, 4):.3f}; "
           f"neighbour correlation {neighbours:.3f}; channel variance in the top 4 / 8 principal components "

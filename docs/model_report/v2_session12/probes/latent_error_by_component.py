@@ -15,6 +15,7 @@ import torch
 from alit_core import load_tokenizer
 from alit_core.analysis.metrics import psnr
 from alit_train.calibration import whole_photos
+from alit_train.latent_weighting import principal_components
 
 torch.set_num_threads(1)
 tok = load_tokenizer(sys.argv[1], device="cpu")
@@ -26,8 +27,7 @@ with torch.inference_mode():
     lat = torch.cat([vae.latents(photos[i:i + 16], "mean")[0] for i in batches])  # (N, C, g, g)
     mean = lat.mean((0, 2, 3), keepdim=True)
     cells = (lat - mean).permute(0, 2, 3, 1).reshape(-1, lat.shape[1])
-    variances, axes = torch.linalg.eigh(cells.T @ cells / len(cells))
-    variances, axes = variances.flip(0), axes.flip(1)  # largest first
+    variances, axes = principal_components(cells)
     for k in (2, 4, 6, 8, lat.shape[1]):
         kept = (cells @ axes[:, :k] @ axes[:, :k].T).reshape(lat.shape[0], *lat.shape[2:], -1).permute(0, 3, 1, 2)
         recon = torch.cat([vae.decode((kept + mean)[i:i + 16]) for i in batches]).clamp(0, 1)
