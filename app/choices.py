@@ -30,6 +30,18 @@ def slider_index(value, count: int) -> int:
     return min(max(int(value), 0), count - 1)
 
 
+def token_slider(k: int, token, top: int, shown_top: int | None) -> dict:
+    """The token slider's update after a redraw that showed token k (the slider's value was `token`): its range
+    follows the iteration, 0 to `top`; `shown_top` is the range's top as the page last got it (None: unknown).
+    The value is sent only when it must change: k was clamped into the range, or the range shrank (a token
+    the visitor moved to while the redraw ran could lie outside it, and gradio refuses every event whose slider
+    value is out of range). Otherwise a token moved during the redraw stays: the slider's next event (trigger
+    mode always_last) reads the slider's value after this update, and sending k would put the old one back."""
+    if k != int(token) or shown_top is None or top < shown_top:
+        return dict(maximum=top, value=k)
+    return dict(maximum=top)
+
+
 def budget_slider(config) -> dict:
     """The token-budget slider's range, step, default and label for a model: multiples of its latents per
     iteration up to its last iteration's count (the value is always in range: gradio refuses every event

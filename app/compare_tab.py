@@ -22,6 +22,7 @@ from .choices import (
     attention_layer,
     named_karl,
     slider_index,
+    token_slider,
 )
 from .explorer import BUNDLED, is_karl
 from .runs import Comparison
@@ -149,6 +150,8 @@ class CompareHandlers:
         # a token both runs have at their iteration
         n = min(rec.columns(ti) for rec, ti in zip(recs, ts))
         k = slider_index(token, n)
+        token_update = token_slider(k, token, max(1, n - 1), cmp.token_top)
+        cmp.token_top = token_update["maximum"]
         attn, where = {}, []
         for lab, run, ti, comp in zip("AB", cmp.runs, ts, (ui.cmp_attn_a, ui.cmp_attn_b)):
             if run.rec.maps:
@@ -165,7 +168,7 @@ class CompareHandlers:
             ui.cmp_recon_b: cmp.runs[1].recon(ts[1]),
             ui.cmp_diff: cmp.runs[0].pictures.get(f"difference_{id(cmp.runs[1])}_{ts[0]}_{ts[1]}", lambda: diff),
             ui.cmp_view_md: "\n\n".join(lines),
-            ui.cmp_token: gr.update(maximum=max(1, n - 1), value=k),
+            ui.cmp_token: gr.update(**token_update),
             **attn,
             ui.cmp_attn_md: attn_md,
         }

@@ -39,6 +39,7 @@ from .choices import (
     download_progress,
     named_karl,
     slider_index,
+    token_slider,
 )
 from .compare_tab import CompareHandlers
 from .explorer import BUNDLED, ModelCache, Record, is_karl
@@ -380,6 +381,8 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         head = known_head(rec, t, head)
         # the tokens that exist at this iteration: the slider's range follows the iteration
         k = slider_index(token, rec.columns(t))
+        token_update = token_slider(k, token, rec.columns(t) - 1, run.token_top)
+        run.token_top = token_update["maximum"]
         seg, legend = figures.segment_overlay(rec.image, rec.segments(t, head))
         swatches = " ".join(f"<span style='background:{c};padding:0 6px;border-radius:3px'>token {tok}</span>"
                             for tok, c in legend.items())
@@ -388,7 +391,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
               f"({rec.token_note(t, k)}).\n\n**Regions by strongest token** "
               f"({len(legend)} tokens own a region): {swatches}")
         return {
-            ui.token: gr.update(maximum=rec.columns(t) - 1, value=k),
+            ui.token: gr.update(**token_update),
             ui.overlay: run.overlay(t, k, head, opacity),
             ui.segments: run.picture(f"segments_{t}_{head}", lambda: seg),
             ui.attn_md: md,

@@ -25,6 +25,7 @@ class Run:
     notes: list[str] = field(default_factory=list)
     done: bool = False
     inputs: dict = field(default_factory=dict)  # the image and EXPLORE_SETTINGS it was run with (Share)
+    token_top: int | None = None  # the Attention token slider's maximum as last sent (choices.token_slider)
 
     def picture(self, name: str, make) -> str:
         return self.pictures.get(name, make)
@@ -50,6 +51,7 @@ class Comparison:
     halting: tuple[str, str]
     notes: list[str] = field(default_factory=list)
     inputs: dict = field(default_factory=dict)  # COMPARE_INPUTS by name (Share)
+    token_top: int | None = None  # the shared token slider's maximum as last sent (choices.token_slider)
 
     @property
     def mixed(self) -> bool:

@@ -1,6 +1,7 @@
 """Helpers for the browser tests (tests/test_browser_*.py), not a test module: the constants, `Page`
 (one visitor's tab and the checks every action ends with) and the steps several tests share."""
 
+import contextlib
 import io
 import re
 import shutil
@@ -121,6 +122,22 @@ class Page:
         else:
             assert "⚠" not in status, f"{step}: refused: {status}"
         return s
+
+    @contextlib.contextmanager
+    def redraw_held(self):
+        """The event started in the block reaches the server only when the block ends, so what the visitor
+        does inside it happens while that event runs (a slow server, made certain)."""
+        held, joins = [], "**/gradio_api/queue/join*"
+        self.page.route(joins, lambda route: route.continue_() if held and held[-1] is None else held.append(route))
+        try:
+            yield
+            self.page.wait_for_timeout(300)  # lets the held request's handler run
+            assert held, "no event was held"
+        finally:
+            waiting, held[:] = list(held), [None]  # later requests pass
+            for route in waiting:
+                route.continue_()
+            self.page.unroute(joins)
 
     # --- reading -------------------------------------------------------------------------------------
     def text(self, selector: str) -> str:
