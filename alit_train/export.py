@@ -13,6 +13,7 @@ from alit_core.model.alit import ALIT
 from alit_core.model.config import ALITConfig
 
 from .streams import SceneStream
+from .training_state import state_weights
 from .train_config import DEFAULT_MIX
 
 
@@ -48,11 +49,11 @@ def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | 
     """
     ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model = ALIT(ALITConfig.from_dict(ck["model_config"]))
-    model.load_state_dict(ck[weights])
+    model.load_state_dict(state_weights(ck, weights))  # a compact state too (the committed ones)
     meta = {"trained_steps": int(ck["step"]), "train_config": ck["train_config"], "weights": weights}
     if vqgan_decoder:
         dec = torch.load(vqgan_decoder, map_location="cpu", weights_only=True)
-        state = dec[weights]
+        state = state_weights(dec, weights)
         prefix = "vqgan.decoder." if any(k.startswith("vqgan.") for k in state) else "decoder."  # ALIT or VQGAN run
         model.vqgan.decoder.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         meta["vqgan_decoder"] = {"from": str(vqgan_decoder), "trained_steps": int(dec["step"]),

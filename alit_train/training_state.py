@@ -110,14 +110,19 @@ def phase_starts(rows: list[dict]) -> list[tuple[int, str]]:
     return [(step, name) for name, step in starts.items()]
 
 
+def state_weights(ck: dict, weights: str = "ema") -> dict[str, torch.Tensor]:
+    """A loaded training checkpoint's `weights` ("ema" or "model") as a whole state dict in float32: a compact
+    state stores only the EMA weights that differ from the model's (not the frozen VQGAN or VAE)."""
+    state = {**ck["model"], **ck[weights]} if ck.get("compact") else ck[weights]
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
 def initial_model(path: str, weights: str = "ema") -> ALIT:
     """An ALIT in float32 from a training checkpoint (its `weights`) or an alit_core checkpoint."""
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if "model_config" in ck:
         model = ALIT(ALITConfig.from_dict(ck["model_config"]))
-        # a compact state stores only the EMA weights that differ from the model's (not the frozen VQGAN)
-        state = {**ck["model"], **ck[weights]} if ck.get("compact") else ck[weights]
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        model.load_state_dict(state_weights(ck, weights))
         return model
     from alit_core import load_tokenizer
 

@@ -635,6 +635,17 @@ def test_alit_on_a_trained_vae_from_a_latent_pack(tiny_data, tmp_path):
         run_stage("alit", tmp_path / "novae", tiny_data, 1, ["--model", str(model_json), "--halting", "off"])
     # a compact state brings its own VAE: another one given beside it is refused, not silently dropped
     assert main(["compact", str(tmp_path / "alit" / "last.pt"), str(tmp_path / "va_state.pt")]) == 0
+    # ... and exports as its full checkpoint does: the frozen VAE from the weights, the rest from the EMA
+    from alit_core import load_tokenizer
+
+    exported = {}
+    for name, source in (("compact", tmp_path / "va_state.pt"), ("full", tmp_path / "alit" / "last.pt")):
+        assert main(["export", str(source), str(tmp_path / f"va_{name}.pt"), "--dtype", "float32"]) == 0
+        exported[name] = load_tokenizer(str(tmp_path / f"va_{name}.pt")).model.state_dict()
+    full = torch.load(tmp_path / "alit" / "last.pt", weights_only=True)
+    assert any(not torch.equal(full["ema"][k], v) for k, v in full["model"].items())  # the EMA is not the weights
+    assert exported["compact"].keys() == exported["full"].keys()
+    assert all(torch.equal(v, exported["full"][k].half().float()) for k, v in exported["compact"].items())
     with pytest.raises(SystemExit, match="drop --vqgan/--vae"):
         run_stage("alit", tmp_path / "swap", tiny_data, 3, [*extra[:2], "--resume", str(tmp_path / "va_state.pt"),
                                                            "--vae", vae_ck, "--halting", "off"])
