@@ -13,8 +13,8 @@ from alit_core.model.alit import ALIT
 from alit_core.model.config import ALITConfig
 
 from .streams import SceneStream
-from .training_state import state_weights
 from .train_config import DEFAULT_MIX
+from .training_state import state_weights
 
 
 def calibrate_threshold(model: ALIT, index: str, n: int = 64, seed: int = 99) -> float:
