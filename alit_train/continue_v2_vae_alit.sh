@@ -10,8 +10,9 @@
 #
 #   bash alit_train/continue_v2_vae_alit.sh MINUTES [train flags...]
 #
-# Resumes runs/vae_alit/last.pt when this machine has it (optimiser included), else the committed compact
-# state (fresh optimiser, warm-up from its step), and writes the compact state back there at the end.
+# Resumes runs/vae_alit/last.pt when this machine has it (optimiser included) and the committed compact state
+# is not further on, else that state (fresh optimiser, warm-up from its step); writes the compact state back
+# there at the end, and adds the run's new rows to the log beside it (train extend-log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:?usage: continue_v2_vae_alit.sh MINUTES [train flags...]}
@@ -23,4 +24,6 @@ PHASE_MODEL=explorer_128_vae PHASE_BASE_FLAG=--vae PHASE_RESUME="$state" \
 if [ -f runs/vae_alit/state.pt ]; then  # none when the time went on building the pack: the state stays as it was
   cp runs/vae_alit/state.pt "$state.part"
   mv "$state.part" "$state"  # replaced whole
+  # and its log beside it: the steps it lacks (this machine's run repeats the committed rows)
+  python -m alit_train.train extend-log "${state%.pt}.metrics.jsonl" runs/vae_alit/metrics.jsonl
 fi

@@ -13,8 +13,9 @@
 # PHASE_BASE (the training state whose VQGAN or VAE to take) and PHASE_PACK (its code pack, made from
 # PHASE_BASE when missing), e.g. continue_v2_vae_alit.sh; PHASE_PACK_IMAGES, the images a new pack holds
 # (12,288). PHASE_RESUME: a compact ALIT state (`train compact`) to continue from when RUN/last.pt is
-# missing (fresh optimiser, warm-up from its step); it brings its own base tokenizer, so PHASE_BASE_FLAG is
-# not passed (PHASE_BASE defaults to that same state: the pack is made from the base tokenizer inside it).
+# missing, or older than it (fresh optimiser, warm-up from its step); it brings its own base tokenizer, so
+# PHASE_BASE_FLAG is not passed (PHASE_BASE defaults to that same state: the pack is made from the base
+# tokenizer inside it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 usage="usage: fresh_alit_phase.sh RUN MINUTES [train flags...]"
@@ -37,12 +38,21 @@ start=("$base_flag" "$base")  # a fresh ALIT on the base tokenizer, or the compa
 [ -f "$pack" ] || nice -n 10 python -m alit_train.code_pack --vqgan "$base" --model "$model" --out "$pack" \
   --images "$pack_images" --threads 1
 mkdir -p "$run"
+step_of() {  # a checkpoint's step (0 when there is none)
+  python -c "import sys, torch; print(int(torch.load(sys.argv[1], weights_only=True, mmap=True)['step']))" "$1" \
+    2>/dev/null || echo 0
+}
 step() {  # where the run stands: its last.pt, else the state it would resume, else 0
   local from="$run/last.pt"
   [ -f "$from" ] || from=${resume:-$from}
-  python -c "import sys, torch; print(int(torch.load(sys.argv[1], weights_only=True)['step']))" "$from" \
-    2>/dev/null || echo 0
+  step_of "$from"
 }
+# a state to resume that was trained further (on another machine) wins over this machine's older run folder
+if [ -n "$resume" ] && [ -f "$run/last.pt" ] && [ "$(step_of "$resume")" -gt "$(step_of "$run/last.pt")" ]; then
+  stale="$run/last.step$(step_of "$run/last.pt").pt"
+  echo "$resume is at step $(step_of "$resume"), further than $run/last.pt: that one is kept as $stale" >&2
+  mv "$run/last.pt" "$stale"
+fi
 train() {  # phase 1's settings, then the phase's own flags
   nice -n 10 python -m alit_train.train alit --model "$model" --out "$run" "${start[@]}" --codes "$pack" \
     --steps 6000 --batch-size 16 --base-lr 0.016 --warmup 30 --ce-weight 0.1 --mse-weight 10 --pixel-weight 0 \

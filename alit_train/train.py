@@ -50,7 +50,7 @@ from .quantize_latents import anneal_quantizer, residual_at
 from .sign_latents import as_sign_latent, has_corner_codebook, sign_latent_model
 from .streams import SceneStream, batches, random_crops
 from .train_config import TrainConfig, model_config, parse_mix
-from .training_state import EMA, compact, initial_model, load_compact, merge_log, save_training_state
+from .training_state import EMA, compact, extend_log, initial_model, load_compact, merge_log, save_training_state
 
 BASE_STAGES = ("vqgan", "vae")  # train a base tokenizer alone, on random crops
 
@@ -492,6 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("log")
     m.add_argument("run_metrics")
     m.add_argument("--phase", required=True)
+    x = sub.add_parser("extend-log", help="add to a line's one log the rows of a run's metrics.jsonl it lacks")
+    x.add_argument("log")
+    x.add_argument("run_metrics")
     r = sub.add_parser("recalibrate", help="a shipped checkpoint's default threshold calibrated on a split's whole photos")
     r.add_argument("checkpoint")
     r.add_argument("dest")
@@ -514,6 +517,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.stage == "merge-log":
         print(merge_log(args.log, args.run_metrics, args.phase))
+        return 0
+    if args.stage == "extend-log":
+        print(extend_log(args.log, args.run_metrics))
         return 0
     if args.stage == "recalibrate":
         print(recalibrate(args.checkpoint, args.dest, args.calibrate, args.calibrate_photos))

@@ -84,6 +84,20 @@ def merge_log(log: str | Path, run_metrics: str | Path, phase: str) -> Path:
     return log
 
 
+def extend_log(log: str | Path, run_metrics: str | Path) -> Path:
+    """Add to a line's one log the rows of a run that it lacks (a row is known by its step and kind), in the
+    run's order after the log's own. A run continued on the machine that has its folder repeats the log's
+    rows; one continued elsewhere from the committed state starts a new metrics.jsonl at that state's step.
+    Either way the log ends up with every step once."""
+    log = Path(log)
+    rows = read_log(log) if log.exists() else []
+    known = {(r["step"], r.get("probe")) for r in rows}
+    rows += [r for r in read_log(run_metrics) if (r["step"], r.get("probe")) not in known]
+    with written_whole(log) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return log
+
+
 def read_log(path: str | Path) -> list[dict]:
     """The rows of a metrics.jsonl."""
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

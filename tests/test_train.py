@@ -481,6 +481,27 @@ def test_photo_calibration_centres_the_median_count_within_the_fallback_bound():
     assert selected_tokens(curves, found["threshold"] - 2e-5, 32)[1].mean() > 0.08
 
 
+def test_extend_log_adds_each_step_once_whether_the_run_repeats_the_log_or_starts_at_its_end(tmp_path):
+    """The line's log beside its committed state: this machine's run repeats the log's rows, a run on another
+    machine starts at the committed step; both add only the rows the log lacks (a step's probe row included)."""
+    def write(path, rows):
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def steps(path):
+        return [(r["step"], r.get("probe")) for r in map(json.loads, path.read_text().splitlines())]
+
+    log, here, elsewhere = tmp_path / "line.jsonl", tmp_path / "here.jsonl", tmp_path / "elsewhere.jsonl"
+    write(log, [{"step": 10, "loss": 3.0}, {"step": 20, "loss": 2.0}, {"step": 20, "probe": "object_discovery"}])
+    write(here, [{"step": 10, "loss": 3.0}, {"step": 20, "loss": 2.0}, {"step": 20, "probe": "object_discovery"},
+                 {"step": 30, "loss": 1.5}, {"step": 30, "probe": "object_discovery"}])
+    assert main(["extend-log", str(log), str(here)]) == 0
+    assert steps(log) == [(10, None), (20, None), (20, "object_discovery"), (30, None), (30, "object_discovery")]
+    write(elsewhere, [{"step": 40, "loss": 1.2}])
+    assert main(["extend-log", str(log), str(elsewhere)]) == 0
+    assert main(["extend-log", str(log), str(here)]) == 0  # again: nothing new
+    assert steps(log)[-2:] == [(30, "object_discovery"), (40, None)] and len(steps(log)) == 6
+
+
 def test_a_later_phase_joins_the_log_and_is_plotted_after_the_first(tmp_path):
     """merge-log keeps the first phase's rows and replaces the named phase's own; the curves lay them end to end."""
     from alit_train.training_state import on_one_axis, phase_starts
