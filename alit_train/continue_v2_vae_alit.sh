@@ -24,6 +24,6 @@ PHASE_MODEL=explorer_128_vae PHASE_BASE_FLAG=--vae PHASE_RESUME="$state" \
 if [ -f runs/vae_alit/state.pt ]; then  # none when the time went on building the pack: the state stays as it was
   cp runs/vae_alit/state.pt "$state.part"
   mv "$state.part" "$state"  # replaced whole
-  # and its log beside it: the steps it lacks (this machine's run repeats the committed rows)
+  # and its log beside it: the run's steps past the log's own
   python -m alit_train.train extend-log "${state%.pt}.metrics.jsonl" runs/vae_alit/metrics.jsonl
 fi

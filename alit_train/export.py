@@ -35,7 +35,8 @@ def calibrate_threshold(model: ALIT, index: str, n: int = 64, seed: int = 99) ->
 def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | None = None,
            calibrate: str | None = None, weights: str = "ema", vqgan_decoder: str | None = None,
            calibrate_photos: str | None = None) -> Path:
-    """Write the EMA weights of an ALIT training checkpoint in the alit_core format.
+    """Write the EMA weights of an ALIT training checkpoint (a full one or a compact state) in the alit_core
+    format.
 
     calibrate: a data index; sets the model's default threshold with `calibrate_threshold`, or, with
     calibrate_photos (a split of that index, e.g. 'calib'), from that split's whole photos

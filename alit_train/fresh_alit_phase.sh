@@ -39,19 +39,25 @@ start=("$base_flag" "$base")  # a fresh ALIT on the base tokenizer, or the compa
   --images "$pack_images" --threads 1
 mkdir -p "$run"
 step_of() {  # a checkpoint's step (0 when there is none)
-  python -c "import sys, torch; print(int(torch.load(sys.argv[1], weights_only=True, mmap=True)['step']))" "$1" \
-    2>/dev/null || echo 0
+  python -c "import sys, torch; print(int(torch.load(sys.argv[1], map_location='cpu', weights_only=True, mmap=True)['step']))" \
+    "$1" 2>/dev/null || echo 0
 }
 step() {  # where the run stands: its last.pt, else the state it would resume, else 0
   local from="$run/last.pt"
   [ -f "$from" ] || from=${resume:-$from}
   step_of "$from"
 }
-# a state to resume that was trained further (on another machine) wins over this machine's older run folder
-if [ -n "$resume" ] && [ -f "$run/last.pt" ] && [ "$(step_of "$resume")" -gt "$(step_of "$run/last.pt")" ]; then
-  stale="$run/last.step$(step_of "$run/last.pt").pt"
-  echo "$resume is at step $(step_of "$resume"), further than $run/last.pt: that one is kept as $stale" >&2
-  mv "$run/last.pt" "$stale"
+# A state to resume that was trained further (on another machine) wins over this machine's older run folder:
+# its last.pt is kept aside, and its state.pt (that last.pt compacted) removed, so that a session that trains
+# nothing cannot copy it back over the further state.
+if [ -n "$resume" ] && [ -f "$run/last.pt" ]; then
+  here=$(step_of "$run/last.pt")
+  there=$(step_of "$resume")
+  if [ "$there" -gt "$here" ]; then
+    echo "$resume is at step $there, further than $run/last.pt ($here): that one is kept as $run/last.step$here.pt" >&2
+    mv "$run/last.pt" "$run/last.step$here.pt"
+    rm -f "$run/state.pt"
+  fi
 fi
 train() {  # phase 1's settings, then the phase's own flags
   nice -n 10 python -m alit_train.train alit --model "$model" --out "$run" "${start[@]}" --codes "$pack" \

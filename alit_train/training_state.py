@@ -62,8 +62,7 @@ def compact(checkpoint: str, dest: str) -> Path:
 def load_compact(path: str, result: nn.Module, ema: EMA) -> int:
     """Load a `compact` state into the weights and the EMA; returns the step it was saved at."""
     ck = torch.load(path, map_location="cpu", weights_only=True)
-    model = {k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()}
-    result.load_state_dict(model)
+    result.load_state_dict(state_weights(ck, "model"))
     ema.shadow = {k: ck["ema"][k].float() if k in ck["ema"] else v.detach().clone().float()
                   for k, v in result.state_dict().items()}
     return int(ck["step"])
@@ -85,14 +84,21 @@ def merge_log(log: str | Path, run_metrics: str | Path, phase: str) -> Path:
 
 
 def extend_log(log: str | Path, run_metrics: str | Path) -> Path:
-    """Add to a line's one log the rows of a run that it lacks (a row is known by its step and kind), in the
-    run's order after the log's own. A run continued on the machine that has its folder repeats the log's
-    rows; one continued elsewhere from the committed state starts a new metrics.jsonl at that state's step.
-    Either way the log ends up with every step once."""
+    """Add to a line's one log a run's rows past the log's last step, in the run's order after the log's own.
+    A run continued on the machine that has its folder repeats the log's rows; one continued elsewhere from the
+    committed state starts a new metrics.jsonl at that state's step. A step logged twice in the run (resumed
+    from an earlier checkpoint after a kill) keeps its last row: the branch that went on. A row is known by
+    its step and kind (a probe's row shares its step with a loss row)."""
     log = Path(log)
     rows = read_log(log) if log.exists() else []
-    known = {(r["step"], r.get("probe")) for r in rows}
-    rows += [r for r in read_log(run_metrics) if (r["step"], r.get("probe")) not in known]
+    last = max((r["step"] for r in rows), default=-1)
+    new = {}
+    for r in read_log(run_metrics):
+        if r["step"] > last:
+            key = (r["step"], r.get("probe"))
+            new.pop(key, None)  # a later row of the same step replaces it, at its own place
+            new[key] = r
+    rows += list(new.values())
     with written_whole(log) as tmp:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return log

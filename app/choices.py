@@ -36,7 +36,10 @@ def token_slider(k: int, token, top: int, shown_top: int | None) -> dict:
     The value is sent only when it must change: k was clamped into the range, or the range shrank (a token
     the visitor moved to while the redraw ran could lie outside it, and gradio refuses every event whose slider
     value is out of range). Otherwise a token moved during the redraw stays: the slider's next event (trigger
-    mode always_last) reads the slider's value after this update, and sending k would put the old one back."""
+    mode always_last) reads the slider's value after this update, and sending k would put the old one back.
+    (A value can still end above the range if two listeners redraw one view at once and their answers arrive
+    in the other order: Explore's run-end redraw and a slider's. gradio then refuses the slider's next event
+    until the visitor moves it.)"""
     if k != int(token) or shown_top is None or top < shown_top:
         return dict(maximum=top, value=k)
     return dict(maximum=top)

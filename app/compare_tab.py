@@ -151,7 +151,6 @@ class CompareHandlers:
         n = min(rec.columns(ti) for rec, ti in zip(recs, ts))
         k = slider_index(token, n)
         token_update = token_slider(k, token, max(1, n - 1), cmp.token_top)
-        cmp.token_top = token_update["maximum"]
         attn, where = {}, []
         for lab, run, ti, comp in zip("AB", cmp.runs, ts, (ui.cmp_attn_a, ui.cmp_attn_b)):
             if run.rec.maps:
@@ -163,6 +162,7 @@ class CompareHandlers:
             origin = recs[0].token_note(ts[0], k)
         attn_md = (f"Token {k} ({origin}), mean of the heads; " + "; ".join(where)
                    if attn else "These models keep no attention maps.")
+        cmp.token_top = token_update["maximum"]  # once the view is drawn: what the page will get
         return {
             ui.cmp_recon_a: cmp.runs[0].recon(ts[0]),
             ui.cmp_recon_b: cmp.runs[1].recon(ts[1]),
@@ -213,6 +213,7 @@ class CompareHandlers:
         if cmp is None:
             return update
         t = slider_index(at.get("iteration", 0), cmp.iterations)
+        cmp.token_top = None  # compare()'s own view is replaced here: the page never got its token slider
         update.update(self.comparison_views(cmp, t, at.get("token", 0)))
         update[ui.cmp_iteration] = gr.update(value=t, maximum=max(1, cmp.iterations - 1),
                                              interactive=cmp.iterations > 1)

@@ -382,7 +382,6 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         # the tokens that exist at this iteration: the slider's range follows the iteration
         k = slider_index(token, rec.columns(t))
         token_update = token_slider(k, token, rec.columns(t) - 1, run.token_top)
-        run.token_top = token_update["maximum"]
         seg, legend = figures.segment_overlay(rec.image, rec.segments(t, head))
         swatches = " ".join(f"<span style='background:{c};padding:0 6px;border-radius:3px'>token {tok}</span>"
                             for tok, c in legend.items())
@@ -390,6 +389,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         md = (f"{where} ({rec.tokens[t]} tokens), decoder layer {rec.layer}, head {head}: token {k} "
               f"({rec.token_note(t, k)}).\n\n**Regions by strongest token** "
               f"({len(legend)} tokens own a region): {swatches}")
+        run.token_top = token_update["maximum"]  # once the view is drawn: what the page will get
         return {
             ui.token: gr.update(**token_update),
             ui.overlay: run.overlay(t, k, head, opacity),

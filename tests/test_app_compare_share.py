@@ -205,11 +205,11 @@ def test_a_shared_view_restores_the_run_the_comparison_and_the_tabs(page, compar
     last = explore(h, kind=PSNR, max_iterations=8)[-1]
     run, cmp = last[ui.record], compared[0][ui.cmp_record]
     view = h.share_view(run, cmp, {"tabs": "compare", "explore_tabs": "attention"}, PSNR, 0.0574, 25.0, 128,
-                        "entropy", 2, 40, "mean", 0.3, 0, 31)
+                        "entropy", 2, 40, "mean", 0.3, 7, 200)
     data = json.loads(view)
     assert data["explore"]["image"] == str(CAT) and data["explore"]["kind"] == PSNR
     assert data["attention"] == {"iteration": 2, "token": 40, "head": "mean", "opacity": 0.3}
-    assert data["compare"]["cmp_image_a"].endswith("02_shapes.png") and data["compare_view"]["token"] == 31
+    assert data["compare"]["cmp_image_a"].endswith("02_shapes.png") and data["compare_view"]["token"] == 200
     update = h.restore(view, progress=lambda *a, **k: None)
     assert update[ui.tabs]["selected"] == "compare" and update[ui.explore_tabs]["selected"] == "attention"
     assert update[ui.image] == str(CAT) and update[ui.kind] == PSNR and update[ui.psnr]["visible"] is True
@@ -217,7 +217,9 @@ def test_a_shared_view_restores_the_run_the_comparison_and_the_tabs(page, compar
     assert update[ui.iteration]["value"] == 2 and update[ui.token]["value"] == 40
     assert update[ui.attn_md].startswith("Iteration 2 (96 tokens), decoder layer 2, head mean: token 40")
     assert update[ui.metrics] == last[ui.metrics]
-    assert update[ui.cmp_iteration]["value"] == 0 and update[ui.cmp_token]["value"] == 31
+    # (the comparison's own first view, at its selection, never reaches the page: the token is sent)
+    assert update[ui.cmp_iteration]["value"] == 7 and update[ui.cmp_token] == {"maximum": 255, "value": 200,
+                                                                               "__type__": "update"}
     assert update[ui.cmp_summary] == compared[0][ui.cmp_summary]
     # a page opened without a link: nothing to restore; a link whose image is gone: said so
     assert list(h.restore("", progress=None)) == [ui.tab_state]

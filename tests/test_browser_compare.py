@@ -72,7 +72,7 @@ def test_compare_two_images_then_one_image_under_two_settings(visitor, library, 
         v.slider_end("Iteration (both runs)", "End")
         v.slider_end("Token (one that both runs have)", "Home")
     v.check("shared iteration 7, token 0 chosen during its redraw")
-    v.wait_text("#compare-attention", r"Token 0 \(added at iteration 0\)[\s\S]*A: iteration 7", timeout_ms=30_000)
+    v.wait_text("#compare-attention", r"Token 0 \(added at iteration 0\)[\s\S]*A: iteration 7")
     assert v.slider_max("Token (one that both runs have)") == 255
     assert v.slider_value("Token (one that both runs have)") == 0
 

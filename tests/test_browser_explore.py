@@ -245,7 +245,7 @@ def test_attention_controls_and_every_export(visitor, tmp_path):
         v.slider_end(it, "End")
         v.slider_end(tok, "Home")
     v.check("iteration 7, token 0 chosen during its redraw")
-    v.wait_text("body", r"Iteration 7 \(256 tokens\), decoder layer 2, head mean: token 0 ", timeout_ms=30_000)
+    v.wait_text("body", r"Iteration 7 \(256 tokens\), decoder layer 2, head mean: token 0 ")
     assert v.slider_max(tok) == 255 and v.slider_value(tok) == 0
     v.slider_end(tok, "End")
     v.check("token 255 at iteration 7")

@@ -483,7 +483,7 @@ def test_photo_calibration_centres_the_median_count_within_the_fallback_bound():
 
 def test_extend_log_adds_each_step_once_whether_the_run_repeats_the_log_or_starts_at_its_end(tmp_path):
     """The line's log beside its committed state: this machine's run repeats the log's rows, a run on another
-    machine starts at the committed step; both add only the rows the log lacks (a step's probe row included)."""
+    machine starts at the committed step; both add only the steps past the log's (a step's probe row too)."""
     def write(path, rows):
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
@@ -496,10 +496,14 @@ def test_extend_log_adds_each_step_once_whether_the_run_repeats_the_log_or_start
                  {"step": 30, "loss": 1.5}, {"step": 30, "probe": "object_discovery"}])
     assert main(["extend-log", str(log), str(here)]) == 0
     assert steps(log) == [(10, None), (20, None), (20, "object_discovery"), (30, None), (30, "object_discovery")]
-    write(elsewhere, [{"step": 40, "loss": 1.2}])
+    # elsewhere: killed after step 60 and resumed from its checkpoint at 40, so 50 and 60 come twice
+    write(elsewhere, [{"step": 40, "loss": 1.2}, {"step": 50, "loss": 9.0}, {"step": 60, "loss": 9.0},
+                      {"step": 50, "loss": 1.1}, {"step": 60, "loss": 1.0}])
     assert main(["extend-log", str(log), str(elsewhere)]) == 0
     assert main(["extend-log", str(log), str(here)]) == 0  # again: nothing new
-    assert steps(log)[-2:] == [(30, "object_discovery"), (40, None)] and len(steps(log)) == 6
+    rows = [json.loads(x) for x in log.read_text().splitlines()]
+    assert steps(log)[3:] == [(30, None), (30, "object_discovery"), (40, None), (50, None), (60, None)]
+    assert [r["loss"] for r in rows[-3:]] == [1.2, 1.1, 1.0]  # the branch that went on
 
 
 def test_a_later_phase_joins_the_log_and_is_plotted_after_the_first(tmp_path):
