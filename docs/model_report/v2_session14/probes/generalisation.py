@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from alit_core import load_tokenizer
+from alit_core.analysis.metrics import psnr
 from alit_train.calibration import whole_photos
 from alit_train.code_pack import CodePack
 from alit_train.streams import SceneStream
@@ -44,8 +45,7 @@ with torch.inference_mode():
             for step in tok.rollout(b, halting="off", decode=False):
                 t = step.iteration
                 mse[t] += F.mse_loss(step.code, step.targets, reduction="sum").item() / step.code[0].numel()
-                recon = tok.model.pixels(step.code).float().clamp(0, 1)
-                sq[t] += (recon - b).pow(2).mean((1, 2, 3)).log10().mul(-10).sum().item()
+                sq[t] += psnr(tok.model.pixels(step.code), b).sum().item()
         n = len(images)
         print(f"{name:28s} MSE " + " ".join(f"{m / n:.3f}" for m in mse) + " | PSNR "
               + " ".join(f"{p / n:.2f}" for p in sq))
