@@ -40,12 +40,12 @@ print(f"{sys.argv[1]}: latent MSE per iteration, then PSNR (dB) per iteration; {
 with torch.inference_mode():
     for name, images in sets.items():
         mse = np.zeros(tok.config.iterations)
-        sq = np.zeros(tok.config.iterations)
+        psnr_sum = np.zeros(tok.config.iterations)
         for b in images.split(16):
             for step in tok.rollout(b, halting="off", decode=False):
                 t = step.iteration
                 mse[t] += F.mse_loss(step.code, step.targets, reduction="sum").item() / step.code[0].numel()
-                sq[t] += psnr(tok.model.pixels(step.code), b).sum().item()
+                psnr_sum[t] += psnr(tok.model.pixels(step.code), b).sum().item()
         n = len(images)
         print(f"{name:28s} MSE " + " ".join(f"{m / n:.3f}" for m in mse) + " | PSNR "
-              + " ".join(f"{p / n:.2f}" for p in sq))
+              + " ".join(f"{p / n:.2f}" for p in psnr_sum))
