@@ -42,6 +42,8 @@ from alit_core.model.vae import KLVAE
 from alit_core.model.vqgan import VQGAN
 from alit_core.running.rollout import ImageTokens, rollout
 
+# Each iteration's weight in the prediction loss (phase 1's, favouring the first iterations); iterations past
+# the tuple weigh 1.0
 ITERATION_WEIGHTS = (2.5, 2.0, 1.5, 1.25, 1.0, 1.0, 1.0, 1.0)
 
 
@@ -90,8 +92,10 @@ class VAEObjective(nn.Module):
 
 class ALITStage1(nn.Module):
     def __init__(self, model: ALIT, halting: str = "stochastic", pixel_weight: float = 0.0, ce_weight: float = 1.0,
-                 mse_weight: float = 1.0, sample_depth: bool = False):
+                 mse_weight: float = 1.0, sample_depth: bool = False,
+                 iteration_weights: tuple[float, ...] = ITERATION_WEIGHTS):
         super().__init__()
+        self.iteration_weights = tuple(iteration_weights)
         self.model = model
         self.halting = halting
         self.pixel_weight = pixel_weight
@@ -132,7 +136,7 @@ class ALITStage1(nn.Module):
             depth = decode_at + 1  # pixels only: later iterations add nothing to the loss
         for step in rollout(m, inputs, halting=policy, decode=False, max_iterations=depth):
             t = step.iteration
-            w = ITERATION_WEIGHTS[t] if t < len(ITERATION_WEIGHTS) else 1.0
+            w = self.iteration_weights[t] if t < len(self.iteration_weights) else 1.0
             ce, mse, prediction = self._prediction_losses(step, metrics)
             vq = m.quantize.loss(step.factorized, step.codes) if step.codes is not None else images.new_zeros(())
             ce_total = ce_total + w * ce

@@ -49,7 +49,7 @@ from .objectives import ALITStage1, VAEObjective, VQGANObjective
 from .quantize_latents import anneal_quantizer, residual_at
 from .sign_latents import as_sign_latent, has_corner_codebook, sign_latent_model
 from .streams import SceneStream, batches, random_crops
-from .train_config import TrainConfig, model_config, parse_mix
+from .train_config import TrainConfig, model_config, parse_mix, parse_weights
 from .training_state import EMA, compact, extend_log, initial_model, load_compact, merge_log, save_training_state
 
 BASE_STAGES = ("vqgan", "vae")  # train a base tokenizer alone, on random crops
@@ -90,7 +90,8 @@ def lr_at(step: int, cfg: TrainConfig, peak: float, since: int = 0) -> float:
 
 def stage1(model: ALIT, cfg: TrainConfig) -> ALITStage1:
     return ALITStage1(model, halting=cfg.halting, pixel_weight=cfg.pixel_weight, ce_weight=cfg.ce_weight,
-                      mse_weight=cfg.mse_weight, sample_depth=cfg.sample_depth)
+                      mse_weight=cfg.mse_weight, sample_depth=cfg.sample_depth,
+                      iteration_weights=cfg.iteration_weights)
 
 
 def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
@@ -479,6 +480,10 @@ def main(argv: list[str] | None = None) -> int:
             if name == "mix":
                 s.add_argument(flag, type=parse_mix, default=value, metavar="KIND=SHARE,...",
                                help="training image mix, e.g. scene=0.5,photo=0.3,simple=0.2")
+                continue
+            if name == "iteration_weights":
+                s.add_argument(flag, type=parse_weights, default=value, metavar="W0,W1,...",
+                               help="each iteration's weight in the prediction loss; later iterations weigh 1")
                 continue
             if isinstance(value, bool):
                 s.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from alit_core.model.config import ALITConfig, get_preset
 
+from .objectives import ITERATION_WEIGHTS
+
 IMAGE_KINDS = ("scene", "photo", "simple")  # what `streams.SceneStream` makes (see alit_train.scenes)
 DEFAULT_MIX = {"scene": 0.5, "photo": 0.3, "simple": 0.2}
 
@@ -49,6 +51,8 @@ class TrainConfig:
     pixel_weight: float = 1.0  # pixel L1 of one cycled iteration; 0 in the alit stage = the official stage 1
     ce_weight: float = 1.0  # official stage 1: 1.0 x cross-entropy + 1.0 x soft-code MSE
     mse_weight: float = 1.0
+    # alit stage: each iteration's weight in the prediction loss (objectives.ALITStage1; later iterations weigh 1)
+    iteration_weights: tuple[float, ...] = ITERATION_WEIGHTS
     sample_depth: bool = False  # unroll a random number of iterations per step (objectives.ALITStage1)
     depth_ramp: int = 0  # with sample_depth: steps per extra iteration allowed (0: all from the start)
     halting: str = "stochastic"  # halting during training, as in the official stage 1
@@ -108,3 +112,14 @@ def parse_mix(text: str) -> dict[str, float]:
     if not mix or min(mix.values()) < 0 or sum(mix.values()) <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: shares must be non-negative and not all zero")
     return mix
+
+
+def parse_weights(text: str) -> tuple[float, ...]:
+    """'1,1,2' -> (1.0, 1.0, 2.0): non-negative, not all zero."""
+    try:
+        weights = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers, e.g. 1,1,1,1") from None
+    if min(weights) < 0 or sum(weights) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: weights must be non-negative and not all zero")
+    return weights

@@ -224,6 +224,28 @@ def test_sampled_depth_unrolls_k_iterations_with_a_loss_at_each():
         assert {len([k for k in again(images)[1] if k.startswith("ce_")]) for _ in range(12)} == {1, 2}
 
 
+def test_iteration_weights_scale_each_iterations_prediction_loss():
+    from alit_core import ALIT
+    from alit_train.objectives import ITERATION_WEIGHTS, ALITStage1
+    from alit_train.train_config import parse_weights
+
+    torch.manual_seed(0)
+    model = ALIT(small_config())
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        _, default = ALITStage1(model, halting="off")(images)
+        _, third = ALITStage1(model, halting="off", iteration_weights=parse_weights("0,0,1,0"))(images)
+        _, longer = ALITStage1(model, halting="off", iteration_weights=(0.0,))(images)
+    per_iteration = [float(default[f"ce_{t}"]) for t in range(4)]
+    assert len(set(per_iteration)) == 4  # the weights below pick out different iterations' losses
+    assert float(default["ce"]) == pytest.approx(sum(w * ce for w, ce in zip(ITERATION_WEIGHTS[:4], per_iteration, strict=True)))
+    assert float(third["ce"]) == pytest.approx(per_iteration[2])
+    assert float(longer["ce"]) == pytest.approx(sum(per_iteration[1:]))  # iterations past the tuple weigh 1
+    for bad, message in (("1,x", "comma-separated numbers"), ("0,0", "not all zero"), ("1,-1", "non-negative")):
+        with pytest.raises(Exception, match=message):
+            parse_weights(bad)
+
+
 def test_bool_options_parse_as_flags(tiny_data, vqgan_run, tmp_path):
     run_stage("alit", tmp_path / "alit", tiny_data, 2,
               ["--vqgan", str(vqgan_run / "last.pt"), "--no-sample-depth", "--ce-weight", "0.1", "--halting", "deterministic",
