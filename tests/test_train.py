@@ -238,7 +238,8 @@ def test_iteration_weights_scale_each_iterations_prediction_loss():
         _, longer = ALITStage1(model, halting="off", iteration_weights=(0.0,))(images)
     per_iteration = [float(default[f"ce_{t}"]) for t in range(4)]
     assert len(set(per_iteration)) == 4  # the weights below pick out different iterations' losses
-    assert float(default["ce"]) == pytest.approx(sum(w * ce for w, ce in zip(ITERATION_WEIGHTS[:4], per_iteration, strict=True)))
+    weighted = sum(w * ce for w, ce in zip(ITERATION_WEIGHTS[:4], per_iteration, strict=True))
+    assert float(default["ce"]) == pytest.approx(weighted)
     assert float(third["ce"]) == pytest.approx(per_iteration[2])
     assert float(longer["ce"]) == pytest.approx(sum(per_iteration[1:]))  # iterations past the tuple weigh 1
     for bad, message in (("1,x", "comma-separated numbers"), ("0,0", "not all zero"), ("1,-1", "non-negative")):
