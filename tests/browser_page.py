@@ -5,6 +5,7 @@ import contextlib
 import io
 import re
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -127,16 +128,28 @@ class Page:
     def redraw_held(self):
         """The event started in the block reaches the server only when the block ends, so what the visitor
         does inside it happens while that event runs (a slow server, made certain)."""
-        held, joins = [], "**/gradio_api/queue/join*"
-        self.page.route(joins, lambda route: route.continue_() if held and held[-1] is None else held.append(route))
+        from playwright.sync_api import Error as PlaywrightError
+
+        joins = "**/gradio_api/queue/join*"
+        held: list = []
+        released = threading.Event()  # once set, requests pass (those the release itself triggers, too)
+
+        def hold(route):
+            if released.is_set():
+                route.continue_()
+            else:
+                held.append(route)
+
+        self.page.route(joins, hold)
         try:
             yield
             self.page.wait_for_timeout(300)  # lets the held request's handler run
             assert held, "no event was held"
         finally:
-            waiting, held[:] = list(held), [None]  # later requests pass
-            for route in waiting:
-                route.continue_()
+            released.set()
+            for route in held:
+                with contextlib.suppress(PlaywrightError):  # a page closed by the error being raised
+                    route.continue_()
             self.page.unroute(joins)
 
     # --- reading -------------------------------------------------------------------------------------
