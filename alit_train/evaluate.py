@@ -386,9 +386,11 @@ def plot(report, results, sets, comp_of, cfg, out: Path) -> None:
 
 
 def training_curves(metrics: str | Path, out: Path) -> dict:
-    """The object-discovery probes of a training run's metrics.jsonl: the FG-ARI curve, plotted.
+    """The object-discovery probes of a training run's metrics.jsonl and its prediction loss at the first and
+    last iteration (code cross-entropy, or for VAE models the latent MSE), plotted.
 
-    Returns {"steps", "fg_ari" (best pair per probe), "grid_fg_ari", "ce_first", "ce_last"}.
+    Returns {"steps", "fg_ari" (best pair per probe), "grid_fg_ari", "first_iteration_fg_ari", "loss": {"name",
+    "iterations" (first, last), "steps", "first", "last"}}.
     """
     import matplotlib
 
@@ -411,12 +413,19 @@ def training_curves(metrics: str | Path, out: Path) -> dict:
             a.text(start, 1.0, f" {phase}", transform=a.get_xaxis_transform(), fontsize=7, va="top")
     ax[0].set(xlabel="training step", ylabel="FG-ARI (validation scenes)", title="object discovery during training")
     ax[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    its = sorted({int(k.split("_")[1]) for r in steps for k in r if k.startswith("ce_")})
-    for t in (its[0], its[-1]) if its else ():
-        pts = [(r["step"], r[f"ce_{t}"]) for r in steps if f"ce_{t}" in r]
-        ax[1].plot(*zip(*pts), lw=0.8, label=f"iteration {t}")
-    ax[1].set(xlabel="training step", ylabel="code cross-entropy", title="loss")
-    ax[1].legend(fontsize=7)
+    # VQGAN models log each iteration's code cross-entropy (ce_t); VAE models, which have no codes, the MSE of
+    # their regressed latents (mse_t)
+    key, name = ("ce", "code cross-entropy") if any("ce_0" in r for r in steps) else ("mse", "latent MSE")
+    its = sorted({int(k.split("_")[1]) for r in steps for k in r if k.startswith(f"{key}_")})
+    shown = (its[0], its[-1]) if its else ()
+    logged = [r for r in steps if all(f"{key}_{t}" in r for t in shown)]
+    curve["loss"] = {"name": name, "iterations": list(shown), "steps": [r["step"] for r in logged]}
+    for which, t in zip(("first", "last"), shown, strict=True):
+        curve["loss"][which] = [r[f"{key}_{t}"] for r in logged]
+        ax[1].plot(curve["loss"]["steps"], curve["loss"][which], lw=0.8, label=f"iteration {t}")
+    ax[1].set(xlabel="training step", ylabel=name, title="loss")
+    if shown:
+        ax[1].legend(fontsize=7)
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
     fig.savefig(out / "training.png", dpi=110)

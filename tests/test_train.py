@@ -550,6 +550,21 @@ def test_a_later_phase_joins_the_log_and_is_plotted_after_the_first(tmp_path):
     assert phase_starts(laid) == [(200, "quantized")]
 
 
+def test_training_curves_plot_the_latent_mse_of_a_vae_run(tmp_path):
+    from alit_train.evaluate import training_curves
+
+    rows = [{"step": s, "loss": 1.0, "ce": 0.0, **{f"mse_{t}": 0.5 - 0.01 * s - 0.1 * t for t in range(3)}}
+            for s in (10, 20)]
+    rows.append({"step": 20, "probe": "object_discovery", "fg_ari": [[0.3]],
+                 "best": {"iteration": 0, "layer": 0, "fg_ari": 0.3, "grid_fg_ari": 0.2}})
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    curve = training_curves(tmp_path / "metrics.jsonl", tmp_path / "report")
+    loss = curve["loss"]
+    assert (loss["name"], loss["iterations"], loss["steps"]) == ("latent MSE", [0, 2], [10, 20])
+    assert loss["first"] == pytest.approx([0.4, 0.3]) and loss["last"] == pytest.approx([0.2, 0.1])
+    assert curve["fg_ari"] == [0.3] and (tmp_path / "report" / "training.png").stat().st_size > 10_000
+
+
 def test_two_runs_are_compared_at_equal_steps(tmp_path):
     from alit_train.compare_runs import main, table, window_means
 
