@@ -26,7 +26,7 @@ from .choices import (
 )
 from .explorer import BUNDLED, is_karl
 from .runs import Comparison
-from .status import Refused, status_md
+from .status import Refused, sentences, status_md
 from .uploads import GONE, linkable
 
 COMPARE_INPUTS = ("cmp_mode", "cmp_image_a", "cmp_image_b", "cmp_model_a", "cmp_halting_a", "cmp_kind_a",
@@ -41,10 +41,11 @@ COMPARE_B = {False: "**Image B**", True: "**B**: model and settings (on image A)
 
 class CompareHandlers:
     def compare(self, mode, image_a, image_b, model_a, halting_a, kind_a, value_a, model_b, halting_b, kind_b,
-                value_b, progress=gr.Progress()):
+                value_b, previous: Comparison | None = None, progress=gr.Progress()):
         """Two runs side by side: two images under A's model and settings (TWO_IMAGES), or image A under
         A's and B's models or settings (TWO_SETTINGS). Each run is computed whole, with the attention
-        of its model's own layer; one rollout serves both when image, model and halting are the same."""
+        of its model's own layer; one rollout serves both when image, model and halting are the same.
+        `previous`: the comparison the page shows, which a refused one leaves there (its error says so)."""
         ui = self.ui
         settings_b = (model_b, halting_b, kind_b, value_b) if mode == TWO_SETTINGS else (
             model_a, halting_a, kind_a, value_a)
@@ -70,7 +71,9 @@ class CompareHandlers:
                 except Refused as err:
                     raise Refused(f"{label}: {err}") from err
         except Refused as err:
-            return {ui.cmp_status: status_md(error=str(err))}
+            shown = "" if previous is None else ("The comparison below is still the previous one, of "
+                                                 f"{previous.runs[0].rec.name} and {previous.runs[1].rec.name}.")
+            return {ui.cmp_status: status_md(error=sentences(str(err), shown))}
         total = sum(explorer.steps(tok) for tok, _, _ in started.values())
         done = 0
         for key, (tok, image, run) in started.items():

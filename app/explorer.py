@@ -336,9 +336,9 @@ def compression(rec: Record, selected: int) -> list[dict]:
     nbytes = rec.tokens[selected] * rec.bits_per_token / 8
     rows = [{"codec": f"{rec.family.upper()} ({rec.tokens[selected]} tokens)", "bytes": nbytes,
              "psnr": rec.psnr[selected]}]
-    for fmt in ("JPEG", "WEBP"):
+    for fmt, name in (("JPEG", "JPEG"), ("WEBP", "WebP")):  # (Pillow's format names; the plot's labels)
         size, quality = alit_core.codec_at_size(rec.image, fmt, nbytes)
-        rows.append({"codec": f"{fmt} at nearest size", "bytes": float(size), "psnr": quality})
+        rows.append({"codec": f"{name} at nearest size", "bytes": float(size), "psnr": quality})
     return rows
 
 

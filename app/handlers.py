@@ -46,7 +46,7 @@ from .explorer import BUNDLED, ModelCache, Record, is_karl
 from .files import OutputDir, Pictures
 from .runs import Run
 from .share import ShareHandlers
-from .status import Refused, status_md
+from .status import Refused, sentences, status_md
 from .uploads import read_upload
 
 MEASURE_LABELS = {"png_bpp": "PNG bits per pixel", "jpeg_bpp": "JPEG bits per pixel", "entropy": "entropy (bits)",
@@ -170,7 +170,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
             return ""
         return (f". The {rec.base} alone, decoding this image's own {texts.base_decodes(rec.base)} "
                 "(what the tokens predict), reaches "
-                f"{alone}: the criterion asks for less error than this model's base tokenizer draws the image with")
+                f"{alone}: the criterion asks for less error than this model's base tokenizer draws the image with.")
 
     @staticmethod
     def criterion_text(crit: Criterion) -> str:
@@ -245,10 +245,11 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
 
     # --- Explore ---------------------------------------------------------------------------------
     def run(self, image_path, model, device, dtype, kind, l1, psnr, budget, max_iterations, halting, seed, layer,
-            measure, quality=None, progress=gr.Progress()):
+            measure, quality=None, previous: Run | None = None, progress=gr.Progress()):
         """Stream every iteration as it is computed, then the selection-dependent views and the attention.
         A KARL model streams its budget sweep at the desired L1 `quality` instead (criterion, maximum
-        iterations, halting and seed are ALIT's, hidden for it and not used)."""
+        iterations, halting and seed are ALIT's, hidden for it and not used). `previous`: the run the page
+        shows, which a refused run leaves there (its error says so)."""
         ui = self.ui
         try:
             if not image_path:
@@ -262,7 +263,9 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
             if karl and quality is not None and not 0 < float(quality) <= 1:
                 raise Refused(f"KARL's desired L1 is above 0 and at most 1; {quality} cannot be used.")
         except Refused as err:
-            yield {ui.status: status_md(error=str(err))}
+            shown = "" if previous is None or not previous.done else (
+                f"The results below are still those of {previous.rec.name}.")
+            yield {ui.status: status_md(error=sentences(str(err), shown))}
             return
         run.inputs = {"image": str(image_path), **dict(zip(EXPLORE_SETTINGS, (
             model, device, dtype, kind, l1, psnr, budget, max_iterations, halting, seed, layer, measure, quality)))}
@@ -290,7 +293,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
             if karl:
                 update[ui.budget_plot] = gr.update(visible=True, value=figures.budget_counts(rec.budgets, rec.tokens))
             yield update
-        run.done = True
+        run.done, run.criterion = True, crit
         selected = rec.select(crit)
         od = run.discovery
         # the attention view opens where the model's object discovery was measured, if it says where
@@ -331,13 +334,23 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         try:
             crit = self.criterion(kind, l1, psnr, budget)
         except Refused as err:
-            return {**update, ui.status: status_md(error=str(err), notes=run.notes if run else ())}
+            kept = self.kept_criterion(run)
+            return {**update, ui.status: status_md(error=sentences(str(err), kept), notes=run.notes if run else ())}
         update[ui.status] = status_md(notes=run.notes if run else ())
         if run is not None and run.rec is not None and run.rec.karl:  # its count is set by the desired L1
             return {ui.status: update[ui.status]}
         if run is None or not run.done:
             return update
+        run.criterion = crit
         return {**update, **self.views(run, crit, run.rec.select(crit), measure)}
+
+    def kept_criterion(self, run: Run | None) -> str:
+        """After a refused value, which stays in its box for the visitor to mend: the criterion the shown
+        selection still uses. (Putting that back in the box instead would set off the box's blur event, and its
+        re-selection would clear the error before it is read.)"""
+        if run is None or not run.done or run.criterion is None or run.rec.karl:
+            return ""
+        return f"The selection still uses {self.criterion_text(run.criterion)}."
 
     def complexity_plot(self, run: Run | None, selected, measure):
         row = explorer.complexity_row(run.rec, int(selected)) if run and run.done and selected is not None else None
@@ -383,7 +396,9 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         k = slider_index(token, rec.columns(t))
         token_update = token_slider(k, token, rec.columns(t) - 1, run.token_top)
         seg, legend = figures.segment_overlay(rec.image, rec.segments(t, head))
-        swatches = " ".join(f"<span style='background:{c};padding:0 6px;border-radius:3px'>token {tok}</span>"
+        # (a swatch never breaks across lines: "token" at a line's end and its number on the next read as two)
+        swatches = " ".join(f"<span style='background:{c};padding:0 6px;border-radius:3px;white-space:nowrap'>"
+                            f"token {tok}</span>"
                             for tok, c in legend.items())
         where = f"KARL, budget {rec.budgets[t]}" if rec.karl else f"Iteration {t}"
         md = (f"{where} ({rec.tokens[t]} tokens), decoder layer {rec.layer}, head {head}: token {k} "

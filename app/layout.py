@@ -38,6 +38,14 @@ CSS = """
   top: 0 !important; }
 /* captions wrap instead of being cut at a thumbnail's width (tokens, L1 and PSNR all readable) */
 .caption-label { white-space: normal !important; text-overflow: clip !important; overflow: visible !important; }
+/* every iteration's reconstruction whole, its caption below it rather than over its lower part (gradio lays the
+   caption over a square thumbnail), and four columns that shrink with a narrow window instead of spilling out */
+#explore-gallery .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important; }
+#explore-gallery .thumbnail-item { aspect-ratio: auto !important; overflow: visible !important; height: auto !important;
+  display: flex !important; flex-direction: column !important; }
+#explore-gallery .thumbnail-item img { aspect-ratio: 1 / 1; height: auto !important; width: 100% !important; }
+#explore-gallery .thumbnail-item .caption-label { position: static !important; transform: none !important;
+  max-width: none !important; margin: 0 !important; }
 """
 
 # Outputs of /explore in the order gradio_client returns them: the status line first and the
@@ -243,7 +251,8 @@ def explore_results(ui: Ui):
         ui.play_pace = gr.Slider(0.2, 3.0, value=0.8, step=0.1, label="Play: seconds per iteration", scale=1,
                                  elem_id="play-pace")
     # (contain: a one-iteration run fills the grid with its one picture, which "cover" would crop)
-    ui.gallery = gr.Gallery(label="Every iteration (★ = selected)", columns=4, height=420, object_fit="contain",
+    ui.gallery = gr.Gallery(label="Every iteration (★ = selected)", columns=4, height="auto", object_fit="contain",
+                            elem_id="explore-gallery",
                             type="filepath")
     ui.compare = gr.ImageSlider(label="Original vs selected reconstruction", height=320,
                                 type="filepath", elem_id="explore-slider")
@@ -267,7 +276,7 @@ def explore_below(ui: Ui, tok):
             with gr.Row():
                 ui.iteration = gr.Slider(0, cfg.iterations - 1, value=cfg.iterations - 1, step=1,
                                          label=ITERATION_LABELS[False])
-                ui.token = gr.Slider(0, most - 1, value=0, step=1, label="Token (those of this iteration)")
+                ui.token = gr.Slider(0, most - 1, value=0, step=1, label="Token (of all so far at this iteration)")
                 ui.head = gr.Dropdown(["mean"], value="mean", label="Head (mean or index)")
                 ui.opacity = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Opacity")
             with gr.Row():
@@ -353,7 +362,7 @@ def wire_explore(ui: Ui, h: Handlers):
     # The UI's own endpoints are callable by name (tests, benchmarks/app_latency.py, benchmarks/app_soak.py) but left out of the
     # API page, whose one documented endpoint is /tokenize. Every event that computes rollouts
     # (/explore, /compare, /batch, /tokenize) shares one queue slot group: at most --concurrency at once.
-    ui.run.click(h.run, [ui.image, *settings], ui[EXPLORE_OUTPUTS], api_name="explore",
+    ui.run.click(h.run, [ui.image, *settings, ui.record], ui[EXPLORE_OUTPUTS], api_name="explore",
                  api_visibility="undocumented", concurrency_id="rollout").then(
         h.attention_after_run, attn_inputs, attn_outputs, api_visibility="private")
     # A slider's `input` is the visitor's dragging, keys or typing; `release` adds its reset button.
@@ -385,7 +394,7 @@ def wire_explore(ui: Ui, h: Handlers):
 def wire_compare(ui: Ui, h: Handlers) -> list:
     """Compare's events; the components its mode shows or hides (a restored page sets them too)."""
     # Compare: two whole runs in one rollout slot; the shared sliders redraw from the kept runs
-    ui.cmp_run.click(h.compare, ui[COMPARE_INPUTS], ui[COMPARE_OUTPUTS],
+    ui.cmp_run.click(h.compare, [*ui[COMPARE_INPUTS], ui.cmp_record], ui[COMPARE_OUTPUTS],
                      api_name="compare", api_visibility="undocumented", concurrency_id="rollout")
     gr.on([ui.cmp_iteration.input, ui.cmp_iteration.release, ui.cmp_token.input, ui.cmp_token.release],
           h.compare_view, [ui.cmp_record, ui.cmp_iteration, ui.cmp_token], ui[COMPARE_VIEW_OUTPUTS],

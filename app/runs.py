@@ -26,6 +26,7 @@ class Run:
     done: bool = False
     inputs: dict = field(default_factory=dict)  # the image and EXPLORE_SETTINGS it was run with (Share)
     token_top: int | None = None  # the Attention token slider's maximum as last sent (choices.token_slider)
+    criterion: Criterion | None = None  # what the shown selection was made by (a refused value leaves it)
 
     def picture(self, name: str, make) -> str:
         return self.pictures.get(name, make)

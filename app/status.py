@@ -10,6 +10,11 @@ class Refused(Exception):
     """What the visitor asked for cannot be done; the message says why, for the status line."""
 
 
+def sentences(*parts: str) -> str:
+    """Messages joined as sentences: each ends with a full stop (an error from the library may not)."""
+    return " ".join(p if p.endswith((".", "!", "?")) else f"{p}." for p in parts if p)
+
+
 def status_md(error: str | None = None, notes: list[str] | tuple = ()) -> str:
     """The status line: an error (kept until the next action), else the notes about the image, else nothing."""
     lines = []

@@ -131,7 +131,7 @@ def test_one_image_under_two_criteria_is_one_rollout(page):
     assert "One rollout serves both" in update[ui.cmp_summary] and "mean 0.0000" in update[ui.cmp_view_md]
 
 
-def test_compare_refuses_bad_input_in_its_status_line(page, tmp_path):
+def test_compare_refuses_bad_input_in_its_status_line(page, compared, tmp_path):
     from app.compare_tab import TWO_SETTINGS
 
     _, ui, h = page
@@ -148,7 +148,18 @@ def test_compare_refuses_bad_input_in_its_status_line(page, tmp_path):
             (dict(mode=TWO_SETTINGS, halting_b="sometimes"), "B: This model takes halting")):
         update = compare(h, **kwargs)
         assert names(ui, update) == {"cmp_status"} and message in update[ui.cmp_status], (kwargs, update)
-        assert "alit-status-error" in update[ui.cmp_status]
+        assert "alit-status-error" in update[ui.cmp_status] and "still the previous one" not in update[ui.cmp_status]
+    # with a comparison on the page, the refusal says it is still there, and whose it is
+    from app.compare_tab import TWO_IMAGES
+    from app.layout import COMPARE_DEFAULTS
+
+    previous = compared[0][ui.cmp_record]
+    args = (TWO_IMAGES, str(SAMPLES[1]), str(bad), BUNDLED, "deterministic", L1, 0.0574, BUNDLED, "deterministic",
+            PSNR, 25.0)
+    update = h.compare(*args, previous, progress=lambda *a, **k: None)
+    a, b = COMPARE_DEFAULTS
+    assert "B: cannot use image 'broken.png'" in update[ui.cmp_status]
+    assert f". The comparison below is still the previous one, of {a} and {b}.</div>" in update[ui.cmp_status]
 
 
 def test_compare_another_model_of_other_counts_and_a_halting_mode_it_lacks(page, tmp_path):

@@ -133,6 +133,8 @@ def test_every_plot_keeps_its_legend_outside_the_data(page, run):
     batch = h.batch([str(p) for p in SAMPLES], BUNDLED, L1, 0.0574, 25, 128, "png_bpp")
     for fig in (views[ui.curve], views[ui.scatter], views[ui.comp], batch[ui.batch_plot]):
         assert legend_outside(fig), fig.layout.legend
+    # the codecs named as the plot's title names them
+    assert list(views[ui.comp].data[0].x) == ["ALIT (256 tokens)", "JPEG at nearest size", "WebP at nearest size"]
     # the visitor's images are stars without labels next to them (labels covered each other)
     stars = [t for t in batch[ui.batch_plot].data if t.marker.symbol == "star"]
     assert len(stars) == 1 and len(stars[0].x) == len(SAMPLES) and "text" not in (stars[0].mode or "")
@@ -215,10 +217,14 @@ def test_a_budget_selects_the_largest_count_that_fits_and_says_so(page, run):
 
 def test_a_value_out_of_range_goes_to_the_status_line_and_changes_nothing_else(page, run):
     _, ui, h = page
+    h.reselect(run, L1, 0.05, 25.0, 128, "png_bpp")  # the selection the refusals below leave in effect
     for kind, l1, psnr in ((PSNR, 0.0574, 500.0), (L1, 3.0, 25.0), (L1, None, 25.0), (PSNR, 0.0574, None)):
         update = h.reselect(run, kind, l1, psnr, 128, "png_bpp")
         assert names(ui, update) == {"l1", "psnr", "budget", "status"}  # only which box shows, and the message
         assert "cannot be used" in update[ui.status] and "alit-status-error" in update[ui.status]
+        assert "cannot be used. The selection still uses L1 &lt; 0.05." in update[ui.status]  # (HTML-escaped)
+        assert "value" not in update[ui.l1] and "value" not in update[ui.psnr]  # what was typed stays, to mend
+    assert run.criterion.value == 0.05
     # a criterion the page does not offer (an API call's): refused, never read as an L1 threshold
     update = h.reselect(run, "l1", 0.0574, 25.0, 128, "png_bpp")
     assert "'l1' is not one" in update[ui.status] and "alit-status-error" in update[ui.status]
@@ -241,6 +247,12 @@ def test_a_bad_upload_changes_only_the_status_line(page, tmp_path):
     updates = explore(h, image=bad)
     assert len(updates) == 1 and names(ui, updates[0]) == {"status"}
     assert "cannot use image 'broken.png'" in updates[0][ui.status]
+    assert "still those of" not in updates[0][ui.status]  # nothing was shown before
+    shown = explore(h, max_iterations=1)[-1][ui.record]
+    refused = list(h.run(str(bad), BUNDLED, "cpu", "float32", L1, 0.0574, 25, 128, 8, "deterministic", 0, -1,
+                         "png_bpp", None, shown))
+    assert "cannot use image 'broken.png'" in refused[0][ui.status]
+    assert f". The results below are still those of {CAT.name}.</div>" in refused[0][ui.status]
     for layer in (3, -4):  # the bundled decoder has 3 layers
         updates = explore(h, layer=layer, max_iterations=1)
         assert names(ui, updates[0]) == {"status"} and "0 to 2" in updates[0][ui.status]

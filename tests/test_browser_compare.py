@@ -85,6 +85,7 @@ def test_compare_two_images_then_one_image_under_two_settings(visitor, library, 
     v.check("compare a broken file", refused="A: cannot use image 'broken.png': not an image",
             broken_upload="broken.png")
     assert v.text("#compare-summary") == shown
+    assert re.search(r"The comparison below is still the previous one, of \S+\.png and \S+\.png\.", v.status())
 
     # one image under two settings: B's own settings appear, image B goes (the text image: the bundled
     # model masks some of its positions, so halting off reconstructs it otherwise)

@@ -50,6 +50,13 @@ def test_explore_every_example_the_run_the_criteria_the_measures_and_play(visito
     assert [t["name"] for t in plot_traces(v, "curve")] == ["L1", "PSNR (dB)", "VQGAN alone", "selected"]
     captions = v.gallery_captions()
     assert len(captions) == 8 and captions[0].startswith("iteration 0 · 32 tokens"), captions
+    # each reconstruction is seen whole: its caption lies below it, and all four columns inside the gallery
+    layout = v.page.evaluate("""() => { const g = document.querySelector('#explore-gallery').getBoundingClientRect();
+      return [...document.querySelectorAll('#explore-gallery button.thumbnail-item')].map(t => {
+        const i = t.querySelector('img').getBoundingClientRect();
+        const c = t.querySelector('.caption-label').getBoundingClientRect();
+        return {below: c.top >= i.bottom - 1, inside: i.left >= g.left && i.right <= g.right + 1}; }); }""")
+    assert len(layout) == 8 and all(p["below"] and p["inside"] for p in layout), layout
     assert len(v.settle()["sliders"]) == 1  # the original-vs-reconstruction slider was checked (aligned)
     # the halting picture's numbers are in the text: how many image positions iteration 7 halted
     assert re.search(r"PSNR [\d.]+ dB; \d+ of 256 image positions halted", text), text
@@ -85,6 +92,7 @@ def test_explore_every_example_the_run_the_criteria_the_measures_and_play(visito
     assert v.metrics() == before  # the refusal changed nothing else
     time.sleep(3)
     assert "An L1 threshold is a mean absolute error" in v.status()  # it stays (a toast would be gone)
+    assert "5 cannot be used. The selection still uses L1 < 0.0574." in v.status()  # typed 5 stays, to mend
     # below what the VQGAN alone draws the cat with: no iteration can meet it, and the text says why
     v.number(l1_label, 0.03)
     v.check("L1 threshold 0.03")
@@ -179,6 +187,7 @@ def test_bad_upload_is_a_status_line_that_stays_and_leaves_the_rest(visitor, tmp
     assert v.gallery_captions() == gallery and s["images"] >= 8  # the previous run's pictures stay, loaded
     time.sleep(3)
     assert "cannot use image 'broken.png'" in v.status()
+    assert f"The results below are still those of {SAMPLES[CAT].name}." in v.status()  # and say whose they are
     good = tmp_path / "good.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 200, 3), dtype=np.uint8)).save(good)
     v.upload(good)
@@ -231,7 +240,7 @@ def test_attention_controls_and_every_export(visitor, tmp_path):
     run_example(v)
     selected = int(re.search(r"Selected: iteration (\d+), (\d+) tokens", v.metrics()).group(2))
     v.tab("Attention")
-    it, tok = "Iteration (0 = the first 32 tokens)", "Token (those of this iteration)"
+    it, tok = "Iteration (0 = the first 32 tokens)", "Token (of all so far at this iteration)"
     v.check("attention tab")
     assert "mostly a spatial grid" in v.text("#finding") and "FG-ARI 0.13" in v.text("#finding")
     v.slider_end(it, "Home")

@@ -100,7 +100,7 @@ def drive_vae_karl_and_offline(v: Page, library, karl: str, vae: str, tmp_path: 
     v.tab("Attention")
     v.slider_end(PASS, "Home")
     v.check("KARL pass 0")
-    assert v.slider_max("Token (those of this iteration)") == passes[0] - 1
+    assert v.slider_max("Token (of all so far at this iteration)") == passes[0] - 1
     v.wait_text("body", rf"KARL, budget {passes[0]} \(\d+ tokens\), decoder layer")
     # exports of the sweep, downloaded and opened
     v.tab("Export")

@@ -18,7 +18,7 @@ def test_a_shared_link_reopens_the_view_in_a_fresh_page(chromium, visitor):
     v.check("criterion PSNR")
     v.wait_text("#metrics", "PSNR ≥ 25 dB")
     v.tab("Attention")
-    it, tok = "Iteration (0 = the first 32 tokens)", "Token (those of this iteration)"
+    it, tok = "Iteration (0 = the first 32 tokens)", "Token (of all so far at this iteration)"
     v.slider_type(it, 2)
     v.check("iteration 2")
     v.slider_type(tok, 40)
