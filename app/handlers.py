@@ -179,8 +179,9 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         return f"L1 < {crit.value:g}" if crit.kind == "l1" else f"PSNR ≥ {crit.value:g} dB"
 
     def metrics_md(self, rec: Record, selected: int | None, crit: Criterion | None, total: int,
-                   model_iterations: int) -> str:
-        lines = [self.iteration_md(rec, len(rec.tokens) - 1, total)]
+                   model_iterations: int, shown: int | None = None) -> str:
+        """The numbers of the iteration `shown` (None: the last computed), then the selection's."""
+        lines = [self.iteration_md(rec, len(rec.tokens) - 1 if shown is None else shown, total)]
         if selected is not None:
             lines.append(self.selection_md(rec, selected, crit, model_iterations))
         return "\n\n".join(lines)
@@ -202,7 +203,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
             ui.curve: curve,
             ui.scatter: figures.complexity_scatter(self.reference, measure, row),
             ui.comp: figures.compression_bars(explorer.compression(rec, selected)),
-            ui.metrics: self.metrics_md(rec, selected, crit, len(rec.tokens), run.model_iterations),
+            ui.metrics: self.metrics_md(rec, selected, crit, len(rec.tokens), run.model_iterations, run.shown),
             ui.selected: selected,
         }
 
@@ -356,21 +357,35 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         row = explorer.complexity_row(run.rec, int(selected)) if run and run.done and selected is not None else None
         return {self.ui.scatter: figures.complexity_scatter(self.reference, measure, row)}
 
-    def play(self, run: Run | None, seconds_per_step: float | None = 0.8):
+    def panel(self, run: Run, t: int, selected: int | None) -> dict:
+        """The panel above the gallery at iteration t: its reconstruction, halted positions, error per position
+        and numbers, with the selection's line kept under them."""
+        run.shown = t
+        rec = run.rec
+        return {self.ui.current: run.recon(t),
+                self.ui.halt_map: self.halt_picture(run, t),
+                self.ui.error_map: self.error_picture(run, t),
+                self.ui.metrics: self.metrics_md(rec, selected, run.criterion, len(rec.tokens), run.model_iterations,
+                                                 shown=t)}
+
+    def play(self, run: Run | None, seconds_per_step: float | None = 0.8, selected: int | None = None):
         """Replay the iterations one by one, for a class, `seconds_per_step` apart (0.2 to 3)."""
         seconds_per_step = min(3.0, max(0.2, 0.8 if seconds_per_step is None else float(seconds_per_step)))
         ui = self.ui
         if run is None or not run.done:
             yield {ui.status: status_md(error="Tokenize an image first; then its iterations can be replayed.")}
             return
-        rec = run.rec
         yield {ui.status: status_md(notes=run.notes)}
-        for t in range(len(rec.recons)):
-            yield {ui.current: run.recon(t),
-                   ui.halt_map: self.halt_picture(run, t),
-                   ui.error_map: self.error_picture(run, t),
-                   ui.metrics: self.iteration_md(rec, t, len(rec.tokens))}
+        for t in range(len(run.rec.recons)):
+            yield self.panel(run, t, selected)
             time.sleep(seconds_per_step)
+
+    def show_iteration(self, run: Run | None, selected, evt: gr.SelectData):
+        """A reconstruction clicked in the gallery: the panel above shows that iteration until the next click,
+        Play or run (a teacher can stop on one)."""
+        if run is None or not run.done:
+            return {}
+        return self.panel(run, slider_index(evt.index, len(run.rec.recons)), selected)
 
     # --- Attention -------------------------------------------------------------------------------
     def attention(self, run: Run | None, iteration, token, head, opacity, clicked):

@@ -242,7 +242,7 @@ def explore_results(ui: Ui):
     ui.metrics = gr.Markdown("Results appear here as each iteration is computed.",
                              elem_id="metrics")
     with gr.Row():
-        ui.current = picture("Current reconstruction")
+        ui.current = picture("Current reconstruction", elem_id="explore-current")
         ui.halt_map = picture(HALT_LABELS[False])
         ui.error_map = picture("Error per position")
     with gr.Row():
@@ -251,9 +251,8 @@ def explore_results(ui: Ui):
         ui.play_pace = gr.Slider(0.2, 3.0, value=0.8, step=0.1, label="Play: seconds per iteration", scale=1,
                                  elem_id="play-pace")
     # (contain: a one-iteration run fills the grid with its one picture, which "cover" would crop)
-    ui.gallery = gr.Gallery(label="Every iteration (★ = selected)", columns=4, height="auto", object_fit="contain",
-                            elem_id="explore-gallery",
-                            type="filepath")
+    ui.gallery = gr.Gallery(label="Every iteration (★ = selected; click one to show it above)", columns=4,
+                            height="auto", object_fit="contain", elem_id="explore-gallery", type="filepath")
     ui.compare = gr.ImageSlider(label="Original vs selected reconstruction", height=320,
                                 type="filepath", elem_id="explore-slider")
     ui.curve = gr.Plot(label="Error against tokens", elem_id="curve")
@@ -378,8 +377,9 @@ def wire_explore(ui: Ui, h: Handlers):
     gr.on([ui.image.upload, ui.image.clear], status_md, None, ui.status, queue=False, api_visibility="private")
     ui.model.change(h.model_defaults, [ui.model, ui.device, ui.dtype, ui.kind], ui[MODEL_OUTPUTS],
                     api_visibility="private")
-    ui.play.click(h.play, [ui.record, ui.play_pace], [ui.current, ui.halt_map, ui.error_map, ui.metrics, ui.status],
-                  api_visibility="private")
+    panel = [ui.current, ui.halt_map, ui.error_map, ui.metrics]
+    ui.play.click(h.play, [ui.record, ui.play_pace, ui.selected], [*panel, ui.status], api_visibility="private")
+    ui.gallery.select(h.show_iteration, [ui.record, ui.selected], panel, api_visibility="private")
     # only what the visitor moves: the run itself sets the iteration and then draws the views
     gr.on([ui.iteration.input, ui.iteration.release, ui.token.input, ui.token.release, ui.head.input,
            ui.opacity.input, ui.opacity.release], h.attention,

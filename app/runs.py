@@ -27,6 +27,7 @@ class Run:
     inputs: dict = field(default_factory=dict)  # the image and EXPLORE_SETTINGS it was run with (Share)
     token_top: int | None = None  # the Attention token slider's maximum as last sent (choices.token_slider)
     criterion: Criterion | None = None  # what the shown selection was made by (a refused value leaves it)
+    shown: int | None = None  # the iteration the panel above the gallery shows (None: the last one computed)
 
     def picture(self, name: str, make) -> str:
         return self.pictures.get(name, make)

@@ -215,6 +215,24 @@ def test_a_budget_selects_the_largest_count_that_fits_and_says_so(page, run):
     assert short[ui.selected] == 1 and "the most this run computed (2 iterations)" in short[ui.metrics]
 
 
+def test_a_clicked_iteration_stays_in_the_panel_through_a_new_selection(page):
+    from types import SimpleNamespace
+
+    _, ui, h = page
+    run = explore(h, max_iterations=3)[-1][ui.record]
+    update = h.show_iteration(run, 1, SimpleNamespace(index=2))  # (gr.SelectData's index)
+    assert names(ui, update) == {"current", "halt_map", "error_map", "metrics"}
+    assert update[ui.metrics].startswith("**Iteration 2** of 0-2: 96 tokens") and "**Selected**: iteration 1" in (
+        update[ui.metrics])
+    assert update[ui.current] == run.recon(2)
+    reselected = h.reselect(run, BUDGET, 0.0574, 25.0, 32, "png_bpp")[ui.metrics]
+    assert reselected.startswith("**Iteration 2** of 0-2") and "**Selected**: iteration 0, 32 tokens" in reselected
+    played = list(h.play(run, 0.2, 0))[1:]
+    assert [u[ui.metrics].split(":")[0] for u in played] == [f"**Iteration {t}** of 0-2" for t in range(3)]
+    assert all("**Selected**: iteration 0" in u[ui.metrics] for u in played)
+    assert h.show_iteration(None, None, SimpleNamespace(index=0)) == {}  # before any run: nothing to show
+
+
 def test_a_value_out_of_range_goes_to_the_status_line_and_changes_nothing_else(page, run):
     _, ui, h = page
     h.reselect(run, L1, 0.05, 25.0, 128, "png_bpp")  # the selection the refusals below leave in effect

@@ -112,8 +112,14 @@ def test_explore_every_example_the_run_the_criteria_the_measures_and_play(visito
     v.slider_type("Play: seconds per iteration", 0.2)
     v.page.get_by_role("button", name="▶ Play through the iterations").click()
     time.sleep(0.5)
-    v.wait_text("#metrics", r"^\s*Iteration 7 of 0-7", timeout_ms=60_000)
+    v.wait_text("#metrics", r"^\s*Iteration 7 of 0-7[\s\S]*Selected: iteration", timeout_ms=60_000)
     v.check("play")
+    # a reconstruction clicked in the gallery: the panel above stops on that iteration, the selection still said
+    v.page.locator("#explore-gallery button.thumbnail-item").nth(2).click()
+    v.wait_text("#metrics", r"^\s*Iteration 2 of 0-7: 96 tokens[\s\S]*Selected: iteration")
+    v.page.wait_for_function("() => /recon_2\\.png$/.test(document.querySelector('#explore-current img').src)")
+    v.check("gallery: iteration 2 clicked")
+    v.page.keyboard.press("Escape")  # the gallery's enlarged preview closes
 
     # the original-vs-reconstruction slider, dragged to both ends
     box = v.page.locator(".slider-wrap").first.bounding_box()
