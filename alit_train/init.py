@@ -79,3 +79,18 @@ def spatial_init(model: ALIT, scale: float = 1.0, embed_gain: float = 0.3) -> AL
             q.copy_(torch.eye(width) + 0.02 * torch.randn(width, width))
             block.attn.in_proj_weight[width : 2 * width] = q
     return model
+
+
+# The spatial layout spatial_init writes: where each latent is anchored, in the encoder (its positional and
+# per-iteration embeddings) and in the decoder (the keys 2D positions find it by). The latents' own learned
+# tokens are left, so the latents stay distinct without it.
+LAYOUT = ("latent_token_positional_embedding", "timestep_embedding", "decoder.latent_token_positional_embedding")
+
+
+@torch.no_grad()
+def decay_layout(model: ALIT, rate: float) -> None:
+    """Shrink the layout by a factor (1 - rate), once per training step: the anchors fade unless the loss keeps
+    them, so that the attention may group positions by content (issue 13, "annealing the spatial starting layout
+    away"); the optimiser still moves these parameters as it moves every other."""
+    for name in LAYOUT:
+        model.get_parameter(name).mul_(1.0 - rate)

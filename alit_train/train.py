@@ -42,7 +42,7 @@ from alit_core.running.devices import faster_precision
 from .code_pack import PackStream, base_state
 from .codebook_growth import grow_codebook
 from .export import export, recalibrate
-from .init import spatial_init
+from .init import decay_layout, spatial_init
 from .latent_noise import LatentNoise, sigma_at
 from .latent_weighting import LatentWeighting
 from .objectives import ALITStage1, VAEObjective, VQGANObjective
@@ -280,6 +280,8 @@ def train(cfg: TrainConfig) -> Path:
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
+        if cfg.layout_decay and cfg.stage == "alit":
+            decay_layout(result, cfg.layout_decay)
         ema.update(result, step)
         restarts.observe(step, metrics)
         if annealed is not None:

@@ -57,6 +57,8 @@ class TrainConfig:
     depth_ramp: int = 0  # with sample_depth: steps per extra iteration allowed (0: all from the start)
     halting: str = "stochastic"  # halting during training, as in the official stage 1
     spatial_init: float = 2.0  # alit stage: norm of the 2D sine-cosine starting embeddings (alit_train.init); 0 = random
+    # alit stage: shrink the latents' spatial layout by this fraction every step (alit_train.init.decay_layout; 0: keep)
+    layout_decay: float = 0.0
     log_every: int = 10
     ckpt_every: int = 200
     restart_every: int = 25  # steps between restarts of unused codebook entries (until 80% of training)

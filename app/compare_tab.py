@@ -36,6 +36,8 @@ TWO_IMAGES, TWO_SETTINGS = "two images, one model", "one image, two models or se
 COMPARE_MODES = [TWO_IMAGES, TWO_SETTINGS]
 DIFFERENCE_TOP = 0.5  # the difference picture's colour scale: 0 to this much of the full range
 COMPARE_SETTINGS_A = {False: "**Model and settings** (for both images)", True: "**A**: model and settings"}
+# Each column opens with a heading, so that image A and image B start at the same height.
+COMPARE_A = {False: "**Image A**", True: "**Image** (for both runs)"}
 COMPARE_B = {False: "**Image B**", True: "**B**: model and settings (on image A)"}
 
 
@@ -197,7 +199,8 @@ class CompareHandlers:
         """Two images: image B, with A's settings for both; two settings: B's settings, on image A."""
         ui, two = self.ui, mode == TWO_SETTINGS
         return {ui.cmp_image_b_box: gr.update(visible=not two), ui.cmp_settings_b: gr.update(visible=two),
-                ui.cmp_settings_a_md: COMPARE_SETTINGS_A[two], ui.cmp_b_md: COMPARE_B[two]}
+                ui.cmp_a_md: COMPARE_A[two], ui.cmp_settings_a_md: COMPARE_SETTINGS_A[two],
+                ui.cmp_b_md: COMPARE_B[two]}
 
     def restore_compare(self, values: dict, at: dict, progress) -> dict:
         ui = self.ui

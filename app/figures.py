@@ -239,7 +239,11 @@ def compression_bars(rows: list[dict]) -> go.Figure:
                          insidetextanchor="start"))
     fig.add_trace(go.Scatter(x=names, y=[r["psnr"] for r in rows], name="PSNR (dB)", yaxis="y2",
                              mode="markers+lines", marker=dict(size=12)))
+    # the PSNR axis starts well below the lowest PSNR, so that its marker stays above the byte labels
+    psnr = [r["psnr"] for r in rows]
+    span = max(max(psnr) - min(psnr), 1.0)
     fig.update_layout(margin=dict(l=50, r=50, t=TOP_FOR_LEGEND, b=40), height=320, yaxis=dict(title="bytes"),
-                      yaxis2=dict(title="PSNR (dB)", overlaying="y", side="right"),
+                      yaxis2=dict(title="PSNR (dB)", overlaying="y", side="right",
+                                  range=[min(psnr) - 0.4 * span, max(psnr) + 0.1 * span]),
                       legend=LEGEND_ABOVE)
     return fig

@@ -20,7 +20,7 @@ from .choices import (
     attention_layer,
     budget_slider,
 )
-from .compare_tab import COMPARE_B, COMPARE_INPUTS, COMPARE_MODES, COMPARE_SETTINGS_A, TWO_IMAGES
+from .compare_tab import COMPARE_A, COMPARE_B, COMPARE_INPUTS, COMPARE_MODES, COMPARE_SETTINGS_A, TWO_IMAGES
 from .components import ImageUpload
 from .dataset_tab import DatasetTab
 from .explorer import ASSETS, BUNDLED, ModelCache
@@ -90,8 +90,10 @@ def examples() -> list[str]:
 
 
 def picture(label: str, elem_id: str | None = None, height: int = 256) -> gr.Image:
-    """A picture the page shows (a file written once by app/files.py)."""
-    return gr.Image(label=label, elem_id=elem_id, interactive=False, height=height, type="filepath")
+    """A picture the page shows (a file written once by app/files.py): download and full screen, no share
+    button (it posts to a Hugging Face discussion, and its icon covered the label's end in a narrow window)."""
+    return gr.Image(label=label, elem_id=elem_id, interactive=False, height=height, type="filepath",
+                    buttons=["download", "fullscreen"])
 
 
 def sample(name: str) -> str | None:
@@ -298,6 +300,7 @@ def compare_tab(ui: Ui, cache: ModelCache, tok, keep_s: int):
     ui.cmp_mode = gr.Radio(COMPARE_MODES, value=TWO_IMAGES, label="Compare", elem_id="cmp-mode")
     with gr.Row():
         with gr.Column(elem_id="compare-a"):
+            ui.cmp_a_md = gr.Markdown(COMPARE_A[False])
             ui.cmp_image_a = ImageUpload(type="filepath", label="Image A", elem_id="cmp-image-a",
                                          value=sample(COMPARE_DEFAULTS[0]), sources=["upload", "clipboard"],
                                          height=220)
@@ -400,7 +403,7 @@ def wire_compare(ui: Ui, h: Handlers) -> list:
           h.compare_view, [ui.cmp_record, ui.cmp_iteration, ui.cmp_token], ui[COMPARE_VIEW_OUTPUTS],
           api_name="compare_view", api_visibility="undocumented", show_progress="minimal",
           trigger_mode="always_last")
-    mode_outputs = [ui.cmp_image_b_box, ui.cmp_settings_b, ui.cmp_settings_a_md, ui.cmp_b_md]
+    mode_outputs = [ui.cmp_image_b_box, ui.cmp_settings_b, ui.cmp_a_md, ui.cmp_settings_a_md, ui.cmp_b_md]
     ui.cmp_mode.change(h.compare_mode, ui.cmp_mode, mode_outputs, api_visibility="private")
     for side in ("a", "b"):
         kind, model = getattr(ui, f"cmp_kind_{side}"), getattr(ui, f"cmp_model_{side}")

@@ -135,6 +135,9 @@ def test_every_plot_keeps_its_legend_outside_the_data(page, run):
         assert legend_outside(fig), fig.layout.legend
     # the codecs named as the plot's title names them
     assert list(views[ui.comp].data[0].x) == ["ALIT (256 tokens)", "JPEG at nearest size", "WebP at nearest size"]
+    # the lowest PSNR marker sits in the plot's upper three quarters, above the byte labels at the bars' feet
+    low, high = views[ui.comp].layout.yaxis2.range
+    assert (min(views[ui.comp].data[1].y) - low) / (high - low) > 0.25
     # the visitor's images are stars without labels next to them (labels covered each other)
     stars = [t for t in batch[ui.batch_plot].data if t.marker.symbol == "star"]
     assert len(stars) == 1 and len(stars[0].x) == len(SAMPLES) and "text" not in (stars[0].mode or "")

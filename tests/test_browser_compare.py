@@ -15,6 +15,9 @@ def test_compare_two_images_then_one_image_under_two_settings(visitor, library, 
     v = visitor
     v.tab("Compare")
     v.check("compare tab")  # the two default images (A and B) are shown, loaded
+    # the two columns line up: image A's box and image B's box start at the same height
+    tops = [v.page.locator(f"#cmp-image-{k}").bounding_box()["y"] for k in "ab"]
+    assert abs(tops[0] - tops[1]) < 2, tops
     thr = library.default_threshold
 
     # defaults: two bundled examples of different complexity, one click
@@ -25,6 +28,10 @@ def test_compare_two_images_then_one_image_under_two_settings(visitor, library, 
     for side, (name, _, tokens) in got.items():
         assert tokens == library_tokens(library, ROOT / "assets" / "samples" / name, threshold=thr), (side, name)
     assert got["A"][2] < got["B"][2]  # the simple image needs fewer tokens
+    # a picture's toolbar: download and full screen, no share button (it covered the label's end)
+    buttons = v.page.evaluate("() => [...document.querySelectorAll('#cmp-recon-a button')]"
+                              ".map(b => (b.getAttribute('aria-label') || b.title || '').toLowerCase())")
+    assert any("download" in b for b in buttons) and not any("share" in b for b in buttons), buttons
 
     # two examples picked by the visitor
     scene, text = sample_index("scene"), sample_index("text")

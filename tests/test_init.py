@@ -4,7 +4,7 @@ import torch
 from conftest import small_config
 
 from alit_core import ALIT
-from alit_train.init import coarse_to_fine, sincos_2d, spatial_init
+from alit_train.init import LAYOUT, coarse_to_fine, decay_layout, sincos_2d, spatial_init
 
 
 def test_coarse_to_fine_anchors_are_distinct_cells_spreading_first():
@@ -49,3 +49,18 @@ def test_a_position_first_attends_to_the_latent_anchored_near_it():
         _, maps = plain.decode_logits(z, frozenset({0}))
     att = maps[0][0].mean(0) if maps[0].dim() == 4 else maps[0][0]
     assert (att[1 : p + 1, p + 1 :].argmax(1) == nearest).float().mean() < 0.15
+
+
+def test_layout_decay_shrinks_the_anchors_and_nothing_else():
+    torch.manual_seed(0)
+    model = spatial_init(ALIT(small_config(latents_per_iteration=16)), scale=2.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for _ in range(10):
+        decay_layout(model, 0.1)
+    after = model.state_dict()
+    for name in LAYOUT:
+        assert torch.allclose(after[name], before[name] * 0.9**10, atol=1e-6), name
+        assert after[name].norm() < 0.35 * before[name].norm()
+    # the latents' own tokens and every other weight as they were: the latents stay distinct
+    assert all(torch.equal(after[k], before[k]) for k in before if k not in LAYOUT)
+    assert torch.cdist(after["latent_tokens"], after["latent_tokens"]).add(torch.eye(16) * 9).min() > 0.1
