@@ -131,6 +131,7 @@ LEGEND_RIGHT = dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top")
 
 # Colours of the two runs of the Compare tab (plotly's first two), the same in every plot.
 RUN_COLOURS = ("#636efa", "#ef553b")
+TARGET_COLOUR = {False: "red", True: "#404040"}  # the criterion's target line: one run, several runs
 
 
 def error_curve(tokens: list[int], l1: list[float], psnr: list[float], threshold: float | None,
@@ -173,7 +174,9 @@ def error_curves(runs: list[dict]) -> go.Figure:
         target, criterion = r.get("target"), r.get("criterion", "l1")
         if target is not None and criterion in ("l1", "psnr") and (criterion, target) not in targets:
             targets.add((criterion, target))  # two runs with the same target share its line
-            fig.add_hline(y=target, line_dash="dash", line_color="red", yref="y" if criterion == "l1" else "y2",
+            # dark grey beside two runs: red was told apart from run B's red-orange curves only by its dashes
+            fig.add_hline(y=target, line_dash="dash", line_color=TARGET_COLOUR[several],
+                          yref="y" if criterion == "l1" else "y2",
                           annotation_text=f"{'L1' if criterion == 'l1' else 'PSNR'} target {target:g}")
         if selected is not None and selected < len(tokens):
             fig.add_trace(go.Scatter(x=[tokens[selected]], y=[l1[selected]], mode="markers", name=f"{name}selected",

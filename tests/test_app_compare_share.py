@@ -77,6 +77,10 @@ def test_compare_two_images_shows_both_counts_curves_and_the_shared_iteration(pa
     assert [t.name for t in fig.data] == ["A: L1", "A: PSNR (dB)", "A: VQGAN alone", "A: selected", "B: L1",
                                           "B: PSNR (dB)", "B: VQGAN alone", "B: selected"]
     assert (fig.data[3].x[0], fig.data[7].x[0]) == tuple(counts) and legend_outside(fig)
+    # the shared L1 target: one dashed line, in neither run's colour
+    targets = [sh for sh in fig.layout.shapes if sh.line.dash == "dash"]
+    assert len(targets) == 1 and targets[0].y0 == 0.0574
+    assert targets[0].line.color not in figures.RUN_COLOURS and targets[0].line.color != "red"
     # each image's own VQGAN alone, a line across the counts in its run's colour: the level its curve flattens near
     for trace, run, curve in zip((fig.data[2], fig.data[6]), cmp.runs, (fig.data[0], fig.data[4])):
         assert list(trace.y) == [run.rec.base_l1] * 2 and list(trace.x) == [32, 256]
