@@ -68,7 +68,7 @@ class BatchHandlers:
         notes = [f"{len(rows)} image(s) with {self.model_label(model, tok).replace('`', '')}, for {what} (Explore's model and "
                  f"criterion)" + (f"; {missed} met it at no iteration (met = false: the lowest-error iteration "
                                   "is kept)" if missed else "")]
-        notes += [f"{len(errors)} file(s) skipped: " + "; ".join(errors[:5])] if errors else []
+        skipped = [f"{len(errors)} file(s) skipped: " + "; ".join(errors[:5])] if errors else []
         return {ui.batch_table: gr.update(value=table, headers=BATCH_COLUMNS),
                 ui.batch_plot: figures.complexity_scatter(self.reference, measure, rows),
-                ui.batch_csv: str(out), ui.batch_status: status_md(notes=notes)}
+                ui.batch_csv: str(out), ui.batch_status: status_md(notes=notes, left_out=skipped)}

@@ -31,6 +31,7 @@ from .status import status_md
 # The status lines keep an error readable (red) until the next action; notes are quieter.
 CSS = """
 .alit-status-error { color: var(--error-text-color, #b91c1c); font-weight: 600; }
+.alit-status-warning { color: var(--color-accent, #c2410c); }
 .alit-status-note { color: var(--body-text-color-subdued); }
 /* gradio 6.31 draws the slider's two pictures up to 500 px tall in a box of the component's height, the upper
    one placed apart from the lower: both fit the box, so the halves show the same whole image, aligned */

@@ -143,7 +143,7 @@ def test_batch_uses_the_good_files_and_names_the_bad(client, files):
     status, table, _, _ = client.predict([handle_file(str(files[n])) for n in CASES], "bundled model",
                                          "L1 threshold", 0.07, 25, 128, "png_bpp", 0.05, api_name="/batch")
     assert sorted(row[0] for row in table["value"]["data"]) == sorted(GOOD)
-    assert f"{len(BAD)} file(s) skipped" in status and "corrupt.png" in status
+    assert f"<div class='alit-status-warning'>⏭️ {len(BAD)} file(s) skipped" in status and "corrupt.png" in status
     status, table, _, _ = client.predict([handle_file(str(files[n])) for n in BAD], "bundled model", "L1 threshold",
                                          0.07, 25, 128, "png_bpp", 0.05, api_name="/batch")
     assert "None of the files could be used" in status and "cannot use image 'corrupt.png'" in status, status

@@ -343,6 +343,11 @@ def test_batch_tab_and_how_it_works(visitor, tmp_path):
     v.page.wait_for_selector("#batch-plot .js-plotly-plot", timeout=TIMEOUT_MS)
     s = v.check("batch")
     assert "1 file(s) skipped" in v.status() and "broken.png" in v.status()
+    # the skipped file is a warning, in another colour than the faint note about the run
+    skipped, note = (v.page.locator(f"#batch-status .alit-status-{k}") for k in ("warning", "note"))
+    assert "broken.png" in skipped.inner_text() and "5 image(s)" in note.inner_text()
+    colour = "el => getComputedStyle(el).color"
+    assert skipped.evaluate(colour) != note.evaluate(colour), (skipped.evaluate(colour), note.evaluate(colour))
     assert len(s["plots"]) == 1 and s["plots"][0]["traces"] >= 2  # the reference set and the batch
     assert "5 image(s) with the bundled model" in v.status() and "for L1 < 0.0574" in v.status()
     rows = list(csv.reader(v.download("alit_batch.csv", tmp_path).read_text().splitlines()))
