@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from alit_core import DatasetResults
 
-from .figures import LEGEND_ABOVE, LEGEND_RIGHT, TOP_FOR_LEGEND
+from .figures import LEGEND_ABOVE, LEGEND_RIGHT, TOP_FOR_LEGEND, figure
 
 MAX_CLASSES = 10  # classes drawn apart; the rest are one "other classes" group
 MAX_POINTS = 5000  # scatter points drawn (a random sample beyond this; the correlation uses every row)
@@ -34,7 +34,7 @@ def class_groups(results: DatasetResults, cls: str | None) -> list[tuple[str, np
 
 def token_histogram(results: DatasetResults, cls: str | None = None) -> go.Figure:
     """Images per token count, stacked by class; one class shown against the whole dataset (as shares)."""
-    fig = go.Figure()
+    fig = figure()
     overall = results.token_histogram()
     counts = sorted(overall)
     if cls is None:
@@ -71,7 +71,7 @@ def complexity_scatter(results: DatasetResults, measure: str, cls: str | None = 
                        correlation: dict | None = None) -> go.Figure:
     """Token count against one complexity measure, a colour per class; the counts are jittered up or down
     by up to a quarter step so that equal counts do not hide each other (the hover gives the exact one)."""
-    fig = go.Figure()
+    fig = figure()
     groups = class_groups(results, cls)
     shown = sample_rows(np.concatenate([rows for _, rows in groups]))
     rng = np.random.default_rng(0)
@@ -104,7 +104,8 @@ def correlation_bars(rows: list[dict]) -> go.Figure:
     rho = [r["rho"] for r in rows]
     lo = [r["rho"] - r["ci95"][0] for r in rows]
     hi = [r["ci95"][1] - r["rho"] for r in rows]
-    fig = go.Figure(go.Bar(
+    fig = figure()
+    fig.add_trace(go.Bar(
         x=[r["measure"].replace("_", " ") for r in rows], y=rho, name="Spearman rho",
         error_y=dict(type="data", symmetric=False, array=hi, arrayminus=lo),
         customdata=[[*r["ci95"], r["n"]] for r in rows],

@@ -125,9 +125,19 @@ def caption(img: np.ndarray, text: str, size: int = DISPLAY) -> np.ndarray:
 # star lands).
 LEGEND_ABOVE = dict(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom")
 # gradio draws a plot's label over the figure's top left corner: a figure with its legend above the plot
-# leaves this much room on top, so that the legend sits below the label, not under it
-TOP_FOR_LEGEND = 60
+# leaves this much room on top, so that the legend sits below the label, not under it, even where a plot half
+# of an 800 px window wraps its legend onto two rows (the error curve's four entries, 48 px)
+TOP_FOR_LEGEND = 86
 LEGEND_RIGHT = dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top")
+# plotly's buttons (shown while the pointer is over a plot): a column down the right edge, and only
+# download, zoom, pan and reset; a row of eleven across the top covered gradio's label of a plot half the
+# page wide (the Compression plot's, measured in the browser suite)
+MODEBAR = dict(orientation="v", remove=["lasso2d", "select2d", "zoomIn2d", "zoomOut2d", "autoScale2d"])
+
+
+def figure() -> go.Figure:
+    """An empty figure with the page's plotly buttons (MODEBAR)."""
+    return go.Figure(layout=dict(modebar=MODEBAR))
 
 # Colours of the two runs of the Compare tab (plotly's first two), the same in every plot.
 RUN_COLOURS = ("#636efa", "#ef553b")
@@ -148,7 +158,7 @@ def error_curves(runs: list[dict]) -> go.Figure:
     "psnr" or "tokens"), "target" (None for a budget), optionally "floor" (base tokenizer's name, its
     own L1: a grey line, see `error_curve`)}; several runs are named and coloured
     (RUN_COLOURS), one keeps plotly's colours and the plain names "L1", "PSNR (dB)", "selected"."""
-    fig = go.Figure()
+    fig = figure()
     several = len(runs) > 1
     targets = set()
     for i, r in enumerate(runs):
@@ -194,7 +204,7 @@ def error_curves(runs: list[dict]) -> go.Figure:
 
 def budget_counts(budgets: list[int], tokens: list[int]) -> go.Figure:
     """KARL's estimated token count at each budget of its sweep, against the budget itself."""
-    fig = go.Figure()
+    fig = figure()
     fig.add_trace(go.Scatter(x=budgets, y=budgets, mode="lines", name="budget (nothing halts)",
                              line=dict(dash="dot", color="grey")))
     fig.add_trace(go.Scatter(x=budgets, y=tokens, mode="lines+markers", name="estimated count",
@@ -210,7 +220,7 @@ def complexity_scatter(reference: list[dict], measure: str, current: dict | list
     One image (a dict) is named in the legend; several (a list, the Batch tab) are one trace, named
     on hover: labels next to the points would cover each other and the reference set.
     """
-    fig = go.Figure()
+    fig = figure()
     groups = sorted({r.get("group", "reference") for r in reference})
     rng = np.random.default_rng(0)
     for g in groups:
@@ -234,7 +244,7 @@ def complexity_scatter(reference: list[dict], measure: str, current: dict | list
 
 def compression_bars(rows: list[dict]) -> go.Figure:
     """Bytes and PSNR of ALIT tokens against JPEG and WebP files of about the same size."""
-    fig = go.Figure()
+    fig = figure()
     names = [r["codec"] for r in rows]
     fig.add_trace(go.Bar(x=names, y=[r["bytes"] for r in rows], name="bytes", yaxis="y1",
                          # at the bar's foot, clear of the PSNR line drawn across the bars' tops

@@ -54,7 +54,7 @@ MEASURE_LABELS = {"png_bpp": "PNG bits per pixel", "jpeg_bpp": "JPEG bits per pi
 # The Explore settings only ALIT has (its criteria, iterations and halting; KARL's own is the desired L1, ui.quality).
 ALIT_CONTROLS = ("kind", "max_iter", "halting", "seed")
 # The halting picture's label, by family (True: KARL); short, so that it does not cover the picture
-HALT_LABELS = {False: "Halted image positions (blue)", True: "Latents of this pass (blue: halted, grey: beyond budget)"}
+HALT_LABELS = {False: "Halted image positions (blue)", True: "Latents (blue halted, grey idle)"}
 ITERATION_LABELS = {False: "Iteration (0 = the first 32 tokens)",
                     True: "Pass of the budget sweep (0 = the smallest budget)"}
 

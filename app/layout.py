@@ -37,6 +37,10 @@ CSS = """
    one placed apart from the lower: both fit the box, so the halves show the same whole image, aligned */
 #explore-slider img.preview { max-height: 100% !important; height: 100% !important; object-fit: contain !important;
   top: 0 !important; }
+/* a component's label ends short of its buttons (download, full screen; plotly's column at the right edge): in a
+   narrow window a long label is cut with an ellipsis instead of running under them */
+[data-testid='block-label'] {
+  max-width: calc(100% - 76px); overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 /* captions wrap instead of being cut at a thumbnail's width (tokens, L1 and PSNR all readable) */
 .caption-label { white-space: normal !important; text-overflow: clip !important; overflow: visible !important; }
 /* every iteration's reconstruction whole, its caption below it rather than over its lower part (gradio lays the

@@ -47,6 +47,13 @@ STATE_JS = """() => {
     busy: [...document.querySelectorAll('.wrap.full')].filter(e => !e.classList.contains('hide')).length,
     // captions cut at a thumbnail's width (text-overflow), and image sliders whose two pictures differ in
     // place or size, or spill out of their box
+    // a component's label with one of its own buttons (download, full screen, clear) drawn over it
+    covered_labels: [...document.querySelectorAll("[data-testid='block-label']")].filter(visible).filter(l => {
+      const r = l.getBoundingClientRect(), b = l.closest('.block');
+      // icon buttons only: the toolbar's, and plotly's (shown while the pointer is over the plot)
+      const icon = x => { const q = x.getBoundingClientRect(); return q.width > 0 && q.width <= 40 && q.height <= 40; };
+      return b && [...b.querySelectorAll('button, a.modebar-btn')].filter(x => icon(x) && !l.contains(x))
+        .some(x => overlap(r, x.getBoundingClientRect())); }).map(l => l.innerText),
     cut_captions: [...document.querySelectorAll('.caption-label')].filter(c => visible(c)
                    && c.scrollWidth > c.clientWidth + 1).map(c => c.innerText),
     sliders: [...document.querySelectorAll('.block')].map(b => [b, [...b.querySelectorAll('img.preview')]])
@@ -63,7 +70,8 @@ STATE_JS = """() => {
               covered: !!(legend && area && overlap(legend.getBoundingClientRect(), area.getBoundingClientRect())),
               under_label: !!(legend && label && visible(label)
                               && overlap(legend.getBoundingClientRect(), label.getBoundingClientRect())),
-              x_title: (p.querySelector('.g-xtitle') || {}).textContent || ''};
+              x_title: (p.querySelector('.g-xtitle') || {}).textContent || '',
+              label: label ? label.innerText : ''};
     }),
   };
 }"""
@@ -114,8 +122,9 @@ class Page:
         for plot in s["plots"]:
             assert plot["traces"] > 0, f"{step}: a plot without traces"
             assert not plot["covered"], f"{step}: a legend covers the plot's data"
-            assert not plot["under_label"], f"{step}: a legend lies under the plot's label"
+            assert not plot["under_label"], f"{step}: a legend lies under the plot's label {plot['label']!r}"
         assert not s["cut_captions"], f"{step}: captions cut short: {s['cut_captions']}"
+        assert not s["covered_labels"], f"{step}: labels under their buttons: {s['covered_labels']}"
         assert all(s["sliders"]), f"{step}: an image slider's two pictures are not aligned in its box"
         status = self.status()
         if refused:

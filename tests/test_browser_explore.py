@@ -58,6 +58,10 @@ def test_explore_every_example_the_run_the_criteria_the_measures_and_play(visito
         return {below: c.top >= i.bottom - 1, inside: i.left >= g.left && i.right <= g.right + 1}; }); }""")
     assert len(layout) == 8 and all(p["below"] and p["inside"] for p in layout), layout
     assert len(v.settle()["sliders"]) == 1  # the original-vs-reconstruction slider was checked (aligned)
+    # a narrow window (a laptop's half screen): labels, legends and captions still clear of each other
+    v.page.set_viewport_size({"width": 800, "height": 1000})
+    v.check("800 px wide")
+    v.page.set_viewport_size({"width": 1400, "height": 1000})
     # the halting picture's numbers are in the text: how many image positions iteration 7 halted
     assert re.search(r"PSNR [\d.]+ dB; \d+ of 256 image positions halted", text), text
     assert v.page.get_by_text("Halted image positions (blue)", exact=True).is_visible()
