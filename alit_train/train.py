@@ -43,6 +43,7 @@ from .code_pack import PackStream, base_state
 from .codebook_growth import grow_codebook
 from .export import export, recalibrate
 from .init import decay_layout, spatial_init
+from .latent_dropout import LatentDropout
 from .latent_noise import LatentNoise, sigma_at
 from .latent_weighting import LatentWeighting
 from .objectives import ALITStage1, VAEObjective, VQGANObjective
@@ -256,6 +257,8 @@ def train(cfg: TrainConfig) -> Path:
     restarts = CodebookRestarts(cfg, model_cfg, result, crop_gen, world)
     annealed = anneal_quantizer(result) if cfg.quantize_ramp and cfg.stage == "alit" else None
     noise = LatentNoise(result) if cfg.latent_noise and cfg.stage == "alit" else None
+    if cfg.latent_dropout and cfg.stage == "alit":
+        LatentDropout(result, cfg.latent_dropout)
     log = RunLog(out, cfg, model_cfg, start) if rank == 0 else None
     t_start = time.time()
     objective.train()

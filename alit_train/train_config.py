@@ -59,6 +59,8 @@ class TrainConfig:
     spatial_init: float = 2.0  # alit stage: norm of the 2D sine-cosine starting embeddings (alit_train.init); 0 = random
     # alit stage: shrink the latents' spatial layout by this fraction every step (alit_train.init.decay_layout; 0: keep)
     layout_decay: float = 0.0
+    # alit stage: the share of latents the decoder does not read, drawn per image and iteration (alit_train.latent_dropout)
+    latent_dropout: float = 0.0
     log_every: int = 10
     ckpt_every: int = 200
     restart_every: int = 25  # steps between restarts of unused codebook entries (until 80% of training)
