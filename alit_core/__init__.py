@@ -3,7 +3,7 @@ KARL, its single-pass successor by the same authors.
 
 Public API (what the app and external code use; `__all__` lists exactly these):
     loading and saving: load_tokenizer, from_official, save_checkpoint, infer_config, fetch_official,
-        OFFICIAL_CHECKPOINTS, KARL_CHECKPOINTS
+        BUNDLED_MODELS, OFFICIAL_CHECKPOINTS, KARL_CHECKPOINTS
     models and their configurations: ALIT, ALITConfig, VQGANConfig, VAEConfig, PRESETS, get_preset, KARL,
         KARLConfig, KARL_PRESETS
     running them: Tokenizer, ImageTokens, Step, Encoding, CachedRollout, InferenceOptions, KARLTokenizer,
@@ -31,7 +31,7 @@ from .datasets.dataset_encoding import DatasetEncodeConfig, encode_dataset
 from .datasets.dataset_results import DatasetResults, read_results
 from .datasets.image_files import IMAGE_EXTENSIONS
 from .errors import ALITError, CheckpointError, DownloadError, ImageInputError, ResultsFileError
-from .files.checkpoints import infer_config, save_checkpoint
+from .files.checkpoints import BUNDLED_MODELS, infer_config, save_checkpoint
 from .files.image_io import image_to_tensor, load_image, open_image, square_crop_resize, tensor_to_image
 from .files.loading import from_official, load_tokenizer
 from .files.registry import KARL_CHECKPOINTS, OFFICIAL_CHECKPOINTS, fetch_official
@@ -49,6 +49,7 @@ from .running.tokenizer import Tokenizer
 
 __all__ = [
     "ALIT",
+    "BUNDLED_MODELS",
     "COMPLEXITY_MEASURES",
     "DEFAULT_THRESHOLD",
     "IMAGE_EXTENSIONS",

@@ -20,9 +20,9 @@ import torch
 
 from .errors import ALITError, CheckpointError, ImageInputError
 from .files.checkpoints import (
-    BUNDLED_CHECKPOINT,
     FORMAT,
     _unwrap,
+    bundled_file,
     infer_config,
     official_to_ours,
     read_file,
@@ -285,7 +285,7 @@ def model_info(checkpoint: str | None, heads: int | None) -> tuple[ALITConfig | 
         name = checkpoint.split(":", 1)[1]
         cfg = KARL_PRESETS[name] if name in KARL_PRESETS else get_preset(name)
         return cfg, preset_shapes(cfg), checkpoint
-    path = Path(checkpoint) if checkpoint else BUNDLED_CHECKPOINT
+    path = bundled_file(checkpoint) or Path(checkpoint)
     obj = read_file(path)
     karl = is_karl_checkpoint(obj)
     if obj.get("format") == FORMAT:

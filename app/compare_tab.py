@@ -180,9 +180,9 @@ class CompareHandlers:
 
     def compare_value(self, kind, model, side: str = "A"):
         """A Compare side's value box for its criterion and model: its label, and the default when known
-        without loading the model (the model's own L1 threshold, 25 dB, four iterations' tokens)."""
+        without a download (the model's own L1 threshold, 25 dB, four iterations' tokens)."""
         label = f"{side}: {VALUE_LABELS.get(kind, VALUE_LABELS[L1])}"
-        tok = self.cache.peek(None if model == BUNDLED else model)
+        tok = self.cache.known(None if model == BUNDLED else model)
         if (is_karl(tok) if tok is not None else named_karl(model)) and kind == L1:
             return gr.update(label=f"{side}: KARL's desired L1 (its quality, 0 to 1)", value=KARL_QUALITY)
         if kind == PSNR:

@@ -28,6 +28,11 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUNDLED = "bundled model"
 
 
+def is_bundled(source) -> bool:
+    """A model shipped in assets/ (the default, or "bundled:<name>"): loading it costs no download."""
+    return source in (None, "", BUNDLED) or str(source).startswith("bundled:")
+
+
 def is_karl(tok) -> bool:
     """A KARL model (one pass per budget) rather than ALIT (recurrent iterations)."""
     return getattr(tok, "family", "alit") == "karl"
@@ -38,7 +43,7 @@ class ModelCache:
 
     At most `capacity` models stay in memory besides the default one (least recently used go
     first: a visitor trying several official checkpoints must not exhaust the server's memory).
-    With local_paths=False only the default model, `official:` and `preset:` names load: a
+    With local_paths=False only the default model, `bundled:`, `official:` and `preset:` names load: a
     public server must not open whatever file path a visitor types.
     Requests run through gradio's queue. Each model loads under a lock of its own, so two users asking
     for a new model at once load it once, while a long load (a released checkpoint's download) holds up
@@ -57,7 +62,7 @@ class ModelCache:
 
     def check(self, source: str | None) -> None:
         """Raise ValueError if this server does not load `source`."""
-        named = source is None or source.startswith(("official:", "preset:")) or source == self.default_source
+        named = source is None or source.startswith(("bundled:", "official:", "preset:")) or source == self.default_source
         if not (named or self.local_paths):
             raise ValueError(f"this server loads only the listed models, not local files ({source!r}); "
                              "start the app with --local-checkpoints to allow paths")
@@ -95,6 +100,11 @@ class ModelCache:
         """The tokenizer if it is already in memory, else None (never loads)."""
         with self._lock:
             return self._models.get(self._key(source, device, dtype))
+
+    def known(self, source: str | None = None, device: str | None = None, dtype: str = "float32"):
+        """The tokenizer if it costs no download (in memory, or a bundled model, read from assets/), else None."""
+        tok = self.peek(source, device, dtype)
+        return tok if tok is not None or not is_bundled(source) else self.get(source, device, dtype)
 
 
 @dataclass

@@ -212,13 +212,19 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         size = f"{tok.resolution} px, {tok.config.grid_size}x{tok.config.grid_size} grid"
         if model in (None, "", BUNDLED):
             return f"the bundled model, a small ALIT we trained on a CPU ({size})"
+        if str(model).startswith("bundled:"):  # a preview of the line in training (assets/MODEL_CARD.md)
+            steps = (tok.metadata or {}).get("trained_steps")
+            trained = f"trained {steps:,} steps so far, " if steps else ""
+            return f"`{model}`, a preview of the model we are still training on a CPU ({trained}{size})"
         return f"`{model}` ({'KARL, ' if is_karl(tok) else ''}{size})"
 
-    def family_controls(self, karl: bool, kind) -> dict:
-        """The settings a model family has: ALIT's criteria, iterations and halting, or KARL's desired L1."""
+    def family_controls(self, karl: bool, kind, threshold: float | None = None) -> dict:
+        """The settings a model family has: ALIT's criteria, iterations and halting, or KARL's desired L1.
+        threshold: the model's own L1 threshold, named in the box's label (None: the label stays)."""
         ui = self.ui
         update = {getattr(ui, n): gr.update(visible=not karl) for n in ALIT_CONTROLS}
-        update.update({ui.l1: gr.update(visible=not karl and kind == L1),
+        named = {} if threshold is None else {"label": texts.l1_label(threshold)}
+        update.update({ui.l1: gr.update(visible=not karl and kind == L1, **named),
                        ui.psnr: gr.update(visible=not karl and kind == PSNR),
                        ui.budget: gr.update(visible=not karl and kind == BUDGET),
                        ui.quality: gr.update(visible=karl)})
@@ -273,7 +279,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         name = Path(str(image_path)).name
         steps = explorer.steps(tok)
         total = steps if karl else min(int(max_iterations), steps)
-        controls = self.family_controls(karl, kind)
+        controls = self.family_controls(karl, kind, None if karl else tok.default_threshold)
         for rec in explorer.rollout(tok, image, name, halting=halting, seed=int(seed), max_iterations=total,
                                     layer=int(layer), quality=quality):
             run.rec = rec
@@ -508,22 +514,22 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
     # --- Settings --------------------------------------------------------------------------------
     def model_defaults(self, model, device, dtype, kind=L1):
         """A model chosen under Model brings its family's settings (ALIT's criteria, iterations and halting,
-        or KARL's desired L1) and its own L1 threshold and token counts, when they are known without
-        loading it (it is in memory, or it is a released checkpoint: the official 0.07, KARL's 0.05).
+        or KARL's desired L1) and its own L1 threshold and token counts, when they are known without a
+        download (it is in memory or bundled, or it is a released checkpoint: the official 0.07, KARL's 0.05).
         A local file shows its family's settings when it runs."""
         ui = self.ui
-        tok = self.cache.peek(None if model == BUNDLED else model, device, dtype)
+        tok = self.cache.known(None if model == BUNDLED else model, device, dtype)
         karl = is_karl(tok) if tok is not None else named_karl(model)
         if tok is None and not karl and not str(model).startswith("official:"):
             return {ui.quality: gr.skip()}  # (an empty dict would be taken for one output's value)
         update = self.family_controls(karl, kind)
         if karl:
             update[ui.quality] = gr.update(visible=True, value=tok.config.default_quality if tok else KARL_QUALITY)
-        elif tok is not None:
-            update[ui.l1] = gr.update(value=tok.default_threshold, visible=kind == L1)
-            update[ui.budget] = gr.update(**budget_slider(tok.config), visible=kind == BUDGET)
         else:
-            update[ui.l1] = gr.update(value=alit_core.DEFAULT_THRESHOLD, visible=kind == L1)
+            threshold = tok.default_threshold if tok is not None else alit_core.DEFAULT_THRESHOLD
+            update[ui.l1] = gr.update(value=threshold, label=texts.l1_label(threshold), visible=kind == L1)
+            if tok is not None:
+                update[ui.budget] = gr.update(**budget_slider(tok.config), visible=kind == BUDGET)
         return update
 
 

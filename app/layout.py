@@ -121,9 +121,11 @@ def compare_settings(ui: Ui, side: str, model_list: list[str], local_paths: bool
 
 
 def model_choices() -> list[str]:
-    """The bundled model and every released checkpoint of both families (ALIT's, then KARL's)."""
+    """The bundled models (the default first) and every released checkpoint of both families (ALIT's, then
+    KARL's)."""
     released = {**alit_core.OFFICIAL_CHECKPOINTS, **alit_core.KARL_CHECKPOINTS}
-    return [BUNDLED, *(f"official:{n}" for n, ck in released.items() if ck.supported)]
+    previews = [f"bundled:{n}" for n, path in alit_core.BUNDLED_MODELS.items() if n != "default" and path.exists()]
+    return [BUNDLED, *previews, *(f"official:{n}" for n, ck in released.items() if ck.supported)]
 
 
 # How long a visitor's run and the files served for it are kept (app.py --keep-minutes).
@@ -223,9 +225,8 @@ def explore_settings(ui: Ui, cache: ModelCache, tok, device_choices: list[str], 
                                                                alit_core.faster_precision(default_device)))
         ui.kind = gr.Radio(CRITERIA, value=L1, label="Selection criterion")
         # one value per criterion, each with its own default and range
-        ui.l1 = gr.Number(value=tok.default_threshold, step=0.001,
-                          label="L1 threshold (0 to 1; this model's own: "
-                                f"{tok.default_threshold:g})")
+        ui.l1 = gr.Number(value=tok.default_threshold, step=0.001, label=texts.l1_label(tok.default_threshold),
+                          elem_id="explore-l1")
         ui.psnr = gr.Number(value=DEFAULT_PSNR, step=0.5, visible=False,
                             label="PSNR target (dB, 1 to 100)")
         ui.budget = gr.Slider(**budget_slider(cfg), visible=False)

@@ -34,6 +34,11 @@ def faster_precision(device: str, faster: str) -> str:
             "when the page was built)")
 
 
+def l1_label(threshold: float) -> str:
+    """The L1 threshold box's label, naming the threshold of the model loaded (it changes with the model)."""
+    return f"L1 threshold (0 to 1; this model's own: {threshold:g})"
+
+
 def object_discovery(metadata: dict | None) -> dict | None:
     """The model's measured object discovery, if recorded and well-formed."""
     od = (metadata or {}).get("object_discovery")

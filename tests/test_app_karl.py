@@ -59,9 +59,9 @@ def karl_run(page, karl_model):
 
 def test_the_model_list_offers_every_released_checkpoint_of_both_families():
     names = model_choices()
-    assert names[0] == BUNDLED
+    assert names[:2] == [BUNDLED, "bundled:v2-preview"]
     assert {f"official:{n}" for n in alit_core.OFFICIAL_CHECKPOINTS} | {
-        f"official:{n}" for n in alit_core.KARL_CHECKPOINTS} == set(names[1:])
+        f"official:{n}" for n in alit_core.KARL_CHECKPOINTS} == set(names[2:])
     assert RELEASED_KARL in names and "official:in100-small-vae-quantized" in names
 
 
@@ -130,8 +130,17 @@ def test_choosing_a_model_shows_its_familys_settings(page, karl_model):
     assert not karl[ui.kind]["visible"] and not karl[ui.halting]["visible"]
     alit = h.model_defaults("official:in100-small-vqgan-quantized", "cpu", "float32", PSNR)
     assert alit[ui.l1]["value"] == 0.07 and not alit[ui.l1]["visible"] and alit[ui.psnr]["visible"]
+    assert alit[ui.l1]["label"] == "L1 threshold (0 to 1; this model's own: 0.07)"  # not the bundled model's
     assert not alit[ui.quality]["visible"] and alit[ui.kind]["visible"]
     assert set(alit) | set(karl) <= set(ui[MODEL_OUTPUTS]) and set(ui[MODEL_OUTPUTS]) <= set(ui[EXPLORE_OUTPUTS])
+    preview = h.model_defaults("bundled:v2-preview", "cpu", "float32", L1)  # bundled: read at once, its own threshold
+    assert preview[ui.l1]["value"] == alit_core.load_tokenizer("bundled:v2-preview").default_threshold != 0.07
+    assert preview[ui.l1]["visible"] and preview[ui.budget]["maximum"] == 256
+    assert preview[ui.l1]["label"] == f"L1 threshold (0 to 1; this model's own: {preview[ui.l1]['value']:g})"
+    tok = h.cache.peek("bundled:v2-preview", "cpu")
+    assert h.model_label("bundled:v2-preview", tok) == (
+        "`bundled:v2-preview`, a preview of the model we are still training on a CPU "
+        f"(trained {tok.metadata['trained_steps']:,} steps so far, 128 px, 16x16 grid)")
     unknown = h.model_defaults("/some/file.pt", "cpu", "float32", L1)  # its family shows when it runs
     assert unknown == {ui.quality: {"__type__": "update"}}  # gr.skip(): nothing changes (an empty dict is a value)
 

@@ -144,6 +144,24 @@ def drive_vae_karl_and_offline(v: Page, library, karl: str, vae: str, tmp_path: 
     status = v.status()
     assert "karl_small_vqgan_quantized_latents.pth" in status and "dropbox.com" in status, status
 
+    # the v2 preview, bundled: chosen from the list, its own threshold in the box at once, the page's count
+    # that of alit_core, and How it works names it
+    preview = load_tokenizer("bundled:v2-preview", device="cpu")
+    v.choose(MODEL_BOX, "bundled:v2-preview")
+    v.page.wait_for_function("(t) => document.querySelector('#explore-l1 input').value === String(t)",
+                             arg=preview.default_threshold, timeout=10_000)
+    # and its label names that threshold, not the default model's
+    assert v.page.get_by_label(f"L1 threshold (0 to 1; this model's own: {preview.default_threshold:g})",
+                               exact=True).is_visible()
+    v.tokenize()
+    v.check("the bundled v2 preview")
+    n = library_tokens(preview, SAMPLES[CAT], threshold=preview.default_threshold)
+    assert re.search(rf"Selected: iteration \d+, {n} tokens", v.metrics()), (n, v.metrics())
+    assert len(v.gallery_captions()) == preview.config.iterations
+    v.tab("How it works")
+    v.wait_text("body", r"bundled:v2-preview, a preview of the model we are still training on a CPU \(trained "
+                        r"[\d,]+ steps so far, 128 px, 16x16 grid\)")
+
 
 def test_karl_and_vae_models_in_the_page_and_a_released_one_offline(visitor, library, karl_model, vae_model, tmp_path):
     drive_vae_karl_and_offline(visitor, library, karl_model, vae_model, tmp_path, [8 * (i + 1) for i in range(8)])

@@ -8,7 +8,7 @@ import torch
 from conftest import small_config, small_karl_config
 from PIL import Image
 
-from alit_core import ALIT, KARL, KARLTokenizer, Tokenizer, load_image, load_tokenizer, save_checkpoint
+from alit_core import ALIT, BUNDLED_MODELS, KARL, KARLTokenizer, Tokenizer, load_image, load_tokenizer, save_checkpoint
 from alit_core.cli import main
 
 
@@ -80,6 +80,9 @@ def test_info(checkpoint, capsys):
     assert info["parameters"]["total"] == sum(p.numel() for p in model.parameters())
     assert main(["info", "preset:base"]) == 0
     assert "768 wide x 12 layers x 12 heads" in capsys.readouterr().out
+    assert main(["info", "bundled:v2-preview"]) == 0  # a bundled model by name
+    out = capsys.readouterr().out
+    assert out.startswith(str(BUNDLED_MODELS["v2-preview"])) and "resolution 128 px, 16x16 grid" in out
 
 
 @pytest.fixture(scope="module")

@@ -197,11 +197,11 @@ def result_settings(cfg: DatasetEncodeConfig, tok: Tokenizer) -> dict:
 
 
 def _checkpoint_id(checkpoint: str | None) -> dict:
-    from ..files.checkpoints import BUNDLED_CHECKPOINT
+    from ..files.checkpoints import bundled_file
 
     if checkpoint and str(checkpoint).startswith(("preset:", "official:")):
         return {"name": str(checkpoint)}
-    path = Path(checkpoint) if checkpoint else BUNDLED_CHECKPOINT
+    path = bundled_file(checkpoint) or Path(checkpoint)
     st = path.stat()
     # size and mtime: cheap, and enough to notice another file behind the same name on resuming
     return {"name": str(checkpoint or "bundled"), "path": str(path.resolve()), "size": st.st_size,

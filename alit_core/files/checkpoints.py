@@ -37,6 +37,23 @@ OUR_VAE_PREFIX = "vae."
 _BASE_PREFIXES = ((OFFICIAL_VQGAN_PREFIX, OUR_VQGAN_PREFIX), (OFFICIAL_VAE_PREFIX, OUR_VAE_PREFIX))
 TRAINING_ONLY_PREFIX = "gan_losses."
 BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "alit_default.pt"
+# Models shipped in assets/, by the name `load_tokenizer("bundled:<name>")` takes: the default (v1, what None
+# loads) and the 128 px line still in training, shipped beside it as a preview (assets/MODEL_CARD.md says why
+# it is not the default yet).
+BUNDLED_MODELS = {"default": BUNDLED_CHECKPOINT, "v2-preview": BUNDLED_CHECKPOINT.parent / "alit_v2_preview.pt"}
+
+
+def bundled_file(source) -> Path | None:
+    """The file of a bundled model: None (the default) or "bundled:<name>"; None for any other source."""
+    if source is None:
+        return BUNDLED_CHECKPOINT
+    if not (isinstance(source, str) and source.startswith("bundled:")):
+        return None
+    name = source.split(":", 1)[1]
+    if name not in BUNDLED_MODELS:
+        raise CheckpointError(f"no bundled model called {name!r}; the bundled models are "
+                              + ", ".join(f"'bundled:{n}'" for n in BUNDLED_MODELS))
+    return BUNDLED_MODELS[name]
 
 
 # --- reading files ------------------------------------------------------------------------------

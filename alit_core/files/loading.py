@@ -1,4 +1,4 @@
-"""Loading a tokenizer of either family from what a user names: the bundled model, a file (ours or an
+"""Loading a tokenizer of either family from what a user names: a bundled model, a file (ours or an
 official layout), a released checkpoint (`official:<name>`, downloaded) or a preset's random weights
 (`preset:<name>`); and from an official config.json with its state dict."""
 
@@ -16,8 +16,8 @@ from ..model.karl import KARL, KARL_PRESETS
 from ..running.karl_tokenizer import KARLTokenizer
 from ..running.tokenizer import Tokenizer
 from .checkpoints import (
-    BUNDLED_CHECKPOINT,
     _unwrap,
+    bundled_file,
     config_from_official_json,
     model_from_checkpoint,
     model_from_official_state_dict,
@@ -54,18 +54,20 @@ def load_tokenizer(source=None, device=None, dtype=None, *, heads: int | None = 
                    options=None) -> Tokenizer:
     """Load a tokenizer.
 
-    source: None for the bundled model; a path to an official or our own checkpoint;
+    source: None for the bundled model; "bundled:<name>" for one of `BUNDLED_MODELS` (e.g. "bundled:v2-preview");
+    a path to an official or our own checkpoint;
     "official:<name>" for a released checkpoint (downloaded into the cache when possible, see
     `alit_core.files.registry`); or "preset:<name>" for randomly initialised weights of a preset.
     KARL files, released KARL names and KARL presets (`KARL_PRESETS`) give a `KARLTokenizer`.
     options: `InferenceOptions` (speed settings; the defaults suit most uses).
     """
-    if source is None:
-        if not BUNDLED_CHECKPOINT.exists():
+    bundled = bundled_file(source)
+    if bundled is not None:
+        if not bundled.exists():
             raise CheckpointError(
-                f"the bundled model {BUNDLED_CHECKPOINT} is missing; pass a checkpoint path or 'official:<name>'"
+                f"the bundled model {bundled} is missing; pass a checkpoint path or 'official:<name>'"
             )
-        source = BUNDLED_CHECKPOINT
+        source = bundled
     if isinstance(source, str) and source.startswith("preset:"):
         name = source.split(":", 1)[1]
         # the same random weights on every load (drawn on the CPU), without touching the caller's generators:
