@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="ALIT Explorer: see how an adaptive-length image tokenizer thinks")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--checkpoint", help="default model: a checkpoint path or official:<name> (default: bundled)")
+    p.add_argument("--checkpoint", help="default model: a checkpoint path, bundled:<name> or official:<name> "
+                                        "(default: the bundled model)")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     p.add_argument("--max-upload-mb", type=float, default=20.0)

@@ -70,5 +70,5 @@ class BatchHandlers:
                                   "is kept)" if missed else "")]
         skipped = [f"{len(errors)} file(s) skipped: " + "; ".join(errors[:5])] if errors else []
         return {ui.batch_table: gr.update(value=table, headers=BATCH_COLUMNS),
-                ui.batch_plot: figures.complexity_scatter(self.reference, measure, rows),
+                ui.batch_plot: figures.complexity_scatter(self.reference(model), measure, rows),
                 ui.batch_csv: str(out), ui.batch_status: status_md(notes=notes, left_out=skipped)}

@@ -237,6 +237,10 @@ def complexity_scatter(reference: list[dict], measure: str, current: dict | list
             text=[r["name"] for r in items],
             hovertemplate="%{text}<br>" + measure + " %{x:.3f}<br>%{y:.0f} tokens<extra></extra>",
             marker=dict(size=18, symbol="star", color="red", line=dict(width=1, color="black"))))
+    if not reference:  # (app.handlers.Handlers.reference: only a bundled model's own counts are shown)
+        fig.add_annotation(text="no reference set for this model: the reference images are counted by the bundled "
+                                "models only", xref="paper", yref="paper", x=0, y=1.02, xanchor="left",
+                           yanchor="bottom", showarrow=False, font=dict(size=11, color="grey"))
     fig.update_layout(margin=dict(l=50, r=20, t=30, b=40), height=360, xaxis_title=measure.replace("_", " "),
                       yaxis=dict(title="selected tokens", dtick=32), legend=LEGEND_RIGHT)
     return fig

@@ -59,9 +59,17 @@ ITERATION_LABELS = {False: "Iteration (0 = the first 32 tokens)",
                     True: "Pass of the budget sweep (0 = the smallest budget)"}
 
 
-def load_reference() -> list[dict]:
-    path = explorer.ASSETS / "reference_set.json"
-    return json.loads(path.read_text())["images"] if path.exists() else []
+def load_references() -> dict[str | None, list[dict]]:
+    """The reference sets shipped beside the bundled models (alit_train.reference), each the counts of its own
+    model, by that model's source (None: the default model, `reference_set.json`; "bundled:<name>":
+    `reference_set_<name>.json`)."""
+    sets = {}
+    for name in alit_core.BUNDLED_MODELS:
+        default = name == "default"
+        path = explorer.ASSETS / ("reference_set.json" if default else f"reference_set_{name.replace('-', '_')}.json")
+        if path.exists():
+            sets[None if default else f"bundled:{name}"] = json.loads(path.read_text())["images"]
+    return sets
 
 
 class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
@@ -69,9 +77,15 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         self.cache = cache
         self.ui = ui  # the page's components (layout.Ui): updates are keyed by them
         self.outputs = outputs or OutputDir()
-        self.reference = load_reference()
+        self.references = load_references()
 
     # --- helpers ---------------------------------------------------------------------------------
+    def reference(self, model) -> list[dict]:
+        """The reference set of the model the page names, counted by that model; none for a model shipped
+        without one (another model's counts beside this one's would mislead)."""
+        source = (None if model in (None, "", BUNDLED) else model) or self.cache.default_source
+        return self.references.get(source, [])
+
     def tokenizer(self, model: str, device: str | None, dtype: str, progress=None):
         try:
             return self.cache.get(None if model == BUNDLED else model, device, dtype, progress=progress)
@@ -201,7 +215,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
             ui.gallery: self.gallery(run, selected),
             ui.compare: (original, recon),
             ui.curve: curve,
-            ui.scatter: figures.complexity_scatter(self.reference, measure, row),
+            ui.scatter: figures.complexity_scatter(self.reference(run.model), measure, row),
             ui.comp: figures.compression_bars(explorer.compression(rec, selected)),
             ui.metrics: self.metrics_md(rec, selected, crit, len(rec.tokens), run.model_iterations, run.shown),
             ui.selected: selected,
@@ -361,7 +375,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
 
     def complexity_plot(self, run: Run | None, selected, measure):
         row = explorer.complexity_row(run.rec, int(selected)) if run and run.done and selected is not None else None
-        return {self.ui.scatter: figures.complexity_scatter(self.reference, measure, row)}
+        return {self.ui.scatter: figures.complexity_scatter(self.reference(run.model if run else None), measure, row)}
 
     def panel(self, run: Run, t: int, selected: int | None) -> dict:
         """The panel above the gallery at iteration t: its reconstruction, halted positions, error per position

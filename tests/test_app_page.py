@@ -120,6 +120,28 @@ def test_export_gives_str_paths_that_gradio_serves_and_the_files_hold_the_run(pa
     assert gif.n_frames == 1 + 8  # the original, then one frame per iteration
 
 
+def test_the_reference_set_is_the_models_own_and_none_for_a_model_without_one(page, run):
+    import dataclasses
+
+    _, ui, h = page
+    root = Path(__file__).resolve().parent.parent / "assets"
+    v1, v2 = (json.loads((root / f).read_text())["images"] for f in ("reference_set.json",
+                                                                    "reference_set_v2_preview.json"))
+    assert h.reference(BUNDLED) == v1 and h.reference("bundled:v2-preview") == v2 and v1 != v2
+    released = "official:in100-small-vqgan-quantized"
+    assert h.reference(released) == []
+
+    def shown(r):  # the plot's reference points (the visitor's image is the star), and its note
+        fig = h.complexity_plot(r, 3, "png_bpp")[ui.scatter]
+        points = sum(len(t.x) for t in fig.data if t.marker.symbol != "star")
+        return points, [a.text for a in fig.layout.annotations]
+
+    assert shown(run) == (len(v1), [])
+    points, note = shown(dataclasses.replace(run, model=released))  # the same rollout, as if that model's
+    assert points == 0 and note == ["no reference set for this model: the reference images are counted by the "
+                                    "bundled models only"]
+
+
 def test_export_before_a_run_says_so_in_the_status_line(page):
     _, ui, h = page
     update = h.export(None, None)

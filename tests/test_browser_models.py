@@ -158,6 +158,12 @@ def drive_vae_karl_and_offline(v: Page, library, karl: str, vae: str, tmp_path: 
     n = library_tokens(preview, SAMPLES[CAT], threshold=preview.default_threshold)
     assert re.search(rf"Selected: iteration \d+, {n} tokens", v.metrics()), (n, v.metrics())
     assert len(v.gallery_captions()) == preview.config.iterations
+    # the complexity plot's reference points are the preview's own counts (its reference set), not v1's
+    shipped = json.loads((SAMPLES[CAT].parent.parent / "reference_set_v2_preview.json").read_text())["images"]
+    points = v.page.evaluate("() => document.querySelector('#scatter .js-plotly-plot').data"
+                             ".filter(t => t.marker.symbol !== 'star')"
+                             ".flatMap(t => t.text.map((n, i) => [n, Math.round(t.y[i] / 32) * 32]))")  # (jittered)
+    assert sorted(map(tuple, points)) == sorted((r["name"], r["tokens"]) for r in shipped)
     v.tab("How it works")
     v.wait_text("body", r"bundled:v2-preview, a preview of the model we are still training on a CPU \(trained "
                         r"[\d,]+ steps so far, 128 px, 16x16 grid\)")
