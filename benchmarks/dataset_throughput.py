@@ -48,19 +48,20 @@ class Variant:
     workers: int
 
 
-def variants(resolution: int, batch: int, workers: int, device: str) -> list[Variant]:
+def variants(resolution: int, batch: int, workers: int, device: str, base: str = "VQGAN") -> list[Variant]:
+    """The rows of the table; base: the model's base tokenizer as the rows name it (VQGAN or VAE)."""
     plain = InferenceOptions.plain()
-    one_per_decode = replace(plain, decode_pixels=resolution * resolution)  # one image per VQGAN decoder call
+    one_per_decode = replace(plain, decode_pixels=resolution * resolution)  # one image per base decoder call
     default_chunk = InferenceOptions().decode_batch(torch.device(device), resolution)
     return [
         Variant("official way: float32, every iteration, a pixel decode per iteration, one image at a time",
                 "float32", plain, False, 1, 0),
         Variant("+ early exit (stop at the selected iteration)", "float32", plain, True, 1, 0),
-        Variant(f"+ batching: {batch} images per encode call, decided images leave (VQGAN decodes one image per call)",
+        Variant(f"+ batching: {batch} images per encode call, decided images leave ({base} decodes one image per call)",
                 "float32", one_per_decode, True, batch, 0),
-        Variant(f"+ batched VQGAN decodes ({default_chunk} images per decoder call)",
+        Variant(f"+ batched {base} decodes ({default_chunk} images per decoder call)",
                 "float32", replace(plain, decode_pixels=None), True, batch, 0),
-        Variant("+ inference options in float32 (channels-last VQGAN decoder, decoder rows read only)",
+        Variant(f"+ inference options in float32 (channels-last {base} decoder, decoder rows read only)",
                 "float32", InferenceOptions(), True, batch, 0),
         Variant("+ bfloat16 (autocast, weight cache, fused linear layers)", "bfloat16", InferenceOptions(), True,
                 batch, 0),
@@ -89,7 +90,7 @@ def run(root: Path, checkpoint: str | None = None, limit: int | None = 64, repea
         workers: int = 1, device: str = "cpu", shard_size: int = 1024) -> dict:
     base = load_tokenizer(checkpoint, device=device, dtype="float32", options=InferenceOptions.plain())
     files = pick_files(root, limit)
-    vs = variants(base.resolution, batch, workers, device)
+    vs = variants(base.resolution, batch, workers, device, getattr(base.config, "base_name", "vqgan").upper())
     toks = [Tokenizer(base.model, base.device, v.dtype, v.options) for v in vs]
     times: list[list[float]] = [[] for _ in vs]
     loads: list[float] = []

@@ -441,3 +441,12 @@ def test_benchmark_on_cuda(tmp_path, capsys):
     assert res["device"].startswith("cuda") and "gpu" in res["machine"]
     assert res["rows"]["bfloat16"]["rollout_with_decode"]["peak_memory_mb"] > 0  # max_memory_allocated
     assert res["agreement"]["float32"]["recon_max_abs_diff"] < 1e-3
+
+
+def test_the_throughput_table_names_the_models_base_tokenizer():
+    from benchmarks.dataset_throughput import variants
+
+    rows = variants(128, 32, 1, "cpu", "VAE")
+    assert [v.dtype for v in rows] == ["float32"] * 5 + ["bfloat16"] * 2 and rows[0].batch == 1 and not rows[0].early_exit
+    named = " ".join(v.name for v in rows)
+    assert "VQGAN" not in named and "(VAE decodes one image per call)" in named and "batched VAE decodes" in named
