@@ -85,13 +85,13 @@ Freeman, ICLR 2025, [arXiv 2411.02393](https://arxiv.org/abs/2411.02393)) turns 
 **variable** number of 1D tokens.
 
 ```
- image ──VQGAN encoder──► 16x16 image tokens ─┐
+ image {encoder}► 16x16 image tokens ─┐
                                               ▼
    ┌──────────────► encoder transformer ◄── + 32 new latent tokens (each iteration)
    │                        │
    │             latent tokens so far (32, 64, ... 256)
    │                        ▼
-   │                 decoder transformer ──► VQGAN code for every 2D position ──► pixels
+   │                 decoder transformer ──► {output} for every 2D position ──► pixels
    │                        │
    └── image tokens that are already well predicted are masked (dynamic halting)
 ```
@@ -129,7 +129,16 @@ the same authors. Where ALIT adds 32 tokens per iteration and re-runs, KARL deci
 """
 
 
-def how_it_works(model: str, metadata: dict | None, karl: bool = False) -> str:
+# What the diagram names by the model's base tokenizer: its encoder (padded so that the diagram's lines still
+# meet) and what the decoder predicts for each position
+BASE_WORDS = {"vqgan": ("──VQGAN encoder──", "VQGAN code"), "vae": ("──VAE encoder────", "VAE latent")}
+
+
+def how_it_works(model: str, metadata: dict | None, karl: bool = False, base: str = "vqgan") -> str:
+    """The How it works tab for a model (its label, its file's metadata, its family and its base tokenizer,
+    `ALITConfig.base_name`)."""
     if karl:
         return HOW_KARL.format(model=model)
-    return HOW_IT_WORKS.format(finding=attention_finding(object_discovery(metadata)), model=model)
+    encoder, output = BASE_WORDS[base]
+    return HOW_IT_WORKS.format(finding=attention_finding(object_discovery(metadata)), model=model, encoder=encoder,
+                               output=output)

@@ -352,6 +352,16 @@ def test_the_bundled_models_attention_is_described_by_its_own_numbers(page, run)
     assert attn[ui.finding] == finding
 
 
+def test_how_it_works_names_the_models_base_tokenizer_in_a_diagram_that_still_meets():
+    for base, encoder, output in (("vqgan", "VQGAN encoder", "VQGAN code"), ("vae", "VAE encoder", "VAE latent")):
+        text = texts.how_it_works("a model", {}, base=base)
+        assert f"──{encoder}──" in text and f"──► {output} for every 2D position ──► pixels" in text
+        assert ("VQGAN" in text) == (base == "vqgan")
+        lines = text.split("```")[1].splitlines()
+        corner = next(i for i, line in enumerate(lines) if "image tokens ─┐" in line)
+        assert lines[corner].index("┐") == lines[corner + 1].index("▼")  # the arrow under the corner
+
+
 def test_without_measurements_the_page_claims_no_number(page):
     finding = texts.attention_finding(texts.object_discovery({}))
     assert "paper" in finding and "FG-ARI" not in finding and not any(c.isdigit() for c in finding)

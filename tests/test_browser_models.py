@@ -167,6 +167,7 @@ def drive_vae_karl_and_offline(v: Page, library, karl: str, vae: str, tmp_path: 
     v.tab("How it works")
     v.wait_text("body", r"bundled:v2-preview, a preview of the model we are still training on a CPU \(trained "
                         r"[\d,]+ steps so far, 128 px, 16x16 grid\)")
+    v.wait_text("body", "decoder transformer ──► VAE latent for every 2D position")  # its base tokenizer, not a VQGAN
 
 
 def test_karl_and_vae_models_in_the_page_and_a_released_one_offline(visitor, library, karl_model, vae_model, tmp_path):
