@@ -35,6 +35,10 @@ COMPARE_INPUTS = ("cmp_mode", "cmp_image_a", "cmp_image_b", "cmp_model_a", "cmp_
 TWO_IMAGES, TWO_SETTINGS = "two images, one model", "one image, two models or settings"
 COMPARE_MODES = [TWO_IMAGES, TWO_SETTINGS]
 DIFFERENCE_TOP = 0.5  # the difference picture's colour scale: 0 to this much of the full range
+# The third picture: the two reconstructions' difference (one image, two settings), or each one's error against
+# its own image (two images)
+DIFFERENCE_LABEL = "Difference |A − B| of the reconstructions"
+ERROR_LABEL = "Error of each against its image (A left, B right)"
 COMPARE_SETTINGS_A = {False: "**Model and settings** (for both images)", True: "**A**: model and settings"}
 # Each column opens with a heading, so that image A and image B start at the same height.
 COMPARE_A = {False: "**Image A**", True: "**Image** (for both runs)"}
@@ -149,9 +153,18 @@ class CompareHandlers:
             star = " ★ selected" if ti == sel else ""
             lines.append(f"**{lab}** at {rec.step_name(ti)}{last}: {rec.tokens[ti]} tokens, L1 {rec.l1[ti]:.4f}, "
                          f"PSNR {rec.psnr[ti]:.2f} dB{star}")
-        diff, mean = figures.difference_map(recs[0].recons[ts[0]], recs[1].recons[ts[1]], vmax=DIFFERENCE_TOP)
-        lines.append(f"**Difference** |A − B| of the two reconstructions: mean {mean:.4f} of the full range "
-                     f"(black where they agree, brightest from {DIFFERENCE_TOP:g})")
+        if cmp.inputs.get("cmp_mode") == TWO_IMAGES:
+            # two images: A's reconstruction minus B's is no measure of anything; where each still errs is
+            diff, means = figures.error_pair([(rec.recons[ti], rec.image) for rec, ti in zip(recs, ts)],
+                                             vmax=DIFFERENCE_TOP)
+            diff_label = ERROR_LABEL
+            lines.append(f"**Error** |reconstruction − its image|: A mean {means[0]:.4f}, B mean {means[1]:.4f} of "
+                         f"the full range (A left, B right; black where right, brightest from {DIFFERENCE_TOP:g})")
+        else:
+            diff, mean = figures.difference_map(recs[0].recons[ts[0]], recs[1].recons[ts[1]], vmax=DIFFERENCE_TOP)
+            diff_label = DIFFERENCE_LABEL
+            lines.append(f"**Difference** |A − B| of the two reconstructions: mean {mean:.4f} of the full range "
+                         f"(black where they agree, brightest from {DIFFERENCE_TOP:g})")
         # a token both runs have at their iteration
         n = min(rec.columns(ti) for rec, ti in zip(recs, ts))
         k = slider_index(token, n)
@@ -171,7 +184,9 @@ class CompareHandlers:
         return {
             ui.cmp_recon_a: cmp.runs[0].recon(ts[0]),
             ui.cmp_recon_b: cmp.runs[1].recon(ts[1]),
-            ui.cmp_diff: cmp.runs[0].pictures.get(f"difference_{id(cmp.runs[1])}_{ts[0]}_{ts[1]}", lambda: diff),
+            ui.cmp_diff: gr.update(value=cmp.runs[0].pictures.get(
+                f"{diff_label == ERROR_LABEL}_difference_{id(cmp.runs[1])}_{ts[0]}_{ts[1]}", lambda: diff),
+                label=diff_label),
             ui.cmp_view_md: "\n\n".join(lines),
             ui.cmp_token: gr.update(**token_update),
             **attn,

@@ -105,6 +105,16 @@ def difference_map(a: np.ndarray, b: np.ndarray, size: int = DISPLAY, vmax: floa
     return grid_map(diff, size, vmax=vmax), float(diff.mean())
 
 
+def error_pair(runs: list[tuple[np.ndarray, np.ndarray]], size: int = DISPLAY, vmax: float = 0.3,
+               gap: int = 8) -> tuple[np.ndarray, list[float]]:
+    """Each (reconstruction, its own image) pair's |reconstruction - image|, side by side on one fixed scale
+    (difference_map) with a white gap between them; and each one's mean."""
+    maps, means = zip(*(difference_map(recon, image, size, vmax) for recon, image in runs))
+    white = np.full((maps[0].shape[0], gap, 3), 255, dtype=np.uint8)
+    pieces = [m for pair in zip(maps, [white] * len(maps)) for m in pair][:-1]
+    return np.concatenate(pieces, axis=1), list(means)
+
+
 def caption(img: np.ndarray, text: str, size: int = DISPLAY) -> np.ndarray:
     """The picture with a caption band underneath (for GIF frames)."""
     pic = Image.fromarray(enlarge(img, size, smooth=False))

@@ -20,7 +20,8 @@ from .choices import (
     attention_layer,
     budget_slider,
 )
-from .compare_tab import COMPARE_A, COMPARE_B, COMPARE_INPUTS, COMPARE_MODES, COMPARE_SETTINGS_A, TWO_IMAGES
+from .compare_tab import (COMPARE_A, COMPARE_B, COMPARE_INPUTS, COMPARE_MODES, COMPARE_SETTINGS_A, DIFFERENCE_LABEL,
+                          TWO_IMAGES)
 from .components import ImageUpload
 from .dataset_tab import DatasetTab
 from .explorer import ASSETS, BUNDLED, ModelCache
@@ -331,7 +332,7 @@ def compare_tab(ui: Ui, cache: ModelCache, tok, keep_s: int):
     with gr.Row():
         ui.cmp_recon_a = picture("A: reconstruction", "cmp-recon-a")
         ui.cmp_recon_b = picture("B: reconstruction", "cmp-recon-b")
-        ui.cmp_diff = picture("Difference |A − B| of the reconstructions", "cmp-diff")
+        ui.cmp_diff = picture(DIFFERENCE_LABEL, "cmp-diff")
     ui.cmp_view_md = gr.Markdown(elem_id="compare-view")
     ui.cmp_curve = gr.Plot(label="Error against tokens: A and B", elem_id="compare-curve")
     ui.cmp_token = gr.Slider(0, most - 1, value=0, step=1, label="Token (one that both runs have)",

@@ -91,11 +91,16 @@ def test_compare_two_images_shows_both_counts_curves_and_the_shared_iteration(pa
     assert update[ui.cmp_iteration]["value"] == t and update[ui.cmp_iteration]["maximum"] == 7
     assert np.array_equal(picture(update[ui.cmp_recon_a]), figures.enlarge(a.recons[t]))
     assert np.array_equal(picture(update[ui.cmp_recon_b]), figures.enlarge(b.recons[t]))
-    diff, mean = figures.difference_map(a.recons[t], b.recons[t], vmax=0.5)
-    assert np.array_equal(picture(update[ui.cmp_diff]), diff) and f"mean {mean:.4f}" in update[ui.cmp_view_md]
+    # two images: where each reconstruction still errs against its own image, side by side (their difference
+    # would measure nothing)
+    diff, means = figures.error_pair([(a.recons[t], a.image), (b.recons[t], b.image)], vmax=0.5)
+    assert update[ui.cmp_diff]["label"] == "Error of each against its image (A left, B right)"
+    assert np.array_equal(picture(update[ui.cmp_diff]["value"]), diff) and diff.shape[1] == 2 * diff.shape[0] + 8
+    assert f"A mean {means[0]:.4f}, B mean {means[1]:.4f}" in update[ui.cmp_view_md] and means[0] < means[1]
     assert f"**B** at iteration {t}: {b.tokens[t]} tokens" in update[ui.cmp_view_md]
     for comp in (ui.cmp_recon_a, ui.cmp_recon_b, ui.cmp_diff, ui.cmp_attn_a, ui.cmp_attn_b):
-        assert isinstance(update[comp], str) and len(served_files(comp, update[comp])) == 1
+        value = update[comp]["value"] if comp is ui.cmp_diff else update[comp]
+        assert isinstance(value, str) and len(served_files(comp, value)) == 1
 
 
 def test_the_shared_sliders_move_both_runs(page, compared):
@@ -106,7 +111,8 @@ def test_the_shared_sliders_move_both_runs(page, compared):
     view = h.compare_view(cmp, 0, 200)
     assert names(ui, view) == set(COMPARE_VIEW_OUTPUTS) and view[ui.cmp_status] == ""
     for comp in (ui.cmp_recon_a, ui.cmp_recon_b, ui.cmp_diff):
-        assert view[comp] != first[comp] and not np.array_equal(picture(view[comp]), picture(first[comp]))
+        now, then = (v[comp]["value"] if comp is ui.cmp_diff else v[comp] for v in (view, first))
+        assert now != then and not np.array_equal(picture(now), picture(then))
     assert view[ui.cmp_token] == {"maximum": 31, "value": 31, "__type__": "update"}  # 32 tokens at iteration 0
     assert "**A** at iteration 0: 32 tokens" in view[ui.cmp_view_md]
     assert view[ui.cmp_attn_md].startswith("Token 31 (added at iteration 0)")
@@ -133,6 +139,7 @@ def test_one_image_under_two_criteria_is_one_rollout(page):
     tok = h.cache.get()
     assert cmp.runs[0].rec.tokens[cmp.selected[1]] == library_tokens(tok, CAT, psnr=25.0)
     assert "One rollout serves both" in update[ui.cmp_summary] and "mean 0.0000" in update[ui.cmp_view_md]
+    assert update[ui.cmp_diff]["label"] == "Difference |A − B| of the reconstructions"  # one image: their difference
 
 
 def test_compare_refuses_bad_input_in_its_status_line(page, compared, tmp_path):

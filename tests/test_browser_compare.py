@@ -56,6 +56,10 @@ def test_compare_two_images_then_one_image_under_two_settings(visitor, library, 
     later = max(got["A"][1], got["B"][1])
     assert v.slider_value("Iteration (both runs)") == later and v.slider_max("Iteration (both runs)") == 7
     v.wait_text("#compare-view", rf"A at iteration {later}: {32 * (later + 1)} tokens")
+    # two images: the third picture is where each still errs against its own image, A left and B right
+    diff_label = "#cmp-diff [data-testid='block-label']"
+    assert v.page.locator(diff_label).inner_text() == "Error of each against its image (A left, B right)"
+    assert re.search(r"A mean [\d.]+, B mean [\d.]+ of the full range", v.text("#compare-view"))
     before = {k: v.picture(k) for k in ("cmp-recon-a", "cmp-recon-b", "cmp-diff")}
     mean_before = float(re.search(r"mean ([\d.]+)", v.text("#compare-view")).group(1))
     v.slider_end("Iteration (both runs)", "Home")
@@ -112,6 +116,7 @@ def test_compare_two_images_then_one_image_under_two_settings(visitor, library, 
     assert got["A"][2] == library_tokens(library, SAMPLES[text], threshold=thr)
     assert got["B"][2] == library_tokens(library, SAMPLES[text], threshold=thr, halting="off")
     assert "halting off" in v.text("#compare-summary")
+    assert v.page.locator(diff_label).inner_text() == "Difference |A − B| of the reconstructions"  # one image
     assert float(re.search(r"mean ([\d.]+)", v.text("#compare-view")).group(1)) > 0  # other halting, other pixels
     # an unknown model for B: refused in the status line
     box = v.page.get_by_label("Model B", exact=True)
