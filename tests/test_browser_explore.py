@@ -140,9 +140,11 @@ def test_settings_each_control_once(visitor):
     v = visitor
     # Model: the list, and a released checkpoint's own threshold (chosen, not loaded: no network here)
     models = v.options("Model (or a local checkpoint path)")
-    assert models[0] == "bundled model" and all(m.startswith("official:") for m in models[1:]) and len(models) > 1
-    v.choose("Model (or a local checkpoint path)", models[1])
+    assert models[:2] == ["bundled model", "bundled:v2-preview"]
+    assert all(m.startswith("official:") for m in models[2:]) and len(models) > 2
+    v.choose("Model (or a local checkpoint path)", models[2])
     v.check("model official")
+    v.page.get_by_label("L1 threshold (0 to 1; this model's own: 0.07)", exact=True).wait_for()  # its label too
     l1 = v.page.locator("input[aria-label^='L1 threshold']")
     v.page.wait_for_function("() => document.querySelector(\"input[aria-label^='L1 threshold']\").value === '0.07'")
     v.choose("Model (or a local checkpoint path)", "bundled model")
@@ -150,6 +152,7 @@ def test_settings_each_control_once(visitor):
     v.page.wait_for_function(
         "() => document.querySelector(\"input[aria-label^='L1 threshold']\").value === '0.0574'")
     assert l1.input_value() == "0.0574"
+    assert v.page.get_by_label("L1 threshold (0 to 1; this model's own: 0.0574)", exact=True).is_visible()
     # Device: the only one this machine has, so not a choice
     assert v.page.get_by_label("Device", exact=True).is_disabled()
     # Maximum iterations at both ends, with stochastic halting and a seed, another precision, layer 0
