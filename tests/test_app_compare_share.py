@@ -294,3 +294,23 @@ def test_a_side_that_keeps_no_token_is_compared_without_a_ratio(page):
 
     cmp = SimpleNamespace(runs=[side(0), side(12)], crits=[None, None], selected=[0, 0], halting=["off", "off"])
     assert "B selects **12 more tokens** than A." in h.comparison_md(cmp)
+
+
+def test_the_bundled_model_against_the_v2_preview_on_one_image(page):
+    """The comparison a class is shown: v1 (64 px) and the v2 preview (128 px) on one photo, each at its own
+    threshold; both counts are alit_core's, and the difference is taken at the display size."""
+    from app.compare_tab import TWO_SETTINGS
+
+    _, ui, h = page
+    preview = h.cache.get("bundled:v2-preview")
+    update = compare(h, image_a=CAT, mode=TWO_SETTINGS, model_b="bundled:v2-preview", kind_b=L1,
+                     value_b=preview.default_threshold)
+    assert update[ui.cmp_status] == ""
+    cmp = update[ui.cmp_record]
+    a, b = (run.rec for run in cmp.runs)
+    assert (a.recons[0].shape[0], b.recons[0].shape[0]) == (64, 128)
+    assert a.tokens[cmp.selected[0]] == library_tokens(h.cache.get(), CAT, threshold=0.0574)
+    assert b.tokens[cmp.selected[1]] == library_tokens(preview, CAT, threshold=preview.default_threshold)
+    assert "`04_cat.png` · bundled:v2-preview" in update[ui.cmp_summary]
+    assert update[ui.cmp_diff]["label"] == "Difference |A − B| of the reconstructions"
+    assert picture(update[ui.cmp_diff]["value"]).shape[:2] == picture(update[ui.cmp_recon_a]).shape[:2]
