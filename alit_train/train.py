@@ -106,6 +106,9 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         raise SystemExit("--resume continues an ALIT with every weight from its state, its base tokenizer's "
                          "included: drop --vqgan/--vae (swapping the base tokenizer under a trained ALIT is not "
                          "supported)")
+    if cfg.latent_dropout and not (cfg.stage == "alit" and 0 < cfg.latent_dropout < 1):
+        raise SystemExit(f"--latent-dropout is a share of the latents (0 to below 1) for the alit stage, not "
+                         f"{cfg.latent_dropout} in the {cfg.stage} stage")
     if cfg.stage in ("alit", "e2e"):
         try:  # the policy the objective will make each step, refused here rather than at the first step
             Halting.for_model(model_cfg, cfg.halting)

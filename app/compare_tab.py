@@ -34,7 +34,7 @@ COMPARE_INPUTS = ("cmp_mode", "cmp_image_a", "cmp_image_b", "cmp_model_a", "cmp_
 # The Compare tab's two ways, and the label of each criterion's value there.
 TWO_IMAGES, TWO_SETTINGS = "two images, one model", "one image, two models or settings"
 COMPARE_MODES = [TWO_IMAGES, TWO_SETTINGS]
-DIFFERENCE_TOP = 0.5  # the difference picture's colour scale: 0 to this much of the full range
+DIFFERENCE_TOP = 0.5  # the third picture's colour scale (difference or errors): 0 to this much of the full range
 # The third picture: the two reconstructions' difference (one image, two settings), or each one's error against
 # its own image (two images)
 DIFFERENCE_LABEL = "Difference |A − B| of the reconstructions"
@@ -153,7 +153,8 @@ class CompareHandlers:
             star = " ★ selected" if ti == sel else ""
             lines.append(f"**{lab}** at {rec.step_name(ti)}{last}: {rec.tokens[ti]} tokens, L1 {rec.l1[ti]:.4f}, "
                          f"PSNR {rec.psnr[ti]:.2f} dB{star}")
-        if cmp.inputs.get("cmp_mode") == TWO_IMAGES:
+        two_images = cmp.inputs.get("cmp_mode") != TWO_SETTINGS  # (as compare() reads the mode)
+        if two_images:
             # two images: A's reconstruction minus B's is no measure of anything; where each still errs is
             diff, means = figures.error_pair([(rec.recons[ti], rec.image) for rec, ti in zip(recs, ts)],
                                              vmax=DIFFERENCE_TOP)
@@ -185,7 +186,7 @@ class CompareHandlers:
             ui.cmp_recon_a: cmp.runs[0].recon(ts[0]),
             ui.cmp_recon_b: cmp.runs[1].recon(ts[1]),
             ui.cmp_diff: gr.update(value=cmp.runs[0].pictures.get(
-                f"{diff_label == ERROR_LABEL}_difference_{id(cmp.runs[1])}_{ts[0]}_{ts[1]}", lambda: diff),
+                f"{'error' if two_images else 'difference'}_{id(cmp.runs[1])}_{ts[0]}_{ts[1]}", lambda: diff),
                 label=diff_label),
             ui.cmp_view_md: "\n\n".join(lines),
             ui.cmp_token: gr.update(**token_update),

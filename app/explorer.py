@@ -68,8 +68,10 @@ class ModelCache:
                              "start the app with --local-checkpoints to allow paths")
 
     def _key(self, source: str | None, device: str | None, dtype: str) -> tuple:
-        source = source or self.default_source
-        return (None if source in (None, "", BUNDLED) else source, device or self.default_device, dtype)
+        # BUNDLED (the list's first entry) is the server's default; "bundled:default" the default bundled model by
+        # its name (listed when another model is the server's default)
+        source = (None if source in (None, "", BUNDLED) else source) or self.default_source
+        return (None if source in (None, "bundled:default") else source, device or self.default_device, dtype)
 
     def get(self, source: str | None = None, device: str | None = None, dtype: str = "float32", progress=None):
         key = self._key(source, device, dtype)
@@ -102,9 +104,15 @@ class ModelCache:
             return self._models.get(self._key(source, device, dtype))
 
     def known(self, source: str | None = None, device: str | None = None, dtype: str = "float32"):
-        """The tokenizer if it costs no download (in memory, or a bundled model, read from assets/), else None."""
+        """The tokenizer if it costs no download (in memory, or a bundled model, read from assets/), else None:
+        also when the bundled file cannot be read (the run that follows says why)."""
         tok = self.peek(source, device, dtype)
-        return tok if tok is not None or not is_bundled(source) else self.get(source, device, dtype)
+        if tok is not None or not is_bundled(self._key(source, device, dtype)[0]):
+            return tok
+        try:
+            return self.get(source, device, dtype)
+        except (alit_core.ALITError, ValueError):  # a missing or unknown bundled model; a source this server refuses
+            return None
 
 
 @dataclass

@@ -65,10 +65,10 @@ def load_references() -> dict[str | None, list[dict]]:
     `reference_set_<name>.json`)."""
     sets = {}
     for name in alit_core.BUNDLED_MODELS:
-        default = name == "default"
-        path = explorer.ASSETS / ("reference_set.json" if default else f"reference_set_{name.replace('-', '_')}.json")
+        path = explorer.ASSETS / ("reference_set.json" if name == "default" else
+                                  f"reference_set_{name.replace('-', '_')}.json")
         if path.exists():
-            sets[None if default else f"bundled:{name}"] = json.loads(path.read_text())["images"]
+            sets[f"bundled:{name}"] = json.loads(path.read_text())["images"]
     return sets
 
 
@@ -83,7 +83,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
     def reference(self, model) -> list[dict]:
         """The reference set of the model the page names, counted by that model; none for a model shipped
         without one (another model's counts beside this one's would mislead)."""
-        source = (None if model in (None, "", BUNDLED) else model) or self.cache.default_source
+        source = (None if model in (None, "", BUNDLED) else model) or self.cache.default_source or "bundled:default"
         return self.references.get(source, [])
 
     def tokenizer(self, model: str, device: str | None, dtype: str, progress=None):
@@ -221,10 +221,11 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
             ui.selected: selected,
         }
 
-    @staticmethod
-    def model_label(model: str, tok) -> str:
+    def model_label(self, model: str, tok) -> str:
         size = f"{tok.resolution} px, {tok.config.grid_size}x{tok.config.grid_size} grid"
-        if model in (None, "", BUNDLED):
+        if model in (None, "", BUNDLED):  # the server's default, which may be another model
+            model = self.cache.default_source or BUNDLED
+        if model in (BUNDLED, "bundled:default"):
             return f"the bundled model, a small ALIT we trained on a CPU ({size})"
         if str(model).startswith("bundled:"):  # a preview of the line in training (assets/MODEL_CARD.md)
             steps = (tok.metadata or {}).get("trained_steps")

@@ -20,8 +20,15 @@ from .choices import (
     attention_layer,
     budget_slider,
 )
-from .compare_tab import (COMPARE_A, COMPARE_B, COMPARE_INPUTS, COMPARE_MODES, COMPARE_SETTINGS_A, DIFFERENCE_LABEL,
-                          TWO_IMAGES)
+from .compare_tab import (
+    COMPARE_A,
+    COMPARE_B,
+    COMPARE_INPUTS,
+    COMPARE_MODES,
+    COMPARE_SETTINGS_A,
+    DIFFERENCE_LABEL,
+    TWO_IMAGES,
+)
 from .components import ImageUpload
 from .dataset_tab import DatasetTab
 from .explorer import ASSETS, BUNDLED, ModelCache
@@ -121,12 +128,15 @@ def compare_settings(ui: Ui, side: str, model_list: list[str], local_paths: bool
                                                 elem_id=f"cmp-value-{s}"))
 
 
-def model_choices() -> list[str]:
-    """The bundled models (the default first) and every released checkpoint of both families (ALIT's, then
-    KARL's)."""
+def model_choices(default_source: str | None = None) -> list[str]:
+    """The server's default model first (BUNDLED), the other bundled models by name, and every released
+    checkpoint of both families (ALIT's, then KARL's). default_source: the server's default (None: the
+    bundled default model), not listed a second time."""
     released = {**alit_core.OFFICIAL_CHECKPOINTS, **alit_core.KARL_CHECKPOINTS}
-    previews = [f"bundled:{n}" for n, path in alit_core.BUNDLED_MODELS.items() if n != "default" and path.exists()]
-    return [BUNDLED, *previews, *(f"official:{n}" for n, ck in released.items() if ck.supported)]
+    default = default_source or "bundled:default"
+    bundled = [f"bundled:{n}" for n, path in alit_core.BUNDLED_MODELS.items() if path.exists()]
+    return [BUNDLED, *(b for b in bundled if b != default),
+            *(f"official:{n}" for n, ck in released.items() if ck.supported and f"official:{n}" != default)]
 
 
 # How long a visitor's run and the files served for it are kept (app.py --keep-minutes).
@@ -214,7 +224,7 @@ def explore_settings(ui: Ui, cache: ModelCache, tok, device_choices: list[str], 
                               label="Examples: simple → complex → unfamiliar")
     ui.run = gr.Button("Tokenize", variant="primary")
     with gr.Accordion("Settings", open=True):
-        ui.model = gr.Dropdown(model_choices(), value=BUNDLED, allow_custom_value=cache.local_paths,
+        ui.model = gr.Dropdown(model_choices(cache.default_source), value=BUNDLED, allow_custom_value=cache.local_paths,
                                label="Model (or a local checkpoint path)" if cache.local_paths
                                else "Model")
         with gr.Row():
@@ -313,7 +323,7 @@ def compare_tab(ui: Ui, cache: ModelCache, tok, keep_s: int):
                                          height=220)
             gr.Examples(examples(), inputs=ui.cmp_image_a, label="Examples for A", examples_per_page=12)
             ui.cmp_settings_a_md = gr.Markdown(COMPARE_SETTINGS_A[False])
-            compare_settings(ui, "A", model_choices(), cache.local_paths, L1, tok.default_threshold)
+            compare_settings(ui, "A", model_choices(cache.default_source), cache.local_paths, L1, tok.default_threshold)
         with gr.Column(elem_id="compare-b"):
             ui.cmp_b_md = gr.Markdown(COMPARE_B[False])
             with gr.Column() as ui.cmp_image_b_box:
@@ -322,7 +332,7 @@ def compare_tab(ui: Ui, cache: ModelCache, tok, keep_s: int):
                                              sources=["upload", "clipboard"], height=220)
                 gr.Examples(examples(), inputs=ui.cmp_image_b, label="Examples for B", examples_per_page=12)
             with gr.Column(visible=False) as ui.cmp_settings_b:
-                compare_settings(ui, "B", model_choices(), cache.local_paths, PSNR, DEFAULT_PSNR)
+                compare_settings(ui, "B", model_choices(cache.default_source), cache.local_paths, PSNR, DEFAULT_PSNR)
     ui.cmp_run = gr.Button("Compare", variant="primary")
     ui.cmp_status = gr.Markdown(elem_id="compare-status")
     ui.cmp_summary = gr.Markdown("Pick two images (or one image and two settings), then *Compare*.",
@@ -385,8 +395,10 @@ def wire_explore(ui: Ui, h: Handlers):
     # the visitor's new image: the status line's notes and errors were about the previous one (a handler that
     # sets the image, a shared link's or the Dataset tab's, writes its own status)
     gr.on([ui.image.upload, ui.image.clear], status_md, None, ui.status, queue=False, api_visibility="private")
-    ui.model.change(h.model_defaults, [ui.model, ui.device, ui.dtype, ui.kind], ui[MODEL_OUTPUTS],
-                    api_visibility="private")
+    # the visitor's choice only (.input): a shared link's restore sets the model and its own threshold together,
+    # and the model's defaults must not overwrite that threshold (.change fires on handler updates too)
+    ui.model.input(h.model_defaults, [ui.model, ui.device, ui.dtype, ui.kind], ui[MODEL_OUTPUTS],
+                   api_visibility="private")
     panel = [ui.current, ui.halt_map, ui.error_map, ui.metrics]
     ui.play.click(h.play, [ui.record, ui.play_pace, ui.selected], [*panel, ui.status], api_visibility="private")
     ui.gallery.select(h.show_iteration, [ui.record, ui.selected], panel, api_visibility="private")
@@ -414,7 +426,8 @@ def wire_compare(ui: Ui, h: Handlers) -> list:
     ui.cmp_mode.change(h.compare_mode, ui.cmp_mode, mode_outputs, api_visibility="private")
     for side in ("a", "b"):
         kind, model = getattr(ui, f"cmp_kind_{side}"), getattr(ui, f"cmp_model_{side}")
-        gr.on([kind.input, model.change], lambda k, m, side=side.upper(): h.compare_value(k, m, side),
+        # (.input: a restored comparison's model and value arrive together, see wire_explore)
+        gr.on([kind.input, model.input], lambda k, m, side=side.upper(): h.compare_value(k, m, side),
               [kind, model], getattr(ui, f"cmp_value_{side}"), api_visibility="private")
     return mode_outputs
 

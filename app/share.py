@@ -78,12 +78,17 @@ class ShareHandlers:
         run = update.get(ui.record)
         if run is None or not run.done:
             return update  # refused: its status line says why
-        for comp, value in restored.items():  # the controls keep their values, a KARL run its family's visibility
+        # the controls keep their values, a KARL run its family's visibility, and what else the run set on them
+        # (the threshold box's label, naming the model's own threshold)
+        for comp, value in restored.items():
             shown = update[comp]
-            if shown is not value:
-                update[comp] = value if not (run.rec.karl and isinstance(shown, dict)) else {
-                    **shown, **{k: v for k, v in (value if isinstance(value, dict) else {"value": value}).items()
-                                if k != "visible"}}
+            if shown is value:
+                continue
+            if not isinstance(shown, dict) or not (run.rec.karl or isinstance(value, dict)):
+                update[comp] = value
+                continue
+            kept = value if isinstance(value, dict) else {"value": value}
+            update[comp] = {**shown, **{k: v for k, v in kept.items() if not (run.rec.karl and k == "visible")}}
         n = len(run.rec.tokens)
         t = slider_index(attention.get("iteration", n - 1), n)
         heads = update[ui.head]["choices"]

@@ -236,6 +236,8 @@ def test_a_shared_view_restores_the_run_the_comparison_and_the_tabs(page, compar
     assert update[ui.tabs]["selected"] == "compare" and update[ui.explore_tabs]["selected"] == "attention"
     assert update[ui.image] == str(CAT) and update[ui.kind] == PSNR and update[ui.psnr]["visible"] is True
     assert update[ui.measure] == "entropy" and update[ui.record].done
+    # the threshold box keeps the link's value and the label the run gave it (the model's own threshold)
+    assert update[ui.l1]["value"] == 0.0574 and update[ui.l1]["label"] == "L1 threshold (0 to 1; this model's own: 0.0574)"
     assert update[ui.iteration]["value"] == 2 and update[ui.token]["value"] == 40
     assert update[ui.attn_md].startswith("Iteration 2 (96 tokens), decoder layer 2, head mean: token 40")
     assert update[ui.metrics] == last[ui.metrics]

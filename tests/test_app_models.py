@@ -77,3 +77,19 @@ def test_a_slow_load_holds_up_no_one_else_and_loads_once(checkpoints, monkeypatc
     # capacity 0: only the default and the model asked for last stay
     assert cache.peek(checkpoints[2]) is got[0] and cache.peek(checkpoints[0]) is None
     assert cache.get(checkpoints[1]).config.width == small_config().width and cache.peek(checkpoints[2]) is None
+
+
+def test_a_bundled_model_is_read_when_chosen_and_named_either_way(checkpoints):
+    """`known` reads a bundled model at once (its threshold fills the box) but never downloads or fails; with
+    the v2 preview as the server's default, the default bundled model is still there as "bundled:default"."""
+    from app.layout import model_choices
+
+    cache = ModelCache(None, "cpu", local_paths=False)
+    assert cache.known("bundled:v2-preview").resolution == 128
+    assert cache.known("bundled:v3") is None and cache.known("official:in100-small-vqgan-quantized") is None
+    assert cache.known(checkpoints[1]) is None  # a path this server refuses: no error either
+    preview = ModelCache("bundled:v2-preview", "cpu", local_paths=False)
+    assert preview.get(BUNDLED).resolution == 128 and preview.get("bundled:default").resolution == 64
+    choices = model_choices("bundled:v2-preview")
+    assert choices[:2] == [BUNDLED, "bundled:default"] and "bundled:v2-preview" not in choices
+    assert model_choices("official:in100-small-vqgan-quantized").count("official:in100-small-vqgan-quantized") == 0

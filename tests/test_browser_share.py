@@ -1,7 +1,7 @@
 """Share this view in headless Chromium: the link reopens the same view in a fresh page."""
 
 import pytest
-from browser_page import CAT, SAMPLES, Page, needs_browser, run_example, selected_tab, share
+from browser_page import CAT, MODEL_BOX, SAMPLES, Page, needs_browser, run_example, selected_tab, share
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = needs_browser
@@ -58,5 +58,34 @@ def test_a_shared_link_reopens_the_view_in_a_fresh_page(chromium, visitor):
         assert w.page.locator(".tabitem:visible").last.inner_text() == attention
         assert len(w.gallery_captions()) == 8
         w.check("the Explore tab of the opened link")
+    finally:
+        w.close()
+
+
+def test_a_link_keeps_another_models_threshold_that_the_visitor_changed(chromium, visitor):
+    """The v2 preview at a threshold of the visitor's own: the reopened page runs the same model at that
+    threshold, and its box keeps it (choosing a model brings its default, a restored one must not)."""
+    v = visitor
+    v.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    v.tab("Explore")
+    v.choose(MODEL_BOX, "bundled:v2-preview")
+    label = "L1 threshold (0 to 1; this model's own: 0.07672)"
+    v.page.get_by_label(label, exact=True).wait_for()
+    v.radio("L1 threshold")
+    v.example(CAT)
+    v.number(label, 0.09)
+    v.tokenize()
+    v.check("the preview at L1 0.09")
+    v.wait_text("#metrics", r"for L1 < 0\.09\b")
+    metrics = v.metrics()
+    link = share(v)
+
+    w = Page(chromium, link)
+    try:
+        w.wait_text("#metrics", "Selected")
+        w.check("the preview's link opened")
+        assert w.metrics() == metrics
+        assert w.page.get_by_label(label, exact=True).input_value() == "0.09"
+        assert w.page.get_by_label(MODEL_BOX, exact=True).input_value() == "bundled:v2-preview"
     finally:
         w.close()

@@ -31,3 +31,12 @@ def test_dropout_zeroes_whole_latents_in_training_only_and_keeps_one_per_image()
     almost_all.handle.remove()
     with pytest.raises(ValueError, match="below 1"):
         LatentDropout(model, 1.0)
+
+
+@pytest.mark.parametrize(("argv", "why"), [(["alit", "--latent-dropout", "1"], "0 to below 1"),
+                                           (["vae", "--latent-dropout", "0.5"], "in the vae stage")])
+def test_the_train_command_refuses_a_dropout_it_cannot_use(argv, why, tmp_path):
+    from alit_train.train import main
+
+    with pytest.raises(SystemExit, match=why):
+        main([*argv, "--out", str(tmp_path / "run")])

@@ -44,8 +44,8 @@ BUNDLED_MODELS = {"default": BUNDLED_CHECKPOINT, "v2-preview": BUNDLED_CHECKPOIN
 
 
 def bundled_file(source) -> Path | None:
-    """The file of a bundled model: None (the default) or "bundled:<name>"; None for any other source."""
-    if source is None:
+    """The file of a bundled model: None or "" (the default) or "bundled:<name>"; None for any other source."""
+    if source is None or source == "":
         return BUNDLED_CHECKPOINT
     if not (isinstance(source, str) and source.startswith("bundled:")):
         return None
