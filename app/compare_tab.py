@@ -164,8 +164,11 @@ class CompareHandlers:
         else:
             diff, mean = figures.difference_map(recs[0].recons[ts[0]], recs[1].recons[ts[1]], vmax=DIFFERENCE_TOP)
             diff_label = DIFFERENCE_LABEL
+            sizes = [rec.recons[ti].shape[0] for rec, ti in zip(recs, ts)]
+            scaled = (f"; A is {sizes[0]} px and B {sizes[1]} px, both enlarged to the picture's size, so the "
+                      "difference holds the coarser one's blur too") if sizes[0] != sizes[1] else ""
             lines.append(f"**Difference** |A − B| of the two reconstructions: mean {mean:.4f} of the full range "
-                         f"(black where they agree, brightest from {DIFFERENCE_TOP:g})")
+                         f"(black where they agree, brightest from {DIFFERENCE_TOP:g}){scaled}")
         # a token both runs have at their iteration
         n = min(rec.columns(ti) for rec, ti in zip(recs, ts))
         k = slider_index(token, n)

@@ -140,6 +140,7 @@ def test_one_image_under_two_criteria_is_one_rollout(page):
     assert cmp.runs[0].rec.tokens[cmp.selected[1]] == library_tokens(tok, CAT, psnr=25.0)
     assert "One rollout serves both" in update[ui.cmp_summary] and "mean 0.0000" in update[ui.cmp_view_md]
     assert update[ui.cmp_diff]["label"] == "Difference |A − B| of the reconstructions"  # one image: their difference
+    assert " px, both enlarged" not in update[ui.cmp_view_md]  # one model: nothing about sizes
 
 
 def test_compare_refuses_bad_input_in_its_status_line(page, compared, tmp_path):
@@ -316,3 +317,4 @@ def test_the_bundled_model_against_the_v2_preview_on_one_image(page):
     assert "`04_cat.png` · bundled:v2-preview" in update[ui.cmp_summary]
     assert update[ui.cmp_diff]["label"] == "Difference |A − B| of the reconstructions"
     assert picture(update[ui.cmp_diff]["value"]).shape[:2] == picture(update[ui.cmp_recon_a]).shape[:2]
+    assert "; A is 64 px and B 128 px, both enlarged to the picture's size" in update[ui.cmp_view_md]
