@@ -291,12 +291,13 @@ def rollout_speed(tok, size: int, repeats: int = 7) -> dict:
 
 
 def reconstruction(tok, result: dict, items: list, cfg) -> dict:
-    """Per-iteration mean L1, PSNR and SSIM of one set, and its own base tokenizer's PSNR ("vqgan_psnr",
-    the VAE's for a VAE model)."""
+    """Per-iteration mean L1, PSNR and SSIM of one set, and its own base tokenizer's PSNR ("base_psnr", of the
+    tokenizer named in "base": "vqgan" or "vae"; reports before session 18 called it "vqgan_psnr" for both)."""
     per = [{"tokens": cfg.tokens_at(t), "l1": float(result["l1"][t].mean()), "psnr": float(result["psnr"][t].mean()),
             "ssim": float(result["ssim"][t].mean())} for t in range(cfg.iterations)]
     l1 = [row["l1"] for row in per]
-    return {"per_iteration": per, "vqgan_psnr": float(np.mean(base_psnr(tok, [im for im, _ in items]))),
+    return {"per_iteration": per, "base": cfg.base_name,
+            "base_psnr": float(np.mean(base_psnr(tok, [im for im, _ in items]))),
             "l1_falls_every_iteration": all(a > b for a, b in itertools.pairwise(l1))}
 
 
@@ -336,7 +337,7 @@ def plot(report, results, sets, comp_of, cfg, out: Path) -> None:
             continue
         per = report[key]["per_iteration"]
         line, = ax[0].plot([r["tokens"] for r in per], [r["psnr"] for r in per], "o-", label=f"ALIT, {labels[name]}")
-        ax[0].axhline(report[key]["vqgan_psnr"], color=line.get_color(), ls="--",
+        ax[0].axhline(report[key]["base_psnr"], color=line.get_color(), ls="--",
                       label="its own VAE" if cfg.vae is not None else "its own VQGAN")
     ax[0].set(xlabel="tokens", ylabel="PSNR (dB)", title="reconstruction per iteration")
     ax[0].legend(fontsize=7)

@@ -132,7 +132,8 @@ def test_evaluation_report_end_to_end(tiny_data, tmp_path, test_photos, vae):
     # the base tokenizer's own PSNR on the photos: its VQGAN's codes, or its VAE's latents, decoded
     photos = to_tensor([im for im, _ in eval_sets(str(index), 64, 2, 1234)["photos"]])
     alone = load_tokenizer(str(ck), device="cpu").base_reconstruction(photos).psnr.mean().item()
-    assert saved["reconstruction"]["vqgan_psnr"] == pytest.approx(alone, abs=1e-4)
+    assert saved["reconstruction"]["base_psnr"] == pytest.approx(alone, abs=1e-4)
+    assert saved["reconstruction"]["base"] == ("vae" if vae else "vqgan")
     assert saved["resolution"] == 64 and len(saved["reconstruction"]["per_iteration"]) == 4
     assert set(saved["complexity"]) == {"png_bpp", "jpeg_bpp", "entropy", "edge_density", "high_freq_energy"}
     sets = {"photos", "scenes", "simple", "ood_text", "ood_texture"}
