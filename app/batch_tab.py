@@ -12,7 +12,7 @@ import gradio as gr
 import alit_core
 from alit_core import ALITError
 
-from . import explorer, figures
+from . import explorer
 from .choices import KARL_QUALITY, L1, download_progress
 from .explorer import BUNDLED, is_karl
 from .status import Refused, status_md
@@ -70,5 +70,5 @@ class BatchHandlers:
                                   "is kept)" if missed else "")]
         skipped = [f"{len(errors)} file(s) skipped: " + "; ".join(errors[:5])] if errors else []
         return {ui.batch_table: gr.update(value=table, headers=BATCH_COLUMNS),
-                ui.batch_plot: figures.complexity_scatter(self.reference(model), measure, rows),
+                ui.batch_plot: self.complexity_figure(model, measure, rows),
                 ui.batch_csv: str(out), ui.batch_status: status_md(notes=notes, left_out=skipped)}

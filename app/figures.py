@@ -224,8 +224,11 @@ def budget_counts(budgets: list[int], tokens: list[int]) -> go.Figure:
     return fig
 
 
-def complexity_scatter(reference: list[dict], measure: str, current: dict | list[dict] | None = None) -> go.Figure:
+def complexity_scatter(reference: list[dict], measure: str, current: dict | list[dict] | None = None,
+                       reference_threshold: float | None = None) -> go.Figure:
     """Token count against a complexity measure for a reference set, with the visitor's images as stars.
+    reference_threshold: the L1 threshold the reference was counted at, named above its legend (the visitor's
+    images are at the page's criterion, which may be another).
 
     One image (a dict) is named in the legend; several (a list, the Batch tab) are one trace, named
     on hover: labels next to the points would cover each other and the reference set.
@@ -251,8 +254,9 @@ def complexity_scatter(reference: list[dict], measure: str, current: dict | list
         fig.add_annotation(text="no reference set for this model: the reference images are counted by the bundled "
                                 "models only", xref="paper", yref="paper", x=0, y=1.02, xanchor="left",
                            yanchor="bottom", showarrow=False, font=dict(size=11, color="grey"))
+    title = dict(text=f"reference at L1 < {reference_threshold:g}") if reference and reference_threshold else None
     fig.update_layout(margin=dict(l=50, r=20, t=30, b=40), height=360, xaxis_title=measure.replace("_", " "),
-                      yaxis=dict(title="selected tokens", dtick=32), legend=LEGEND_RIGHT)
+                      yaxis=dict(title="selected tokens", dtick=32), legend={**LEGEND_RIGHT, "title": title})
     return fig
 
 

@@ -59,7 +59,7 @@ ITERATION_LABELS = {False: "Iteration (0 = the first 32 tokens)",
                     True: "Pass of the budget sweep (0 = the smallest budget)"}
 
 
-def load_references() -> dict[str | None, list[dict]]:
+def load_references() -> dict[str, dict]:
     """The reference sets shipped beside the bundled models (alit_train.reference), each the counts of its own
     model, by that model's source (None: the default model, `reference_set.json`; "bundled:<name>":
     `reference_set_<name>.json`)."""
@@ -68,7 +68,8 @@ def load_references() -> dict[str | None, list[dict]]:
         path = explorer.ASSETS / ("reference_set.json" if name == "default" else
                                   f"reference_set_{name.replace('-', '_')}.json")
         if path.exists():
-            sets[f"bundled:{name}"] = json.loads(path.read_text())["images"]
+            data = json.loads(path.read_text())
+            sets[f"bundled:{name}"] = {"images": data["images"], "threshold": data.get("threshold")}
     return sets
 
 
@@ -80,11 +81,16 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         self.references = load_references()
 
     # --- helpers ---------------------------------------------------------------------------------
-    def reference(self, model) -> list[dict]:
-        """The reference set of the model the page names, counted by that model; none for a model shipped
-        without one (another model's counts beside this one's would mislead)."""
+    def reference(self, model) -> dict:
+        """The reference set of the model the page names, counted by that model ({"images", "threshold"}); no
+        images for a model shipped without one (another model's counts beside this one's would mislead)."""
         source = (None if model in (None, "", BUNDLED) else model) or self.cache.default_source or "bundled:default"
-        return self.references.get(source, [])
+        return self.references.get(source, {"images": [], "threshold": None})
+
+    def complexity_figure(self, model, measure: str, current):
+        """The complexity scatter of `current` (one image's row, or the Batch tab's rows) over the model's reference."""
+        ref = self.reference(model)
+        return figures.complexity_scatter(ref["images"], measure, current, ref["threshold"])
 
     def tokenizer(self, model: str, device: str | None, dtype: str, progress=None):
         try:
@@ -215,7 +221,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
             ui.gallery: self.gallery(run, selected),
             ui.compare: (original, recon),
             ui.curve: curve,
-            ui.scatter: figures.complexity_scatter(self.reference(run.model), measure, row),
+            ui.scatter: self.complexity_figure(run.model, measure, row),
             ui.comp: figures.compression_bars(explorer.compression(rec, selected)),
             ui.metrics: self.metrics_md(rec, selected, crit, len(rec.tokens), run.model_iterations, run.shown),
             ui.selected: selected,
@@ -377,7 +383,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
 
     def complexity_plot(self, run: Run | None, selected, measure):
         row = explorer.complexity_row(run.rec, int(selected)) if run and run.done and selected is not None else None
-        return {self.ui.scatter: figures.complexity_scatter(self.reference(run.model if run else None), measure, row)}
+        return {self.ui.scatter: self.complexity_figure(run.model if run else None, measure, row)}
 
     def panel(self, run: Run, t: int, selected: int | None) -> dict:
         """The panel above the gallery at iteration t: its reconstruction, halted positions, error per position

@@ -127,19 +127,21 @@ def test_the_reference_set_is_the_models_own_and_none_for_a_model_without_one(pa
     root = Path(__file__).resolve().parent.parent / "assets"
     v1, v2 = (json.loads((root / f).read_text())["images"] for f in ("reference_set.json",
                                                                     "reference_set_v2_preview.json"))
-    assert h.reference(BUNDLED) == v1 and h.reference("bundled:v2-preview") == v2 and v1 != v2
+    assert h.reference(BUNDLED) == {"images": v1, "threshold": 0.0574}
+    assert h.reference("bundled:v2-preview") == {"images": v2, "threshold": 0.07672} and v1 != v2
     released = "official:in100-small-vqgan-quantized"
-    assert h.reference(released) == []
+    assert h.reference(released)["images"] == []
 
-    def shown(r):  # the plot's reference points (the visitor's image is the star), and its note
+    def shown(r):  # the plot's reference points (the visitor's image is the star), its legend's title, its note
         fig = h.complexity_plot(r, 3, "png_bpp")[ui.scatter]
         points = sum(len(t.x) for t in fig.data if t.marker.symbol != "star")
-        return points, [a.text for a in fig.layout.annotations]
+        return points, fig.layout.legend.title.text, [a.text for a in fig.layout.annotations]
 
-    assert shown(run) == (len(v1), [])
-    points, note = shown(dataclasses.replace(run, model=released))  # the same rollout, as if that model's
-    assert points == 0 and note == ["no reference set for this model: the reference images are counted by the "
-                                    "bundled models only"]
+    # the reference was counted at the model's own threshold, whatever criterion the visitor's star is at
+    assert shown(run) == (len(v1), "reference at L1 < 0.0574", [])
+    points, title, note = shown(dataclasses.replace(run, model=released))  # the same rollout, as if that model's
+    assert points == 0 and title is None and note == [
+        "no reference set for this model: the reference images are counted by the bundled models only"]
 
 
 def test_export_before_a_run_says_so_in_the_status_line(page):
