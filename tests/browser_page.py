@@ -298,6 +298,12 @@ class Page:
         src = self.page.locator(f"#{elem_id} img").first.get_attribute("src")
         return src, np.asarray(Image.open(io.BytesIO(self.page.request.get(src).body())).convert("RGB"))
 
+    def export(self):
+        """The Export tab's button clicked, and its four files offered for download (the GIF comes last)."""
+        self.tab("Export")
+        self.page.get_by_role("button", name="Export JSON, NPZ, PNGs and an animated GIF").click()
+        self.page.wait_for_selector("a[download][href$='_rollout.gif']", state="attached", timeout=60_000)
+
     def download(self, name_part: str, dest: Path) -> Path:
         link = self.page.locator(f"a[download][href*='{name_part}']").first
         with self.page.expect_download() as info:

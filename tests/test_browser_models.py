@@ -103,9 +103,7 @@ def drive_vae_karl_and_offline(v: Page, library, karl: str, vae: str, tmp_path: 
     assert v.slider_max("Token (of all so far at this iteration)") == passes[0] - 1
     v.wait_text("body", rf"KARL, budget {passes[0]} \(\d+ tokens\), decoder layer")
     # exports of the sweep, downloaded and opened
-    v.tab("Export")
-    v.page.get_by_role("button", name="Export JSON, NPZ, PNGs and an animated GIF").click()
-    v.page.wait_for_selector("a[download][href$='_rollout.gif']", state="attached", timeout=60_000)
+    v.export()
     v.check("KARL export")
     data = json.loads(v.download("_tokens.json", tmp_path).read_text())
     assert data["family"] == "karl" and data["selected_tokens"] == count and data["quality"] == 0.2

@@ -78,9 +78,7 @@ def test_attention_controls_and_every_export(visitor, tmp_path):
     v.wait_text("body", r"spread evenly over the decoder's 289 inputs it would be 0\.0035")
 
     # Export: each file, downloaded and opened
-    v.tab("Export")
-    v.page.get_by_role("button", name="Export JSON, NPZ, PNGs and an animated GIF").click()
-    v.page.wait_for_selector("a[download][href$='_rollout.gif']", state="attached", timeout=60_000)
+    v.export()
     v.check("export")
     data = json.loads(v.download("_tokens.json", tmp_path).read_text())
     assert data["selected_tokens"] == selected and data["name"] == SAMPLES[CAT].name
