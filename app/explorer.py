@@ -28,11 +28,6 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUNDLED = "bundled model"
 
 
-def is_bundled(source) -> bool:
-    """A model shipped in assets/ (the default, or "bundled:<name>"): loading it costs no download."""
-    return source in (None, "", BUNDLED) or str(source).startswith("bundled:")
-
-
 def is_karl(tok) -> bool:
     """A KARL model (one pass per budget) rather than ALIT (recurrent iterations)."""
     return getattr(tok, "family", "alit") == "karl"
@@ -67,11 +62,14 @@ class ModelCache:
             raise ValueError(f"this server loads only the listed models, not local files ({source!r}); "
                              "start the app with --local-checkpoints to allow paths")
 
+    def resolve(self, source: str | None) -> str:
+        """The model a page's choice means, by one name: None, "" and BUNDLED (the list's first entry) are the
+        server's default; the default bundled model is "bundled:default" however it was named."""
+        return (None if source in (None, "", BUNDLED) else source) or self.default_source or "bundled:default"
+
     def _key(self, source: str | None, device: str | None, dtype: str) -> tuple:
-        # BUNDLED (the list's first entry) is the server's default; "bundled:default" the default bundled model by
-        # its name (listed when another model is the server's default)
-        source = (None if source in (None, "", BUNDLED) else source) or self.default_source
-        return (None if source in (None, "bundled:default") else source, device or self.default_device, dtype)
+        source = self.resolve(source)
+        return (None if source == "bundled:default" else source, device or self.default_device, dtype)
 
     def get(self, source: str | None = None, device: str | None = None, dtype: str = "float32", progress=None):
         key = self._key(source, device, dtype)
@@ -107,7 +105,7 @@ class ModelCache:
         """The tokenizer if it costs no download (in memory, or a bundled model, read from assets/), else None:
         also when the bundled file cannot be read (the run that follows says why)."""
         tok = self.peek(source, device, dtype)
-        if tok is not None or not is_bundled(self._key(source, device, dtype)[0]):
+        if tok is not None or not self.resolve(source).startswith("bundled:"):
             return tok
         try:
             return self.get(source, device, dtype)

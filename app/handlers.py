@@ -61,8 +61,8 @@ ITERATION_LABELS = {False: "Iteration (0 = the first 32 tokens)",
 
 def load_references() -> dict[str, dict]:
     """The reference sets shipped beside the bundled models (alit_train.reference), each the counts of its own
-    model, by that model's source (None: the default model, `reference_set.json`; "bundled:<name>":
-    `reference_set_<name>.json`)."""
+    model at its own threshold ({"images", "threshold"}), by that model's source ("bundled:default":
+    `reference_set.json`; another "bundled:<name>": `reference_set_<name>.json`)."""
     sets = {}
     for name in alit_core.BUNDLED_MODELS:
         path = explorer.ASSETS / ("reference_set.json" if name == "default" else
@@ -84,8 +84,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
     def reference(self, model) -> dict:
         """The reference set of the model the page names, counted by that model ({"images", "threshold"}); no
         images for a model shipped without one (another model's counts beside this one's would mislead)."""
-        source = (None if model in (None, "", BUNDLED) else model) or self.cache.default_source or "bundled:default"
-        return self.references.get(source, {"images": [], "threshold": None})
+        return self.references.get(self.cache.resolve(model), {"images": [], "threshold": None})
 
     def complexity_figure(self, model, measure: str, current):
         """The complexity scatter of `current` (one image's row, or the Batch tab's rows) over the model's reference."""
@@ -229,11 +228,10 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
 
     def model_label(self, model: str, tok) -> str:
         size = f"{tok.resolution} px, {tok.config.grid_size}x{tok.config.grid_size} grid"
-        if model in (None, "", BUNDLED):  # the server's default, which may be another model
-            model = self.cache.default_source or BUNDLED
-        if model in (BUNDLED, "bundled:default"):
+        model = self.cache.resolve(model)  # BUNDLED is the server's default, which may be another model
+        if model == "bundled:default":
             return f"the bundled model, a small ALIT we trained on a CPU ({size})"
-        if str(model).startswith("bundled:"):  # a preview of the line in training (assets/MODEL_CARD.md)
+        if model.startswith("bundled:"):  # a preview of the line in training (assets/MODEL_CARD.md)
             steps = (tok.metadata or {}).get("trained_steps")
             trained = f"trained {steps:,} steps so far, " if steps else ""
             return f"`{model}`, a preview of the model we are still training on a CPU ({trained}{size})"
