@@ -162,6 +162,9 @@ def drive_vae_karl_and_offline(v: Page, library, karl: str, vae: str, tmp_path: 
                              ".filter(t => t.marker.symbol !== 'star')"
                              ".flatMap(t => t.text.map((n, i) => [n, Math.round(t.y[i] / 32) * 32]))")  # (jittered)
     assert sorted(map(tuple, points)) == sorted((r["name"], r["tokens"]) for r in shipped)
+    legend = v.page.evaluate("() => document.querySelector('#scatter .js-plotly-plot').layout.legend.title.text")
+    assert legend == f"reference at L1 < {preview.default_threshold:g}"  # the threshold those counts are at
+    assert v.page.locator("#scatter .legendtitletext").text_content() == legend  # drawn on the page (SVG)
     v.tab("How it works")
     v.wait_text("body", r"bundled:v2-preview, a preview of the model we are still training on a CPU \(trained "
                         r"[\d,]+ steps so far, 128 px, 16x16 grid\)")
