@@ -12,6 +12,7 @@ from alit_core.files.checkpoints import save_checkpoint
 from alit_core.model.alit import ALIT
 from alit_core.model.config import ALITConfig
 
+from .calibration import MAX_FALLBACK
 from .streams import SceneStream
 from .train_config import DEFAULT_MIX
 from .training_state import state_weights
@@ -34,13 +35,13 @@ def calibrate_threshold(model: ALIT, index: str, n: int = 64, seed: int = 99) ->
 
 def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | None = None,
            calibrate: str | None = None, weights: str = "ema", vqgan_decoder: str | None = None,
-           calibrate_photos: str | None = None) -> Path:
+           calibrate_photos: str | None = None, max_fallback: float = MAX_FALLBACK) -> Path:
     """Write the EMA weights of an ALIT training checkpoint (a full one or a compact state) in the alit_core
     format.
 
     calibrate: a data index; sets the model's default threshold with `calibrate_threshold`, or, with
     calibrate_photos (a split of that index, e.g. 'calib'), from that split's whole photos
-    (`alit_train.calibration`); the latter also records in the metadata the attention iteration and
+    (`alit_train.calibration`, at most `max_fallback` of them falling back); the latter also records in the metadata the attention iteration and
     layer that segment validation scenes best, with their FG-ARI on other scenes (the app's default).
     weights: "ema" (the average) or "model" (the last step's weights; better after a short final
     phase that the average has not caught up with).
@@ -64,15 +65,16 @@ def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | 
         model = model.to(getattr(torch, dtype)).float()
         if calibrate_photos:
             command = (f"python -m alit_train.train export {checkpoint} {dest} --calibrate {calibrate} "
-                       f"--calibrate-photos {calibrate_photos}")
-            meta.update(calibrate_on_photos(model, calibrate, calibrate_photos, command))
+                       f"--calibrate-photos {calibrate_photos} --max-fallback {max_fallback}")
+            meta.update(calibrate_on_photos(model, calibrate, calibrate_photos, command, max_fallback))
         else:
             model.cfg = replace(model.cfg, selection_threshold=calibrate_threshold(model, calibrate))
     meta.update(metadata or {})
     return save_checkpoint(model, dest, metadata=meta, dtype=getattr(torch, dtype))
 
 
-def calibrate_on_photos(model: ALIT, index: str, split: str, command: str) -> dict:
+def calibrate_on_photos(model: ALIT, index: str, split: str, command: str,
+                        max_fallback: float = MAX_FALLBACK) -> dict:
     """Set model's default threshold from the whole photos of a split (`alit_train.calibration`); the
     metadata that records it and the attention iteration and layer that segment validation scenes best,
     with their FG-ARI on other scenes (the app's default view)."""
@@ -83,7 +85,7 @@ def calibrate_on_photos(model: ALIT, index: str, split: str, command: str) -> di
     from .evaluate import discovery_by_layer
 
     photos = whole_photos(index, split, model.cfg.resolution)
-    found = calibrate_on(l1_curves(Tokenizer(model, "cpu"), photos), model.cfg.latents_per_iteration)
+    found = calibrate_on(l1_curves(Tokenizer(model, "cpu"), photos), model.cfg.latents_per_iteration, max_fallback)
     model.cfg = replace(model.cfg, selection_threshold=found["threshold"])
     disc = discovery_by_layer(model, index, n=32, seed=1234)
     return {"calibration": {**found, "split": split},
@@ -91,7 +93,7 @@ def calibrate_on_photos(model: ALIT, index: str, split: str, command: str) -> di
                                  **disc["chosen_on_validation"], "command": command}}
 
 
-def recalibrate(checkpoint: str, dest: str, index: str, split: str) -> Path:
+def recalibrate(checkpoint: str, dest: str, index: str, split: str, max_fallback: float = MAX_FALLBACK) -> Path:
     """A shipped ALIT checkpoint with its default threshold calibrated on a split's whole photos (and the
     attention default recorded), its weights and dtype unchanged, its other metadata kept."""
     from alit_core.files.checkpoints import model_from_checkpoint, read_metadata
@@ -101,6 +103,7 @@ def recalibrate(checkpoint: str, dest: str, index: str, split: str) -> Path:
     shipped = saved.get("state_dict") or {}  # our format; an official file is written in float32
     dtype = next((v.dtype for v in shipped.values() if v.is_floating_point()), torch.float32)
     meta = read_metadata(saved)
-    meta.update(calibrate_on_photos(model, index, split, f"python -m alit_train.train recalibrate {checkpoint} "
-                                                         f"{dest} --calibrate {index} --calibrate-photos {split}"))
+    command = (f"python -m alit_train.train recalibrate {checkpoint} {dest} --calibrate {index} "
+               f"--calibrate-photos {split} --max-fallback {max_fallback}")
+    meta.update(calibrate_on_photos(model, index, split, command, max_fallback))
     return save_checkpoint(model, dest, metadata=meta, dtype=dtype)

@@ -39,6 +39,7 @@ from alit_core.model.vae import KLVAE
 from alit_core.model.vqgan import VQGAN
 from alit_core.running.devices import faster_precision
 
+from .calibration import MAX_FALLBACK
 from .code_pack import PackStream, base_state
 from .codebook_growth import grow_codebook
 from .export import export, recalibrate
@@ -508,11 +509,14 @@ def main(argv: list[str] | None = None) -> int:
     x = sub.add_parser("extend-log", help="add to a line's one log the rows of a run's metrics.jsonl it lacks")
     x.add_argument("log")
     x.add_argument("run_metrics")
+    fallback_help = (f"with calibration on whole photos: at most this fraction of them may fall back "
+                     f"(default {MAX_FALLBACK}, half the 10%% allowed on unseen photos; alit_train/calibration.py)")
     r = sub.add_parser("recalibrate", help="a shipped checkpoint's default threshold calibrated on a split's whole photos")
     r.add_argument("checkpoint")
     r.add_argument("dest")
     r.add_argument("--calibrate", metavar="INDEX", default="data/index.json", help="the data index")
     r.add_argument("--calibrate-photos", metavar="SPLIT", default="calib", help="the split whose whole photos to use")
+    r.add_argument("--max-fallback", type=float, default=MAX_FALLBACK, help=fallback_help)
     e = sub.add_parser("export")
     e.add_argument("checkpoint")
     e.add_argument("dest")
@@ -522,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--calibrate-photos", metavar="SPLIT",
                    help="with --calibrate: calibrate on this split's whole photos instead (e.g. calib), and record "
                         "the attention iteration and layer that find objects best")
+    e.add_argument("--max-fallback", type=float, default=MAX_FALLBACK, help=fallback_help)
     e.add_argument("--vqgan-decoder", metavar="CHECKPOINT",
                    help="take the VQGAN decoder from this training checkpoint (a decoder-only e2e run)")
     args = p.parse_args(argv)
@@ -535,11 +540,12 @@ def main(argv: list[str] | None = None) -> int:
         print(extend_log(args.log, args.run_metrics))
         return 0
     if args.stage == "recalibrate":
-        print(recalibrate(args.checkpoint, args.dest, args.calibrate, args.calibrate_photos))
+        print(recalibrate(args.checkpoint, args.dest, args.calibrate, args.calibrate_photos, args.max_fallback))
         return 0
     if args.stage == "export":
         print(export(args.checkpoint, args.dest, args.dtype, calibrate=args.calibrate, weights=args.weights,
-                     vqgan_decoder=args.vqgan_decoder, calibrate_photos=args.calibrate_photos))
+                     vqgan_decoder=args.vqgan_decoder, calibrate_photos=args.calibrate_photos,
+                     max_fallback=args.max_fallback))
         return 0
     cfg = TrainConfig(**{k: v for k, v in vars(args).items()})
     train(cfg)

@@ -69,7 +69,7 @@ def test_a_link_keeps_another_models_threshold_that_the_visitor_changed(chromium
     v.context.grant_permissions(["clipboard-read", "clipboard-write"])
     v.tab("Explore")
     v.choose(MODEL_BOX, "bundled:v2-preview")
-    label = "L1 threshold (0 to 1; this model's own: 0.07672)"
+    label = "L1 threshold (0 to 1; this model's own: 0.07705)"
     v.page.get_by_label(label, exact=True).wait_for()
     v.radio("L1 threshold")
     v.example(CAT)

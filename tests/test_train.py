@@ -400,11 +400,12 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     saved = torch.load(tmp_path / "m.pt", weights_only=True)
     meta = saved["metadata"]
     assert meta["calibration"]["split"] == "val" and meta["calibration"]["images"] == 1
+    assert meta["calibration"]["max_fallback"] == 0.05 and "--max-fallback 0.05" in meta["object_discovery"]["command"]
     assert saved["config"]["selection_threshold"] == meta["calibration"]["threshold"]
     assert {"fg_ari", "grid_fg_ari", "iteration", "layer", "command"} <= meta["object_discovery"].keys()
     # a shipped checkpoint recalibrated on another split: the same weights and dtype, the rest of its metadata kept
     assert main(["recalibrate", str(tmp_path / "m.pt"), str(tmp_path / "r.pt"), "--calibrate",
-                 str(tiny_data / "index.json"), "--calibrate-photos", "train"]) == 0
+                 str(tiny_data / "index.json"), "--calibrate-photos", "train", "--max-fallback", "0.2"]) == 0
     again = torch.load(tmp_path / "r.pt", weights_only=True)
     assert again["state_dict"].keys() == saved["state_dict"].keys()
     assert all(torch.equal(again["state_dict"][k], v) and again["state_dict"][k].dtype == v.dtype
@@ -412,6 +413,7 @@ def test_code_pack_trains_like_fresh_images_and_compact_state_continues(tiny_dat
     assert again["metadata"]["calibration"]["split"] == "train" and again["metadata"]["trained_steps"] == 5
     assert again["config"]["selection_threshold"] == again["metadata"]["calibration"]["threshold"]
     assert "recalibrate" in again["metadata"]["object_discovery"]["command"]
+    assert again["metadata"]["calibration"]["max_fallback"] == 0.2
 
 
 # slow: phase 6 (sign latents) stopped in session 9 (assets/MODEL_CARD.md); its balance term is tested below
