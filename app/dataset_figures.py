@@ -88,14 +88,23 @@ def complexity_scatter(results: DatasetResults, measure: str, cls: str | None = 
                           "<extra></extra>"))
     title = None
     if correlation is not None:
-        lo, hi = correlation["ci95"]
         sampled = f", {len(shown):,} of them drawn" if len(shown) < sum(len(r) for _, r in groups) else ""
-        title = (f"Spearman rho {correlation['rho']:.2f} (95% CI {lo:.2f} to {hi:.2f}), "
-                 f"{correlation['n']:,} images{sampled}")
+        title = f"{rho_text(correlation)}, {correlation['n']:,} images{sampled}"
     fig.update_layout(margin=dict(l=50, r=20, t=50 if title else 30, b=40), height=400, legend=LEGEND_RIGHT,
                       title=dict(text=title, font=dict(size=13)) if title else None, hovermode="closest",
                       xaxis_title=measure.replace("_", " "), yaxis=dict(title="selected tokens", dtick=step * 2))
     return fig
+
+
+def rho_text(correlation: dict) -> str:
+    """Spearman's rho with its interval, or why either is missing (alit_core.bootstrap_ci gives NaN where the
+    resamples cannot bound the estimate)."""
+    rho, (lo, hi) = correlation["rho"], correlation["ci95"]
+    if not np.isfinite(rho):
+        return "Spearman rho undefined (every image has the same count or the same value)"
+    if not np.isfinite(lo):
+        return f"Spearman rho {rho:.2f} (no 95% CI: the counts are nearly all tied)"
+    return f"Spearman rho {rho:.2f} (95% CI {lo:.2f} to {hi:.2f})"
 
 
 def correlation_bars(rows: list[dict]) -> go.Figure:
@@ -108,9 +117,8 @@ def correlation_bars(rows: list[dict]) -> go.Figure:
     fig.add_trace(go.Bar(
         x=[r["measure"].replace("_", " ") for r in rows], y=rho, name="Spearman rho",
         error_y=dict(type="data", symmetric=False, array=hi, arrayminus=lo),
-        customdata=[[*r["ci95"], r["n"]] for r in rows],
-        hovertemplate="%{x}<br>rho %{y:.3f}<br>95% CI %{customdata[0]:.3f} to %{customdata[1]:.3f}"
-                      "<br>%{customdata[2]} images<extra></extra>"))
+        text=[rho_text(r) for r in rows], textposition="none", customdata=[r["n"] for r in rows],
+        hovertemplate="%{x}<br>%{text}<br>%{customdata} images<extra></extra>"))
     fig.update_layout(margin=dict(l=50, r=20, t=TOP_FOR_LEGEND, b=40), height=320, legend=LEGEND_ABOVE,
                       yaxis=dict(title="Spearman rho with tokens", range=[-1, 1], zeroline=True))
     return fig

@@ -104,3 +104,26 @@ def test_odd_settings_in_a_file_are_shown_as_far_as_they_go(tabs, tmp_path):
     pq.write_table(pa.table({"path": ["a.png"], "num_tokens": ["32"]}), tmp_path / "strings.parquet")
     refused = local.open_upload(str(tmp_path / "strings.parquet"), "", "file order")
     assert set(refused) == {ui.ds_status, ui.ds_file} and "column 'num_tokens' holds string" in refused[ui.ds_status]
+
+
+def test_a_folder_of_nearly_all_tied_counts_says_its_correlation_has_no_interval(tabs, tmp_path):
+    """Fifteen images at 32 tokens and the most complex one at 64: rho 0.42, but no resample can bound it
+    (alit_core.bootstrap_ci gives NaN), and the plots say so instead of an interval that excludes it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ui, _, local = tabs
+    table = pa.table({"path": [f"{i:02d}.png" for i in range(16)], "num_tokens": [32] * 15 + [64],
+                      "png_bpp": [i / 16 for i in range(16)]})
+    pq.write_table(table, tmp_path / "tied.parquet")
+    shown = local.open_path(str(tmp_path / "tied.parquet"), "", "file order")
+    title = shown[ui.ds_scatter].layout.title.text
+    assert title.startswith("Spearman rho 0.42 (no 95% CI: the counts are nearly all tied), 16 images"), title
+    bar = shown[ui.ds_corr].data[0]
+    assert list(bar.x) == ["png bpp"] and list(bar.text) == ["Spearman rho 0.42 (no 95% CI: the counts are "
+                                                            "nearly all tied)"]
+    # an ordinary interval where the counts vary: the bar's hover names it
+    table = table.set_column(1, "num_tokens", pa.array([32 * (1 + i // 2) for i in range(16)]))
+    pq.write_table(table, tmp_path / "spread.parquet")
+    bar = local.open_path(str(tmp_path / "spread.parquet"), "", "file order")[ui.ds_corr].data[0]
+    assert bar.text[0] == "Spearman rho 0.99 (95% CI 0.99 to 1.00)", bar.text[0]

@@ -21,12 +21,19 @@ def spearman(x, y) -> float:
 
 def bootstrap_ci(x, y, n: int = 1000, seed: int = 0, max_points: int | None = 5000,
                  level: float = 0.95) -> tuple[float, float]:
-    """The percentile bootstrap interval of Spearman's rho: `n` resamples of the pairs, with replacement.
+    """The bias-corrected percentile bootstrap interval of Spearman's rho: `n` resamples of the pairs,
+    with replacement.
 
+    Bias-corrected (Efron's BC): the percentiles are moved by how far off centre the estimate sits among
+    the resamples' rhos, which matters where their distribution is skewed. Where the counts are nearly all
+    tied (all but one image at 32 tokens), resampling changes the ties themselves: a resample without the
+    odd image has no rho, one with it twice a larger one, so the estimate can lie outside every resample's
+    rho, and the plain percentile interval excluded its own estimate in 26 of 200 such sets
+    (`tests/test_dataset_results.py`). The bootstrap says nothing there: NaN, NaN.
     max_points: above this many pairs, each resample draws this many (a fixed-size subsample keeps a
     10^6-row dataset's interval to a second; it is then a little wider than the full data's).
-    NaN, NaN when no resample has a defined rho (constant inputs)."""
-    from scipy.stats import rankdata
+    NaN, NaN too when no resample has a defined rho (constant inputs)."""
+    from scipy.stats import norm, rankdata
 
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if len(x) != len(y):
@@ -43,8 +50,16 @@ def bootstrap_ci(x, y, n: int = 1000, seed: int = 0, max_points: int | None = 50
     rhos = rhos[np.isfinite(rhos)]
     if not len(rhos):
         return float("nan"), float("nan")
-    tail = 100 * (1 - level) / 2
-    return float(np.percentile(rhos, tail)), float(np.percentile(rhos, 100 - tail))
+    estimate = spearman(x, y)
+    if not np.isfinite(estimate):  # constant in the data, though not in every resample of a subsample
+        return float("nan"), float("nan")
+    below = (np.sum(rhos < estimate) + 0.5 * np.sum(rhos == estimate)) / len(rhos)
+    z0 = norm.ppf(np.clip(below, 0.5 / len(rhos), 1 - 0.5 / len(rhos)))
+    z = norm.ppf((1 - level) / 2)
+    lo, hi = np.percentile(rhos, [100 * norm.cdf(2 * z0 + z), 100 * norm.cdf(2 * z0 - z)])
+    if not lo <= estimate <= hi:
+        return float("nan"), float("nan")
+    return float(lo), float(hi)
 
 
 def _rank_pearson(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
