@@ -333,8 +333,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
                                     label=ITERATION_LABELS[rec.karl]),
             ui.head: gr.update(choices=["mean", *map(str, range(heads))], value="mean"),
             ui.clicked: None,  # a position clicked on the previous image means nothing on this one
-            ui.how: texts.how_it_works(self.model_label(model, tok), tok.metadata, karl=rec.karl,
-                                       base=getattr(tok.config, "base_name", "vqgan")),
+            ui.how: texts.how_it_works(self.model_label(model, tok), tok.config, tok.metadata, karl=rec.karl),
             # the whole sweep once more at the end (a streamed update the page skipped would leave it short)
             ui.budget_plot: gr.update(visible=rec.karl, value=figures.budget_counts(rec.budgets, rec.tokens)
                                       if rec.karl else None),

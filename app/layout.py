@@ -170,7 +170,7 @@ def make_page(cache: ModelCache, device_choices: list[str], default_device: str,
                 dataset.layout()
             with gr.Tab("How it works", id="how") as ui.tab_how:
                 label = h.model_label(BUNDLED, tok)
-                ui.how = gr.Markdown(texts.how_it_works(label, tok.metadata, base=getattr(tok.config, "base_name", "vqgan")))
+                ui.how = gr.Markdown(texts.how_it_works(label, tok.config, tok.metadata))
         # The UI's own endpoints are callable by name (tests, benchmarks/app_latency.py, benchmarks/app_soak.py) but left out of the
         # API page, whose one documented endpoint is /tokenize. Every event that computes rollouts
         # (/explore, /compare, /batch, /tokenize) shares one queue slot group: at most --concurrency at once.

@@ -85,20 +85,19 @@ Freeman, ICLR 2025, [arXiv 2411.02393](https://arxiv.org/abs/2411.02393)) turns 
 **variable** number of 1D tokens.
 
 ```
- image {encoder}► 16x16 image tokens ─┐
-                                              ▼
-   ┌──────────────► encoder transformer ◄── + 32 new latent tokens (each iteration)
+{top}
+   ┌──────────────► encoder transformer ◄── + {per} new latent tokens (each iteration)
    │                        │
-   │             latent tokens so far (32, 64, ... 256)
+   │             latent tokens so far ({counts})
    │                        ▼
    │                 decoder transformer ──► {output} for every 2D position ──► pixels
    │                        │
    └── image tokens that are already well predicted are masked (dynamic halting)
 ```
 
-1. Every **iteration** adds 32 latent tokens and lets the encoder refine the old ones, while it
+1. Every **iteration** adds {per} latent tokens and lets the encoder refine the old ones, while it
    looks at the image tokens again. Iterations are numbered from 0, here as in the exports and the
-   command line: iteration *t* has 32 x (*t* + 1) tokens.
+   command line: iteration *t* has {per} x (*t* + 1) tokens.
 2. After each iteration the decoder reconstructs the image from the tokens so far. The first
    iteration whose reconstruction error is below a **threshold** gives the image's token count:
    simple images stop early, complex or unfamiliar ones need more.
@@ -134,11 +133,16 @@ the same authors. Where ALIT adds 32 tokens per iteration and re-runs, KARL deci
 BASE_WORDS = {"vqgan": ("──VQGAN encoder──", "VQGAN code"), "vae": ("──VAE encoder────", "VAE latent")}
 
 
-def how_it_works(model: str, metadata: dict | None, karl: bool = False, base: str = "vqgan") -> str:
-    """The How it works tab for a model (its label, its file's metadata, its family and its base tokenizer,
-    `ALITConfig.base_name`)."""
+def how_it_works(model: str, config, metadata: dict | None, karl: bool = False) -> str:
+    """The How it works tab for a model: its label, its configuration (an ALITConfig: the grid, the tokens
+    per iteration and the base tokenizer the text names are this model's), its file's metadata, its family."""
     if karl:
         return HOW_KARL.format(model=model)
-    encoder, output = BASE_WORDS[base]
+    encoder, output = BASE_WORDS[config.base_name]
+    g = config.grid_size
+    top = f" image {encoder}► {g}x{g} image tokens ─┐"
+    top += "\n" + " " * top.index("┐") + "▼"  # the arrow under the corner, whatever the grid's digits
+    counts = [config.tokens_at(t) for t in range(config.iterations)]
+    counts = ", ".join(map(str, counts)) if len(counts) <= 3 else f"{counts[0]}, {counts[1]}, ... {counts[-1]}"
     return HOW_IT_WORKS.format(finding=attention_finding(object_discovery(metadata)), model=model, encoder=encoder,
-                               output=output)
+                               output=output, top=top, per=config.latents_per_iteration, counts=counts)

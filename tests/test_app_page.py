@@ -354,11 +354,25 @@ def test_the_bundled_models_attention_is_described_by_its_own_numbers(page, run)
     assert attn[ui.finding] == finding
 
 
-def test_how_it_works_names_the_models_base_tokenizer_in_a_diagram_that_still_meets():
-    for base, encoder, output in (("vqgan", "VQGAN encoder", "VQGAN code"), ("vae", "VAE encoder", "VAE latent")):
-        text = texts.how_it_works("a model", {}, base=base)
+def test_how_it_works_names_the_models_base_tokenizer_and_sizes_in_a_diagram_that_still_meets():
+    from conftest import small_config
+
+    from alit_core import PRESETS, VAEConfig, VQGANConfig
+
+    vae = VAEConfig(resolution=64, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1)
+    for config, encoder, output, grid, tokens in (
+            (PRESETS["explorer_64"], "VQGAN encoder", "VQGAN code", "16x16", "32, 64, ... 256"),
+            (small_config(vae=vae), "VAE encoder", "VAE latent", "16x16", "4, 8, ... 16"),
+            (small_config(patch_size=8, iterations=3, vqgan=VQGANConfig(resolution=64, ch=32, ch_mult=(1, 1, 2, 2),
+                                                                        z_channels=64, codebook_size=128)),
+             "VQGAN encoder", "VQGAN code", "8x8", "4, 8, 12")):
+        text = texts.how_it_works("a model", config, {})
         assert f"──{encoder}──" in text and f"──► {output} for every 2D position ──► pixels" in text
-        assert ("VQGAN" in text) == (base == "vqgan")
+        assert ("VQGAN" in text) == (config.base_name == "vqgan")
+        per = config.latents_per_iteration
+        assert f"► {grid} image tokens" in text and f"latent tokens so far ({tokens})" in text
+        assert f"+ {per} new latent tokens" in text and f"iteration *t* has {per} x (*t* + 1) tokens" in text
+        assert ("32" in text.split("```")[1]) == (per == 32)  # no other model's count in the diagram
         lines = text.split("```")[1].splitlines()
         corner = next(i for i, line in enumerate(lines) if "image tokens ─┐" in line)
         assert lines[corner].index("┐") == lines[corner + 1].index("▼")  # the arrow under the corner

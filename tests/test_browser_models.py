@@ -74,6 +74,12 @@ def drive_vae_karl_and_offline(v: Page, library, karl: str, vae: str, tmp_path: 
     vae_tok = load_tokenizer(vae, device="cpu")
     n = library_tokens(vae_tok, SAMPLES[CAT], threshold=thr)
     assert re.search(rf"Selected: iteration \d+, {n} tokens", v.metrics()), (n, v.metrics())
+    # How it works tells this model's sizes, not the bundled model's 32 tokens an iteration
+    per, last = vae_tok.config.latents_per_iteration, vae_tok.config.max_tokens
+    v.tab("How it works")
+    v.wait_text("body", rf"\+ {per} new latent tokens \(each iteration\)")
+    v.wait_text("body", rf"latent tokens so far \({per}, {2 * per}, \.\.\. {last}\)")
+    v.tab("Explore")
 
     # KARL: its budget sweep streams in, ALIT's settings hide and its quality slider shows
     type_model(v, karl)
