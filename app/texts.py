@@ -118,10 +118,10 @@ Search*, Duggal et al., [arXiv 2507.07995](https://arxiv.org/abs/2507.07995)), A
 the same authors. Where ALIT adds 32 tokens per iteration and re-runs, KARL decides in **one pass**:
 
 1. The encoder sees the image tokens, a **budget** of T latent tokens and the **desired L1**
-   reconstruction error (rounded up to one of its 19 quality bins, 0.005 to 0.38).
+   reconstruction error (rounded up to one of its {bins} quality bins, {low:g} to {high:g}).
 2. A halting head marks the latents that are not needed for that quality; the decoder
    reconstructs from the others. **KARL's count** is T minus the latents that halt: its estimate
-   of how many tokens the image needs (its approximate Kolmogorov complexity), for T = 256 by default.
+   of how many tokens the image needs (its approximate Kolmogorov complexity), for T = {budget} by default.
 3. The Explore tab runs one independent pass per budget (a budget sweep): each gives a
    reconstruction and a count, and shows which latents halt. The decoder's attention from each
    image position to the latents is shown as for ALIT; a halted latent gets none.
@@ -134,10 +134,11 @@ BASE_WORDS = {"vqgan": ("──VQGAN encoder──", "VQGAN code"), "vae": ("─
 
 
 def how_it_works(model: str, config, metadata: dict | None, karl: bool = False) -> str:
-    """The How it works tab for a model: its label, its configuration (an ALITConfig: the grid, the tokens
-    per iteration and the base tokenizer the text names are this model's), its file's metadata, its family."""
+    """The How it works tab for a model: its label, its configuration (an ALITConfig or a KARLConfig: the
+    sizes, bins and base tokenizer the text names are this model's), its file's metadata, its family."""
     if karl:
-        return HOW_KARL.format(model=model)
+        bins = config.quality_bins
+        return HOW_KARL.format(model=model, bins=len(bins), low=bins[0], high=bins[-1], budget=config.encode_budget)
     encoder, output = BASE_WORDS[config.base_name]
     g = config.grid_size
     top = f" image {encoder}► {g}x{g} image tokens ─┐"

@@ -376,6 +376,11 @@ def test_how_it_works_names_the_models_base_tokenizer_and_sizes_in_a_diagram_tha
         lines = text.split("```")[1].splitlines()
         corner = next(i for i, line in enumerate(lines) if "image tokens ─┐" in line)
         assert lines[corner].index("┐") == lines[corner + 1].index("▼")  # the arrow under the corner
+    # KARL: its bins and its encode's budget (this one's largest is 64, below the official T = 256)
+    from conftest import small_karl_config
+
+    karl = texts.how_it_works("a KARL", small_karl_config(), {}, karl=True)
+    assert "one of its 19 quality bins, 0.005 to 0.38" in karl and "for T = 64 by default" in karl
 
 
 def test_without_measurements_the_page_claims_no_number(page):

@@ -92,6 +92,9 @@ def drive_vae_karl_and_offline(v: Page, library, karl: str, vae: str, tmp_path: 
     assert len(captions) == len(passes) and captions[0].startswith(f"budget {passes[0]} · "), captions
     assert captions[-1].startswith(f"★ selected · budget {top} · {count} tokens"), captions
     assert not v.page.get_by_label("Halting", exact=True).is_visible()
+    v.tab("How it works")  # KARL's text, with this model's encode budget
+    v.wait_text("body", rf"How KARL decides [\s\S]* for T = {top} by default")
+    v.tab("Explore")
     assert v.page.locator("#karl-quality").is_visible()
     assert v.page.locator("#budget-plot .js-plotly-plot").is_visible()
     v.page.wait_for_function("(n) => { const y = document.querySelector('#budget-plot .js-plotly-plot').data[1].y; "

@@ -276,7 +276,7 @@ def count_karl_flops(cfg: KARLConfig, budget: int | None = None) -> KARLFlopCoun
     Both transformers compute their last block only on the rows read next (`Transformer` rows=):
     the encoder's on the T latents, the decoder's on the P grid positions.
     """
-    t = min(cfg.default_budget, cfg.max_tokens) if budget is None else budget
+    t = cfg.encode_budget if budget is None else budget
     p, w, dw = cfg.num_positions, cfg.width, cfg.dec_width
     hidden, dec_hidden = int(w * cfg.mlp_ratio), int(dw * cfg.mlp_ratio)
     length, dec_length = 1 + p + t, p + t  # the decoder has no class or quality token

@@ -81,6 +81,11 @@ class KARLConfig(_LatentTokenizerFields):
         if list(self.quality_bins) != sorted(self.quality_bins):
             raise ValueError("quality_bins must be increasing")
 
+    @property
+    def encode_budget(self) -> int:
+        """T of `encode`: default_budget (the official 256), or the model's largest budget if smaller."""
+        return min(self.default_budget, self.max_tokens)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["quality_bins"] = list(self.quality_bins)

@@ -105,7 +105,7 @@ class KARLTokenizer(BoundModel):
     @property
     def default_budget(self) -> int:
         """T of `encode` (the official 256, or the model's largest budget if smaller)."""
-        return min(self.config.default_budget, self.config.max_tokens)
+        return self.config.encode_budget
 
     @property
     def sweep_budgets(self) -> list[int]:
