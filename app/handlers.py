@@ -29,14 +29,16 @@ from .choices import (
     CRITERIA,
     DEFAULT_PSNR,
     EXPLORE_SETTINGS,
+    HALTING_MODES,
     KARL_QUALITY,
     L1,
     L1_RANGE,
     PSNR,
     PSNR_RANGE,
-    budget_slider,
+    alit_model_controls,
     check_halting,
     download_progress,
+    iteration_label,
     named_karl,
     slider_index,
     token_slider,
@@ -55,8 +57,6 @@ MEASURE_LABELS = {"png_bpp": "PNG bits per pixel", "jpeg_bpp": "JPEG bits per pi
 ALIT_CONTROLS = ("kind", "max_iter", "halting", "seed")
 # The halting picture's label, by family (True: KARL); short, so that it does not cover the picture
 HALT_LABELS = {False: "Halted image positions (blue)", True: "Latents (blue halted, grey idle)"}
-ITERATION_LABELS = {False: "Iteration (0 = the first 32 tokens)",
-                    True: "Pass of the budget sweep (0 = the smallest budget)"}
 
 
 def load_references() -> dict[str, dict]:
@@ -299,6 +299,9 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         steps = explorer.steps(tok)
         total = steps if karl else min(int(max_iterations), steps)
         controls = self.family_controls(karl, kind, None if karl else tok.default_threshold)
+        if not karl:  # the run's own settings kept, in this model's ranges and halting modes
+            for control, sized in alit_model_controls(tok, budget, max_iterations, halting).items():
+                controls[getattr(ui, control)] = {**controls[getattr(ui, control)], **sized}
         for rec in explorer.rollout(tok, image, name, halting=halting, seed=int(seed), max_iterations=total,
                                     layer=int(layer), quality=quality):
             run.rec = rec
@@ -330,7 +333,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
             **self.views(run, crit, selected, measure),
             # a slider needs two ends: a one-iteration run shows its one iteration on a fixed slider
             ui.iteration: gr.update(value=it, maximum=max(1, len(rec.tokens) - 1), interactive=len(rec.tokens) > 1,
-                                    label=ITERATION_LABELS[rec.karl]),
+                                    label=iteration_label(rec.karl, rec.tokens[0])),
             ui.head: gr.update(choices=["mean", *map(str, range(heads))], value="mean"),
             ui.clicked: None,  # a position clicked on the previous image means nothing on this one
             ui.how: texts.how_it_works(self.model_label(model, tok), tok.config, tok.metadata, karl=rec.karl),
@@ -531,24 +534,28 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
 
 
     # --- Settings --------------------------------------------------------------------------------
-    def model_defaults(self, model, device, dtype, kind=L1):
+    def model_defaults(self, model, device, dtype, kind=L1, halting="deterministic"):
         """A model chosen under Model brings its family's settings (ALIT's criteria, iterations and halting,
-        or KARL's desired L1) and its own L1 threshold and token counts, when they are known without a
-        download (it is in memory or bundled, or it is a released checkpoint: the official 0.07, KARL's 0.05).
-        A local file shows its family's settings when it runs."""
+        or KARL's desired L1) and its own L1 threshold, token counts, iterations and halting modes (the
+        visitor's halting kept where the model takes it), when they are known without a download (it is in
+        memory or bundled, or it is a released checkpoint: the official 0.07, KARL's 0.05). A local file
+        shows its family's settings when it runs; until then every halting mode is offered."""
         ui = self.ui
         tok = self.cache.known(None if model == BUNDLED else model, device, dtype)
         karl = is_karl(tok) if tok is not None else named_karl(model)
+        every_mode = gr.update(choices=list(HALTING_MODES))
         if tok is None and not karl and not str(model).startswith("official:"):
-            return {ui.quality: gr.skip()}  # (an empty dict would be taken for one output's value)
+            return {ui.quality: gr.skip(), ui.halting: every_mode}
         update = self.family_controls(karl, kind)
         if karl:
             update[ui.quality] = gr.update(visible=True, value=tok.config.default_quality if tok else KARL_QUALITY)
         else:
             threshold = tok.default_threshold if tok is not None else alit_core.DEFAULT_THRESHOLD
             update[ui.l1] = gr.update(value=threshold, label=texts.l1_label(threshold), visible=kind == L1)
+            update[ui.halting] = {**update[ui.halting], **every_mode}  # (shown again after a KARL model)
             if tok is not None:
-                update[ui.budget] = gr.update(**budget_slider(tok.config), visible=kind == BUDGET)
+                for control, sized in alit_model_controls(tok, halting=halting).items():
+                    update[getattr(ui, control)] = {**update[getattr(ui, control)], **sized}
         return update
 
 

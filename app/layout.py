@@ -19,6 +19,7 @@ from .choices import (
     VALUE_LABELS,
     attention_layer,
     budget_slider,
+    iteration_label,
 )
 from .compare_tab import (
     COMPARE_A,
@@ -33,7 +34,7 @@ from .components import ImageUpload
 from .dataset_tab import DatasetTab
 from .explorer import ASSETS, BUNDLED, ModelCache
 from .files import OutputDir
-from .handlers import HALT_LABELS, ITERATION_LABELS, MEASURE_LABELS, Handlers
+from .handlers import HALT_LABELS, MEASURE_LABELS, Handlers
 from .status import status_md
 
 # The status lines keep an error readable (red) until the next action; notes are quieter.
@@ -244,8 +245,7 @@ def explore_settings(ui: Ui, cache: ModelCache, tok, device_choices: list[str], 
         ui.max_iter = gr.Slider(1, cfg.iterations, value=cfg.iterations, step=1,
                                 label="Maximum iterations")
         with gr.Row():
-            ui.halting = gr.Dropdown(["deterministic", "stochastic", "off"], value="deterministic",
-                                     label="Halting")
+            ui.halting = gr.Dropdown(list(tok.halting_modes), value="deterministic", label="Halting")
             ui.seed = gr.Number(value=0, precision=0, label="Seed (stochastic)")
         # KARL's own setting (shown for a KARL model, with ALIT's criteria, iterations and
         # halting hidden): the desired L1 its single pass is conditioned on
@@ -293,7 +293,7 @@ def explore_below(ui: Ui, tok):
         with gr.Tab("Attention", id="attention") as ui.tab_attention:
             with gr.Row():
                 ui.iteration = gr.Slider(0, cfg.iterations - 1, value=cfg.iterations - 1, step=1,
-                                         label=ITERATION_LABELS[False])
+                                         label=iteration_label(False, cfg.latents_per_iteration))
                 ui.token = gr.Slider(0, most - 1, value=0, step=1, label="Token (of all so far at this iteration)")
                 ui.head = gr.Dropdown(["mean"], value="mean", label="Head (mean or index)")
                 ui.opacity = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Opacity")
@@ -397,7 +397,7 @@ def wire_explore(ui: Ui, h: Handlers):
     gr.on([ui.image.upload, ui.image.clear], status_md, None, ui.status, queue=False, api_visibility="private")
     # the visitor's choice only (.input): a shared link's restore sets the model and its own threshold together,
     # and the model's defaults must not overwrite that threshold (.change fires on handler updates too)
-    ui.model.input(h.model_defaults, [ui.model, ui.device, ui.dtype, ui.kind], ui[MODEL_OUTPUTS],
+    ui.model.input(h.model_defaults, [ui.model, ui.device, ui.dtype, ui.kind, ui.halting], ui[MODEL_OUTPUTS],
                    api_visibility="private")
     panel = [ui.current, ui.halt_map, ui.error_map, ui.metrics]
     ui.play.click(h.play, [ui.record, ui.play_pace, ui.selected], [*panel, ui.status], api_visibility="private")

@@ -141,8 +141,16 @@ def test_choosing_a_model_shows_its_familys_settings(page, karl_model):
     assert h.model_label("bundled:v2-preview", tok) == (
         "`bundled:v2-preview`, a preview of the model we are still training on a CPU "
         f"(trained {tok.metadata['trained_steps']:,} steps so far, 128 px, 16x16 grid)")
+    # the preview is VAE-based: no stochastic halting offered, and a visitor's stochastic becomes deterministic
+    preview = h.model_defaults("bundled:v2-preview", "cpu", "float32", L1, "stochastic")
+    assert (preview[ui.halting]["choices"], preview[ui.halting]["value"]) == (["deterministic", "off"], "deterministic")
+    assert preview[ui.halting]["visible"] and alit[ui.halting]["visible"]  # shown again after a KARL model
+    assert (preview[ui.max_iter]["maximum"], preview[ui.max_iter]["value"]) == (8, 8)
+    back = h.model_defaults(BUNDLED, "cpu", "float32", L1, "off")  # v1 takes every mode, and keeps the visitor's
+    assert (back[ui.halting]["choices"], back[ui.halting]["value"]) == (["deterministic", "stochastic", "off"], "off")
     unknown = h.model_defaults("/some/file.pt", "cpu", "float32", L1)  # its family shows when it runs
-    assert unknown == {ui.quality: {"__type__": "update"}}  # gr.skip(): nothing changes (an empty dict is a value)
+    assert unknown == {ui.quality: {"__type__": "update"},  # gr.skip(): nothing changes (an empty dict is a value)
+                       ui.halting: {"__type__": "update", "choices": ["deterministic", "stochastic", "off"]}}
 
 
 def test_choosing_a_small_model_in_memory_keeps_the_budget_slider_in_range(page, tmp_path):
@@ -162,6 +170,28 @@ def test_choosing_a_small_model_in_memory_keeps_the_budget_slider_in_range(page,
     assert (budget["minimum"], budget["maximum"], budget["step"]) == (step, most, step)
     assert step <= budget["value"] <= most and budget["value"] % step == 0 and budget["visible"]
     assert budget["label"].endswith(f"{step} to {most})")
+
+
+def test_a_run_sizes_the_settings_and_the_iteration_slider_to_its_model(page, tmp_path):
+    """A file of a model with 4 tokens an iteration and 4 iterations, run from its path (so not known before):
+    the budget slider, the iteration limit and the attention's iteration slider then speak of its sizes, with
+    the visitor's settings kept where they fit; then the bundled model's again."""
+    from conftest import small_config
+
+    _, ui, h = page
+    torch.manual_seed(0)
+    path = str(save_checkpoint(alit_core.Tokenizer(alit_core.ALIT(small_config()), "cpu"), tmp_path / "small.pt"))
+    updates = list(h.run(str(CAT), path, "cpu", "float32", BUDGET, 0.0574, 25.0, 12, 8, "stochastic", 0, -1,
+                         "png_bpp", 0.05, progress=lambda *a, **k: None))
+    first, last = updates[0], updates[-1]
+    assert first[ui.budget]["label"] == "Token budget (the largest count that fits; 4 to 16)"
+    assert (first[ui.budget]["maximum"], first[ui.budget]["step"], first[ui.budget]["value"]) == (16, 4, 12)
+    assert (first[ui.max_iter]["maximum"], first[ui.max_iter]["value"]) == (4, 4)  # the visitor's 8 does not fit
+    assert first[ui.halting]["choices"] == ["deterministic", "stochastic", "off"]
+    assert first[ui.halting]["value"] == "stochastic"
+    assert last[ui.iteration]["label"] == "Iteration (0 = the first 4 tokens)" and last[ui.iteration]["maximum"] == 3
+    again = explore(h, BUNDLED)[-1]
+    assert again[ui.iteration]["label"] == "Iteration (0 = the first 32 tokens)"
 
 
 def test_a_released_checkpoint_offline_is_a_status_line_naming_the_address_and_the_path(page, tmp_path, monkeypatch):

@@ -74,8 +74,13 @@ def drive_vae_karl_and_offline(v: Page, library, karl: str, vae: str, tmp_path: 
     vae_tok = load_tokenizer(vae, device="cpu")
     n = library_tokens(vae_tok, SAMPLES[CAT], threshold=thr)
     assert re.search(rf"Selected: iteration \d+, {n} tokens", v.metrics()), (n, v.metrics())
-    # How it works tells this model's sizes, not the bundled model's 32 tokens an iteration
+    # the settings, sized to this model once it has run: its halting modes, its iterations, its tokens per
+    # iteration on the attention's iteration slider
     per, last = vae_tok.config.latents_per_iteration, vae_tok.config.max_tokens
+    assert v.options("Halting") == ["deterministic", "off"]
+    assert v.slider_max("Maximum iterations") == vae_tok.config.iterations == 4
+    assert v.slider_max(f"Iteration (0 = the first {per} tokens)") == 4 - 1
+    # How it works tells this model's sizes, not the bundled model's 32 tokens an iteration
     v.tab("How it works")
     v.wait_text("body", rf"\+ {per} new latent tokens \(each iteration\)")
     v.wait_text("body", rf"latent tokens so far \({per}, {2 * per}, \.\.\. {last}\)")
@@ -160,6 +165,7 @@ def drive_vae_karl_and_offline(v: Page, library, karl: str, vae: str, tmp_path: 
     # and its label names that threshold, not the default model's
     assert v.page.get_by_label(f"L1 threshold (0 to 1; this model's own: {preview.default_threshold:g})",
                                exact=True).is_visible()
+    assert v.options("Halting") == ["deterministic", "off"]  # VAE-based: no stochastic halting offered
     v.tokenize()
     v.check("the bundled v2 preview")
     n = library_tokens(preview, SAMPLES[CAT], threshold=preview.default_threshold)
