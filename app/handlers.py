@@ -57,6 +57,16 @@ MEASURE_LABELS = {"png_bpp": "PNG bits per pixel", "jpeg_bpp": "JPEG bits per pi
 ALIT_CONTROLS = ("kind", "max_iter", "halting", "seed")
 # The halting picture's label, by family (True: KARL); short, so that it does not cover the picture
 HALT_LABELS = {False: "Halted image positions (blue)", True: "Latents (blue halted, grey idle)"}
+# What a step of a run is called, by family (True: KARL, one independent pass per budget), on the controls
+# that walk through the steps
+STEP_WORDS = {
+    False: {"gallery": "Every iteration (★ = selected; click one to show it above)",
+            "play": "▶ Play through the iterations", "play_pace": "Play: seconds per iteration",
+            "token": "Token (of all so far at this iteration)"},
+    True: {"gallery": "Every pass of the budget sweep (★ = selected; click one to show it above)",
+           "play": "▶ Play through the passes", "play_pace": "Play: seconds per pass",
+           "token": "Token (of all the latents of this pass)"},
+}
 
 
 def load_references() -> dict[str, dict]:
@@ -317,8 +327,12 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
                 ui.metrics: self.metrics_md(rec, None, None, total, steps),
             }
             if t == 0:  # the status line now belongs to this run: no old error, the notes on this image
+                words = STEP_WORDS[karl]
                 update.update({ui.status: status_md(notes=run.notes), **controls,
-                               ui.halt_map: gr.update(value=update[ui.halt_map], label=HALT_LABELS[karl])})
+                               ui.halt_map: gr.update(value=update[ui.halt_map], label=HALT_LABELS[karl]),
+                               ui.gallery: gr.update(value=update[ui.gallery], label=words["gallery"]),
+                               ui.play: gr.update(value=words["play"]),  # (a button's text is its value)
+                               ui.play_pace: gr.update(label=words["play_pace"])})
             if karl:
                 update[ui.budget_plot] = gr.update(visible=True, value=figures.budget_counts(rec.budgets, rec.tokens))
             yield update
@@ -449,7 +463,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
               f"({len(legend)} tokens own a region): {swatches}")
         run.token_top = token_update["maximum"]  # once the view is drawn: what the page will get
         return {
-            ui.token: gr.update(**token_update),
+            ui.token: gr.update(**token_update, label=STEP_WORDS[rec.karl]["token"]),
             ui.overlay: run.overlay(t, k, head, opacity),
             ui.segments: run.picture(f"segments_{t}_{head}", lambda: seg),
             ui.attn_md: md,

@@ -34,7 +34,7 @@ from .components import ImageUpload
 from .dataset_tab import DatasetTab
 from .explorer import ASSETS, BUNDLED, ModelCache
 from .files import OutputDir
-from .handlers import HALT_LABELS, MEASURE_LABELS, Handlers
+from .handlers import HALT_LABELS, MEASURE_LABELS, STEP_WORDS, Handlers
 from .status import status_md
 
 # The status lines keep an error readable (red) until the next action; notes are quieter.
@@ -64,9 +64,9 @@ CSS = """
 
 # Outputs of /explore in the order gradio_client returns them: the status line first and the
 # metrics second (benchmarks/app_latency.py and the tests read them by position).
-EXPLORE_OUTPUTS = ("status", "metrics", "record", "gallery", "current", "halt_map", "error_map", "compare", "curve",
-                   "scatter", "comp", "selected", "iteration", "head", "clicked", "how", "budget_plot", "kind", "l1",
-                   "psnr", "budget", "max_iter", "halting", "seed", "quality")
+EXPLORE_OUTPUTS = ("status", "metrics", "record", "gallery", "play", "play_pace", "current", "halt_map", "error_map",
+                   "compare", "curve", "scatter", "comp", "selected", "iteration", "head", "clicked", "how",
+                   "budget_plot", "kind", "l1", "psnr", "budget", "max_iter", "halting", "seed", "quality")
 # What choosing a model sets: its family's settings and its own defaults (Handlers.model_defaults).
 MODEL_OUTPUTS = ("kind", "l1", "psnr", "budget", "max_iter", "halting", "seed", "quality", "budget_plot")
 ATTENTION_OUTPUTS = ("token", "overlay", "segments", "attn_md", "finding", "who", "status")
@@ -265,12 +265,12 @@ def explore_results(ui: Ui):
         ui.halt_map = picture(HALT_LABELS[False])
         ui.error_map = picture("Error per position")
     with gr.Row():
-        ui.play = gr.Button("▶ Play through the iterations", scale=2)
+        ui.play = gr.Button(STEP_WORDS[False]["play"], scale=2)
         # a class may want time to talk over each picture, or a quick run-through
-        ui.play_pace = gr.Slider(0.2, 3.0, value=0.8, step=0.1, label="Play: seconds per iteration", scale=1,
+        ui.play_pace = gr.Slider(0.2, 3.0, value=0.8, step=0.1, label=STEP_WORDS[False]["play_pace"], scale=1,
                                  elem_id="play-pace")
     # (contain: a one-iteration run fills the grid with its one picture, which "cover" would crop)
-    ui.gallery = gr.Gallery(label="Every iteration (★ = selected; click one to show it above)", columns=4,
+    ui.gallery = gr.Gallery(label=STEP_WORDS[False]["gallery"], columns=4,
                             height="auto", object_fit="contain", elem_id="explore-gallery", type="filepath")
     ui.compare = gr.ImageSlider(label="Original vs selected reconstruction", height=320,
                                 type="filepath", elem_id="explore-slider")
@@ -294,7 +294,7 @@ def explore_below(ui: Ui, tok):
             with gr.Row():
                 ui.iteration = gr.Slider(0, cfg.iterations - 1, value=cfg.iterations - 1, step=1,
                                          label=iteration_label(False, cfg.latents_per_iteration))
-                ui.token = gr.Slider(0, most - 1, value=0, step=1, label="Token (of all so far at this iteration)")
+                ui.token = gr.Slider(0, most - 1, value=0, step=1, label=STEP_WORDS[False]["token"])
                 ui.head = gr.Dropdown(["mean"], value="mean", label="Head (mean or index)")
                 ui.opacity = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Opacity")
             with gr.Row():

@@ -178,14 +178,15 @@ def test_token_slider_and_click_table_follow_the_iteration(page, run):
     _, ui, h = page
     assert set(ATTENTION_OUTPUTS) >= names(ui, h.attention(run, 7, 200, "mean", 0.5, None))
     early = h.attention(run, 0, 200, "mean", 0.5, (5, 9))
-    assert early[ui.token] == {"maximum": 31, "value": 31, "__type__": "update"}  # only 32 tokens at iteration 0
+    label = "Token (of all so far at this iteration)"  # (KARL's: of all the latents of this pass)
+    assert early[ui.token] == {"maximum": 31, "value": 31, "label": label, "__type__": "update"}  # 32 at iteration 0
     # the value is sent only when it must change: a token the visitor moves while a redraw runs stays
     late = h.attention(run, 7, 31, "mean", 0.5, (5, 9))
-    assert late[ui.token] == {"maximum": 255, "__type__": "update"}  # the range grew: token 31 is kept
+    assert late[ui.token] == {"maximum": 255, "label": label, "__type__": "update"}  # the range grew: 31 is kept
     moved = h.attention(run, 7, 200, "mean", 0.5, (5, 9))
-    assert moved[ui.token] == {"maximum": 255, "__type__": "update"} and "token 200 " in moved[ui.attn_md]
+    assert moved[ui.token] == {"maximum": 255, "label": label, "__type__": "update"} and "token 200 " in moved[ui.attn_md]
     shrunk = h.attention(run, 2, 20, "mean", 0.5, (5, 9))  # a token chosen meanwhile could lie above 95
-    assert shrunk[ui.token] == {"maximum": 95, "value": 20, "__type__": "update"}
+    assert shrunk[ui.token] == {"maximum": 95, "value": 20, "label": label, "__type__": "update"}
     listed = [int(row.split("|")[1]) for row in early[ui.who].splitlines() if row.startswith("| ") and
               row.split("|")[1].strip().isdigit()]
     assert len(listed) == 5 and all(k < 32 for k in listed), early[ui.who]

@@ -114,7 +114,9 @@ def drive_vae_karl_and_offline(v: Page, library, karl: str, vae: str, tmp_path: 
     v.tab("Attention")
     v.slider_end(PASS, "Home")
     v.check("KARL pass 0")
-    assert v.slider_max("Token (of all so far at this iteration)") == passes[0] - 1
+    assert v.slider_max("Token (of all the latents of this pass)") == passes[0] - 1
+    v.wait_text("#explore-gallery", r"^Every pass of the budget sweep \(★ = selected")
+    assert v.page.get_by_role("button", name="▶ Play through the passes").is_visible()
     v.wait_text("body", rf"KARL, budget {passes[0]} \(\d+ tokens\), decoder layer")
     # exports of the sweep, downloaded and opened
     v.export()
