@@ -123,7 +123,8 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
             return Criterion.make(psnr=float(psnr))
         if kind == BUDGET:
             if budget is None or not 1 <= float(budget) < float("inf"):  # (NaN fails both comparisons)
-                raise Refused(f"A token budget is a number of tokens (32, 64, ...); {budget} cannot be used.")
+                raise Refused(f"A token budget is a number of tokens, at least 1 (the largest count that fits is "
+                              f"selected); {budget} cannot be used.")
             return Criterion.make(tokens=round(float(budget)))
         if l1 is None or not L1_RANGE[0] < float(l1) <= L1_RANGE[1]:
             raise Refused(f"An L1 threshold is a mean absolute error per pixel, above {L1_RANGE[0]:g} and at most "
