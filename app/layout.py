@@ -12,6 +12,7 @@ from .choices import (
     CRITERIA,
     DEFAULT_PSNR,
     EXPLORE_SETTINGS,
+    HALTING_MODES,
     KARL_QUALITY,
     L1,
     PSNR,
@@ -121,7 +122,7 @@ def compare_settings(ui: Ui, side: str, model_list: list[str], local_paths: bool
     setattr(ui, f"cmp_model_{s}", gr.Dropdown(model_list, value=BUNDLED, allow_custom_value=local_paths,
                                               label=f"Model {side}", elem_id=f"cmp-model-{s}"))
     with gr.Row():
-        setattr(ui, f"cmp_halting_{s}", gr.Dropdown(["deterministic", "stochastic", "off"], value="deterministic",
+        setattr(ui, f"cmp_halting_{s}", gr.Dropdown(list(HALTING_MODES), value="deterministic",
                                                     label=f"Halting {side}", elem_id=f"cmp-halting-{s}"))
         setattr(ui, f"cmp_kind_{s}", gr.Dropdown(CRITERIA, value=kind, label=f"Criterion {side}",
                                                  elem_id=f"cmp-kind-{s}"))
@@ -429,6 +430,8 @@ def wire_compare(ui: Ui, h: Handlers) -> list:
         # (.input: a restored comparison's model and value arrive together, see wire_explore)
         gr.on([kind.input, model.input], lambda k, m, side=side.upper(): h.compare_value(k, m, side),
               [kind, model], getattr(ui, f"cmp_value_{side}"), api_visibility="private")
+        halting = getattr(ui, f"cmp_halting_{side}")
+        model.input(h.compare_halting, [model, halting], halting, api_visibility="private")
     return mode_outputs
 
 

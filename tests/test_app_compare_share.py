@@ -197,6 +197,12 @@ def test_compare_another_model_of_other_counts_and_a_halting_mode_it_lacks(page,
     view = h.compare_view(cmp, 7, 100)
     assert "**B** at iteration 3 (its last: 4 iterations): 16 tokens" in view[ui.cmp_view_md]
     assert view[ui.cmp_token]["value"] == 15  # a token both runs have
+    # now that the server holds it, choosing it again offers only its modes; an unknown file offers every one
+    assert h.compare_halting(model, "stochastic") == {"choices": ["deterministic", "off"], "value": "deterministic",
+                                                      "__type__": "update"}
+    assert h.compare_halting(str(tmp_path / "other.pt"), "stochastic")["choices"] == ["deterministic", "stochastic",
+                                                                                       "off"]
+    assert h.compare_halting(BUNDLED, "off")["value"] == "off"
 
 
 def test_compare_controls_follow_the_mode_criterion_and_model(page):

@@ -126,11 +126,16 @@ def test_compare_two_images_then_one_image_under_two_settings(visitor, library, 
     v.check("compare with an unknown model", refused="B: unknown official checkpoint 'nope'")
 
 
-def test_compare_the_bundled_model_with_another_model(visitor, library, vae_model):
+def test_compare_the_bundled_model_with_another_model(visitor, library, vae_model, tmp_path):
     """B: another model file (a VAE-based model of other counts and iterations): the halting mode it
-    lacks is refused, then both run, aligned on the shared slider."""
+    lacks is refused, then both run, aligned on the shared slider. A model the server knows (the v2
+    preview) offers only the halting modes it takes."""
+    import shutil
+
     from alit_core import load_tokenizer
 
+    # a file of its own: one this server already holds would not offer stochastic halting to be refused
+    vae_model = str(shutil.copy(vae_model, tmp_path / "vae_for_compare.pt"))
     v = visitor
     v.tab("Compare")
     v.radio("one image, two models or settings")
@@ -159,3 +164,9 @@ def test_compare_the_bundled_model_with_another_model(visitor, library, vae_mode
     v.wait_text("#compare-view", r"A at iteration 7: 256 tokens[\s\S]*B at iteration 3 \(its last: 4 iterations\): "
                                  r"16 tokens")
     assert v.slider_max("Token (one that both runs have)") == 15
+    # a bundled VAE-based model chosen for B: its halting list is its own at once
+    v.choose("Halting B", "stochastic")  # (the file's list came before it was known)
+    v.choose("Model B", "bundled:v2-preview")
+    v.page.wait_for_function("() => document.querySelector('#cmp-halting-b input').value === 'deterministic'",
+                             timeout=10_000)
+    assert v.options("Halting B") == ["deterministic", "off"]
