@@ -225,10 +225,11 @@ def budget_counts(budgets: list[int], tokens: list[int]) -> go.Figure:
 
 
 def complexity_scatter(reference: list[dict], measure: str, current: dict | list[dict] | None = None,
-                       reference_threshold: float | None = None) -> go.Figure:
+                       reference_threshold: float | None = None, token_step: int | None = 32) -> go.Figure:
     """Token count against a complexity measure for a reference set, with the visitor's images as stars.
     reference_threshold: the L1 threshold the reference was counted at, named above its legend (the visitor's
     images are at the page's criterion, which may be another).
+    token_step: the model's tokens per iteration, the y axis's tick step (None: plotly's own ticks).
 
     One image (a dict) is named in the legend; several (a list, the Batch tab) are one trace, named
     on hover: labels next to the points would cover each other and the reference set.
@@ -239,7 +240,8 @@ def complexity_scatter(reference: list[dict], measure: str, current: dict | list
     for g in groups:
         rows = [r for r in reference if r.get("group", "reference") == g]
         fig.add_trace(go.Scatter(
-            x=[r[measure] for r in rows], y=[r["tokens"] + rng.uniform(-3, 3) for r in rows], mode="markers",
+            x=[r[measure] for r in rows], y=[r["tokens"] + rng.uniform(-3, 3) * (token_step or 32) / 32 for r in rows],
+            mode="markers",
             name=g, text=[r["name"] for r in rows], marker=dict(size=8, opacity=0.7),
             hovertemplate="%{text}<br>" + measure + " %{x:.3f}<br>%{y:.0f} tokens<extra></extra>"))
     items = [current] if isinstance(current, dict) else list(current or [])
@@ -256,7 +258,7 @@ def complexity_scatter(reference: list[dict], measure: str, current: dict | list
                            yanchor="bottom", showarrow=False, font=dict(size=11, color="grey"))
     title = dict(text=f"reference at L1 < {reference_threshold:g}") if reference and reference_threshold else None
     fig.update_layout(margin=dict(l=50, r=20, t=30, b=40), height=360, xaxis_title=measure.replace("_", " "),
-                      yaxis=dict(title="selected tokens", dtick=32), legend={**LEGEND_RIGHT, "title": title})
+                      yaxis=dict(title="selected tokens", dtick=token_step), legend={**LEGEND_RIGHT, "title": title})
     return fig
 
 

@@ -99,7 +99,10 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
     def complexity_figure(self, model, measure: str, current):
         """The complexity scatter of `current` (one image's row, or the Batch tab's rows) over the model's reference."""
         ref = self.reference(model)
-        return figures.complexity_scatter(ref["images"], measure, current, ref["threshold"])
+        tok = self.cache.known(None if model == BUNDLED else model)  # in memory once it has run
+        # counts in steps of the model's tokens per iteration; KARL's estimated counts fall anywhere
+        step = tok.config.latents_per_iteration if tok is not None and not is_karl(tok) else None
+        return figures.complexity_scatter(ref["images"], measure, current, ref["threshold"], token_step=step)
 
     def tokenizer(self, model: str, device: str | None, dtype: str, progress=None):
         try:

@@ -190,8 +190,10 @@ def test_a_run_sizes_the_settings_and_the_iteration_slider_to_its_model(page, tm
     assert first[ui.halting]["choices"] == ["deterministic", "stochastic", "off"]
     assert first[ui.halting]["value"] == "stochastic"
     assert last[ui.iteration]["label"] == "Iteration (0 = the first 4 tokens)" and last[ui.iteration]["maximum"] == 3
+    assert last[ui.scatter].layout.yaxis.dtick == 4  # the complexity plot's count ticks: its steps
     again = explore(h, BUNDLED)[-1]
     assert again[ui.iteration]["label"] == "Iteration (0 = the first 32 tokens)"
+    assert again[ui.scatter].layout.yaxis.dtick == 32
 
 
 def test_a_released_checkpoint_offline_is_a_status_line_naming_the_address_and_the_path(page, tmp_path, monkeypatch):

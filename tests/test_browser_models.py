@@ -85,6 +85,8 @@ def drive_vae_karl_and_offline(v: Page, library, karl: str, vae: str, tmp_path: 
     assert v.options("Halting") == ["deterministic", "off"]
     assert v.slider_max("Maximum iterations") == vae_tok.config.iterations == 4
     assert v.slider_max(f"Iteration (0 = the first {per} tokens)") == 4 - 1
+    v.page.wait_for_function("(n) => { const p = document.querySelector('#scatter .js-plotly-plot'); "
+                             "return p && p.layout.yaxis.dtick === n; }", arg=per, timeout=10_000)  # its count steps
     # How it works tells this model's sizes, not the bundled model's 32 tokens an iteration
     v.tab("How it works")
     v.wait_text("body", rf"\+ {per} new latent tokens \(each iteration\)")
