@@ -169,8 +169,9 @@ def drive_vae_karl_and_offline(v: Page, library, karl: str, vae: str, tmp_path: 
     # that of alit_core, and How it works names it
     preview = load_tokenizer("bundled:v2-preview", device="cpu")
     v.choose(MODEL_BOX, "bundled:v2-preview")
-    v.page.wait_for_function("(t) => document.querySelector('#explore-l1 input').value === String(t)",
-                             arg=preview.default_threshold, timeout=10_000)
+    # (null-safe: the box is hidden after the KARL model until this choice shows it again)
+    v.page.wait_for_function("(t) => { const e = document.querySelector('#explore-l1 input'); "
+                             "return e && e.value === String(t); }", arg=preview.default_threshold, timeout=10_000)
     # and its label names that threshold, not the default model's
     assert v.page.get_by_label(f"L1 threshold (0 to 1; this model's own: {preview.default_threshold:g})",
                                exact=True).is_visible()
