@@ -7,7 +7,7 @@ Public API (what the app and external code use; `__all__` lists exactly these):
     models and their configurations: ALIT, ALITConfig, VQGANConfig, VAEConfig, PRESETS, get_preset, KARL,
         KARLConfig, KARL_PRESETS
     running them: Tokenizer, ImageTokens, Step, Encoding, CachedRollout, InferenceOptions, KARLTokenizer,
-        KARLPass, KARLImageTokens, available_devices, supported_dtypes, faster_precision
+        KARLPass, KARLImageTokens, available_devices, supported_dtypes, faster_precision, HALTING_MODES
     how many tokens an image gets: Criterion, DEFAULT_THRESHOLD, select_iterations, select_batch_iteration
     images in and out: load_image, open_image, square_crop_resize, image_to_tensor, tensor_to_image,
         IMAGE_EXTENSIONS
@@ -37,6 +37,7 @@ from .files.loading import from_official, load_tokenizer
 from .files.registry import KARL_CHECKPOINTS, OFFICIAL_CHECKPOINTS, fetch_official
 from .model.alit import ALIT
 from .model.config import PRESETS, ALITConfig, VAEConfig, VQGANConfig, get_preset
+from .model.halting import MODES as HALTING_MODES
 from .model.karl import KARL, KARL_PRESETS, KARLConfig
 from .running.cached_rollout import CachedRollout
 from .running.devices import available_devices, faster_precision, supported_dtypes
@@ -52,6 +53,7 @@ __all__ = [
     "BUNDLED_MODELS",
     "COMPLEXITY_MEASURES",
     "DEFAULT_THRESHOLD",
+    "HALTING_MODES",
     "IMAGE_EXTENSIONS",
     "KARL",
     "KARL_CHECKPOINTS",

@@ -54,30 +54,35 @@ def budget_slider(config) -> dict:
                 label=f"Token budget (the largest count that fits; {step} to {most})")
 
 
-HALTING_MODES = ("deterministic", "stochastic", "off")  # every mode some model takes (the dropdown's choices
-# until a model says which of them it takes: Tokenizer.halting_modes)
-
-
 def iteration_label(karl: bool, per_iteration: int) -> str:
     """The attention view's iteration slider's label: an ALIT model's iterations of its own size, or KARL's passes."""
     return ("Pass of the budget sweep (0 = the smallest budget)" if karl else
             f"Iteration (0 = the first {per_iteration} tokens)")
 
 
+def halting_choices(tok, halting=None) -> dict:
+    """A halting dropdown's choices for a model: the modes an ALIT tokenizer takes (no stochastic for a
+    VAE-based one), every mode while the model is not known (None; a KARL model has no halting to choose).
+    With the visitor's `halting`, also the value: it, where it is one of them, else the first (None: the
+    value is left as it is, and is one of every mode)."""
+    modes = list(tok.halting_modes if tok is not None and not is_karl(tok) else alit_core.HALTING_MODES)
+    return {"choices": modes} if halting is None else {"choices": modes,
+                                                         "value": halting if halting in modes else modes[0]}
+
+
 def alit_model_controls(tok, budget=None, max_iterations=None, halting=None) -> dict[str, dict]:
     """The ALIT settings sized to a model, by component name: the budget slider (`budget` kept where it lies in
     the model's range, else its default), the iteration limit (1 to its iterations; `max_iterations` kept where
-    it fits, else all of them) and the halting modes it takes (`halting` kept where it takes it, else the
-    first). None: the model's default. Values always in range: gradio refuses every event whose slider or
-    dropdown value lies outside it."""
-    cfg, modes = tok.config, list(tok.halting_modes)
+    it fits, else all of them) and the halting modes it takes (`halting_choices`). Values always in range:
+    gradio refuses every event whose slider or dropdown value lies outside it."""
+    cfg = tok.config
     slider = budget_slider(cfg)
     if budget is not None and slider["minimum"] <= float(budget) <= slider["maximum"]:
         slider["value"] = budget
     kept = cfg.iterations if max_iterations is None else min(max(int(max_iterations), 1), cfg.iterations)
     return {"budget": slider,
             "max_iter": {"minimum": 1, "maximum": cfg.iterations, "value": kept},
-            "halting": {"choices": modes, "value": halting if halting in modes else modes[0]}}
+            "halting": halting_choices(tok, halting)}
 
 
 def attention_layer(discovery: dict | None) -> int:

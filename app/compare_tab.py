@@ -14,13 +14,13 @@ from . import explorer, figures
 from .choices import (
     BUDGET,
     DEFAULT_PSNR,
-    HALTING_MODES,
     KARL_CRITERION,
     KARL_QUALITY,
     L1,
     PSNR,
     VALUE_LABELS,
     attention_layer,
+    halting_choices,
     named_karl,
     slider_index,
     token_slider,
@@ -219,9 +219,7 @@ class CompareHandlers:
         """A Compare side's halting list for its model: the modes it takes when known without a download (no
         stochastic for a VAE-based model), the visitor's kept where it takes it; every mode otherwise (the
         comparison then refuses one the model lacks, saying so)."""
-        tok = self.cache.known(None if model == BUNDLED else model)
-        modes = list(tok.halting_modes) if tok is not None and not is_karl(tok) else list(HALTING_MODES)
-        return gr.update(choices=modes, value=halting if halting in modes else modes[0])
+        return gr.update(**halting_choices(self.cache.known(None if model == BUNDLED else model), halting))
 
     def compare_mode(self, mode):
         """Two images: image B, with A's settings for both; two settings: B's settings, on image A."""

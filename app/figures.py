@@ -240,8 +240,7 @@ def complexity_scatter(reference: list[dict], measure: str, current: dict | list
     for g in groups:
         rows = [r for r in reference if r.get("group", "reference") == g]
         fig.add_trace(go.Scatter(
-            x=[r[measure] for r in rows], y=[r["tokens"] + rng.uniform(-3, 3) * (token_step or 32) / 32 for r in rows],
-            mode="markers",
+            x=[r[measure] for r in rows], y=[r["tokens"] + rng.uniform(-3, 3) for r in rows], mode="markers",
             name=g, text=[r["name"] for r in rows], marker=dict(size=8, opacity=0.7),
             hovertemplate="%{text}<br>" + measure + " %{x:.3f}<br>%{y:.0f} tokens<extra></extra>"))
     items = [current] if isinstance(current, dict) else list(current or [])

@@ -29,7 +29,6 @@ from .choices import (
     CRITERIA,
     DEFAULT_PSNR,
     EXPLORE_SETTINGS,
-    HALTING_MODES,
     KARL_QUALITY,
     L1,
     L1_RANGE,
@@ -38,6 +37,7 @@ from .choices import (
     alit_model_controls,
     check_halting,
     download_progress,
+    halting_choices,
     iteration_label,
     named_karl,
     slider_index,
@@ -314,8 +314,7 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         total = steps if karl else min(int(max_iterations), steps)
         controls = self.family_controls(karl, kind, None if karl else tok.default_threshold)
         if not karl:  # the run's own settings kept, in this model's ranges and halting modes
-            for control, sized in alit_model_controls(tok, budget, max_iterations, halting).items():
-                controls[getattr(ui, control)] = {**controls[getattr(ui, control)], **sized}
+            self.size_controls(controls, tok, budget, max_iterations, halting)
         for rec in explorer.rollout(tok, image, name, halting=halting, seed=int(seed), max_iterations=total,
                                     layer=int(layer), quality=quality):
             run.rec = rec
@@ -561,20 +560,26 @@ class Handlers(CompareHandlers, BatchHandlers, ShareHandlers):
         ui = self.ui
         tok = self.cache.known(None if model == BUNDLED else model, device, dtype)
         karl = is_karl(tok) if tok is not None else named_karl(model)
-        every_mode = gr.update(choices=list(HALTING_MODES))
         if tok is None and not karl and not str(model).startswith("official:"):
-            return {ui.quality: gr.skip(), ui.halting: every_mode}
+            return {ui.quality: gr.skip(), ui.halting: gr.update(**halting_choices(None))}
         update = self.family_controls(karl, kind)
         if karl:
             update[ui.quality] = gr.update(visible=True, value=tok.config.default_quality if tok else KARL_QUALITY)
         else:
             threshold = tok.default_threshold if tok is not None else alit_core.DEFAULT_THRESHOLD
             update[ui.l1] = gr.update(value=threshold, label=texts.l1_label(threshold), visible=kind == L1)
-            update[ui.halting] = {**update[ui.halting], **every_mode}  # (shown again after a KARL model)
+            # (shown again after a KARL model: family_controls' update, with the list added)
+            update[ui.halting] = {**update[ui.halting], **halting_choices(None)}
             if tok is not None:
-                for control, sized in alit_model_controls(tok, halting=halting).items():
-                    update[getattr(ui, control)] = {**update[getattr(ui, control)], **sized}
+                self.size_controls(update, tok, halting=halting)
         return update
+
+    def size_controls(self, update: dict, tok, budget=None, max_iterations=None, halting=None) -> None:
+        """Add to `update` (family_controls' visibility updates) the ALIT settings sized to tok
+        (choices.alit_model_controls)."""
+        for control, sized in alit_model_controls(tok, budget, max_iterations, halting).items():
+            component = getattr(self.ui, control)
+            update[component] = {**update[component], **sized}
 
 
 def known_head(rec: Record, t: int, head) -> str:

@@ -12,7 +12,6 @@ from .choices import (
     CRITERIA,
     DEFAULT_PSNR,
     EXPLORE_SETTINGS,
-    HALTING_MODES,
     KARL_QUALITY,
     L1,
     PSNR,
@@ -122,7 +121,7 @@ def compare_settings(ui: Ui, side: str, model_list: list[str], local_paths: bool
     setattr(ui, f"cmp_model_{s}", gr.Dropdown(model_list, value=BUNDLED, allow_custom_value=local_paths,
                                               label=f"Model {side}", elem_id=f"cmp-model-{s}"))
     with gr.Row():
-        setattr(ui, f"cmp_halting_{s}", gr.Dropdown(list(HALTING_MODES), value="deterministic",
+        setattr(ui, f"cmp_halting_{s}", gr.Dropdown(list(alit_core.HALTING_MODES), value="deterministic",
                                                     label=f"Halting {side}", elem_id=f"cmp-halting-{s}"))
         setattr(ui, f"cmp_kind_{s}", gr.Dropdown(CRITERIA, value=kind, label=f"Criterion {side}",
                                                  elem_id=f"cmp-kind-{s}"))

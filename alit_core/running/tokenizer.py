@@ -20,7 +20,7 @@ import torch
 
 from ..model.alit import ALIT
 from ..model.config import ALITConfig
-from ..model.halting import Halting
+from ..model.halting import MODES, Halting
 from .cached_rollout import CachedRollout
 from .devices import resolve_device, resolve_dtype
 from .encoding import Encoding, encoding_builder
@@ -117,7 +117,7 @@ class Tokenizer(BoundModel):
     @property
     def halting_modes(self) -> tuple[str, ...]:
         """The halting modes this model takes by name (VAE-based models have no stochastic form)."""
-        return ("deterministic", "off") if self.is_vae else ("deterministic", "stochastic", "off")
+        return tuple(m for m in MODES if m != "stochastic") if self.is_vae else MODES
 
     def _halting(self, halting, seed):
         return Halting.for_model(self.config, halting, seed)
