@@ -86,11 +86,16 @@ def base_state(path: str, base: str = "vqgan") -> dict[str, torch.Tensor]:
     return {k: v.float() if v.is_floating_point() else v for k, v in ema.items()}
 
 
+DECODER_SIDE = ("decoder.", "post_quant_conv.")  # base tokenizer weights that read codes or latents, never make them
+
+
 def fingerprint(base: nn.Module) -> float:
     """A number that tells one set of base tokenizer weights from another (float16-rounded, as packs are
-    made), so that ALIT is never trained on the codes or latents of another VQGAN or VAE than its own."""
-    return round(sum(float(p.detach().half().double().abs().sum()) for p in base.state_dict().values()
-                     if p.is_floating_point()), 3)
+    made), so that ALIT is never trained on the codes or latents of another VQGAN or VAE than its own.
+    Only the weights that make a pack's codes or latents count: a decoder trained on since (a decoder-only
+    vqgan or vae run) leaves the pack valid."""
+    return round(sum(float(p.detach().half().double().abs().sum()) for k, p in base.state_dict().items()
+                     if p.is_floating_point() and not k.startswith(DECODER_SIDE)), 3)
 
 
 def base_from(path: str, model_cfg: ALITConfig) -> VQGAN | KLVAE:

@@ -15,7 +15,7 @@ from alit_core.model.config import ALITConfig
 from .calibration import MAX_FALLBACK
 from .streams import SceneStream
 from .train_config import DEFAULT_MIX
-from .training_state import state_weights
+from .training_state import decoder_weights, state_weights
 
 
 def calibrate_threshold(model: ALIT, index: str, n: int = 64, seed: int = 99) -> float:
@@ -34,7 +34,7 @@ def calibrate_threshold(model: ALIT, index: str, n: int = 64, seed: int = 99) ->
 
 
 def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | None = None,
-           calibrate: str | None = None, weights: str = "ema", vqgan_decoder: str | None = None,
+           calibrate: str | None = None, weights: str = "ema", base_decoder: str | None = None,
            calibrate_photos: str | None = None, max_fallback: float = MAX_FALLBACK) -> Path:
     """Write the EMA weights of an ALIT training checkpoint (a full one or a compact state) in the alit_core
     format.
@@ -45,21 +45,18 @@ def export(checkpoint: str, dest: str, dtype: str = "float16", metadata: dict | 
     layer that segment validation scenes best, with their FG-ARI on other scenes (the app's default).
     weights: "ema" (the average) or "model" (the last step's weights; better after a short final
     phase that the average has not caught up with).
-    vqgan_decoder: another training checkpoint (a decoder-only e2e run, or a decoder-only vqgan run)
-    whose VQGAN decoder replaces this one's (its `weights` too). The threshold is calibrated on the
-    result.
+    base_decoder: another training checkpoint (a decoder-only e2e or vqgan run, or for a VAE model a
+    decoder-only vae run) whose base tokenizer's decoder replaces this one's (its `weights` too). The
+    threshold is calibrated on the result.
     """
     ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model = ALIT(ALITConfig.from_dict(ck["model_config"]))
     model.load_state_dict(state_weights(ck, weights))  # a compact state too (the committed ones)
     meta = {"trained_steps": int(ck["step"]), "train_config": ck["train_config"], "weights": weights}
-    if vqgan_decoder:
-        dec = torch.load(vqgan_decoder, map_location="cpu", weights_only=True)
-        state = state_weights(dec, weights)
-        prefix = "vqgan.decoder." if any(k.startswith("vqgan.") for k in state) else "decoder."  # ALIT or VQGAN run
-        model.vqgan.decoder.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-        meta["vqgan_decoder"] = {"from": str(vqgan_decoder), "trained_steps": int(dec["step"]),
-                                 "train_config": dec["train_config"]}
+    if base_decoder:
+        decoder, meta[f"{model.cfg.base_name}_decoder"] = decoder_weights(base_decoder, model.cfg.base_name, weights)
+        if model.load_state_dict(decoder, strict=False).unexpected_keys:
+            raise SystemExit(f"the decoder of {base_decoder} does not fit the {model.cfg.base_name.upper()} of {checkpoint}")
     if calibrate:
         # calibrate the weights that ship: rounded to the checkpoint's dtype
         model = model.to(getattr(torch, dtype)).float()

@@ -158,11 +158,14 @@ def _pick(rng: np.random.Generator, items: Sequence[dict], what: str) -> dict:
     return items[int(rng.integers(len(items)))]
 
 
-def background_crop(bank: PhotoBank, rng: np.random.Generator, size: int, split: str | None) -> tuple[np.ndarray, str]:
+def background_crop(bank: PhotoBank, rng: np.random.Generator, size: int, split: str | None,
+                    scale: tuple[float, float] = (0.3, 1.0)) -> tuple[np.ndarray, str]:
+    """A random square crop of a background photo, its side uniform in `scale` of the photo's shorter side,
+    resized to size x size, flipped half the time; and the photo's path."""
     entry = _pick(rng, bank.select("background", split), f"background photos (split {split})")
     im = bank.image(entry)
     w, h = im.size
-    c = max(1, round(rng.uniform(0.3, 1.0) * min(w, h)))
+    c = max(1, round(rng.uniform(*scale) * min(w, h)))
     x = int(rng.integers(0, w - c + 1))
     y = int(rng.integers(0, h - c + 1))
     flip = bool(rng.random() < 0.5)

@@ -7,6 +7,7 @@ so the same seed always gives identical arrays. ``index`` arguments accept what
 * ``make_scene``   photo background crop + 0..4 pasted photographic cut-outs with exact
                    instance masks (training data and in-distribution scenes)
 * ``photo_crop``   plain random crops of background photos (in-distribution evaluation)
+* ``whole_photo``  a background photo's whole shorter side, as a user uploads it
 
 The simple and out-of-distribution evaluation images are in ``alit_train.synthetic``.
 ``python -m alit_train.scenes preview --out DIR`` writes sample scenes (image | masks).
@@ -27,7 +28,7 @@ from alit_train.data import DEFAULT_INDEX
 from .photo_bank import IndexLike, PhotoBank, as_bank, background_crop, paste_stamps
 from .synthetic import OOD_KINDS, SIMPLE_KINDS, ood_image, simple_image
 
-__all__ = ["IndexLike", "PhotoBank", "Scene", "make_scene", "mask_overlay", "photo_crop"]
+__all__ = ["IndexLike", "PhotoBank", "Scene", "make_scene", "mask_overlay", "photo_crop", "whole_photo"]
 
 
 @dataclass
@@ -87,6 +88,13 @@ def make_scene(
 def photo_crop(index: IndexLike, rng: np.random.Generator, size: int = 128, split: str = "val") -> np.ndarray:
     """A plain random crop of a background photo (same crop law as ``make_scene``)."""
     return background_crop(as_bank(index), rng, size, split)[0]
+
+
+def whole_photo(index: IndexLike, rng: np.random.Generator, size: int = 128, split: str = "val") -> np.ndarray:
+    """A background photo as a user uploads it: a square of its whole shorter side (at a random offset along
+    the longer), resized. Plain crops (`photo_crop`) show on average two thirds of that side, so they carry
+    less detail per pixel than the whole photos the app and the calibration see."""
+    return background_crop(as_bank(index), rng, size, split, scale=(1.0, 1.0))[0]
 
 
 # --------------------------------------------------------------------------- preview

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .photo_bank import PhotoBank
-from .scenes import make_scene, photo_crop
+from .scenes import make_scene, photo_crop, whole_photo
 from .synthetic import simple_image
 from .train_config import IMAGE_KINDS
 
@@ -31,6 +31,8 @@ class SceneStream:
             return make_scene(self.bank, rng, size=self.size, k_objects=(1, 4), split=self.split).image
         if kind == "photo":
             return photo_crop(self.bank, rng, size=self.size, split=self.split)
+        if kind == "whole_photo":
+            return whole_photo(self.bank, rng, size=self.size, split=self.split)
         return simple_image(rng, self.size, kind=rng.choice(["flat", "gradient", "shapes"]))
 
     def batch(self, step: int, batch_size: int) -> torch.Tensor:

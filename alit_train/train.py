@@ -52,7 +52,16 @@ from .quantize_latents import anneal_quantizer, residual_at
 from .sign_latents import as_sign_latent, has_corner_codebook, sign_latent_model
 from .streams import SceneStream, batches, random_crops
 from .train_config import TrainConfig, model_config, parse_mix, parse_weights
-from .training_state import EMA, compact, extend_log, initial_model, load_compact, merge_log, save_training_state
+from .training_state import (
+    EMA,
+    compact,
+    extend_log,
+    initial_model,
+    load_compact,
+    merge_log,
+    save_training_state,
+    set_base_decoder,
+)
 
 BASE_STAGES = ("vqgan", "vae")  # train a base tokenizer alone, on random crops
 
@@ -119,10 +128,21 @@ def build(cfg: TrainConfig) -> tuple[nn.Module, nn.Module, ALITConfig]:
         if model_cfg.vae is None:
             raise SystemExit(f"the vae stage trains a model's KL VAE; {cfg.model} has a VQGAN "
                              "(e.g. --model explorer_128_vae)")
-        if cfg.init:
-            raise SystemExit("the vae stage starts from scratch, or resumes <out>/last.pt or --resume <compact state>")
-        vae = KLVAE(model_cfg.vae)
-        return VAEObjective(vae, cfg.kl_weight), vae, model_cfg
+        if cfg.decoder_only != bool(cfg.init):
+            raise SystemExit("the vae stage starts from scratch, or resumes <out>/last.pt or --resume <compact state>; "
+                             "--init <ALIT state> goes with --decoder-only (that ALIT's VAE decoder, its encoder frozen)")
+        if not cfg.init:
+            vae = KLVAE(model_cfg.vae)
+            return VAEObjective(vae, cfg.kl_weight), vae, model_cfg
+        model = initial_model(cfg.init, cfg.init_weights)
+        if not model.is_vae:
+            raise SystemExit(f"--init {cfg.init} is an ALIT on a VQGAN: its decoder trains in the vqgan stage")
+        vae = model.vae
+        # As the VQGAN's decoder-only run: the same encoder, so the same latents for every image (an ALIT
+        # trained on them, and its latent pack, stay valid); the decoder learns to draw them better.
+        vae.requires_grad_(False)
+        vae.decoder.requires_grad_(True)
+        return VAEObjective(vae, cfg.kl_weight), vae, model.cfg
     if cfg.stage == "vqgan":
         if not cfg.init:
             vq = VQGAN(model_cfg.vqgan)
@@ -509,6 +529,12 @@ def main(argv: list[str] | None = None) -> int:
     x = sub.add_parser("extend-log", help="add to a line's one log the rows of a run's metrics.jsonl it lacks")
     x.add_argument("log")
     x.add_argument("run_metrics")
+    d = sub.add_parser("set-decoder", help="a compact ALIT state with the base tokenizer's decoder of another run "
+                                           "(a decoder-only vqgan or vae run on its encoder)")
+    d.add_argument("state")
+    d.add_argument("decoder_run")
+    d.add_argument("dest")
+    d.add_argument("--weights", choices=["ema", "model"], default="ema", help="which of the decoder run's weights")
     fallback_help = (f"with calibration on whole photos: at most this fraction of them may fall back "
                      f"(default {MAX_FALLBACK}, half the 10%% allowed on unseen photos; alit_train/calibration.py)")
     r = sub.add_parser("recalibrate", help="a shipped checkpoint's default threshold calibrated on a split's whole photos")
@@ -527,8 +553,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --calibrate: calibrate on this split's whole photos instead (e.g. calib), and record "
                         "the attention iteration and layer that find objects best")
     e.add_argument("--max-fallback", type=float, default=MAX_FALLBACK, help=fallback_help)
-    e.add_argument("--vqgan-decoder", metavar="CHECKPOINT",
-                   help="take the VQGAN decoder from this training checkpoint (a decoder-only e2e run)")
+    e.add_argument("--base-decoder", "--vqgan-decoder", dest="base_decoder", metavar="CHECKPOINT",
+                   help="take the base tokenizer's decoder from this training checkpoint (a decoder-only e2e, vqgan "
+                        "or vae run)")
     args = p.parse_args(argv)
     if args.stage == "compact":
         print(compact(args.checkpoint, args.dest))
@@ -542,9 +569,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage == "recalibrate":
         print(recalibrate(args.checkpoint, args.dest, args.calibrate, args.calibrate_photos, args.max_fallback))
         return 0
+    if args.stage == "set-decoder":
+        print(set_base_decoder(args.state, args.decoder_run, args.dest, args.weights))
+        return 0
     if args.stage == "export":
         print(export(args.checkpoint, args.dest, args.dtype, calibrate=args.calibrate, weights=args.weights,
-                     vqgan_decoder=args.vqgan_decoder, calibrate_photos=args.calibrate_photos,
+                     base_decoder=args.base_decoder, calibrate_photos=args.calibrate_photos,
                      max_fallback=args.max_fallback))
         return 0
     cfg = TrainConfig(**{k: v for k, v in vars(args).items()})

@@ -12,7 +12,7 @@ from alit_core.model.config import ALITConfig, get_preset
 
 from .objectives import ITERATION_WEIGHTS
 
-IMAGE_KINDS = ("scene", "photo", "simple")  # what `streams.SceneStream` makes (see alit_train.scenes)
+IMAGE_KINDS = ("scene", "photo", "whole_photo", "simple")  # what `streams.SceneStream` makes (see alit_train.scenes)
 DEFAULT_MIX = {"scene": 0.5, "photo": 0.3, "simple": 0.2}
 
 
@@ -42,8 +42,9 @@ class TrainConfig:
     # continue training its VQGAN
     init: str | None = None
     init_weights: str = "ema"  # which weights of a training checkpoint --init starts from ("ema" or "model")
-    # e2e stage: train only the VQGAN decoder, on the frozen ALIT's soft codes; vqgan stage with --init: only
-    # the decoder, on the VQGAN's own codes (encoder and codebook frozen, so an ALIT on those codes stays valid)
+    # e2e stage: train only the VQGAN decoder, on the frozen ALIT's soft codes; vqgan (vae) stage with --init: only
+    # the decoder, on the VQGAN's own codes (the VAE's own latents): encoder (and codebook) frozen, so an ALIT on
+    # those codes (latents) stays valid
     decoder_only: bool = False
     # vqgan stage with --init: grow the VQGAN's codebook to this many codes first (alit_train.codebook_growth;
     # 0: keep its size)

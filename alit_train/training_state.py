@@ -137,6 +137,38 @@ def state_weights(ck: dict, weights: str = "ema") -> dict[str, torch.Tensor]:
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
+def decoder_weights(path: str, base: str, weights: str = "ema") -> tuple[dict[str, torch.Tensor], dict]:
+    """The decoder of the base tokenizer ("vqgan" or "vae") in a training checkpoint, under an ALIT's key
+    names (`{base}.decoder.*`), and where it came from: an ALIT run holds it under the base's name, a
+    decoder-only vqgan or vae run at its root."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    state = state_weights(ck, weights)
+    prefix = f"{base}.decoder." if any(k.startswith(f"{base}.") for k in state) else "decoder."
+    decoder = {f"{base}.decoder.{k[len(prefix):]}": v for k, v in state.items() if k.startswith(prefix)}
+    if not decoder:
+        raise SystemExit(f"{path} holds no {base.upper()} decoder")
+    return decoder, {"from": str(path), "trained_steps": int(ck["step"]), "train_config": ck["train_config"]}
+
+
+def set_base_decoder(state: str, decoder_run: str, dest: str, weights: str = "ema") -> Path:
+    """A compact ALIT state whose frozen base tokenizer's decoder is another run's (a decoder-only vqgan or vae
+    run on the same encoder, so the ALIT's targets and its code pack stay as they were): the line then trains
+    on through the new decoder, which its pixel term reads."""
+    ck = torch.load(state, map_location="cpu", weights_only=True)
+    if not ck.get("compact"):
+        raise SystemExit(f"{state} is not a compact state (python -m alit_train.train compact makes one)")
+    base = ALITConfig.from_dict(ck["model_config"]).base_name
+    decoder, _ = decoder_weights(decoder_run, base, weights)
+    if decoder.keys() != {k for k in ck["model"] if k.startswith(f"{base}.decoder.")}:
+        raise SystemExit(f"the decoder of {decoder_run} does not fit the {base.upper()} of {state}")
+    ck["model"].update({k: v.half() for k, v in decoder.items()})
+    ck["ema"] = {k: v for k, v in ck["ema"].items() if k not in decoder}  # frozen: its average is itself
+    dest = Path(dest)
+    with written_whole(dest) as tmp:
+        torch.save(ck, tmp)
+    return dest
+
+
 def initial_model(path: str, weights: str = "ema") -> ALIT:
     """An ALIT in float32 from a training checkpoint (its `weights`) or an alit_core checkpoint."""
     ck = torch.load(path, map_location="cpu", weights_only=True)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ROOT, small_config
+from PIL import Image
 
 from alit_train.train import lr_at, main, param_groups
 from alit_train.train_config import TrainConfig
@@ -630,6 +631,62 @@ def test_vae_stage_trains_a_kl_vae_from_scratch_and_continues_from_its_compact_s
         run_stage("vae", tmp_path / "vq", tiny_data, 1)
 
 
+def test_vae_decoder_alone_learns_on_whole_photos_and_export_takes_it(tiny_data, tmp_path):
+    """The VAE decoder of an ALIT state trains alone (its encoder frozen, so the latents an ALIT regresses stay
+    the same), on whole photos as users upload them; export puts it into that ALIT."""
+    from alit_core import ALIT, VAEConfig, save_checkpoint
+    from alit_train.photo_bank import PhotoBank
+    from alit_train.scenes import whole_photo
+
+    vae_cfg = VAEConfig(resolution=64, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, encoder_attn_resolutions=(),
+                        decoder_attn_resolutions=(), latent_scale=1.0)
+    model_json = tmp_path / "vae.json"
+    model_json.write_text(json.dumps(small_config(vae=vae_cfg).to_dict()))
+    start = save_checkpoint(ALIT(small_config(vae=vae_cfg)), tmp_path / "start.pt", dtype=torch.float32)
+    extra = ["--model", str(model_json)]
+    run_stage("alit", tmp_path / "alit", tiny_data, 1, [*extra, "--init", str(start), "--halting", "off"])
+    alit = torch.load(tmp_path / "alit" / "last.pt", weights_only=True)["model"]
+
+    run_stage("vae", tmp_path / "dec", tiny_data, 2, [*extra, "--init", str(tmp_path / "alit" / "last.pt"),
+                                                      "--init-weights", "model", "--decoder-only", "--crop", "32",
+                                                      "--mix", "whole_photo=1"])
+    dec = torch.load(tmp_path / "dec" / "last.pt", weights_only=True)["model"]
+    changed = {k for k, v in dec.items() if v.is_floating_point() and not torch.equal(v, alit["vae." + k])}
+    assert changed and all(k.startswith("decoder.") for k in changed)
+    assert main(["export", str(tmp_path / "alit" / "last.pt"), str(tmp_path / "merged.pt"), "--weights", "model",
+                 "--base-decoder", str(tmp_path / "dec" / "last.pt"), "--dtype", "float32"]) == 0
+    merged = torch.load(tmp_path / "merged.pt", weights_only=True)
+    assert torch.equal(merged["state_dict"]["vae.decoder.conv_in.weight"], dec["decoder.conv_in.weight"])
+    assert torch.equal(merged["state_dict"]["vae.encoder.conv_in.weight"], alit["vae.encoder.conv_in.weight"])
+    assert merged["metadata"]["vae_decoder"]["trained_steps"] == 2
+    # ... and so does set-decoder into its compact state, from which the line trains on through the new decoder
+    assert main(["compact", str(tmp_path / "alit" / "last.pt"), str(tmp_path / "state.pt")]) == 0
+    assert main(["set-decoder", str(tmp_path / "state.pt"), str(tmp_path / "dec" / "last.pt"),
+                 str(tmp_path / "state_dec.pt"), "--weights", "model"]) == 0
+    state = torch.load(tmp_path / "state_dec.pt", weights_only=True)
+    assert torch.equal(state["model"]["vae.decoder.conv_in.weight"], dec["decoder.conv_in.weight"].half())
+    assert torch.equal(state["model"]["vae.encoder.conv_in.weight"], alit["vae.encoder.conv_in.weight"].half())
+    assert not any(k.startswith("vae.") for k in state["ema"]) and state["step"] == 1
+    run_stage("alit", tmp_path / "on", tiny_data, 2, [*extra, "--resume", str(tmp_path / "state_dec.pt"),
+                                                      "--halting", "off"])
+    on = torch.load(tmp_path / "on" / "last.pt", weights_only=True)["model"]
+    assert torch.equal(on["vae.decoder.conv_in.weight"], dec["decoder.conv_in.weight"].half().float())
+    with pytest.raises(SystemExit, match="not a compact state"):
+        main(["set-decoder", str(tmp_path / "alit" / "last.pt"), str(tmp_path / "dec" / "last.pt"), str(tmp_path / "x.pt")])
+    with pytest.raises(SystemExit, match="--decoder-only"):  # an ALIT's VAE trains only its decoder
+        run_stage("vae", tmp_path / "whole", tiny_data, 1, [*extra, "--init", str(tmp_path / "alit" / "last.pt")])
+
+    # a whole photo is a square of the photo's whole shorter side: the one val background (90 x 120) at 45 px
+    # is its 90 x 90 square at some offset along the width, resized (and maybe flipped)
+    from alit_train.photo_bank import RESAMPLE
+
+    image = whole_photo(PhotoBank.from_index(str(tiny_data / "index.json")), np.random.default_rng(3), 45, "val")
+    photo = Image.open(tiny_data / "bg0.png").convert("RGB")
+    squares = [photo.resize((45, 45), RESAMPLE, box=(x, 0, x + 90, 90)) for x in range(31)]
+    squares += [im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for im in squares]
+    assert image.shape == (45, 45, 3) and any(np.array_equal(image, np.asarray(im)) for im in squares)
+
+
 def test_alit_on_a_trained_vae_from_a_latent_pack(tiny_data, tmp_path):
     from alit_core import ALIT, VAEConfig
     from alit_train.code_pack import CodePack, base_from, base_state
@@ -696,6 +753,11 @@ def test_alit_on_a_trained_vae_from_a_latent_pack(tiny_data, tmp_path):
     other = [*extra[:3], str(tmp_path / "vae_b" / "last.pt"), *extra[4:]]
     with pytest.raises(SystemExit, match="made by another VQGAN or VAE"):
         run_stage("alit", tmp_path / "other", tiny_data, 1, other)
+    # ... but the same encoder with another decoder (a decoder-only vae run's) makes the same latents: taken
+    redrawn = torch.load(vae_ck, weights_only=True)
+    redrawn["ema"] = {k: v + 0.5 if k.startswith("decoder.") else v for k, v in redrawn["ema"].items()}
+    torch.save(redrawn, tmp_path / "redrawn.pt")
+    run_stage("alit", tmp_path / "redrawn", tiny_data, 1, [*extra[:3], str(tmp_path / "redrawn.pt"), *extra[4:]])
     with pytest.raises(SystemExit, match="--vae"):
         run_stage("alit", tmp_path / "novae", tiny_data, 1, ["--model", str(model_json), "--halting", "off"])
     # a compact state brings its own VAE: another one given beside it is refused, not silently dropped
