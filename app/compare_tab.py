@@ -113,7 +113,7 @@ class CompareHandlers:
                      floor=None if r.rec.base_l1 is None else (r.rec.base, r.rec.base_l1))
                 for lab, r, c, sel in zip("AB", cmp.runs, cmp.crits, cmp.selected)]),
             # a slider needs two ends: a one-iteration comparison shows its one iteration on a fixed slider
-            ui.cmp_iteration: gr.update(value=it, maximum=max(1, n - 1), interactive=n > 1),
+            ui.cmp_iteration: gr.update(value=it, maximum=max(1, n - 1), interactive=n > 1, label=cmp.step_label),
             **self.comparison_views(cmp, it, 0),
         }
 
@@ -248,5 +248,5 @@ class CompareHandlers:
         cmp.token_top = None  # compare()'s own view is replaced here: the page never got its token slider
         update.update(self.comparison_views(cmp, t, at.get("token", 0)))
         update[ui.cmp_iteration] = gr.update(value=t, maximum=max(1, cmp.iterations - 1),
-                                             interactive=cmp.iterations > 1)
+                                             interactive=cmp.iterations > 1, label=cmp.step_label)
         return update

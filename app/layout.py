@@ -19,6 +19,7 @@ from .choices import (
     VALUE_LABELS,
     attention_layer,
     budget_slider,
+    halting_choices,
     iteration_label,
 )
 from .compare_tab import (
@@ -115,13 +116,14 @@ def sample(name: str) -> str | None:
     return str(path) if path.exists() else None
 
 
-def compare_settings(ui: Ui, side: str, model_list: list[str], local_paths: bool, kind: str, value):
-    """One Compare side's model, halting, criterion and its value (ui.cmp_model_a, ...)."""
+def compare_settings(ui: Ui, side: str, model_list: list[str], local_paths: bool, kind: str, value, tok):
+    """One Compare side's model, halting, criterion and its value (ui.cmp_model_a, ...); `tok` is the model
+    it opens on (the server's default), whose halting modes it lists."""
     s = side.lower()
     setattr(ui, f"cmp_model_{s}", gr.Dropdown(model_list, value=BUNDLED, allow_custom_value=local_paths,
                                               label=f"Model {side}", elem_id=f"cmp-model-{s}"))
     with gr.Row():
-        setattr(ui, f"cmp_halting_{s}", gr.Dropdown(list(alit_core.HALTING_MODES), value="deterministic",
+        setattr(ui, f"cmp_halting_{s}", gr.Dropdown(**halting_choices(tok, "deterministic"),
                                                     label=f"Halting {side}", elem_id=f"cmp-halting-{s}"))
         setattr(ui, f"cmp_kind_{s}", gr.Dropdown(CRITERIA, value=kind, label=f"Criterion {side}",
                                                  elem_id=f"cmp-kind-{s}"))
@@ -245,7 +247,7 @@ def explore_settings(ui: Ui, cache: ModelCache, tok, device_choices: list[str], 
         ui.max_iter = gr.Slider(1, cfg.iterations, value=cfg.iterations, step=1,
                                 label="Maximum iterations")
         with gr.Row():
-            ui.halting = gr.Dropdown(list(tok.halting_modes), value="deterministic", label="Halting")
+            ui.halting = gr.Dropdown(**halting_choices(tok, "deterministic"), label="Halting")
             ui.seed = gr.Number(value=0, precision=0, label="Seed (stochastic)")
         # KARL's own setting (shown for a KARL model, with ALIT's criteria, iterations and
         # halting hidden): the desired L1 its single pass is conditioned on
@@ -323,7 +325,8 @@ def compare_tab(ui: Ui, cache: ModelCache, tok, keep_s: int):
                                          height=220)
             gr.Examples(examples(), inputs=ui.cmp_image_a, label="Examples for A", examples_per_page=12)
             ui.cmp_settings_a_md = gr.Markdown(COMPARE_SETTINGS_A[False])
-            compare_settings(ui, "A", model_choices(cache.default_source), cache.local_paths, L1, tok.default_threshold)
+            compare_settings(ui, "A", model_choices(cache.default_source), cache.local_paths, L1, tok.default_threshold,
+                             tok)
         with gr.Column(elem_id="compare-b"):
             ui.cmp_b_md = gr.Markdown(COMPARE_B[False])
             with gr.Column() as ui.cmp_image_b_box:
@@ -332,7 +335,8 @@ def compare_tab(ui: Ui, cache: ModelCache, tok, keep_s: int):
                                              sources=["upload", "clipboard"], height=220)
                 gr.Examples(examples(), inputs=ui.cmp_image_b, label="Examples for B", examples_per_page=12)
             with gr.Column(visible=False) as ui.cmp_settings_b:
-                compare_settings(ui, "B", model_choices(cache.default_source), cache.local_paths, PSNR, DEFAULT_PSNR)
+                compare_settings(ui, "B", model_choices(cache.default_source), cache.local_paths, PSNR, DEFAULT_PSNR,
+                                 tok)
     ui.cmp_run = gr.Button("Compare", variant="primary")
     ui.cmp_status = gr.Markdown(elem_id="compare-status")
     ui.cmp_summary = gr.Markdown("Pick two images (or one image and two settings), then *Compare*.",

@@ -61,6 +61,14 @@ class Comparison:
         return self.runs[0].rec.karl != self.runs[1].rec.karl
 
     @property
+    def step_label(self) -> str:
+        """The shared slider's label: what it moves through for these two runs."""
+        if self.mixed:
+            alit = next(lab for lab, run in zip("AB", self.runs) if not run.rec.karl)
+            return f"Iteration of {alit} (the KARL side shows its pass nearest that count)"
+        return "Pass (both runs)" if self.runs[0].rec.karl else "Iteration (both runs)"
+
+    @property
     def iterations(self) -> int:
         if self.mixed:
             return next(len(r.rec.tokens) for r in self.runs if not r.rec.karl)

@@ -89,6 +89,7 @@ def test_compare_two_images_shows_both_counts_curves_and_the_shared_iteration(pa
     # the shared slider opens at the later selection; both runs and their difference at that iteration
     t = max(cmp.selected)
     assert update[ui.cmp_iteration]["value"] == t and update[ui.cmp_iteration]["maximum"] == 7
+    assert update[ui.cmp_iteration]["label"] == "Iteration (both runs)"
     assert np.array_equal(picture(update[ui.cmp_recon_a]), figures.enlarge(a.recons[t]))
     assert np.array_equal(picture(update[ui.cmp_recon_b]), figures.enlarge(b.recons[t]))
     # two images: where each reconstruction still errs against its own image, side by side (their difference
@@ -249,6 +250,7 @@ def test_a_shared_view_restores_the_run_the_comparison_and_the_tabs(page, compar
     assert update[ui.attn_md].startswith("Iteration 2 (96 tokens), decoder layer 2, head mean: token 40")
     assert update[ui.metrics] == last[ui.metrics]
     # (the comparison's own first view, at its selection, never reaches the page: the token is sent)
+    assert update[ui.cmp_iteration]["label"] == "Iteration (both runs)"
     assert update[ui.cmp_iteration]["value"] == 7 and update[ui.cmp_token] == {"maximum": 255, "value": 200,
                                                                                "__type__": "update"}
     assert update[ui.cmp_summary] == compared[0][ui.cmp_summary]
@@ -303,6 +305,11 @@ def test_a_side_that_keeps_no_token_is_compared_without_a_ratio(page):
 
     cmp = SimpleNamespace(runs=[side(0), side(12)], crits=[None, None], selected=[0, 0], halting=["off", "off"])
     assert "B selects **12 more tokens** than A." in h.comparison_md(cmp)
+    # two KARL runs: the shared slider moves through passes, and says so
+    from app.runs import Comparison
+
+    both = Comparison(runs=(side(0), side(12)), crits=(None, None), selected=(0, 0), halting=("off", "off"))
+    assert both.step_label == "Pass (both runs)" and not both.mixed
 
 
 def test_the_bundled_model_against_the_v2_preview_on_one_image(page):

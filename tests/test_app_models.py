@@ -93,3 +93,17 @@ def test_a_bundled_model_is_read_when_chosen_and_named_either_way(checkpoints):
     choices = model_choices("bundled:v2-preview")
     assert choices[:2] == [BUNDLED, "bundled:default"] and "bundled:v2-preview" not in choices
     assert model_choices("official:in100-small-vqgan-quantized").count("official:in100-small-vqgan-quantized") == 0
+
+
+def test_a_page_on_a_vae_model_offers_only_the_halting_it_takes(tmp_path):
+    """A server started on the v2 preview (a VAE model: no stochastic halting): Explore's and both Compare
+    sides' halting lists are its own from the first page, not every mode until a model is chosen."""
+    from app.files import OutputDir
+    from app.layout import make_page
+
+    _, ui, _ = make_page(ModelCache("bundled:v2-preview", "cpu"), ["cpu"], "cpu", OutputDir(tmp_path))
+    for dropdown in (ui.halting, ui.cmp_halting_a, ui.cmp_halting_b):
+        assert [value for _, value in dropdown.choices] == ["deterministic", "off"]
+        assert dropdown.value == "deterministic"
+    _, ui, _ = make_page(ModelCache(None, "cpu"), ["cpu"], "cpu", OutputDir(tmp_path / "v1"))
+    assert [value for _, value in ui.cmp_halting_a.choices] == ["deterministic", "stochastic", "off"]

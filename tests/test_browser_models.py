@@ -151,6 +151,8 @@ def drive_vae_karl_and_offline(v: Page, library, karl: str, vae: str, tmp_path: 
     a = int(re.search(r"A · .*?Selected: iteration \d+, (\d+) tokens", summary).group(1))
     assert a == library_tokens(library, SAMPLES[CAT], threshold=thr)
     v.wait_text("#compare-view", r"B at budget \d+ \(the pass whose count is nearest the other's\)")
+    # the shared slider says what it moves through: A's iterations, B's nearest pass beside them
+    assert "Iteration of A (the KARL side shows its pass nearest that count)" in v.text("#cmp-iteration")
     names = v.page.evaluate("() => document.querySelector('#compare-curve .js-plotly-plot').data.map(t => t.name)")
     assert names == ["A: L1", "A: PSNR (dB)", "A: VQGAN alone", "A: selected", "B: L1", "B: PSNR (dB)",
                      "B: selected"], names
